@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the real DICOM peers the tests use (Debian packages), only when missing.
+#   dcmtk: storescu, storescp, echoscu, findscu, movescu   orthanc: /usr/sbin/Orthanc   tmux: end-to-end TUI test
+set -euo pipefail
+missing=()
+[[ -x /usr/bin/storescu && -x /usr/bin/storescp && -x /usr/bin/echoscu ]] || missing+=(dcmtk)
+[[ -x /usr/sbin/Orthanc ]] || missing+=(orthanc)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+if (( ${#missing[@]} == 0 )); then exit 0; fi
+echo "install-peers: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# policy-rc.d 101: the orthanc package must not start its system service; tests start their own on loopback
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
