@@ -1,0 +1,3 @@
+from rtstation_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,228 @@
+"""Station configuration: TOML read with ``tomllib``, validated into frozen dataclasses.
+
+Why a hand-written validator: every error must say which file, which key, the bad value and what is allowed
+(operators fix configs over SSH at 2 a.m.; "validation error" is useless). Field constraints live next to the
+fields as metadata, so adding a key is one line. Writing the file back (keeping comments) is ``configfile.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .configcheck import ConfigError, check_value
+from .configcheck import setting as _c
+from .nodes import NodeConfig
+from .rulesconfig import RuleConfig, validate_rules
+
+DEFAULT_CONFIG_PATHS = ("./rtstation.toml", "/etc/rtstation/rtstation.toml")
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    ae_title: str = _c("RTSTATION", kind="ae")
+    bind: str = _c("0.0.0.0", kind="host")
+    port: int = _c(11112, min=1, max=65535)
+    data_dir: Path = _c(Path("./var"))
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    allowed_calling_aes: tuple[str, ...] = _c((), kind="acl")
+    check_called_ae: bool = _c(True)
+    settle_seconds: float = _c(10.0, min=0, max=86400)
+    min_free_mb: int = _c(500, min=0)
+    max_associations: int = _c(16, min=1, max=1000)
+    durability: str = _c("fsync", choices=("fsync", "os"))
+    max_pdu: int = _c(65536, min=0, max=4_194_304)
+    network_timeout_s: float = _c(60.0, min=1, max=86400)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _c("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
+    dir: Path | None = _c(None)
+    retention_days: int = _c(30, min=1, max=3650)
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    folder: Path | None = _c(None)
+    recursive: bool = _c(True)
+    include: tuple[str, ...] = _c(("*",))
+    exclude: tuple[str, ...] = _c((".*", "*.tmp", "*.part"))
+    settle_seconds: float = _c(2.0, min=0, max=3600)
+    after_import: str = _c("move", choices=("delete", "move", "keep"))
+    source_ae: str = _c("IMPORT_FOLDER", kind="ae")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    enabled: bool = _c(False)
+    certificate: Path | None = _c(None)
+    key: Path | None = _c(None)
+    ca: Path | None = _c(None)
+    require_client_cert: bool = _c(False)
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    theme: str = _c("dark")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``path`` is the file it came from (None: built-in defaults)."""
+
+    station: StationConfig = StationConfig()
+    receiver: ReceiverConfig = ReceiverConfig()
+    logging: LoggingConfig = LoggingConfig()
+    ui: UiConfig = UiConfig()
+    import_: ImportConfig = ImportConfig()
+    tls: TlsConfig = TlsConfig()
+    nodes: tuple[NodeConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    path: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.station.data_dir
+
+    @property
+    def log_dir(self) -> Path:
+        return self.logging.dir if self.logging.dir is not None else self.data_dir / "logs"
+
+    def node(self, name: str) -> NodeConfig | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+# TOML table name -> (Config attribute, dataclass)
+SECTIONS: dict[str, tuple[str, type]] = {
+    "station": ("station", StationConfig),
+    "receiver": ("receiver", ReceiverConfig),
+    "logging": ("logging", LoggingConfig),
+    "ui": ("ui", UiConfig),
+    "import": ("import_", ImportConfig),
+    "tls": ("tls", TlsConfig),
+}
+ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
+
+
+def build_dataclass(cls: type, table: Any, where: str, file: str) -> Any:
+    """Validate one TOML table into ``cls``; unknown keys and bad values raise ConfigError."""
+    if not isinstance(table, dict):
+        raise ConfigError(file, where, f"must be a table, got {table!r}")
+    known = {f.name.rstrip("_"): f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        f = known.get(key)
+        if f is None:
+            raise ConfigError.unknown_key(file, where, key, sorted(known))
+        values[f.name] = check_value(raw, f, f"{where}.{key}" if where else key, file)
+    for f in fields(cls):
+        if f.name not in values and f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(file, f"{where}.{f.name.rstrip('_')}", "is required")
+    return cls(**values)
+
+
+def parse_config(data: dict[str, Any], file: str, base: Path | None = None) -> Config:
+    """Build a Config from already-parsed TOML data. ``base`` resolves relative paths (default: the CWD)."""
+    base = base or Path.cwd()
+    parts: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            attr, cls = SECTIONS[key]
+            parts[attr] = build_dataclass(cls, value, key, file)
+        elif key in ARRAYS:
+            if not isinstance(value, list):
+                raise ConfigError(file, key, f"must be an array of tables ([[{key}]]), got {value!r}")
+            parts[key] = tuple(
+                build_dataclass(ARRAYS[key], item, f"{key}[{i}]", file) for i, item in enumerate(value)
+            )
+        else:
+            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS]))
+    config = Config(**parts, path=Path(file) if file != "<defaults>" else None)
+    return finish(config, file, base)
+
+
+def finish(config: Config, file: str, base: Path) -> Config:
+    """Resolve paths and check what spans sections (node names unique, rule targets exist)."""
+    station = replace(config.station, data_dir=_absolute(config.station.data_dir, base))
+    log_dir = config.logging.dir
+    if log_dir is not None:
+        log_dir = Path(str(log_dir).replace("<data_dir>", str(station.data_dir)))
+        log_dir = _absolute(log_dir, base)
+    imp = config.import_
+    if imp.folder is not None:
+        imp = replace(imp, folder=_absolute(imp.folder, base))
+    tls = config.tls
+    tls = replace(tls, **{k: _absolute(getattr(tls, k), base) for k in ("certificate", "key", "ca")
+                          if getattr(tls, k) is not None})
+    if tls.enabled and (tls.certificate is None or tls.key is None):
+        raise ConfigError(file, "tls.certificate", "TLS is enabled: certificate and key are both required")
+    names = [n.name for n in config.nodes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
+    validate_rules(config.rules, names, file)
+    return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls)
+
+
+def _absolute(p: Path, base: Path) -> Path:
+    p = p.expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """--config, else $RTSTATION_CONFIG, else ./rtstation.toml, else /etc/rtstation/rtstation.toml, else none."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("RTSTATION_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a config file (or built-in defaults when ``path`` is None), then apply CLI overrides.
+
+    ``overrides`` keys: ``port``, ``data_dir``, ``ae_title``, ``theme`` (the command-line options every command has).
+    """
+    if path is None:
+        data: dict[str, Any] = {}
+        file = "<defaults>"
+    else:
+        file = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(file, "", "file not found") from None
+        except OSError as exc:
+            raise ConfigError(file, "", f"cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(file, "", f"not valid TOML: {exc}") from None
+    data = apply_overrides(data, overrides or {})
+    return parse_config(data, file)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Command-line options win over the file; they are validated like file values."""
+    mapping = {"port": ("station", "port"), "data_dir": ("station", "data_dir"),
+               "ae_title": ("station", "ae_title"), "theme": ("ui", "theme")}
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, name = mapping[key]
+        out.setdefault(section, {})
+        if not isinstance(out[section], dict):
+            continue  # parse_config reports the malformed section
+        out[section][name] = str(value) if isinstance(value, Path) else value
+    return out

@@ -1,0 +1,230 @@
+"""The SQLite index (WAL) of the store: patients, studies, series, instances, references, plans, sessions, bundles.
+
+The index is derived data: ``rebuild.py`` recreates it from the files. One writer thread per process
+(``indexer.py``); readers use their own connections, so the console never waits for the receive path. Other
+processes (``rtstation import``, ``rtstation send``) may write too: WAL plus a busy timeout makes that safe.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .dicomfile import InstanceInfo
+from .store import Placed
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS patients (patient_id TEXT PRIMARY KEY, patient_name TEXT, updated REAL);
+CREATE TABLE IF NOT EXISTS studies (study_uid TEXT PRIMARY KEY, patient_id TEXT);
+CREATE TABLE IF NOT EXISTS series (series_uid TEXT PRIMARY KEY, study_uid TEXT, patient_id TEXT, modality TEXT,
+    description TEXT);
+CREATE TABLE IF NOT EXISTS instances (
+    id INTEGER PRIMARY KEY, sop_uid TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, sop_class TEXT,
+    modality TEXT, transfer_syntax TEXT, patient_id TEXT, study_uid TEXT, series_uid TEXT, frame_of_ref TEXT,
+    instance_number INTEGER, description TEXT, path TEXT NOT NULL UNIQUE, size INTEGER, source TEXT,
+    calling_ae TEXT, received_at REAL, session_id INTEGER, conflict INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS ix_instances_sop ON instances(sop_uid);
+CREATE INDEX IF NOT EXISTS ix_instances_patient ON instances(patient_id);
+CREATE INDEX IF NOT EXISTS ix_instances_series ON instances(series_uid);
+CREATE INDEX IF NOT EXISTS ix_instances_session ON instances(session_id);
+CREATE TABLE IF NOT EXISTS refs (instance_id INTEGER NOT NULL, kind TEXT NOT NULL, uid TEXT NOT NULL, sop_class TEXT);
+CREATE INDEX IF NOT EXISTS ix_refs_instance ON refs(instance_id);
+CREATE INDEX IF NOT EXISTS ix_refs_uid ON refs(uid);
+CREATE TABLE IF NOT EXISTS plans (
+    instance_id INTEGER PRIMARY KEY, sop_uid TEXT, patient_id TEXT, label TEXT, name TEXT, approval TEXT,
+    machines TEXT, beams TEXT, num_beams INTEGER, fractions INTEGER, ion INTEGER, intent TEXT);
+CREATE INDEX IF NOT EXISTS ix_plans_patient ON plans(patient_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY, kind TEXT, source TEXT, calling_ae TEXT, peer TEXT, started REAL, ended REAL,
+    pid INTEGER, instances INTEGER DEFAULT 0, bytes INTEGER DEFAULT 0, failures INTEGER DEFAULT 0,
+    evaluated INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS bundles (
+    plan_uid TEXT PRIMARY KEY, patient_id TEXT, state TEXT, complete INTEGER, signature TEXT, missing INTEGER,
+    summary TEXT, updated REAL);
+"""
+
+
+@dataclass(frozen=True)
+class IndexRecord:
+    """One stored object as the indexer receives it."""
+
+    info: InstanceInfo
+    placed: Placed
+    source: str
+    calling_ae: str = ""
+    received_at: float = 0.0
+    session_id: int | None = None
+
+
+def connect(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    return conn
+
+
+class Index:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / "index.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self.conn
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not be shared across threads)."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._local.conn = connect(self.path)
+        return c
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    # -- sessions: one per association or import run; readiness is evaluated when a session ends -------------
+    def open_session(self, kind: str, source: str, calling_ae: str = "", peer: str = "", pid: int = 0) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO sessions (kind, source, calling_ae, peer, started, pid) VALUES (?,?,?,?,?,?)",
+            (kind, source, calling_ae, peer, time.time(), pid))
+        return int(cur.lastrowid or 0)
+
+    def end_session(self, session_id: int, instances: int, nbytes: int, failures: int) -> None:
+        self.conn.execute("UPDATE sessions SET ended=?, instances=?, bytes=?, failures=? WHERE id=?",
+                          (time.time(), instances, nbytes, failures, session_id))
+
+    def close_orphan_sessions(self, alive: Any) -> int:
+        """Sessions left open by a process that died: end them so their bundles get evaluated."""
+        rows = self.conn.execute("SELECT id, pid FROM sessions WHERE ended IS NULL").fetchall()
+        dead = [r["id"] for r in rows if not alive(r["pid"])]
+        for sid in dead:
+            self.conn.execute("UPDATE sessions SET ended=? WHERE id=?", (time.time(), sid))
+        return len(dead)
+
+    def sessions_to_evaluate(self) -> list[int]:
+        rows = self.conn.execute("SELECT id FROM sessions WHERE ended IS NOT NULL AND evaluated=0 ORDER BY id")
+        return [r[0] for r in rows]
+
+    def session_patients(self, session_ids: Iterable[int]) -> set[str]:
+        ids = list(session_ids)
+        if not ids:
+            return set()
+        q = f"SELECT DISTINCT patient_id FROM instances WHERE session_id IN ({','.join('?' * len(ids))})"
+        return {r[0] for r in self.conn.execute(q, ids)}
+
+    def session_pairs(self, session_ids: Iterable[int]) -> list[tuple[str, str]]:
+        ids = list(session_ids)
+        if not ids:
+            return []
+        q = f"SELECT sop_uid, path FROM instances WHERE session_id IN ({','.join('?' * len(ids))})"
+        return [(r[0], r[1]) for r in self.conn.execute(q, ids)]
+
+    def mark_evaluated(self, session_ids: Iterable[int]) -> None:
+        self.conn.executemany("UPDATE sessions SET evaluated=1 WHERE id=?", [(i,) for i in session_ids])
+
+    # -- instances -------------------------------------------------------------------------------------------
+    def add(self, records: Iterable[IndexRecord]) -> int:
+        """Index stored objects in one transaction; duplicates are not new rows. Returns rows added."""
+        conn = self.conn
+        added = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for rec in records:
+                if rec.placed.status == "duplicate":
+                    continue
+                if self._insert(conn, rec):
+                    added += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return added
+
+    def _insert(self, conn: sqlite3.Connection, rec: IndexRecord) -> bool:
+        i, p = rec.info, rec.placed
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO instances (sop_uid, version, sop_class, modality, transfer_syntax, patient_id,"
+            " study_uid, series_uid, frame_of_ref, instance_number, description, path, size, source, calling_ae,"
+            " received_at, session_id, conflict) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (i.sop_uid, p.version, i.sop_class, i.modality, i.transfer_syntax, i.patient_id, i.study_uid,
+             i.series_uid, i.frame_of_ref, i.instance_number, i.description, p.relpath, p.size, rec.source,
+             rec.calling_ae, rec.received_at, rec.session_id, 1 if p.others else 0))
+        if cur.rowcount == 0:
+            return False
+        iid = cur.lastrowid
+        if p.others:
+            conn.execute("UPDATE instances SET conflict=1 WHERE sop_uid=?", (i.sop_uid,))
+        conn.executemany("INSERT INTO refs VALUES (?,?,?,?)", [(iid, r.kind, r.uid, r.sop_class) for r in i.refs])
+        conn.execute("INSERT INTO patients VALUES (?,?,?) ON CONFLICT(patient_id) DO UPDATE SET "
+                     "patient_name=excluded.patient_name, updated=excluded.updated",
+                     (i.patient_id, i.patient_name, rec.received_at))
+        conn.execute("INSERT OR IGNORE INTO studies VALUES (?,?)", (i.study_uid, i.patient_id))
+        conn.execute("INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
+                     (i.series_uid, i.study_uid, i.patient_id, i.modality, i.series_description))
+        if i.plan is not None:
+            pl = i.plan
+            conn.execute("INSERT INTO plans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                         (iid, i.sop_uid, i.patient_id, pl.label, pl.name, pl.approval, "\\".join(pl.machines),
+                          json.dumps([asdict(b) for b in pl.beams]), len(pl.beams), pl.fractions,
+                          int(pl.ion), pl.intent))
+        return True
+
+    def remove_paths(self, relpaths: Iterable[str]) -> int:
+        """Forget files that vanished from disk (the files are the truth)."""
+        conn = self.conn
+        n = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for rel in relpaths:
+                row = conn.execute("SELECT id FROM instances WHERE path=?", (rel,)).fetchone()
+                if row is None:
+                    continue
+                for table in ("refs", "plans"):
+                    conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (row[0],))
+                conn.execute("DELETE FROM instances WHERE id=?", (row[0],))
+                n += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return n
+
+    def known_pairs(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT sop_uid, path FROM instances ORDER BY id")]
+
+    def indexed_paths(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT path FROM instances")}
+
+    def patient_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT patient_id FROM patients ORDER BY patient_id")]
+
+    def count_instances(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM instances").fetchone()[0])
+
+    # -- bundle state (what the readiness tracker last told the world) ----------------------------------------
+    def bundle_states(self, patient_id: str | None = None) -> dict[str, sqlite3.Row]:
+        if patient_id is None:
+            rows = self.conn.execute("SELECT * FROM bundles")
+        else:
+            rows = self.conn.execute("SELECT * FROM bundles WHERE patient_id=?", (patient_id,))
+        return {r["plan_uid"]: r for r in rows}
+
+    def save_bundle_states(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """rows: (plan_uid, patient_id, state, complete, signature, missing, summary_json, updated)."""
+        self.conn.executemany("INSERT OR REPLACE INTO bundles VALUES (?,?,?,?,?,?,?,?)", list(rows))
+
+    def delete_bundle_states(self, plan_uids: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM bundles WHERE plan_uid=?", [(u,) for u in plan_uids])

@@ -1,0 +1,53 @@
+"""DICOM nodes (destinations): ``[[nodes]]`` entries, and ad-hoc ``AET@host:port`` specs accepted wherever a node
+name is."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .configcheck import ae_title_problem
+from .configcheck import setting as _c
+
+DEFAULT_RETRY = "5x30s,10x5m,24x1h"
+_ADHOC = re.compile(r"^(?P<ae>[^@]+)@(?P<host>\[[^\]]+\]|[^:@]+):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str = _c(kind="name")
+    ae_title: str = _c(kind="ae")
+    host: str = _c(kind="host")
+    port: int = _c(104, min=1, max=65535)
+    calling_ae_title: str | None = _c(None, kind="ae")
+    max_associations: int = _c(1, min=1, max=16)
+    retry: str = _c(DEFAULT_RETRY, kind="retry")
+    timeout_s: float = _c(30.0, min=1, max=86400)
+    enabled: bool = _c(True)
+    tls: bool = _c(False)
+
+    def describe(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+def parse_adhoc(spec: str) -> NodeConfig | None:
+    """``STORESCP@127.0.0.1:11200`` → a NodeConfig named after the spec; None if ``spec`` is not of that form."""
+    m = _ADHOC.match(spec.strip())
+    if not m:
+        return None
+    ae, host, port = m.group("ae").strip(), m.group("host").strip("[]"), int(m.group("port"))
+    if ae_title_problem(ae) or not 1 <= port <= 65535:
+        return None
+    return NodeConfig(name=spec.strip(), ae_title=ae, host=host, port=port)
+
+
+def resolve_node(spec: str, nodes: tuple[NodeConfig, ...]) -> NodeConfig:
+    """A configured node by name, or an ad-hoc one; ValueError says which names exist."""
+    for node in nodes:
+        if node.name == spec:
+            return node
+    adhoc = parse_adhoc(spec)
+    if adhoc is not None:
+        return adhoc
+    names = ", ".join(n.name for n in nodes) or "none configured"
+    raise ValueError(f"unknown node {spec!r}: use a configured name ({names}) or AET@host:port")

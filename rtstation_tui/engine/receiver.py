@@ -1,0 +1,242 @@
+"""The storage SCP: pynetdicom threads that stream C-STOREs to disk and hand them to the indexer.
+
+Accepts Verification and every storage SOP class, private and unknown ones included, in whatever transfer syntax
+the peer proposes first: objects are stored as they came, byte for byte, never relabelled, never decoded.
+Association checks (called AE, calling-AE allowlist with host/CIDR, association limit) happen in ``EVT_REQUESTED`` so
+the log can say who was refused, from where and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from .acl import check_calling, parse_acl_entry
+from .config import Config
+from .dicomfile import BadDicom, dataset_offset, read_header
+from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
+from .index import Index, IndexRecord
+from .indexer import Indexer
+from .store import Store
+from .structure import verify_structure
+
+log = logging.getLogger("rtstation.receiver")
+
+STATUS_SUCCESS = 0x0000
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_CANNOT_UNDERSTAND = 0xC000
+# A-ASSOCIATE-RJ (result, source, diagnostic), Part 8 Table 9-21
+RJ_CALLED_AE = (0x01, 0x01, 0x07)
+RJ_CALLING_AE = (0x01, 0x01, 0x03)
+RJ_LIMIT = (0x02, 0x03, 0x02)
+
+
+class ReceiverError(RuntimeError):
+    pass
+
+
+@dataclass
+class _Assoc:
+    """Counters of one association, for its log line and its session in the index."""
+
+    assoc_id: int
+    calling_ae: str
+    peer: str
+    session_id: int
+    started: float = field(default_factory=time.monotonic)
+    instances: int = 0
+    nbytes: int = 0
+    failures: int = 0
+    duplicates: int = 0
+    full_disk_logged: bool = False
+
+
+def configure_pynetdicom(tmp_dir: Path) -> None:
+    """Process-wide pynetdicom settings the receiver depends on."""
+    _config.STORE_RECV_CHUNKED_DATASET = True  # stream each dataset to a temp file, never into memory
+    _config.UNRESTRICTED_STORAGE_SERVICE = True  # private and unknown SOP classes are storage too
+    _config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost ~3% and flood the log
+    tempfile.tempdir = str(tmp_dir)  # chunked temp files on the store's filesystem: os.replace, not copy
+
+
+class Receiver:
+    def __init__(self, config: Config, store: Store, index: Index, indexer: Indexer, bus: EventBus) -> None:
+        self.config = config
+        self.store = store
+        self.index = index
+        self.indexer = indexer
+        self.bus = bus
+        self.acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
+        self.ae_title = config.station.ae_title.strip()
+        self._server: Any = None
+        self._ae: AE | None = None
+        self._assocs: dict[Any, _Assoc] = {}
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self.ssl_context: Any = None  # set by the TLS setup when [tls] is enabled
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.station.bind}:{self.config.station.port}"
+
+    def active_count(self) -> int:
+        return len(self._server.active_associations) if self._server is not None else 0
+
+    def start(self) -> None:
+        rc = self.config.receiver
+        configure_pynetdicom(self.store.tmp_dir)
+        ae = AE(ae_title=self.ae_title)
+        ae.maximum_pdu_size = rc.max_pdu
+        ae.network_timeout = rc.network_timeout_s
+        ae.acse_timeout = 30
+        ae.dimse_timeout = rc.network_timeout_s
+        ae.maximum_associations = rc.max_associations
+        ae.require_called_aet = False  # checked in _on_requested, which logs why
+        ae.add_supported_context(Verification)
+        handlers = [
+            (evt.EVT_CONN_OPEN, self._on_conn_open),
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_C_ECHO, lambda event: STATUS_SUCCESS),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_RELEASED, self._on_closed),
+            (evt.EVT_ABORTED, self._on_closed),
+            (evt.EVT_CONN_CLOSE, self._on_closed),
+        ]
+        try:
+            self._server = ae.start_server((self.config.station.bind, self.config.station.port), block=False,
+                                           evt_handlers=handlers, ssl_context=self.ssl_context)
+        except OSError as exc:
+            raise ReceiverError(f"cannot listen on {self.address}: {exc.strerror or exc}") from None
+        self._ae = ae
+        log.info("listening on %s as %s (max PDU %d, durability %s)", self.address, self.ae_title, rc.max_pdu,
+                 rc.durability)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting; let in-flight associations finish (up to ``timeout``), then abort what is left."""
+        server = self._server
+        if server is None:
+            return
+        self._server = None
+        server.shutdown()
+        deadline = time.monotonic() + timeout
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for assoc in server.active_associations:
+            log.warning("aborting association from %s at shutdown", assoc.requestor.ae_title)
+            assoc.abort()
+        log.info("receiver stopped")
+
+    # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
+    def _on_conn_open(self, event: Any) -> None:
+        sock = event.assoc.dul.socket.socket
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_requested(self, event: Any) -> None:
+        assoc = event.assoc
+        rq = assoc.requestor.primitive
+        calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
+        peer_ip, peer_port = assoc.requestor.address, assoc.requestor.port
+        reason, rsd = None, None
+        if self.config.receiver.check_called_ae and called != self.ae_title:
+            reason, rsd = f"called AE {called!r} is not this station ({self.ae_title!r})", RJ_CALLED_AE
+        elif (why := check_calling(self.acl, calling, peer_ip)) is not None:
+            reason, rsd = why, RJ_CALLING_AE
+        else:
+            active = sum(1 for a in assoc.ae.active_associations if a.is_acceptor)
+            if active > self.config.receiver.max_associations:
+                reason = f"too many associations ({active - 1} open, receiver.max_associations is " \
+                         f"{self.config.receiver.max_associations})"
+                rsd = RJ_LIMIT
+        if reason is None or rsd is None:
+            return
+        log.warning("rejected association from %s@%s:%s to %s: %s", calling, peer_ip, peer_port, called, reason)
+        self.bus.post(AssociationRejected(calling, f"{peer_ip}:{peer_port}", reason))
+        assoc.acse.send_reject(*rsd)
+        assoc.is_rejected = True
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
+
+    def _on_accepted(self, event: Any) -> None:
+        assoc = event.assoc
+        calling = str(assoc.requestor.ae_title).strip()
+        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
+        session_id = self.index.open_session("association", "network", calling, peer, os.getpid())
+        with self._lock:
+            self._next_id += 1
+            st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
+        log.debug("association %d from %s@%s accepted", st.assoc_id, calling, peer)
+        self.bus.post(AssociationOpened(st.assoc_id, calling, peer))
+
+    def _on_store(self, event: Any) -> int:
+        st = self._assocs.get(event.assoc)
+        if st is None:  # cannot happen for an accepted association; refuse rather than store unaccounted
+            return STATUS_OUT_OF_RESOURCES
+        min_free = self.config.receiver.min_free_mb
+        if min_free and self.store.free_mb() < min_free:
+            st.failures += 1
+            if not st.full_disk_logged:
+                st.full_disk_logged = True
+                log.error("disk nearly full (%.0f MB free < receiver.min_free_mb %d): refusing C-STORE from %s "
+                          "with 0xA700", self.store.free_mb(), min_free, st.calling_ae)
+            return STATUS_OUT_OF_RESOURCES
+        temp = Path(event.dataset_path)
+        try:
+            info = read_header(temp)
+            verify_structure(temp, dataset_offset(temp), info.transfer_syntax)
+        except BadDicom as exc:
+            st.failures += 1
+            self._quarantine(temp, str(exc), st, event)
+            return STATUS_CANNOT_UNDERSTAND
+        try:
+            placed = self.store.place(temp, info)
+        except OSError as exc:
+            st.failures += 1
+            log.error("cannot store %s from %s: %s", info.sop_uid, st.calling_ae, exc)
+            return STATUS_OUT_OF_RESOURCES
+        st.instances += 1
+        st.nbytes += placed.size
+        if placed.status == "duplicate":
+            st.duplicates += 1
+            log.info("duplicate %s %s from %s (identical bytes, already stored)", info.modality, info.sop_uid,
+                     st.calling_ae)
+        elif placed.status == "conflict":
+            log.warning("conflict: %s %s from %s differs from the stored version; both kept (%s)", info.modality,
+                        info.sop_uid, st.calling_ae, placed.relpath)
+        self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
+        return STATUS_SUCCESS
+
+    def _quarantine(self, temp: Path, reason: str, st: _Assoc, event: Any) -> None:
+        sop = str(event.request.AffectedSOPInstanceUID or "unknown")
+        try:
+            dest = self.store.quarantine(temp, reason, move=True, details={
+                "calling_ae": st.calling_ae, "peer": st.peer, "sop_instance_uid": sop,
+                "sop_class_uid": str(event.request.AffectedSOPClassUID or "")})
+            self.bus.post(InstanceQuarantined(dest.name, reason, st.calling_ae))
+        except OSError as exc:
+            log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
+
+    def _on_closed(self, event: Any) -> None:
+        with self._lock:
+            st = self._assocs.pop(event.assoc, None)
+        if st is None:
+            return
+        seconds = time.monotonic() - st.started
+        aborted = event.event is not evt.EVT_RELEASED
+        self.indexer.end_session(st.session_id, st.instances, st.nbytes, st.failures)
+        log.info("association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
+                 st.assoc_id, st.calling_ae, st.peer, "aborted" if aborted else "released", st.instances,
+                 st.nbytes / 1e6, seconds, st.failures, st.duplicates)
+        self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
+                                        st.failures, st.duplicates, aborted))

@@ -1,0 +1,63 @@
+"""``[[rules]]`` entries as configuration: fields and load-time validation. Evaluation is ``rules.py``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .configcheck import ConfigError
+from .configcheck import setting as _c
+from .nodes import parse_adhoc
+
+INCLUDE_PARTS = ("images", "structures", "plan", "doses", "registrations")
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    name: str = _c(kind="name")
+    targets: tuple[str, ...] = _c()
+    enabled: bool = _c(True)
+    source_ae: str | None = _c(None)
+    plan_label: str | None = _c(None)
+    machine: str | None = _c(None)
+    approval: str = _c("ANY", choices=("APPROVED", "UNAPPROVED", "REJECTED", "ANY"), upper=True)
+    patient_id: str | None = _c(None)
+    modality: str | None = _c(None)
+    include: tuple[str, ...] = _c(INCLUDE_PARTS, choices=INCLUDE_PARTS)
+    stop: bool = _c(False)
+    when_incomplete: str = _c("hold", choices=("send", "hold"))
+
+
+def label_pattern_problem(pattern: str) -> str | None:
+    """``re:`` patterns must compile; plain and ``glob:`` patterns always do."""
+    if pattern.startswith("re:"):
+        try:
+            re.compile(pattern[3:])
+        except re.error as exc:
+            return f"bad regular expression: {exc}"
+    return None
+
+
+def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: str) -> None:
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        where = f"rules[{i}] ({rule.name!r})"
+        if rule.name in seen:
+            raise ConfigError(file, f"{where}.name", "another rule has this name; names must be unique")
+        seen.add(rule.name)
+        if not rule.targets:
+            raise ConfigError(file, f"{where}.targets", "a rule needs at least one target node")
+        for target in rule.targets:
+            if target not in node_names and parse_adhoc(target) is None:
+                known = ", ".join(node_names) or "none configured"
+                raise ConfigError(file, f"{where}.targets", f"unknown node {target!r}; nodes: {known}")
+        for key in ("plan_label", "machine", "source_ae", "modality"):
+            value = getattr(rule, key)
+            problem = label_pattern_problem(value) if value else None
+            if problem:
+                raise ConfigError(file, f"{where}.{key}", f"{value!r}: {problem}")
+        if rule.patient_id:
+            try:
+                re.compile(rule.patient_id)
+            except re.error as exc:
+                raise ConfigError(file, f"{where}.patient_id", f"{rule.patient_id!r}: bad regular expression: {exc}") from None

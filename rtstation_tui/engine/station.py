@@ -1,0 +1,192 @@
+"""The Station: the one facade over the engine, the same under ``rtstation serve`` and inside the console.
+
+``await start()`` recovers from whatever the last run left (temp files, open sessions, files the index missed),
+starts the index writer, the receiver (pynetdicom threads) and the readiness tracker, then any services (sender
+queue, rules, import folder) that other modules register. ``await stop()`` stops accepting, lets in-flight stores
+finish and flushes the index. Subscribers get typed events, batched, on the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import pydicom
+
+from .config import Config
+from .events import EventBus, ReceiverState, Subscriber
+from .importer import ImportReport, Importer
+from .index import Index
+from .indexer import Indexer
+from .readiness import Readiness
+from .rebuild import reconcile
+from .receiver import Receiver, ReceiverError
+from .store import Store
+
+log = logging.getLogger("rtstation.station")
+
+# Header parsing must not spend time validating values of hostile or sloppy senders (stored as they came anyway).
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+
+class Service(Protocol):
+    """Something that runs as long as the Station does (sender workers, rules, the import-folder watcher)."""
+
+    async def start(self, station: Station) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class StationLocked(RuntimeError):
+    pass
+
+
+class DataDirLock:
+    """One serving process per data_dir: a second ``serve`` (or ``index --rebuild`` under a server) is refused."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "station.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            raise StationLocked(f"{self.path.parent} is in use by another rtstation process (pid {holder or '?'})"
+                                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Station:
+    def __init__(self, config: Config, *, receive: bool = True) -> None:
+        self.config = config
+        self.bus = EventBus()
+        data_dir = config.data_dir
+        self.store = Store(data_dir, config.receiver.durability)
+        self.index = Index(data_dir)
+        self.indexer = Indexer(self.index, self.bus, data_dir / "provenance.jsonl")
+        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus) if receive else None
+        self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
+        self.services: list[Service] = []
+        self.receiver_state = "stopped"
+        self.receiver_detail = ""
+        self._lock = DataDirLock(data_dir)
+        self._started = False
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        return self.bus.subscribe(fn)
+
+    def add_service(self, service: Service) -> None:
+        self.services.append(service)
+
+    async def start(self) -> None:
+        """Start everything. A receiver that cannot listen leaves the rest running and raises ReceiverError."""
+        self._lock.acquire()
+        self.bus.start()
+        await asyncio.to_thread(self._recover)
+        self.indexer.start()
+        self._started = True
+        await self.readiness.start()
+        for service in self.services:
+            await service.start(self)
+        self._spawn(asyncio.to_thread(reconcile, self.store, self.index), "reconcile")
+        if self.receiver is not None:
+            await self.start_receiver()
+
+    async def start_receiver(self) -> None:
+        assert self.receiver is not None
+        try:
+            await asyncio.to_thread(self.receiver.start)
+        except ReceiverError as exc:
+            self._set_receiver_state("error", str(exc))
+            raise
+        self._set_receiver_state("listening", "")
+
+    async def stop_receiver(self, timeout: float = 30.0) -> None:
+        if self.receiver is not None:
+            await asyncio.to_thread(self.receiver.stop, timeout)
+            self._set_receiver_state("stopped", "")
+
+    def _set_receiver_state(self, state: str, detail: str) -> None:
+        self.receiver_state, self.receiver_detail = state, detail
+        address = self.receiver.address if self.receiver else ""
+        self.bus.post(ReceiverState(state, address, detail))
+
+    def _recover(self) -> None:
+        n = self.store.clean_temp()
+        if n:
+            log.warning("removed %d temp files left by an interrupted run (never acknowledged)", n)
+        closed = self.index.close_orphan_sessions(pid_alive)
+        if closed:
+            log.info("closed %d sessions left open by an interrupted run", closed)
+        self.store.load_known(self.index.known_pairs())
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        if not self._started:
+            self._lock.release()
+            return
+        await self.stop_receiver(timeout)
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %r failed", service)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.to_thread(self.indexer.stop, timeout)
+        await self.readiness.step()  # sessions that just ended get their ready events
+        await self.readiness.stop()
+        await self.bus.stop()
+        self._started = False
+        self._lock.release()
+
+    def importer(self) -> Importer:
+        """An importer feeding this station's indexer (for the import folder and the console)."""
+        station = self
+
+        class _StationImporter(Importer):
+            def end_session(self, report: ImportReport) -> None:
+                assert report.session_id is not None
+                station.indexer.end_session(report.session_id, report.stored + report.conflicts, 0,
+                                            len(report.quarantined))
+
+        return _StationImporter(self.store, self.index, self.indexer.put)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed: %s", name, t.exception())
+
+        task.add_done_callback(done)
