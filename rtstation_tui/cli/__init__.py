@@ -1,0 +1,67 @@
+"""``rtstation``: the console (bare, or ``tui``) and headless subcommands. One module per subcommand; each has
+``register(subparsers, common)`` and sets ``func(args, config) -> exit code`` on its parser."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+from ..engine.config import ConfigError, find_config_file, load_config
+
+# subcommand modules, in help order
+COMMANDS = ["tui", "serve", "show", "importcmd", "indexcmd", "synthcmd"]
+EXIT_USAGE = 2
+
+
+def common_options(suppress: bool = False) -> argparse.ArgumentParser:
+    """The station options. Subcommands get them with SUPPRESS defaults, so ``rtstation --port 5 serve`` and
+    ``rtstation serve --port 5`` both work (argparse would otherwise reset the value to None)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
+    g = common.add_argument_group("station options (every command)")
+    g.add_argument("--config", metavar="PATH", help="config file (default: $RTSTATION_CONFIG, ./rtstation.toml, "
+                   "/etc/rtstation/rtstation.toml, else built-in defaults)")
+    g.add_argument("--port", type=int, metavar="N", help="override [station] port")
+    g.add_argument("--data-dir", metavar="DIR", help="override [station] data_dir")
+    g.add_argument("--ae-title", metavar="AET", help="override [station] ae_title")
+    g.add_argument("--theme", metavar="NAME", help="override [ui] theme")
+    g.add_argument("--log-level", metavar="LEVEL", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="override [logging] level")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options(suppress=True)
+    parser = argparse.ArgumentParser(prog="rtstation", parents=[common_options()],
+                                     description="DICOM-RT station: receive, bundle by reference chain, forward.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub, common)
+    return parser
+
+
+def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    path = find_config_file(args.config)
+    overrides = {"port": args.port, "data_dir": args.data_dir, "ae_title": args.ae_title, "theme": args.theme}
+    return load_config(path, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o027)  # patient data: files and folders never readable by other users
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
+    try:
+        config = load(args)
+    except ConfigError as exc:
+        print(f"rtstation: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args, config) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
