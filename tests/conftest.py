@@ -1,0 +1,69 @@
+"""Shared fixtures. Peers are real (DCMTK, Orthanc) and a missing one is a failure, never a skip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from helpers import DATA, Serve, free_port, station_toml, wait_for, write_config
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def config(tmp_path: Path, data_dir: Path, port: int) -> Path:
+    return write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port))
+
+
+@pytest.fixture
+def serve(config: Path, tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(config, tmp_path / "serve.log").start()
+    yield server
+    server.kill()
+
+
+class RefSCP:
+    """tests/refscp.py in its own process: what a raw receiver got over the wire, per SOP Instance UID."""
+
+    def __init__(self, out: Path, port: int) -> None:
+        self.out, self.port = out, port
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "refscp.py"), str(port), str(out)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        wait_for(lambda: "REFSCP_READY" in self.proc.stdout.readline(), 30, what="reference SCP")
+
+    def received(self) -> list[dict[str, str]]:
+        f = self.out / "received.jsonl"
+        return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
+
+    def dataset(self, name: str) -> bytes:
+        return (self.out / name).read_bytes()
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def refscp(tmp_path: Path) -> Iterator[RefSCP]:
+    scp = RefSCP(tmp_path / "ref", free_port())
+    yield scp
+    scp.stop()
+
+
+@pytest.fixture
+def breast() -> list[Path]:
+    return sorted((DATA / "breast_boost").glob("*.dcm"))

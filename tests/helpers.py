@@ -1,0 +1,131 @@
+"""Test helpers: real peers (DCMTK by absolute path, Orthanc), a serving rtstation process, polling with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+DATA = Path(__file__).parent / "data"
+DCMTK = Path("/usr/bin")
+BREAST = [str(p) for p in sorted((DATA / "breast_boost").glob("*.dcm"))]
+PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}  # DCMTK/Orthanc stall 40 ms per C-STORE without it
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dcmtk(tool: str) -> str:
+    path = DCMTK / tool
+    if not path.exists():
+        raise AssertionError(f"DCMTK {tool} missing at {path}: run `make test` (it installs the peers)")
+    return str(path)
+
+
+def storescu(port: int, files: Iterable[Path | str], *, aet: str = "ECLIPSE", aec: str = "RTSTATION",
+             extra: Sequence[str] = (), check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """One association carrying every file, sent by DCMTK's storescu."""
+    cmd = [dcmtk("storescu"), "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port), *map(str, files)]
+    proc = subprocess.run(cmd, env=PEER_ENV, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"storescu failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
+
+
+def echoscu(port: int, *, aet: str = "ECHOSCU", aec: str = "RTSTATION", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    cmd = [dcmtk("echoscu"), "-to", "5", "-ta", "5", "-td", "5", "-aet", aet, "-aec", aec, "127.0.0.1", str(port)]
+    return subprocess.run(cmd, env=PEER_ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def station_toml(data_dir: Path, port: int, *, extra: str = "", receiver: str = "", ae: str = "RTSTATION") -> str:
+    return (f'[station]\nae_title = "{ae}"\nbind = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n\n'
+            f'[receiver]\nsettle_seconds = 30\nmin_free_mb = 0\ndurability = "os"\n{receiver}\n{extra}\n')
+
+
+def rtstation(*args: str, config: Path | None = None, timeout: float = 120, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "rtstation_tui", *args]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rtstation {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def show_json(config: Path) -> list[dict[str, Any]]:
+    return json.loads(rtstation("show", "--json", config=config).stdout)
+
+
+class Serve:
+    """``rtstation serve`` as a real process; its stdout goes to ``log`` so tests can read what operators see."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: str = "serving") -> Serve:
+        fh = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "rtstation_tui", "serve", "--config", str(self.config)],
+                                     stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        fh.close()
+        wait_for(lambda: ready in self.text() or self.proc.poll() is not None, 30, what="rtstation serve to start")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"serve exited ({self.proc.returncode}):\n{self.text()}")
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"serve did not stop within {timeout} s after signal {sig}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def dataset_bytes(path: Path) -> bytes:
+    from rtstation_tui.engine.dicomfile import dataset_offset
+
+    data = Path(path).read_bytes()
+    return data[dataset_offset(path):]
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "store").rglob("*.dcm"))

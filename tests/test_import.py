@@ -1,0 +1,61 @@
+"""`rtstation import`: the network's ingest path for files, folders and ZIPs; broken input is quarantined with
+its reason, never deleted."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+from helpers import BREAST, DATA, dataset_bytes, rtstation, show_json, stored_files
+
+RTDOSE_UID = "1.9.999.999.99.9.9999.9999.20030818153516"
+
+
+def test_import_stores_good_files_and_quarantines_broken_ones(config, data_dir, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(DATA / "pydicom", src)
+    (src / "notes.txt").write_text("not DICOM at all\n")
+    proc = rtstation("import", str(src), "--json", config=config, check=False)
+    assert proc.returncode == 1  # something was quarantined: scripts must notice
+    reasons = {q["file"].rsplit("/", 1)[-1]: q["reason"] for q in __import__("json").loads(proc.stdout)["quarantined"]}
+    assert "truncated" in reasons["rtplan_truncated.dcm"] and "(300A,00B0)" in reasons["rtplan_truncated.dcm"]
+    assert "not DICOM: no 'DICM' marker" in reasons["notes.txt"]
+    assert set(reasons) == {"rtplan_truncated.dcm", "notes.txt", "LICENSE.pydicom", "README.pydicom-test_files.txt"}
+
+    quarantine = data_dir / "quarantine"
+    kept = [p for p in quarantine.iterdir() if not p.name.endswith(".reason.txt")]
+    assert any(p.name.endswith("rtplan_truncated.dcm") for p in kept)
+    reason_file = next(quarantine.glob("*rtplan_truncated.dcm.reason.txt")).read_text()
+    assert "truncated" in reason_file and "original:" in reason_file
+    assert (src / "rtplan_truncated.dcm").exists()  # a one-shot import never touches the user's files
+
+    # a raw dataset without file meta is stored as a proper Part-10 file around the same dataset bytes
+    raw = (DATA / "pydicom" / "ExplVR_LitEndNoMeta.dcm").read_bytes()
+    [ion] = [p for p in stored_files(data_dir) if dataset_bytes(p) == raw]
+    assert ion.read_bytes()[128:132] == b"DICM" and ion.name.startswith("RTPLAN.")
+    # the RTDOSE variants share one SOP UID with different bytes: all kept, marked as conflicts
+    conflicts = {c for p in show_json(config) for c in p["conflicts"]}
+    assert conflicts == {RTDOSE_UID}
+    assert len([p for p in stored_files(data_dir) if RTDOSE_UID in p.name]) == 3  # implicit, big endian, RLE
+
+
+def test_import_twice_stores_nothing_new(config, data_dir):
+    rtstation("import", *BREAST, config=config)
+    out = rtstation("import", *BREAST, "--json", config=config).stdout
+    assert '"stored": 0' in out and '"duplicates": 4' in out
+    assert len(stored_files(data_dir)) == 4
+
+
+def test_zip_is_expanded_and_its_junk_quarantined(config, data_dir, tmp_path):
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted((DATA / "breast_boost").glob("*.dcm")):
+            zf.write(f, f"export/../../evil/{f.name}")  # a zip-slip name must not escape
+        zf.writestr("export/readme.txt", "hello")
+    proc = rtstation("import", str(archive), "--json", config=config, check=False)
+    data = __import__("json").loads(proc.stdout)
+    assert data["stored"] == 4 and len(data["quarantined"]) == 1
+    assert data["quarantined"][0]["file"].endswith("export.zip!export/readme.txt")
+    assert not (tmp_path.parent / "evil").exists() and not (data_dir / "evil").exists()
+    [patient] = show_json(config)
+    assert patient["plans"][0]["label"] == "B1"
