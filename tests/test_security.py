@@ -54,3 +54,17 @@ def test_association_limit_refuses_the_extra_one(tmp_path, port):
         held.release()
     finally:
         server.kill()
+
+
+def test_low_disk_refuses_with_a700_and_writes_nothing(tmp_path, port):
+    cfg = write_config(tmp_path / "low.toml", station_toml(tmp_path / "var", port).replace(
+        "min_free_mb = 0", "min_free_mb = 1000000000"))
+    server = Serve(cfg, tmp_path / "low.log").start()
+    try:
+        proc = storescu(port, [DATA / "breast_boost" / "ct.0.dcm"], extra=["-v"], check=False)
+        assert "Received Store Response (Refused: OutOfResources)" in proc.stderr
+        assert "disk nearly full" in server.text() and "0xA700" in server.text()
+        assert not list((tmp_path / "var" / "store").rglob("*.dcm"))
+        assert not [p for p in (tmp_path / "var" / "tmp").iterdir()]
+    finally:
+        server.kill()
