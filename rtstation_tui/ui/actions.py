@@ -1,0 +1,137 @@
+"""The console's actions (keys and command palette): send, echo, rules, nodes, quit, plus the status timers.
+
+A mixin of ``StationApp`` so app.py stays about lifecycle and events. Every blocking call goes through the facade
+in a thread (``asyncio.to_thread``) inside an async worker; results are applied back on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .dialogs.confirm import ConfirmDialog
+from .dialogs.send import SendDialog
+from .screens.lists import NodesScreen, RulesScreen
+from .widgets.bars import RateMeter
+
+if TYPE_CHECKING:
+    from .app import StationApp
+
+NO_SENDER = "Sending is not available yet: this build has no sender (station.sender)."
+
+
+class StationActions:
+    rate: RateMeter
+
+    # -- sending ------------------------------------------------------------------------------------------------
+    def selected_plans(self: StationApp) -> list[str]:
+        """Marked plans, else the plan under the cursor."""
+        tree = self.main.tree
+        if tree.marked:
+            return sorted(tree.marked, key=lambda uid: (tree.plans[uid].label if uid in tree.plans else "", uid))
+        data = tree.cursor_data
+        return [data.plan_uid] if data is not None and data.kind == "plan" else []
+
+    def action_send(self: StationApp) -> None:
+        if not self.facade.can_send:
+            self.notify(NO_SENDER, title="Send", severity="warning")
+            return
+        plans = self.selected_plans()
+        if not plans:
+            self.notify("Put the cursor on a plan, or mark plans with Space, then press s.", title="Send",
+                        severity="warning")
+            return
+        if not self.config.nodes:
+            self.notify("No [[nodes]] are configured.", title="Send", severity="warning")
+            return
+        self.run_worker(self._send(plans), group="send")
+
+    async def _send(self: StationApp, plans: list[str]) -> None:
+        previews = await asyncio.to_thread(self.facade.send_preview, plans)
+        nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews))
+        if not nodes:
+            return
+        try:
+            jobs = await asyncio.to_thread(self.facade.send, [p.plan_uid for p in previews], nodes)
+        except Exception as exc:
+            self.notify(str(exc), title="Send failed", severity="error")
+            return
+        self.notify(f"{len(jobs)} job(s) queued to {', '.join(nodes)}", title="Send")
+        tree = self.main.tree
+        for uid in list(tree.marked):
+            tree.marked.discard(uid)
+            tree._relabel(uid)
+
+    def action_echo(self: StationApp) -> None:
+        if not self.facade.can_send:
+            self.notify(NO_SENDER, title="C-ECHO", severity="warning")
+            return
+        nodes = [n.name for n in self.config.nodes if n.enabled]
+        if not nodes:
+            self.notify("No enabled [[nodes]] to echo.", title="C-ECHO", severity="warning")
+            return
+        self.notify(f"C-ECHO {', '.join(nodes)}…", title="C-ECHO")
+        for name in nodes:
+            self.run_worker(self._echo(name), group="echo")
+
+    async def _echo(self: StationApp, node: str) -> None:
+        r = await asyncio.to_thread(self.facade.echo, node)
+        rtt = f" in {r.rtt_ms:.0f} ms" if r.rtt_ms is not None else ""
+        if r.ok:
+            self.notify(f"{node}: OK{rtt}", title="C-ECHO")
+        else:
+            self.notify(f"{node}: FAILED {r.message}", title="C-ECHO", severity="error", timeout=15)
+
+    # -- screens ------------------------------------------------------------------------------------------------
+    def action_rules(self: StationApp) -> None:
+        self.push_screen(RulesScreen(self.config))
+
+    def action_nodes(self: StationApp) -> None:
+        self.push_screen(NodesScreen(self.config))
+
+    # -- quit -----------------------------------------------------------------------------------------------------
+    def busy_reason(self: StationApp) -> str:
+        parts = []
+        if self.arriving:
+            parts.append(f"objects are arriving ({self.arriving} association{'s' if self.arriving != 1 else ''})")
+        waiting = self.main.progress.counts()[0]
+        if waiting:
+            parts.append(f"{waiting} send job{'s' if waiting != 1 else ''} running or queued")
+        return " and ".join(parts)
+
+    async def action_quit(self: StationApp) -> None:
+        busy = self.busy_reason()
+        if busy:
+            self.run_worker(self._ask_quit(busy), group="quit", exclusive=True)
+        else:
+            await self.stop_and_exit()
+
+    async def _ask_quit(self: StationApp, busy: str) -> None:
+        message = (f"{busy[0].upper()}{busy[1:]}.\nQuitting refuses new associations and waits for in-flight stores; "
+                   "the send queue is kept and resumes at the next start.")
+        if await self.push_screen_wait(ConfirmDialog("Quit rtstation?", message, "Quit", "Stay")):
+            await self.stop_and_exit()
+
+    # -- status line ----------------------------------------------------------------------------------------------
+    def _tick(self: StationApp) -> None:
+        status = self.main.status
+        status.rate = self.rate.rate()
+        status.arriving = self.arriving
+        status.jobs = self.main.progress.counts() if self.facade.can_send else None
+        status.refresh_text()
+
+    def _check_disk(self: StationApp) -> None:
+        self.run_worker(self._disk(), group="status", exclusive=True)
+
+    async def _disk(self: StationApp) -> None:
+        free: Any = await asyncio.to_thread(self.facade.free_disk_mb)
+        status = self.main.status
+        status.free_mb, status.min_free_mb = free, self.config.receiver.min_free_mb
+        status.refresh_text()
+
+    async def _count_today(self: StationApp) -> None:
+        midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        n = await asyncio.to_thread(self.facade.received_since, midnight)
+        self.main.status.today = n
+        self.main.status.refresh_text()

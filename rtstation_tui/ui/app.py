@@ -1,0 +1,208 @@
+"""The operator console: a Textual app around the same ``Station`` that ``rtstation serve`` runs.
+
+Lifecycle: the station starts in a worker after the first paint (the console is usable at once, even while the
+receiver binds or the start-up recovery reads a big index) and stops before the app exits — from ``q``, Ctrl+Q,
+SIGHUP (the SSH connection dropped), SIGTERM, or any other way out (``on_unmount``). Stopping refuses new
+associations and lets in-flight stores finish, so nothing acknowledged is lost.
+
+Engine events arrive on this loop from the station's bus; they are queued and applied at most ``FLUSH_HZ`` times a
+second, so a peer sending a thousand objects a second costs ten screen updates, not a thousand.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from ..engine.config import Config
+from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
+                             InstanceQuarantined, InstancesStored, LogEvent, ReceiverState)
+from ..engine.logsetup import add_handler, remove_handler, setup_logging
+from ..engine.receiver import ReceiverError
+from ..engine.station import Station, StationLocked
+from .actions import StationActions
+from .commands.station import StationCommands
+from .facade import Facade
+from .labels import Palette
+from .screens.main import MainScreen
+from .themes import ThemeError, load_theme
+from .widgets.bars import RateMeter
+from .widgets.logpane import LogLine
+
+log = logging.getLogger("rtstation.console")
+FLUSH_HZ = 10
+
+
+class StationApp(StationActions, App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "rtstation"
+    COMMANDS = App.COMMANDS | {StationCommands}
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, config: Config, *, theme: str | None = None, log_level: str | None = None,
+                 listen: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.station = Station(config, receive=listen)
+        self.facade = Facade(self.station)
+        self.listen = listen
+        self.level = logging.getLevelName(log_level or config.logging.level)
+        self.theme_name = theme or config.ui.theme
+        self._pending: list[Event] = []
+        self._flush_due = False
+        self._last_flush = 0.0
+        self._open: set[int] = set()
+        self._log_handler: BusLogHandler | None = None
+        self._unsubscribe: Any = None
+        self.stopping = False
+        self.rate = RateMeter()
+
+    @property
+    def main(self) -> MainScreen:
+        return self._main
+
+    # -- start ---------------------------------------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        t = load_theme(self.theme_name)
+        self.register_theme(t)
+        self.theme = t.name
+        self._main = MainScreen(self.config, self.facade, self.level, Palette.from_theme(t))
+        await self.push_screen(self._main)
+        if not self.listen:
+            self._main.header.set_state("off", "receiver not started")
+        self._unsubscribe = self.station.subscribe(self.on_engine_events)
+        self._log_handler = BusLogHandler(self.station.bus, level=logging.DEBUG)
+        add_handler(self._log_handler)
+        self._install_signals()
+        self.run_worker(self._start_station(), group="station")
+        self.set_interval(1.0, self._tick)
+        self.set_interval(5.0, self._check_disk)
+        self._check_disk()
+        self.run_worker(self._count_today(), group="status")
+
+    async def _start_station(self) -> None:
+        try:
+            await self.station.start()
+        except StationLocked as exc:
+            self.exit(1, message=f"rtstation: {exc}")
+            return
+        except ReceiverError as exc:  # the header shows "error" (ReceiverState event); the rest keeps running
+            log.error("%s", exc)
+        else:
+            log.info("console started: AE %s on %s", self.config.station.ae_title,
+                     self.station.receiver.address if self.station.receiver else "(not listening)")
+
+    def _install_signals(self) -> None:
+        """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (some test runners)
+                pass
+
+    def _on_signal(self, sig: int) -> None:
+        log.warning("%s: stopping; in-flight stores finish first", signal.Signals(sig).name)
+        self.run_worker(self.stop_and_exit(), group="station")
+
+    async def stop_and_exit(self, code: int = 0) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self._main.header.set_state("stopping", "finishing in-flight stores")
+            await self.station.stop()
+        self.exit(code)
+
+    async def on_unmount(self) -> None:
+        """Any way out: the station must still stop cleanly (in-flight stores finish, the index is flushed)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await self.station.stop()
+        if self._log_handler is not None:
+            remove_handler(self._log_handler)
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (RuntimeError, ValueError, NotImplementedError):
+                pass
+
+    # -- engine events ------------------------------------------------------------------------------------------
+    def on_engine_events(self, batch: list[Event]) -> None:
+        """Called by the bus on this loop; queues the batch and schedules one flush (at most FLUSH_HZ per second)."""
+        self._pending.extend(batch)
+        if not self._flush_due:
+            self._flush_due = True
+            delay = max(0.0, self._last_flush + 1 / FLUSH_HZ - time.monotonic())
+            self.set_timer(delay, self.flush_events)
+
+    def flush_events(self) -> None:
+        self._flush_due = False
+        self._last_flush = time.monotonic()
+        batch, self._pending = self._pending, []
+        if self.stopping and not self.is_running:
+            return
+        self.apply_events(batch)
+
+    def apply_events(self, batch: list[Any]) -> None:
+        """Apply a batch of events to the screen (public so tests can inject events)."""
+        main = self._main
+        patients: set[str] = set()
+        plans: set[str] = set()
+        settled = False
+        lines: list[LogLine] = []
+        for ev in batch:
+            if isinstance(ev, LogEvent):
+                lines.append(LogLine(ev.at, ev.level, ev.logger, ev.message))
+            elif isinstance(ev, InstancesStored):
+                new = [i for i in ev.items if i.status != "duplicate"]
+                patients.update(i.patient_id for i in ev.items)
+                main.status.today += len(new)
+                self.rate.add(len(new))
+            elif isinstance(ev, (BundleChanged, BundleReady)):
+                patients.add(ev.patient_id)
+                plans.add(ev.plan_uid)
+                settled = True
+            elif isinstance(ev, ReceiverState):
+                if not self.stopping or ev.state != "stopped":
+                    main.header.set_state(ev.state, ev.detail, ev.address)
+            elif isinstance(ev, AssociationOpened):
+                self._open.add(ev.assoc_id)
+            elif isinstance(ev, AssociationClosed):
+                self._open.discard(ev.assoc_id)
+            elif isinstance(ev, InstanceQuarantined):
+                self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
+            elif type(ev).__name__ in ("JobChanged", "JobProgress"):
+                main.on_job_event(ev)
+        if lines:
+            main.logpane.add(lines)
+        if patients or plans:
+            main.bundle_touched(patients, plans, settled)
+        main.status.arriving = len(self._open)
+        main.status.refresh_text()
+
+    @property
+    def arriving(self) -> int:
+        return len(self._open)
+
+
+def run_console(config: Config, log_level: str | None = None) -> int:
+    """``rtstation`` / ``rtstation tui``. Returns the exit status (2: bad theme, 1: data_dir in use)."""
+    try:
+        load_theme(config.ui.theme)
+    except ThemeError as exc:
+        print(f"rtstation: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config, stream=None, level=log_level)  # the file; the log pane is added by the app
+    app = StationApp(config, log_level=log_level)
+    result = app.run()
+    return int(result if isinstance(result, int) else app.return_code or 0)

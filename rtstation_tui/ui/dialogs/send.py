@@ -1,0 +1,87 @@
+"""The send dialog: choose one or more nodes with the keyboard, see what will be sent, confirm.
+
+Returns the chosen node names, or None when cancelled. Why nothing is pre-chosen: "nothing is sent twice by
+accident" — a send needs an explicit Space on each node, then Enter.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from ...engine.nodes import NodeConfig
+from ..facade import SendPreview
+
+
+def describe(p: SendPreview) -> Text:
+    """'B1 (123456): 1 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 4 objects, 0.6 MB', in send order."""
+    counts = ", ".join(f"{n} {modality}" for modality, n in p.counts)
+    text = Text.assemble((p.label or "(no label)", "bold"), f" ({p.patient_id}): {counts} = {p.instances} "
+                         f"object{'s' if p.instances != 1 else ''}, {p.nbytes / 1e6:.1f} MB")
+    if p.missing:
+        text.append(f"\n   incomplete: {p.missing}", "bold")
+    return text
+
+
+class SendDialog(ModalScreen[list[str] | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("enter", "send", "Send", priority=True),
+    ]
+
+    def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview]) -> None:
+        super().__init__()
+        self.nodes = list(nodes)
+        self.previews = list(previews)
+
+    def compose(self) -> ComposeResult:
+        n = len(self.previews)
+        with Vertical(id="send-box", classes="dialog"):
+            yield Label(f"Send {n} plan{'s' if n != 1 else ''}", classes="dialog-title")
+            yield Static(Text("\n").join(describe(p) for p in self.previews) if self.previews
+                         else Text("nothing to send"), id="send-what")
+            yield Label("To (↑↓ move, Space choose, Enter send, Esc cancel):")
+            yield SelectionList[str](
+                *(Selection(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)"),
+                            node.name, False, disabled=not node.enabled) for node in self.nodes),
+                id="send-nodes")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Send", id="send", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(SelectionList).focus()
+
+    @property
+    def chosen(self) -> list[str]:
+        return list(self.query_one("#send-nodes", SelectionList).selected)
+
+    def action_send(self) -> None:
+        if isinstance(self.focused, Button) and self.focused.id == "cancel":
+            self.dismiss(None)
+            return
+        chosen = self.chosen
+        if not chosen:
+            self.notify("Choose at least one node with Space.", severity="warning")
+            return
+        if not self.previews:
+            self.dismiss(None)
+            return
+        order = [n.name for n in self.nodes]
+        self.dismiss(sorted(chosen, key=order.index))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "send":
+            self.action_send()
+        else:
+            self.dismiss(None)

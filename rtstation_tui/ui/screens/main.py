@@ -1,0 +1,253 @@
+"""The main screen: tree of patients and plans, details of the selected plan, progress, log and status line.
+
+Why the reading pattern is always "async worker → ``asyncio.to_thread(facade…)`` → apply on the loop": index
+queries must never run on the event loop (a big patient's chain takes a while) and results must never be applied
+from a thread, so no ``call_from_thread`` is needed anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Iterable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Log
+from textual.worker import Worker
+
+from ...engine.config import Config
+from ..facade import Facade, PatientRow, PlanRow
+from ..labels import JobState, Palette
+from ..widgets.bars import StationHeader, StatusLine
+from ..widgets.details import PlanDetailsView
+from ..widgets.logpane import LogPane
+from ..widgets.plantree import PlanTree
+from ..widgets.progress import ProgressArea
+
+DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
+
+
+class MainScreen(Screen[None]):
+    AUTO_FOCUS = "#tree"
+    BINDINGS = [
+        Binding("s", "app.send", "Send"),
+        Binding("e", "app.echo", "Echo"),
+        Binding("slash", "filter", "Filter"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("r", "app.rules", "Rules"),
+        Binding("n", "app.nodes", "Nodes"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, config: Config, facade: Facade, log_level: int, palette: Palette | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.facade = facade
+        self.log_level = log_level
+        self.palette = palette or Palette()
+        self.filter_text = ""
+        self.ready = False  # the first patient list is in the tree
+        self._dirty: set[str] = set()
+        self._refreshing = False
+        self.shown_plan: str | None = None
+        self._details_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        st = self.config.station
+        folder = self.config.import_.folder
+        yield StationHeader(st.ae_title, f"{st.bind}:{st.port}", folder.name if folder else "off", id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter: patient ID, name or plan label (Esc clears)", id="filter")
+                yield PlanTree(id="tree")
+            with VerticalScroll(id="right", can_focus=False):
+                yield PlanDetailsView(id="details")
+        yield ProgressArea(id="progress")
+        yield LogPane(self.log_level, id="logpane")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    @property
+    def tree(self) -> PlanTree:
+        return self.query_one(PlanTree)
+
+    @property
+    def header(self) -> StationHeader:
+        return self.query_one(StationHeader)
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    @property
+    def progress(self) -> ProgressArea:
+        return self.query_one(ProgressArea)
+
+    @property
+    def logpane(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(PlanDetailsView).show(None, "Waiting for the index…")
+        self.set_palette(self.palette)
+        self.run_worker(self.load_patients(), group="load")
+
+    def set_palette(self, palette: Palette) -> None:
+        self.palette = palette
+        for w in (self.tree, self.header, self.status):
+            w.palette = palette
+        self.header.update(self.header.render_text())
+        self.status.refresh_text()
+
+    # -- loading --------------------------------------------------------------------------------------------------
+    async def load_patients(self) -> None:
+        """The top level: one row per patient (filtered by ``filter_text``), children stay unloaded."""
+        text = self.filter_text
+
+        def read() -> list[PatientRow]:
+            return self.facade.patients(self.facade.search(text) if text else None)
+
+        rows = await asyncio.to_thread(read)
+        self.tree.show_patients(rows)
+        self.ready = True
+        hint = "Select a plan to see its details." if rows else "Nothing received yet."
+        self.query_one(PlanDetailsView).show(None, hint)
+        self.shown_plan = None
+        self.mark_dirty(())
+
+    def mark_dirty(self, patients: Iterable[str]) -> None:
+        """Patients whose rows (and plans, if loaded) must be re-read; one refresh loop at a time."""
+        self._dirty.update(patients)
+        if self.ready and self._dirty and not self._refreshing:
+            self._refreshing = True
+            self.run_worker(self._refresh_loop(), group="refresh")
+
+    async def _refresh_loop(self) -> None:
+        try:
+            while self._dirty:
+                pids, self._dirty = self._dirty, set()
+                loaded = pids & self.tree.loaded
+                text = self.filter_text
+                rows, plans = await asyncio.to_thread(self._read, pids, loaded, text)
+                self.tree.upsert_patients(rows)
+                for pid, prs in plans.items():
+                    self.tree.set_plans(pid, prs)
+        finally:
+            self._refreshing = False
+
+    def _read(self, pids: set[str], loaded: set[str], text: str) -> tuple[list[PatientRow], dict[str, list[PlanRow]]]:
+        only = pids & set(self.facade.search(text)) if text else pids
+        return self.facade.patients(sorted(only)), {pid: self.facade.plans(pid) for pid in loaded}
+
+    async def _load_children(self, patient_id: str) -> None:
+        plans = await asyncio.to_thread(self.facade.plans, patient_id)
+        self.tree.set_plans(patient_id, plans)
+
+    async def _load_unconnected(self, patient_id: str) -> None:
+        members = await asyncio.to_thread(self.facade.unconnected, patient_id)
+        self.tree.set_unconnected(patient_id, members)
+
+    def on_plan_tree_load_children(self, message: PlanTree.LoadChildren) -> None:
+        self.run_worker(self._load_children(message.patient_id), group="children")
+
+    def on_plan_tree_load_unconnected(self, message: PlanTree.LoadUnconnected) -> None:
+        self.run_worker(self._load_unconnected(message.patient_id), group="children")
+
+    # -- details --------------------------------------------------------------------------------------------------
+    def on_tree_node_highlighted(self, event: PlanTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
+        data = event.node.data
+        if data is None or data.kind != "plan":
+            self.shown_plan = None
+            row = self.tree.patients.get(data.patient_id) if data is not None else None
+            hint = f"Patient {row.patient_id}  {row.patient_name}: {row.plans} plan(s). Enter opens it." if row else ""
+            if data is not None and data.kind == "unconnected":
+                hint = "Objects of this patient that no plan references (Enter lists them)."
+            self.query_one(PlanDetailsView).show(None, hint)
+            return
+        if data.plan_uid != self.shown_plan:
+            self.shown_plan = data.plan_uid
+            self.load_details()
+
+    def load_details(self) -> None:
+        if self.shown_plan is not None:
+            self._details_at = time.monotonic()
+            self.run_worker(self._details(self.shown_plan), group="details", exclusive=True)
+
+    async def _details(self, plan_uid: str) -> None:
+        details = await asyncio.to_thread(self.facade.details, plan_uid)
+        if plan_uid == self.shown_plan:
+            self.query_one(PlanDetailsView).show(details, "This plan is no longer in the index.", self.palette)
+
+    # -- filter ---------------------------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value.strip()
+            self.run_worker(self._filter_soon(), group="filter", exclusive=True)
+
+    async def _filter_soon(self) -> None:
+        await asyncio.sleep(0.15)  # debounce typing: one query when the operator pauses
+        await self.load_patients()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            if not event.value.strip():
+                event.input.display = False
+            self.tree.focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display and (box.has_focus or self.tree.has_focus):
+            box.value = ""
+            box.display = False
+            self.filter_text = ""
+            self.run_worker(self.load_patients(), group="filter", exclusive=True)
+            self.tree.focus()
+
+    def action_toggle_log(self) -> None:
+        log = self.query_one("#log", Log)
+        if log.has_focus:
+            self.tree.focus()
+        else:
+            log.focus()
+
+    # -- engine events (already batched by the app, at most 10 times a second) ------------------------------------
+    def on_job_event(self, ev: Any) -> None:
+        if type(ev).__name__ == "JobChanged":
+            self.progress.job_changed(ev)
+            jobs = dict(self.tree.sends.get(ev.plan_uid, {}))
+            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total)
+            self.tree.set_sends(ev.plan_uid, jobs)
+            self.status.jobs = self.progress.counts()
+            if ev.plan_uid == self.shown_plan and ev.state in ("done", "failed", "cancelled"):
+                self.load_details()
+        else:
+            self.progress.job_progress(ev)
+            prev = self.tree.sends.get(ev.plan_uid, {}).get(ev.node)
+            if prev is None or prev.done != ev.done:
+                jobs = dict(self.tree.sends.get(ev.plan_uid, {}))
+                jobs[ev.node] = JobState(ev.node, "sending", ev.done, ev.total)
+                self.tree.set_sends(ev.plan_uid, jobs)
+
+    def bundle_touched(self, patients: set[str], plans: set[str], settled: bool) -> None:
+        """Objects arrived or bundles changed state: update rows in place; reload details when they concern it."""
+        self.mark_dirty(patients)
+        if self.shown_plan is None:
+            return
+        shown = self.tree.plans.get(self.shown_plan)
+        if self.shown_plan in plans or (shown is not None and shown.patient_id in patients and (
+                settled or time.monotonic() - self._details_at > DETAILS_MIN_INTERVAL)):
+            self.load_details()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.error is not None:
+            self.notify(f"{event.worker.name}: {event.worker.error}", severity="error")

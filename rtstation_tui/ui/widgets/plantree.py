@@ -1,0 +1,197 @@
+"""The Patient → Plan tree.
+
+Why it never rebuilds: operators keep a patient open and the cursor on a plan while a TPS is still sending; a
+rebuild on every event would lose both. Nodes are found by patient ID / plan UID and re-labelled, added (in sorted
+position) or removed one by one; Textual's Tree keeps the cursor on the same node when lines move.
+Children load lazily (``LoadChildren`` on first expand), so opening the tree costs one row per patient.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable
+
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from ...engine.bundle import Member
+from ..facade import PatientRow, PlanRow
+from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
+
+
+@dataclass(frozen=True)
+class NodeData:
+    kind: str  # "patient", "plan", "unconnected", "member"
+    patient_id: str
+    plan_uid: str = ""
+
+
+class PlanTree(Tree[NodeData]):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the plan for sending"),
+    ]
+
+    class LoadChildren(Message):
+        """A patient was expanded for the first time: its plans must be read (in a worker)."""
+
+        def __init__(self, patient_id: str) -> None:
+            super().__init__()
+            self.patient_id = patient_id
+
+    class LoadUnconnected(Message):
+        def __init__(self, patient_id: str) -> None:
+            super().__init__()
+            self.patient_id = patient_id
+
+    class MarksChanged(Message):
+        def __init__(self, marked: frozenset[str]) -> None:
+            super().__init__()
+            self.marked = marked
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("patients", id=id)
+        self.show_root = False
+        self.auto_expand = True
+        self.palette = Palette()
+        self.patients: dict[str, PatientRow] = {}
+        self.plans: dict[str, PlanRow] = {}
+        self.marked: set[str] = set()
+        self.sends: dict[str, dict[str, JobState]] = {}
+        self.loaded: set[str] = set()  # patients whose plans are in the tree
+        self._pnodes: dict[str, TreeNode[NodeData]] = {}
+        self._plan_nodes: dict[str, TreeNode[NodeData]] = {}
+        self._unconnected: dict[str, TreeNode[NodeData]] = {}
+
+    # -- queries ------------------------------------------------------------------------------------------------
+    @property
+    def cursor_data(self) -> NodeData | None:
+        node = self.cursor_node
+        return node.data if node is not None else None
+
+    def patient_node(self, patient_id: str) -> TreeNode[NodeData] | None:
+        return self._pnodes.get(patient_id)
+
+    def plan_node(self, plan_uid: str) -> TreeNode[NodeData] | None:
+        return self._plan_nodes.get(plan_uid)
+
+    def find_plan(self, label: str) -> str | None:
+        return next((uid for uid, p in self.plans.items() if p.label == label), None)
+
+    # -- updates (all on the event loop) -----------------------------------------------------------------------
+    def show_patients(self, rows: Iterable[PatientRow]) -> None:
+        """Replace the top level (start-up and filter changes only; events use ``upsert_patients``)."""
+        self.clear()
+        self.patients.clear()
+        self.plans.clear()
+        self.loaded.clear()
+        self._pnodes.clear()
+        self._plan_nodes.clear()
+        self._unconnected.clear()
+        for row in rows:
+            self.patients[row.patient_id] = row
+            self._pnodes[row.patient_id] = self.root.add(patient_label(row, self.palette),
+                                                         NodeData("patient", row.patient_id))
+        if self._pnodes and self.cursor_line < 0:
+            self.cursor_line = 0
+
+    def upsert_patients(self, rows: Iterable[PatientRow]) -> None:
+        for row in rows:
+            self.patients[row.patient_id] = row
+            node = self._pnodes.get(row.patient_id)
+            label = patient_label(row, self.palette)
+            if node is not None:
+                node.set_label(label)
+                continue
+            after = [pid for pid in self._pnodes if pid > row.patient_id]
+            before = self._pnodes[min(after)] if after else None
+            self._pnodes[row.patient_id] = self.root.add(label, NodeData("patient", row.patient_id), before=before)
+        if self._pnodes and self.cursor_line < 0:
+            self.cursor_line = 0
+
+    def set_plans(self, patient_id: str, rows: list[PlanRow]) -> None:
+        """The patient's plans as they are now: re-label, add in label order, drop what vanished."""
+        pnode = self._pnodes.get(patient_id)
+        if pnode is None:
+            return
+        self.loaded.add(patient_id)
+        wanted = {r.plan_uid for r in rows}
+        for uid in [u for u, n in self._plan_nodes.items() if n.data and n.data.patient_id == patient_id]:
+            if uid not in wanted:
+                self._remove_plan(uid)
+        for row in rows:  # rows arrive sorted by label
+            self.plans[row.plan_uid] = row
+            node = self._plan_nodes.get(row.plan_uid)
+            if node is not None:
+                node.set_label(self._plan_text(row))
+                continue
+            later = [n for n in pnode.children if n.data and n.data.kind == "plan"
+                     and (self.plans[n.data.plan_uid].label, n.data.plan_uid) > (row.label, row.plan_uid)]
+            before = later[0] if later else self._unconnected.get(patient_id)
+            self._plan_nodes[row.plan_uid] = pnode.add_leaf(
+                self._plan_text(row), NodeData("plan", patient_id, row.plan_uid), before=before)
+        if patient_id not in self._unconnected:
+            self._unconnected[patient_id] = pnode.add(unconnected_label(None, self.palette),
+                                                      NodeData("unconnected", patient_id))
+
+    def set_unconnected(self, patient_id: str, members: list[Member]) -> None:
+        node = self._unconnected.get(patient_id)
+        if node is None:
+            return
+        node.set_label(unconnected_label(len(members), self.palette))
+        node.remove_children()
+        groups = Counter((m.modality or "?", m.series_uid, m.calling_ae or m.source) for m in members)
+        for (modality, series, source), n in sorted(groups.items()):
+            node.add_leaf(f"{modality} ×{n}  series …{series[-12:]}  from {source or '?'}",
+                          NodeData("member", patient_id))
+        if not members:
+            node.allow_expand = False
+
+    def remove_plan(self, plan_uid: str) -> None:
+        self._remove_plan(plan_uid)
+
+    def _remove_plan(self, uid: str) -> None:
+        node = self._plan_nodes.pop(uid, None)
+        self.plans.pop(uid, None)
+        self.marked.discard(uid)
+        if node is not None:
+            if self.cursor_node is node and node.parent is not None:
+                self.move_cursor(node.parent)
+            node.remove()
+
+    def set_sends(self, plan_uid: str, jobs: dict[str, JobState]) -> None:
+        self.sends[plan_uid] = jobs
+        self._relabel(plan_uid)
+
+    def _plan_text(self, row: PlanRow):  # type: ignore[no-untyped-def]
+        sends = tuple(self.sends.get(row.plan_uid, {}).values())
+        return plan_label(row, self.palette, marked=row.plan_uid in self.marked, sends=sends)
+
+    def _relabel(self, uid: str) -> None:
+        node, row = self._plan_nodes.get(uid), self.plans.get(uid)
+        if node is not None and row is not None:
+            node.set_label(self._plan_text(row))
+
+    # -- keys and expansion ------------------------------------------------------------------------------------
+    def action_toggle_mark(self) -> None:
+        data = self.cursor_data
+        if data is None or data.kind != "plan":
+            self.app.bell()
+            return
+        self.marked.symmetric_difference_update({data.plan_uid})
+        self._relabel(data.plan_uid)
+        self.post_message(self.MarksChanged(frozenset(self.marked)))
+        self.action_cursor_down()
+
+    def _on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeData]) -> None:
+        data = event.node.data
+        if data is None:
+            return
+        if data.kind == "patient" and data.patient_id not in self.loaded:
+            self.post_message(self.LoadChildren(data.patient_id))
+        elif data.kind == "unconnected" and not event.node.children:
+            self.post_message(self.LoadUnconnected(data.patient_id))
