@@ -104,6 +104,9 @@ async def test_l_focuses_log_with_level_follow_and_search(config):
         pane = app.main.logpane
         from rtstation_tui.ui.widgets.logpane import LogLine
 
+        await until(pilot, lambda: pane.lines, what="the start-up log line")
+        pane.lines.clear()
+        pane.refilter()
         pane.add([LogLine(0, 20, "rtstation.receiver", "association from ECLIPSE"),
                   LogLine(0, 30, "rtstation.receiver", "refused STRANGER"),
                   LogLine(0, 10, "rtstation.index", "debug detail")])

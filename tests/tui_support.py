@@ -20,6 +20,7 @@ from helpers import DATA, station_toml, write_config
 from rtstation_tui.engine.config import Config, load_config
 from rtstation_tui.engine.importer import BatchWriter, Importer
 from rtstation_tui.engine.index import Index
+from rtstation_tui.engine.logsetup import setup_logging
 from rtstation_tui.engine.readiness import settled_states
 from rtstation_tui.engine.store import Store
 from rtstation_tui.synthetic import make_patient
@@ -52,9 +53,9 @@ def make_config(tmp_path: Path, port: int = 11112, extra: str = NODES) -> Config
     return load_config(write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port, extra=extra)))
 
 
-def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True) -> None:
-    """breast_boost (plan B1, CTs missing) and, optionally, one complete synthetic patient with fixed UIDs."""
-    paths = sorted((DATA / "breast_boost").glob("*.dcm"))
+def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast: bool = True) -> None:
+    """breast_boost (plan B1, CTs missing) and one complete synthetic patient with fixed UIDs (either optional)."""
+    paths = sorted((DATA / "breast_boost").glob("*.dcm")) if breast else []
     if synthetic:
         make_patient(tmp_path / "syn", "SYN001", name="DEMO^ANNA", slices=3, rows=8, cols=8, label="PROST1",
                      machine="TrueBeam1", seed="rtstation-tui-snapshots")
@@ -100,6 +101,7 @@ def screen_text(app: Any) -> str:
 
 
 def make_app(config: Config, *, listen: bool = False, sender: Any = None, theme: str | None = None) -> StationApp:
+    setup_logging(config, stream=None, file=False)  # as run_console does (minus the file): levels set
     app = StationApp(config, theme=theme, listen=listen)
     app.animation_level = "none"
     if sender is not None:

@@ -142,8 +142,11 @@ class StationApp(StationActions, App[int]):
         self._pending.extend(batch)
         if not self._flush_due:
             self._flush_due = True
-            delay = max(0.0, self._last_flush + 1 / FLUSH_HZ - time.monotonic())
-            self.set_timer(delay, self.flush_events)
+            delay = self._last_flush + 1 / FLUSH_HZ - time.monotonic()
+            if delay > 0:
+                self.set_timer(delay, self.flush_events)
+            else:
+                self.call_later(self.flush_events)
 
     def flush_events(self) -> None:
         self._flush_due = False

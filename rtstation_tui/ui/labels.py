@@ -59,10 +59,6 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
     text = Text()
     text.append("● " if marked else "  ", pal.accent)
     text.append(p.label or "(no label)", "bold")
-    if p.machines:
-        text.append("  " + ",".join(p.machines))
-    if p.approval:
-        text.append("  " + p.approval, pal.ok if p.approval == "APPROVED" else pal.dim)
     if p.state in ("waiting", "receiving"):
         text.append("  … receiving", pal.warn)
     elif p.complete:
@@ -74,6 +70,11 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
     for job in sends:
         style = pal.error if job.state == "failed" else pal.ok if job.state == "done" else pal.accent
         text.append(f"  {job.text()}", style)
+    # what matters most comes first: the tree pane is ~35 columns wide at 80x24
+    if p.machines:
+        text.append("  " + ",".join(p.machines))
+    if p.approval:
+        text.append("  " + p.approval, pal.ok if p.approval == "APPROVED" else pal.dim)
     return text
 
 

@@ -163,7 +163,8 @@ class MainScreen(Screen[None]):
         if data is None or data.kind != "plan":
             self.shown_plan = None
             row = self.tree.patients.get(data.patient_id) if data is not None else None
-            hint = f"Patient {row.patient_id}  {row.patient_name}: {row.plans} plan(s). Enter opens it." if row else ""
+            hint = (f"Patient {row.patient_id}  {row.patient_name.replace('^', ' ')}: {row.plans} plan(s)."
+                    " Enter opens it.") if row else ""
             if data is not None and data.kind == "unconnected":
                 hint = "Objects of this patient that no plan references (Enter lists them)."
             self.query_one(PlanDetailsView).show(None, hint)
