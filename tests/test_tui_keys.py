@@ -27,7 +27,7 @@ async def opened(pilot):
     await pilot.press("enter")
     await until(pilot, lambda: B1 in app.main.tree.plans, what="plans of 123456")
     await pilot.press("down")
-    await until(pilot, lambda: "Reference chain" in screen_text(app), what="details of B1")
+    await until(pilot, lambda: app.main.query_one("#details").plan_uid == B1, what="details of B1")
 
 
 async def test_arrows_and_j_k_move_and_enter_expands_lazily(config):

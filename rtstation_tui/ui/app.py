@@ -75,7 +75,7 @@ class StationApp(StationActions, App[int]):
         self._main = MainScreen(self.config, self.facade, self.level, Palette.from_theme(t))
         await self.push_screen(self._main)
         if not self.listen:
-            self._main.header.set_state("off", "receiver not started")
+            self._main.header.set_state("off")
         self._unsubscribe = self.station.subscribe(self.on_engine_events)
         self._log_handler = BusLogHandler(self.station.bus, level=logging.DEBUG)
         add_handler(self._log_handler)

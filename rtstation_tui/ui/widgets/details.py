@@ -107,7 +107,10 @@ def render_details(d: PlanDetails, pal: Palette) -> RenderableType:
 class PlanDetailsView(Static):
     """Shows one plan; ``show(None, hint)`` shows a hint instead (patient selected, nothing received yet)."""
 
+    plan_uid: str | None = None  # the plan on display (tests and the app wait on it)
+
     def show(self, details: PlanDetails | None, hint: str = "", palette: Palette | None = None) -> None:
+        self.plan_uid = details.bundle.plan_uid if details is not None else None
         if details is None:
             self.update(Text(hint or "Select a plan to see its details.", "dim"))
         else:

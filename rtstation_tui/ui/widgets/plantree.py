@@ -33,7 +33,7 @@ class PlanTree(Tree[NodeData]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
-        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the plan for sending"),
+        Binding("space", "toggle_mark", "Mark", key_display="␣", tooltip="Mark or unmark the plan for sending"),
     ]
 
     class LoadChildren(Message):

@@ -1,0 +1,67 @@
+"""Snapshots (pytest-textual-snapshot) at 80x24 and 120x40 on a deterministic store.
+
+What could change between runs is pinned: received times (fill_store), free disk and log clock (monkeypatched),
+the config path (relative, from the temp directory), no receiver (no port in the header), animations off.
+Update after a deliberate change with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at the
+SVGs in ``tests/__snapshots__/`` before committing them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tui_support import NODES, FakeSender, fill_store, make_app, screen_text, until
+
+from helpers import station_toml, write_config
+from rtstation_tui.engine.config import load_config
+from rtstation_tui.ui.dialogs.send import SendDialog
+from rtstation_tui.ui.facade import Facade
+from rtstation_tui.ui.widgets import logpane
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Facade, "free_disk_mb", lambda self: 123_456.0)
+    monkeypatch.setattr(logpane, "clock", lambda ts: "09:30:00")
+    write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", 11112, extra=NODES))
+    cfg = load_config("rtstation.toml")
+    fill_store(cfg, tmp_path)
+    return cfg
+
+
+async def b1_selected(pilot) -> None:
+    app = pilot.app
+    await until(pilot, lambda: "console started" in screen_text(app), what="start-up log line")
+    await until(pilot, lambda: len(app.main.tree.patients) == 2, what="patients")
+    await pilot.press("enter")
+    await until(pilot, lambda: app.main.tree.plans, what="plans")
+    await pilot.press("down")
+    await until(pilot, lambda: app.main.query_one("#details").plan_uid, what="details")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_main_screen_with_plan_b1_selected(config, snap_compare, size):
+    assert snap_compare(make_app(config), terminal_size=size, run_before=b1_selected)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_send_dialog(config, snap_compare, size):
+    async def run_before(pilot) -> None:
+        await b1_selected(pilot)
+        await pilot.press("space", "down", "down", "down", "space", "s")
+        await until(pilot, lambda: isinstance(pilot.app.screen, SendDialog), what="send dialog")
+        await pilot.press("down", "space")
+
+    assert snap_compare(make_app(config, sender=FakeSender()), terminal_size=size, run_before=run_before)
+
+
+def test_nodes_screen(config, snap_compare):
+    async def run_before(pilot) -> None:
+        await until(pilot, lambda: pilot.app.main.tree.patients, what="patients")
+        await pilot.press("n")
+
+    assert snap_compare(make_app(config), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_high_contrast_theme(config, snap_compare):
+    assert snap_compare(make_app(config, theme="high-contrast"), terminal_size=(80, 24), run_before=b1_selected)
