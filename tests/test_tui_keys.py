@@ -89,11 +89,12 @@ async def test_slash_filters_by_patient_id_name_and_label_and_escape_clears(conf
             assert box.has_focus
             box.value = ""
             await pilot.press(*query)
-            await until(pilot, lambda: set(tree.patients) == expected, what=f"filter {query!r}")
+            await until(pilot, lambda: not app.main.filtering and set(tree.patients) == expected,
+                        what=f"filter {query!r}")
             await pilot.press("enter")
             assert tree.has_focus
         await pilot.press("escape")
-        await until(pilot, lambda: len(tree.patients) == 2, what="filter cleared")
+        await until(pilot, lambda: not app.main.filtering and len(tree.patients) == 2, what="filter cleared")
         assert not app.main.query_one("#filter").display
 
 

@@ -12,6 +12,7 @@ second, so a peer sending a thousand objects a second costs ten screen updates, 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -111,13 +112,19 @@ class StationApp(StationActions, App[int]):
 
     def _on_signal(self, sig: int) -> None:
         log.warning("%s: stopping; in-flight stores finish first", signal.Signals(sig).name)
-        self.run_worker(self.stop_and_exit(), group="station")
+        self.run_worker(self.stop_and_exit(terminal_lost=sig == signal.SIGHUP), group="station")
 
-    async def stop_and_exit(self, code: int = 0) -> None:
+    async def stop_and_exit(self, code: int = 0, *, terminal_lost: bool = False) -> None:
         if not self.stopping:
             self.stopping = True
             self._main.header.set_state("stopping", "finishing in-flight stores")
             await self.station.stop()
+        if terminal_lost and self.is_headless is False and not _terminal_alive():
+            # Measured: with the pty gone, Textual's terminal restore blocks forever on its output queue. Everything
+            # that matters is done (stores finished, index flushed, lock released): flush the log and leave.
+            log.info("terminal lost: station stopped, exiting")
+            logging.shutdown()
+            os._exit(code)
         self.exit(code)
 
     async def on_unmount(self) -> None:
@@ -196,6 +203,15 @@ class StationApp(StationActions, App[int]):
     @property
     def arriving(self) -> int:
         return len(self._open)
+
+
+def _terminal_alive() -> bool:
+    try:
+        os.tcgetpgrp(sys.__stdout__.fileno()) if sys.__stdout__ is not None else None
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def run_console(config: Config, log_level: str | None = None) -> int:

@@ -194,6 +194,11 @@ class MainScreen(Screen[None]):
             self.filter_text = event.value.strip()
             self.run_worker(self._filter_soon(), group="filter", exclusive=True)
 
+    @property
+    def filtering(self) -> bool:
+        """A filter query is pending or running (tests wait for it to settle)."""
+        return any(w.group == "filter" and not w.is_finished for w in self.workers)
+
     async def _filter_soon(self) -> None:
         await asyncio.sleep(0.15)  # debounce typing: one query when the operator pauses
         await self.load_patients()
