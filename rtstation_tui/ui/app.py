@@ -11,11 +11,13 @@ second, so a peer sending a thousand objects a second costs ten screen updates, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from textual.app import App
@@ -38,6 +40,24 @@ from .widgets.logpane import LogLine
 
 log = logging.getLogger("rtstation.console")
 FLUSH_HZ = 10
+
+
+@dataclass(frozen=True)
+class JobChanged:
+    """A queue row seen at start-up, shaped like the sender's JobChanged event so one code path shows both."""
+
+    job_id: int
+    node: str
+    plan_uid: str
+    label: str
+    state: str
+    done: int
+    total: int
+    failed: int = 0
+    error: str = ""
+
+
+JobRow = JobChanged
 
 
 class StationApp(StationActions, App[int]):
@@ -98,11 +118,13 @@ class StationApp(StationActions, App[int]):
         else:
             log.info("console started: AE %s on %s", self.config.station.ae_title,
                      self.station.receiver.address if self.station.receiver else "(not listening)")
+        if self.facade.can_send:  # jobs persisted from before this start: bars and counts at once
+            jobs = await asyncio.to_thread(self.facade.jobs, True)
+            self.apply_events([JobRow(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed,
+                                      r.error or "") for r in jobs])
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""
-        import asyncio
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
@@ -134,8 +156,6 @@ class StationApp(StationActions, App[int]):
         await self.station.stop()
         if self._log_handler is not None:
             remove_handler(self._log_handler)
-        import asyncio
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:

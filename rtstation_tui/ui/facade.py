@@ -15,7 +15,7 @@ import json
 import shutil
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..engine.bundle import Bundle, Member, bundle_for, patient_view
@@ -43,6 +43,7 @@ class PlanRow:
     complete: bool = False
     missing: str = ""
     conflicts: int = 0
+    sends: tuple[tuple[str, str, int, int], ...] = ()  # latest (node, state, done, total) per node
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,6 @@ class EchoOutcome:
 @dataclass
 class Facade:
     station: Station
-    _names: dict[str, str] = field(default_factory=dict)
 
     # -- sender (another module lands it on Station as ``station.sender``) -------------------------------------
     @property
@@ -121,8 +121,16 @@ class Facade:
             out.append(PlanRow(uid, patient_id, r["label"] or "", r["name"] or "", machines, r["approval"] or "",
                                b["state"] if b is not None else "receiving",
                                bool(b["complete"]) if b is not None else False,
-                               summary.get("missing", ""), int(summary.get("conflicts", 0) or 0)))
+                               summary.get("missing", ""), int(summary.get("conflicts", 0) or 0),
+                               self.latest_sends(uid)))
         return sorted(out, key=lambda p: (p.label, p.plan_uid))
+
+    def latest_sends(self, plan_uid: str) -> tuple[tuple[str, str, int, int], ...]:
+        """The newest job per node for one plan (the tree shows it after a restart, before any event)."""
+        latest: dict[str, Any] = {}
+        for row in sorted(self.history(plan_uid), key=lambda r: r.id):
+            latest[row.node] = row
+        return tuple((r.node, r.state, r.done, r.total) for r in latest.values())
 
     def unconnected(self, patient_id: str) -> list[Member]:
         """What joins no plan: needs the patient's whole chain, so only on demand."""
