@@ -28,7 +28,8 @@ from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged
                              InstanceQuarantined, InstancesStored, LogEvent, ReceiverState)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.receiver import ReceiverError
-from ..engine.station import Station, StationLocked
+from ..engine.process import StationLocked
+from ..engine.station import Station
 from .actions import StationActions
 from .commands.station import StationCommands
 from .facade import Facade
