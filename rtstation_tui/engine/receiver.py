@@ -23,7 +23,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from .acl import check_calling, parse_acl_entry
 from .config import Config
-from .dicomfile import BadDicom, dataset_offset, read_header
+from .dicomfile import BadDicom, dataset_offset, read_header, value_problems
 from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
 from .index import Index, IndexRecord
 from .indexer import Indexer
@@ -214,15 +214,28 @@ class Receiver:
         elif placed.status == "conflict":
             log.warning("conflict: %s %s from %s differs from the stored version; both kept (%s)", info.modality,
                         info.sop_uid, st.calling_ae, placed.relpath)
+        self._report_problems(info, placed.relpath, st, str(event.request.AffectedSOPInstanceUID or ""))
         self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
         return STATUS_SUCCESS
+
+    def _report_problems(self, info: Any, relpath: str, st: _Assoc, announced: str) -> None:
+        """Odd values are stored as sent (never lost), but the operator must be able to see why in the log."""
+        problems = value_problems(info)
+        if announced and announced != info.sop_uid:
+            problems.append(f"the C-STORE announced SOP Instance UID {announced!r}, the dataset holds "
+                            f"{info.sop_uid!r}")
+        if problems:
+            log.warning("stored %s from %s as %s despite: %s", info.modality, st.calling_ae, relpath,
+                        "; ".join(problems))
 
     def _quarantine(self, temp: Path, reason: str, st: _Assoc, event: Any) -> None:
         sop = str(event.request.AffectedSOPInstanceUID or "unknown")
         try:
-            dest = self.store.quarantine(temp, reason, move=True, details={
+            dest = self.store.quarantine(temp, reason, move=True, name=f"{sop}.dcm", details={
                 "calling_ae": st.calling_ae, "peer": st.peer, "sop_instance_uid": sop,
                 "sop_class_uid": str(event.request.AffectedSOPClassUID or "")})
+            log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s", sop,
+                        st.calling_ae, st.peer, dest.name, reason)
             self.bus.post(InstanceQuarantined(dest.name, reason, st.calling_ae))
         except OSError as exc:
             log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
