@@ -29,6 +29,7 @@ from .index import Index, IndexRecord
 from .indexer import Indexer
 from .store import Store
 from .structure import verify_structure
+from .tls import TlsError, server_context, start_server
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -114,13 +115,18 @@ class Receiver:
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         try:
-            self._server = ae.start_server((self.config.station.bind, self.config.station.port), block=False,
-                                           evt_handlers=handlers, ssl_context=self.ssl_context)
+            if self.ssl_context is None and self.config.tls.enabled:
+                self.ssl_context = server_context(self.config.tls)
+            # our server class: the TLS handshake runs in the connection's thread, never in the accept loop
+            self._server = start_server(ae, (self.config.station.bind, self.config.station.port), handlers,
+                                        self.ssl_context, self.config.tls.handshake_timeout_s)
+        except TlsError as exc:
+            raise ReceiverError(f"cannot accept TLS on {self.address}: {exc}") from None
         except OSError as exc:
             raise ReceiverError(f"cannot listen on {self.address}: {exc.strerror or exc}") from None
         self._ae = ae
-        log.info("listening on %s as %s (max PDU %d, durability %s)", self.address, self.ae_title, rc.max_pdu,
-                 rc.durability)
+        log.info("listening on %s as %s (max PDU %d, durability %s%s)", self.address, self.ae_title, rc.max_pdu,
+                 rc.durability, ", DICOM TLS" if self.ssl_context is not None else "")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting; let in-flight associations finish (up to ``timeout``), then abort what is left."""
