@@ -143,6 +143,23 @@ class Receiver:
             assoc.abort()
         log.info("receiver stopped")
 
+    def reload(self, config: Config) -> None:
+        """Swap in a new configuration (SIGHUP) without dropping associations. What can fail (a TLS certificate)
+        is prepared first and raises TlsError with nothing changed; then each value is one atomic assignment that
+        the next association or C-STORE reads. Address, port and AE title are the Station's to hold back."""
+        ctx = self.ssl_context
+        if config.tls != self.config.tls:
+            ctx = server_context(config.tls) if config.tls.enabled else None
+        acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
+        self.config, self.acl, self.ssl_context = config, acl, ctx
+        rc = config.receiver
+        if self._ae is not None:
+            self._ae.maximum_associations = rc.max_associations
+            self._ae.network_timeout = self._ae.dimse_timeout = rc.network_timeout_s
+        if self._server is not None:
+            self._server.ssl_context = ctx
+            self._server.handshake_timeout = config.tls.handshake_timeout_s
+
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
         sock = event.assoc.dul.socket.socket
