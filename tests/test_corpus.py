@@ -95,6 +95,11 @@ def test_network_listing_after_the_corpus(station: Station) -> None:
     ids = {p["patient_id"] for p in listing}
     assert set(corpus.HOSTILE_IDS.values()) - {"A\x00B"} <= ids
     assert "ESC" not in station.server.text() and "\x1b" not in station.server.text(), "raw escape in the log"
+    audit = [json.loads(line) for f in (station.data_dir / "logs").glob("audit-*.jsonl")
+             for line in f.read_text().splitlines()]
+    refused = {r["sop_uid"]: r["reason"] for r in audit if r["kind"] == "quarantined"}
+    assert set(refused) == {c.sop_uid for c in CASES if c.outcome == "quarantined"}
+    assert len([r for r in audit if r["kind"] == "stored"]) == len(plans)
 
 
 def test_import(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .audit import audit, audit_object
 from .dicomfile import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
 from .index import Index, IndexRecord
 from .store import Placed, Store
@@ -138,6 +139,7 @@ class Importer:
         if problems := value_problems(info):
             log.warning("import: stored %s %s as %s despite: %s", info.modality, path.name, placed.relpath,
                         "; ".join(problems))
+        audit_object(info, placed, source=source, calling_ae=calling_ae, file=str(path))
         self.writer(IndexRecord(info, placed, source, calling_ae, time.time(), session_id))
         return placed.status
 
@@ -148,6 +150,7 @@ class Importer:
             report.errors.append((str(path), "file vanished before it could be quarantined"))
             return "error"
         report.quarantined.append((str(path), reason))
+        audit("quarantined", file=str(path), reason=reason, source=source)
         return "quarantined"
 
     def _import_zip(self, path: Path, report: ImportReport, source: str, calling_ae: str,

@@ -22,6 +22,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from .acl import check_calling, parse_acl_entry
+from .audit import audit, audit_object
 from .config import Config
 from .dicomfile import BadDicom, dataset_offset, read_header, value_problems
 from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
@@ -186,6 +187,8 @@ class Receiver:
             return
         log.warning("rejected association from %s@%s:%s to %s: %s", calling, peer_ip, peer_port, called, reason)
         self.bus.post(AssociationRejected(calling, f"{peer_ip}:{peer_port}", reason))
+        audit("association_rejected", calling_ae=calling, called_ae=called, peer=f"{peer_ip}:{peer_port}",
+              reason=reason)
         assoc.acse.send_reject(*rsd)
         assoc.is_rejected = True
         evt.trigger(assoc, evt.EVT_REJECTED, {})
@@ -201,6 +204,8 @@ class Receiver:
             st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
         log.debug("association %d from %s@%s accepted", st.assoc_id, calling, peer)
         self.bus.post(AssociationOpened(st.assoc_id, calling, peer))
+        audit("association_opened", assoc_id=st.assoc_id, calling_ae=calling, peer=peer,
+              tls=self.ssl_context is not None)
 
     def _on_store(self, event: Any) -> int:
         st = self._assocs.get(event.assoc)
@@ -213,6 +218,8 @@ class Receiver:
                 st.full_disk_logged = True
                 log.error("disk nearly full (%.0f MB free < receiver.min_free_mb %d): refusing C-STORE from %s "
                           "with 0xA700", self.store.free_mb(), min_free, st.calling_ae)
+            audit("store_refused", sop_uid=str(event.request.AffectedSOPInstanceUID or ""), calling_ae=st.calling_ae,
+                  peer=st.peer, assoc_id=st.assoc_id, status="0xA700", reason=f"free disk below {min_free} MB")
             return STATUS_OUT_OF_RESOURCES
         temp = Path(event.dataset_path)
         try:
@@ -238,6 +245,7 @@ class Receiver:
             log.warning("conflict: %s %s from %s differs from the stored version; both kept (%s)", info.modality,
                         info.sop_uid, st.calling_ae, placed.relpath)
         self._report_problems(info, placed.relpath, st, str(event.request.AffectedSOPInstanceUID or ""))
+        audit_object(info, placed, source="network", calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id)
         self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
         return STATUS_SUCCESS
 
@@ -260,6 +268,8 @@ class Receiver:
             log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s", sop,
                         st.calling_ae, st.peer, dest.name, reason)
             self.bus.post(InstanceQuarantined(dest.name, reason, st.calling_ae))
+            audit("quarantined", sop_uid=sop, file=dest.name, reason=reason, source="network", calling_ae=st.calling_ae,
+                  peer=st.peer, assoc_id=st.assoc_id)
         except OSError as exc:
             log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
 
@@ -276,3 +286,6 @@ class Receiver:
                  st.nbytes / 1e6, seconds, st.failures, st.duplicates)
         self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
                                         st.failures, st.duplicates, aborted))
+        audit("association_closed", assoc_id=st.assoc_id, calling_ae=st.calling_ae, peer=st.peer,
+              instances=st.instances, bytes=st.nbytes, seconds=round(seconds, 3), failures=st.failures,
+              duplicates=st.duplicates, aborted=aborted)

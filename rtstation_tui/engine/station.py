@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 
 import pydicom
 
+from .audit import audit, configure as configure_audit
 from .config import Config
 from .events import EventBus, ReceiverState, Subscriber
 from .importer import ImportReport, Importer
@@ -112,6 +113,7 @@ class Station:
     async def start(self) -> None:
         """Start everything. A receiver that cannot listen leaves the rest running and raises ReceiverError."""
         self._lock.acquire()
+        configure_audit(self.config.log_dir, self.config.logging.retention_days)
         self.bus.start()
         await asyncio.to_thread(self._recover)
         self.indexer.start()
@@ -196,6 +198,7 @@ class Station:
                     log.exception("%r could not apply the new configuration", service)
         if held:
             log.warning("configuration: %s changed, effective at the next restart", ", ".join(held))
+        audit("config_reloaded", file=str(config.path or ""), changed=changed, held_until_restart=held)
         log.info("configuration reloaded: %s", ", ".join(changed) if changed else "nothing changed")
         return changed
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
 
+from .audit import audit
 from .config import TlsConfig
 from .nodes import NodeConfig
 
@@ -124,6 +125,7 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
         except (OSError, ValueError) as exc:
             reason = f"connection lost during the TLS handshake: {exc}"
         log.warning("closed connection from %s: %s", where, reason)
+        audit("connection_refused", peer=where, reason=reason)
         try:
             sock.close()
         except OSError:
