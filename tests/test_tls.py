@@ -160,3 +160,23 @@ def test_client_context_speaks_tls_to_dcmtk_storescp(tmp_path, pki):
 def _associated(ae, node, ctx):  # type: ignore[no-untyped-def]
     assoc = ae.associate("127.0.0.1", node.port, ae_title=node.ae_title, tls_args=(ctx, node.host))
     return assoc if assoc.is_established else None
+
+
+def test_sighup_turns_tls_on_for_new_connections(tmp_path, port, pki):
+    import signal
+
+    from helpers import echoscu
+
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port))
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    try:
+        assert echoscu(port).returncode == 0
+        write_config(cfg, station_toml(tmp_path / "var", port, extra=tls_section(pki)))
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in server.text(), what="reload")
+        assert "tls.enabled" in server.text()
+        assert echoscu(port).returncode != 0  # plain DICOM is no longer accepted
+        assert dcmtk_tls("echoscu", port, pki.client_key, pki.client_crt, pki.ca).returncode == 0
+    finally:
+        server.kill()
