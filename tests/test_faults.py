@@ -121,3 +121,30 @@ def test_eight_concurrent_senders_each_get_their_own_complete_patient(tmp_path, 
             assert dataset_bytes(f) == dataset_bytes(src)
     finally:
         server.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_transfer_finishes_the_association_then_exits_0(tmp_path, port):
+    """systemctl stop during a receive: new associations are refused, the one in flight completes, nothing lost."""
+    data_dir = tmp_path / "var"
+    cfg = write_config(tmp_path / "rt.toml", station_toml(data_dir, port))
+    files = make_ct_bulk(tmp_path / "ct", 300, rows=32, cols=32, patient_id="TERM")
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    sender = subprocess.Popen([dcmtk("storescu"), "-xi", "-aet", "TPS", "-aec", "RTSTATION", "127.0.0.1", str(port),
+                               *map(str, files)], env=PEER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        wait_for(lambda: len(stored_files(data_dir)) >= 50, 60, what="50 instances stored")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        _, errors = sender.communicate(timeout=120)
+        assert sender.returncode == 0, errors
+        assert server.stop(signal.SIGTERM, timeout=60) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+        server.kill()
+    assert len(stored_files(data_dir)) == 300
+    assert "finishing in-flight stores" in server.text() and "300 instances" in server.text()
+    assert "aborting association" not in server.text()
