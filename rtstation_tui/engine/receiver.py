@@ -30,7 +30,7 @@ from .index import Index, IndexRecord
 from .indexer import Indexer
 from .store import Store
 from .structure import verify_structure
-from .tls import TlsError, server_context, start_server
+from .tls import TlsError, connection_limit, server_context, start_server
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -100,7 +100,7 @@ class Receiver:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = rc.max_pdu
         ae.network_timeout = rc.network_timeout_s
-        ae.acse_timeout = 30
+        ae.acse_timeout = min(30.0, rc.network_timeout_s)  # also how long a silent connection holds its slot
         ae.dimse_timeout = rc.network_timeout_s
         ae.maximum_associations = rc.max_associations
         ae.require_called_aet = False  # checked in _on_requested, which logs why
@@ -120,7 +120,8 @@ class Receiver:
                 self.ssl_context = server_context(self.config.tls)
             # our server class: the TLS handshake runs in the connection's thread, never in the accept loop
             self._server = start_server(ae, (self.config.station.bind, self.config.station.port), handlers,
-                                        self.ssl_context, self.config.tls.handshake_timeout_s)
+                                        self.ssl_context, self.config.tls.handshake_timeout_s,
+                                        connection_limit(rc.max_associations))
         except TlsError as exc:
             raise ReceiverError(f"cannot accept TLS on {self.address}: {exc}") from None
         except OSError as exc:
@@ -157,9 +158,11 @@ class Receiver:
         if self._ae is not None:
             self._ae.maximum_associations = rc.max_associations
             self._ae.network_timeout = self._ae.dimse_timeout = rc.network_timeout_s
+            self._ae.acse_timeout = min(30.0, rc.network_timeout_s)
         if self._server is not None:
             self._server.ssl_context = ctx
             self._server.handshake_timeout = config.tls.handshake_timeout_s
+            self._server.max_connections = connection_limit(rc.max_associations)
 
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:

@@ -18,6 +18,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +96,68 @@ def _load_ca(ctx: ssl.SSLContext, ca: Path) -> None:
 
 class HandshakeInThreadServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, with the TLS handshake moved from the accept loop into the connection's thread
-    and bounded by ``handshake_timeout`` seconds."""
+    and bounded by ``handshake_timeout`` seconds, and a cap on open connections.
+
+    Why the cap: every TCP connection costs a thread until it sends its association request (or its handshake
+    times out), and ``max_associations`` is only checked once the request arrives. Beyond ``max_connections``
+    (handshakes in progress + associations, 0: no cap) a new connection is closed at once, so a flood of idle
+    connections cannot exhaust the process; the log says so at most every 10 seconds."""
 
     handshake_timeout: float = 10.0
+    max_connections: int = 0
+    request_queue_size = 64  # listen() backlog; socketserver's 5 makes a burst of senders wait for SYN retries
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._refused = 0
+        self._refused_logged = 0.0
+        super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         assert self.socket is not None
         return self.socket.accept()  # plain TCP: the accept loop never waits on a peer
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.max_connections and self._pending + len(self.active_associations) >= self.max_connections:
+            self._refuse(request, client_address)
+            return
+        with self._pending_lock:
+            self._pending += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread: nobody else will count it down
+            with self._pending_lock:
+                self._pending -= 1
+            raise
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        ctx = self.ssl_context
-        if ctx is not None and not isinstance(request, ssl.SSLSocket):
-            request = self._handshake(ctx, request, client_address)
-            if request is None:
-                return
-        super().process_request_thread(request, client_address)
+        try:
+            ctx = self.ssl_context
+            if ctx is not None and not isinstance(request, ssl.SSLSocket):
+                request = self._handshake(ctx, request, client_address)
+                if request is None:
+                    return
+            super().process_request_thread(request, client_address)  # starts the association's own thread
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    def _refuse(self, sock: socket.socket, peer: Any) -> None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged >= 10:
+            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            log.warning("refused connection from %s: the limit of %d open connections (2 x receiver.max_associations"
+                        " + 16) is reached; %d refused since the last such line", where, self.max_connections,
+                        self._refused)
+            audit("connection_refused", peer=where, reason=f"{self.max_connections} connections open",
+                  refused_since_last_record=self._refused)
+            self._refused, self._refused_logged = 0, now
 
     def _handshake(self, ctx: ssl.SSLContext, sock: socket.socket, peer: Any) -> ssl.SSLSocket | None:
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -133,12 +181,19 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
         return None
 
 
+def connection_limit(max_associations: int) -> int:
+    """Open connections allowed (handshakes + associations): room for every allowed association, for refusing the
+    extra ones politely with A-ASSOCIATE-RJ, and for a few slow handshakes."""
+    return 2 * max_associations + 16
+
+
 def start_server(ae: Any, address: tuple[str, int], handlers: list[Any], ssl_context: ssl.SSLContext | None,
-                 handshake_timeout: float) -> HandshakeInThreadServer:
+                 handshake_timeout: float, max_connections: int = 0) -> HandshakeInThreadServer:
     """``ae.start_server(block=False)`` with our server class (pynetdicom's own call cannot take one)."""
     server = ae.make_server(address, ssl_context=ssl_context, evt_handlers=handlers,
                             server_class=HandshakeInThreadServer)
     server.handshake_timeout = handshake_timeout
+    server.max_connections = max_connections
     thread = threading.Thread(target=server.serve_forever, name="rtstation-acceptor", daemon=True)
     thread.start()
     ae._servers.append(server)  # so ae.shutdown() stops it too, as with ae.start_server
