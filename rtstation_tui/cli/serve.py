@@ -12,8 +12,9 @@ from typing import Callable
 from ..engine.config import Config, ConfigError
 from ..engine.logsetup import ROOT, setup_logging
 from ..engine.receiver import ReceiverError
+from ..engine.process import StationLocked
 from ..engine.reload import ReloadError
-from ..engine.station import Station, StationLocked
+from ..engine.station import Station
 from .output import fail
 
 log = logging.getLogger("rtstation.serve")
