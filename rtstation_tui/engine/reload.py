@@ -13,7 +13,7 @@ from .config import SECTIONS, Config
 
 # keys whose new value only takes effect at the next start
 RESTART_ONLY = ("station.ae_title", "station.bind", "station.port", "station.data_dir", "receiver.max_pdu",
-                "logging.dir")
+                "logging.dir", "retention.days", "retention.auto")
 
 
 class ReloadError(ValueError):
@@ -34,7 +34,9 @@ def config_changes(old: Config, new: Config) -> list[str]:
 def effective(old: Config, new: Config) -> tuple[Config, list[str]]:
     """``new`` with every restart-only key kept at its running value, and the list of those that were held back."""
     held = [k for k in config_changes(old, new) if k in RESTART_ONLY]
-    station = old.station
-    receiver = replace(new.receiver, max_pdu=old.receiver.max_pdu)
-    logging_ = replace(new.logging, dir=old.logging.dir)
-    return replace(new, station=station, receiver=receiver, logging=logging_), held
+    for key in held:
+        section, name = key.split(".")
+        attr = section if hasattr(new, section) else f"{section}_"
+        kept = replace(getattr(new, attr), **{name: getattr(getattr(old, attr), name)})
+        new = replace(new, **{attr: kept})
+    return new, held

@@ -26,6 +26,7 @@ from .readiness import Readiness
 from .rebuild import reconcile
 from .receiver import Receiver, ReceiverError
 from .reload import ReloadError, config_changes, effective
+from .retention import RetentionService
 from .sender import Sender
 from .store import Store
 from .tls import TlsError
@@ -57,6 +58,8 @@ class Station:
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
         self.add_service(self.sender)
+        if config.retention.auto and config.retention.days > 0:
+            self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
         self.receiver_state = "stopped"
         self.receiver_detail = ""
         self._lock = DataDirLock(data_dir)
