@@ -93,6 +93,9 @@ def test_untrusted_or_plain_clients_are_refused_and_logged(tls_serve, port, pki,
     assert rogue.returncode != 0
     wait_for(lambda: "closed connection from 127.0.0.1" in tls_serve.text(), what="the refusal logged")
     assert "TLS handshake failed" in tls_serve.text()
+    anonymous = subprocess.run([dcmtk("echoscu"), "-to", "5", "+tla", "+cf", str(pki.ca), "-aec", "RTSTATION",
+                                "127.0.0.1", str(port)], env=PEER_ENV, capture_output=True, text=True, timeout=30)
+    assert anonymous.returncode != 0, "require_client_cert: a client without a certificate must be refused"
     plain = subprocess.run([dcmtk("echoscu"), "-to", "3", "-ta", "3", "-aec", "RTSTATION", "127.0.0.1", str(port)],
                            env=PEER_ENV, capture_output=True, text=True, timeout=30)
     assert plain.returncode != 0
@@ -178,5 +181,19 @@ def test_sighup_turns_tls_on_for_new_connections(tmp_path, port, pki):
         assert "tls.enabled" in server.text()
         assert echoscu(port).returncode != 0  # plain DICOM is no longer accepted
         assert dcmtk_tls("echoscu", port, pki.client_key, pki.client_crt, pki.ca).returncode == 0
+    finally:
+        server.kill()
+
+
+def test_without_require_client_cert_a_client_without_certificate_gets_in(tmp_path, port, pki):
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port,
+                                                          extra=tls_section(pki, require_client_cert=False)))
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    try:
+        anonymous = subprocess.run([dcmtk("echoscu"), "-to", "5", "+tla", "+cf", str(pki.ca), "-aec", "RTSTATION",
+                                    "127.0.0.1", str(port)], env=PEER_ENV, capture_output=True, text=True, timeout=30)
+        assert anonymous.returncode == 0, anonymous.stderr
+        rogue = dcmtk_tls("echoscu", port, pki.rogue_key, pki.rogue_crt, pki.ca)
+        assert rogue.returncode != 0, "a certificate that is offered is still verified"
     finally:
         server.kill()
