@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -163,6 +164,25 @@ class Station:
             log.warning("configuration: %s changed, effective at the next restart", ", ".join(held))
         audit("config_reloaded", file=str(config.path or ""), changed=changed, held_until_restart=held)
         log.info("configuration reloaded: %s", ", ".join(changed) if changed else "nothing changed")
+        return changed
+
+    async def restart_receiver(self, config: Config, timeout: float = 30.0) -> list[str]:
+        """Apply ``config`` including the keys ``reload`` holds back for the listener (address, port, AE title).
+
+        Why a restart and not a swap: the port is bound and the AE title given to pynetdicom when the server starts.
+        The old listener stops accepting and its in-flight stores finish (as at ``stop``); then a new Receiver
+        binds with the new values. Sender jobs and the index keep running throughout. Returns the changed keys;
+        raises ReceiverError (state "error", everything else keeps running) if the new address cannot be bound."""
+        keys = ("ae_title", "bind", "port")
+        listener = [f"station.{k}" for k in keys if getattr(self.config.station, k) != getattr(config.station, k)]
+        await self.stop_receiver(timeout)
+        self.config = replace(self.config, station=replace(self.config.station,
+                                                           **{k: getattr(config.station, k) for k in keys}))
+        changed = listener + self.reload(config)
+        if self.receiver is not None:
+            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus)
+            await self.start_receiver()
+            log.info("listener restarted on %s as %s", self.receiver.address, self.receiver.ae_title)
         return changed
 
     def importer(self) -> Importer:
