@@ -8,7 +8,8 @@ from tui_support import FakeSender, fill_store, make_app, make_config, screen_te
 from rtstation_tui.engine.events import AssociationOpened
 from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
 from rtstation_tui.ui.dialogs.send import SendDialog
-from rtstation_tui.ui.screens.lists import NodesScreen, RulesScreen
+from rtstation_tui.ui.screens.nodes import NodesScreen
+from rtstation_tui.ui.screens.rules import RulesScreen
 
 B1 = "1.2.246.352.71.5.320687012.24189.20090603083342"
 

@@ -1,4 +1,4 @@
-"""The console's actions (keys and command palette): send, echo, rules, nodes, quit, plus the status timers.
+"""The console's actions (keys and command palette): send, echo, rules, nodes, settings, quit, status timers.
 
 A mixin of ``StationApp`` so app.py stays about lifecycle and events. Every blocking call goes through the facade
 in a thread (``asyncio.to_thread``) inside an async worker; results are applied back on the loop.
@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from .dialogs.confirm import ConfirmDialog
 from .dialogs.send import SendDialog
-from .screens.lists import NodesScreen, RulesScreen
+from .screens.nodes import NodesScreen
+from .screens.rules import RulesScreen
+from .screens.settings import SettingsScreen, settings_values
 from .widgets.bars import RateMeter
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class StationActions:
 
     async def _echo(self: StationApp, node: str) -> None:
         r = await asyncio.to_thread(self.facade.echo, node)
+        self.remember_echo(r)
         rtt = f" in {r.rtt_ms:.0f} ms" if r.rtt_ms is not None else ""
         if r.ok:
             self.notify(f"{node}: OK{rtt}", title="C-ECHO")
@@ -85,10 +88,22 @@ class StationActions:
 
     # -- screens ------------------------------------------------------------------------------------------------
     def action_rules(self: StationApp) -> None:
-        self.push_screen(RulesScreen(self.config))
+        self.push_screen(RulesScreen())
 
     def action_nodes(self: StationApp) -> None:
-        self.push_screen(NodesScreen(self.config))
+        self.push_screen(NodesScreen())
+
+    def action_settings(self: StationApp) -> None:
+        self.run_worker(self._open_settings(), group="settings", exclusive=True)
+
+    async def _open_settings(self: StationApp) -> None:
+        """The form starts from the file's text, read in a thread (see screens/settings.py for why)."""
+        try:
+            values = await asyncio.to_thread(settings_values, self.config.path, self.config)
+        except Exception as exc:  # unreadable or broken file: say so, keep the console
+            self.notify(f"cannot read {self.config.path}: {exc}", title="Settings", severity="error")
+            return
+        await self.push_screen(SettingsScreen(values))
 
     # -- quit -----------------------------------------------------------------------------------------------------
     def busy_reason(self: StationApp) -> str:

@@ -32,7 +32,8 @@ from ..engine.process import StationLocked
 from ..engine.station import Station
 from .actions import StationActions
 from .commands.station import StationCommands
-from .facade import Facade
+from .editing import ConfigEditing
+from .facade import EchoOutcome, Facade
 from .labels import Palette
 from .screens.main import MainScreen
 from .themes import ThemeError, load_theme
@@ -61,7 +62,7 @@ class JobChanged:
 JobRow = JobChanged
 
 
-class StationApp(StationActions, App[int]):
+class StationApp(StationActions, ConfigEditing, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "rtstation"
     COMMANDS = App.COMMANDS | {StationCommands}
@@ -84,6 +85,7 @@ class StationApp(StationActions, App[int]):
         self._unsubscribe: Any = None
         self.stopping = False
         self.rate = RateMeter()
+        self.last_echo: dict[str, EchoOutcome] = {}  # per node, shown by the nodes screen
 
     @property
     def main(self) -> MainScreen:

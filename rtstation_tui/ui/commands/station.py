@@ -15,8 +15,9 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("C-ECHO nodes", "Check that every enabled node answers", "echo", "e"),
     ("Filter patients", "Filter the tree by patient ID, name or plan label", "screen.filter", "/"),
     ("Focus log", "Move to the log pane (v level, f follow, / search)", "screen.toggle_log", "l"),
-    ("Rules", "Show the routing rules (read-only)", "rules", "r"),
-    ("Nodes", "Show the configured DICOM nodes (read-only)", "nodes", "n"),
+    ("Rules", "Edit the routing rules (add, edit, delete, move, enable) with a dry run", "rules", "r"),
+    ("Nodes", "Edit the DICOM nodes (add, edit, delete, enable, C-ECHO one)", "nodes", "n"),
+    ("Settings", "Station AE title, address, port, allowlist, import folder, log level, theme", "settings", "S"),
     ("Mark plan", "Mark or unmark the plan under the cursor for sending", "mark", "space"),
     ("Quit rtstation", "Stop receiving (in-flight stores finish) and leave", "quit", "q"),
 )

@@ -39,6 +39,7 @@ class MainScreen(Screen[None]):
         Binding("l", "toggle_log", "Log"),
         Binding("r", "app.rules", "Rules"),
         Binding("n", "app.nodes", "Nodes"),
+        Binding("S", "app.settings", "Settings", show=False),  # 80 columns: in the palette and the README
         Binding("q", "app.quit", "Quit"),
     ]
 

@@ -1,0 +1,127 @@
+"""Add or edit one DICOM node (``[[nodes]]``): checked as you type, host resolved in a thread.
+
+Returns the changed keys (for a new node: every field that differs from the default, plus the required ones), or
+None when cancelled. Why the host is resolved here: a typo in a host name otherwise shows up hours later as a
+failed send; ``getaddrinfo`` may take seconds, so it runs in a thread worker and the form stays live meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any, Sequence
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+from ...engine.nodes import NodeConfig
+from ..widgets.form import FieldSpec, Form
+
+REQUIRED = ("name", "ae_title", "host", "port")
+
+
+def resolve_problem(host: str) -> str | None:
+    """None if ``host`` resolves, else the resolver's own words (blocking: call it in a thread)."""
+    if not host:
+        return None  # the field check already says it is empty
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = exc.args[1] if isinstance(exc, socket.gaierror) and len(exc.args) > 1 else str(exc)
+        return f"cannot resolve {host!r}: {reason}"
+    return None
+
+
+def node_specs(taken: Sequence[str]) -> list[FieldSpec]:
+    def unique(name: Any) -> str | None:
+        return f"{name!r} is already the name of another node" if name in taken else None
+
+    n = NodeConfig
+    return [
+        FieldSpec("name", n, "name", "Name", "Unique name used by rules, the console and `rtstation send --to`",
+                  unique),
+        FieldSpec("ae_title", n, "ae_title", "AE title", "The node's AE title: 1-16 printable ASCII, no backslash"),
+        FieldSpec("host", n, "host", "Host", "Host name or IP address (checked with the resolver)"),
+        FieldSpec("port", n, "port", "Port", "The node's DICOM port, 1-65535"),
+        FieldSpec("enabled", n, "enabled", "Enabled", "Disabled nodes get no sends (rules and by hand)"),
+        FieldSpec("calling_ae_title", n, "calling_ae_title", "Our AE title",
+                  "Calling AE title towards this node; empty: [station] ae_title"),
+        FieldSpec("max_associations", n, "max_associations", "Parallel", "Parallel associations, 1-16"),
+        FieldSpec("retry", n, "retry", "Retry", "COUNTxDELAY, ... with s, m, h, d (e.g. 5x30s,10x5m,24x1h)"),
+        FieldSpec("timeout_s", n, "timeout_s", "Timeout (s)", "Connection and response timeout in seconds"),
+        FieldSpec("tls", n, "tls", "DICOM TLS", "Connect with TLS (client settings in [tls])"),
+    ]
+
+
+class NodeForm(ModalScreen[dict[str, Any] | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save", priority=True)]
+
+    def __init__(self, node: NodeConfig | None, taken: Sequence[str]) -> None:
+        super().__init__()
+        self.node = node
+        self.taken = [t for t in taken if node is None or t != node.name]
+        self.resolved: dict[str, str | None] = {}
+
+    def compose(self) -> ComposeResult:
+        node = self.node or NodeConfig(name="", ae_title="", host="")
+        values = {s.key: getattr(node, s.name) for s in node_specs(self.taken)}
+        title = f"Edit node {self.node.name}" if self.node else "New node"
+        with Vertical(classes="dialog form-dialog"):
+            yield Label(title, classes="dialog-title")
+            yield Form(node_specs(self.taken), values, id="node-form")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save (Ctrl+S)", id="save", variant="primary")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    @property
+    def form(self) -> Form:
+        return self.query_one(Form)
+
+    def on_mount(self) -> None:
+        self.form.focus_field("name")
+        if self.node is not None:
+            self.run_worker(self._resolve(self.node.host), group="resolve")
+
+    def on_form_edited(self, event: Form.Edited) -> None:
+        if event.key == "host":
+            self.run_worker(self._resolve(str(self.form.raw("host")).strip()), group="resolve", exclusive=True)
+
+    async def _resolve(self, host: str) -> None:
+        if host not in self.resolved:
+            self.resolved[host] = await asyncio.to_thread(resolve_problem, host)
+        if str(self.form.raw("host")).strip() == host:  # the field may have changed meanwhile
+            self.form.set_extra("host", self.resolved[host])
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_save()
+
+    def action_save(self) -> None:
+        self.run_worker(self._save(), group="save", exclusive=True)
+
+    async def _save(self) -> None:
+        form = self.form
+        await self._resolve(str(form.raw("host")).strip())
+        problems = form.problems()
+        if problems:
+            first = next(iter(problems))
+            form.focus_field(first)
+            self.notify(f"{form.specs[first].label}: {problems[first]}", title="Not saved", severity="error")
+            return
+        changes = form.changed()
+        if self.node is None:
+            values = form.values()
+            changes = {k: values[k] for k in REQUIRED} | {k: v for k, v in changes.items() if v is not None}
+        self.dismiss(changes)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.dismiss(None)

@@ -1,0 +1,128 @@
+"""Saving what the editors changed, and applying it to the running station.
+
+Why through ``ConfigFile`` only: the operator's comments, key order and formatting must survive (issue 7), the
+write must be atomic with a ``.bak`` of the previous file, and the new text must pass the same loader as at start.
+
+Why "before and after" of the file and not "the running config and the file": the console may run with command
+line overrides (``--port``, ``--data-dir``, ``--theme``); an edit of an unrelated key must not silently drop them.
+Only what the edit changed in the file is taken over; the rest keeps its running value.
+
+Applied live: nodes and rules go to ``Station.reload`` (the next decision uses them; running jobs continue). A new
+port, bind address or AE title restarts the listener (``Station.restart_receiver``: in-flight stores finish), and
+the header follows. Log level and theme apply at once. All file work runs in a thread; restarts in a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..engine.config import Config
+from ..engine.configcheck import ConfigError
+from ..engine.configfile import ConfigFile
+from ..engine.logsetup import ROOT
+from ..engine.receiver import ReceiverError
+from ..engine.reload import ReloadError
+from .facade import EchoOutcome
+from .labels import Palette
+from .themes import ThemeError, load_theme
+
+if TYPE_CHECKING:
+    from .app import StationApp
+
+log = logging.getLogger("rtstation.console")
+Edit = Callable[[ConfigFile], None]
+LISTENER = ("ae_title", "bind", "port")
+KEPT = (*LISTENER, "data_dir")  # keys a command-line option may have overridden
+
+
+def edit_file(path: Path, edit: Edit) -> tuple[Config, Config]:
+    """Apply ``edit`` to the file and save it; returns the file's configuration before and after."""
+    cf = ConfigFile(path)
+    before = cf.validate()
+    edit(cf)
+    return before, cf.save()
+
+
+def merged(running: Config, before: Config, after: Config) -> Config:
+    """``after``, except that station keys the edit did not change keep their running (maybe overridden) values."""
+    station = after.station
+    for key in KEPT:
+        if getattr(before.station, key) == getattr(after.station, key):
+            station = replace(station, **{key: getattr(running.station, key)})
+    ui = after.ui if before.ui != after.ui else running.ui
+    return replace(after, station=station, ui=ui)
+
+
+class ConfigEditing:
+    """Mixin of ``StationApp``: one door for every editor's save."""
+
+    last_echo: dict[str, EchoOutcome]
+
+    async def save_config(self: StationApp, edit: Edit, what: str) -> Config | None:
+        """Edit, save and apply; None (and a notification saying why) when nothing was saved."""
+        path = self.config.path
+        if path is None:
+            self.notify("The console runs on built-in defaults: start it with --config FILE to edit settings.",
+                        title="Not saved", severity="error", timeout=15)
+            return None
+        try:
+            before, after = await asyncio.to_thread(edit_file, path, edit)
+        except (ConfigError, KeyError, OSError) as exc:
+            self.notify(str(exc), title="Not saved", severity="error", timeout=20)
+            return None
+        log.info("configuration saved (%s): %s", what, path)
+        await self.apply_config(merged(self.config, before, after))
+        self.notify(f"{what}. Saved to {path.name} (previous version: {path.name}.bak).", title="Saved")
+        return after
+
+    async def apply_config(self: StationApp, new: Config) -> None:
+        old, self.config = self.config, new
+        self.main.config = new
+        restart = any(getattr(old.station, k) != getattr(new.station, k) for k in LISTENER)
+        try:
+            if restart and self.station.receiver is not None and not self.stopping:
+                self.main.header.set_state("starting", "restarting the listener; in-flight stores finish")
+                await self.station.restart_receiver(new)
+            else:
+                self.station.reload(new)
+        except ReceiverError as exc:
+            self.notify(str(exc), title="Listener", severity="error", timeout=20)
+        except ReloadError as exc:
+            self.notify(f"saved, but not applied: {exc}", title="Configuration", severity="error", timeout=20)
+        header = self.main.header
+        header.ae_title = new.station.ae_title
+        header.address = f"{new.station.bind}:{new.station.port}"
+        folder = new.import_.folder
+        header.import_folder = folder.name if folder else "off"
+        header.update(header.render_text())
+        if old.logging.level != new.logging.level:
+            logging.getLogger(ROOT).setLevel(new.logging.level)  # the file's level; the pane keeps its own filter
+        if old.ui.theme != new.ui.theme:
+            self.apply_theme(new.ui.theme)
+
+    def apply_theme(self: StationApp, name: str) -> None:
+        try:
+            theme = load_theme(name)
+        except ThemeError as exc:
+            self.notify(str(exc), title="Theme", severity="error")
+            return
+        self.register_theme(theme)
+        self.theme = theme.name
+        self.theme_name = name
+        self.main.set_palette(Palette.from_theme(theme))
+
+    def remember_echo(self: StationApp, outcome: EchoOutcome) -> None:
+        self.last_echo[outcome.node] = outcome
+
+
+def describe_echo(outcome: Any) -> str:
+    """'OK 3 ms' or 'FAILED: <the exact reason>' (the nodes table and the notifications say the same)."""
+    if outcome is None:
+        return "–"
+    if outcome.ok:
+        return f"OK {outcome.rtt_ms:.0f} ms" if outcome.rtt_ms is not None else "OK"
+    return f"FAILED: {outcome.message}"

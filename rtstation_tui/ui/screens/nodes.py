@@ -1,0 +1,213 @@
+"""The nodes editor: the configured DICOM nodes with their last C-ECHO, and add / edit / delete / enable / echo.
+
+Why a screen and not a dialog: operators look things up here while the station keeps running underneath; Esc
+returns to the tree exactly as it was. Every change is saved through the app (``ConfigEditing.save_config``) and is
+live at once; the table is rebuilt from the saved configuration, so it always shows the file's truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static
+
+from ...engine.configfile import ConfigFile
+from ...engine.nodes import NodeConfig
+from ..dialogs.confirm import ConfirmDialog
+from ..dialogs.nodeform import NodeForm
+from ..editing import describe_echo
+
+if TYPE_CHECKING:
+    from ..app import StationApp
+
+
+def delete_node(cf: ConfigFile, name: str, rules: list[tuple[str, list[str]]]) -> None:
+    """Delete node ``name``; rules that target it lose that target, rules left without targets go too."""
+    for rule, targets in rules:
+        left = [t for t in targets if t != name]
+        if left:
+            cf.update_entry("rules", rule, {"targets": left})
+        else:
+            cf.delete_entry("rules", rule)
+    cf.delete_entry("nodes", name)
+
+
+def rename_targets(cf: ConfigFile, old: str, new: str, rules: list[tuple[str, list[str]]]) -> None:
+    for rule, targets in rules:
+        cf.update_entry("rules", rule, {"targets": [new if t == old else t for t in targets]})
+
+
+class NodesScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("a", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
+        Binding("space", "toggle", "On/off"),
+        Binding("t", "echo", "Echo"),
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
+    COLUMNS = ("name", "AE title", "address", "on", "last echo")
+
+    def compose(self) -> ComposeResult:
+        yield Label("Nodes", id="nodes-title", classes="screen-title")
+        table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True, id="nodes-table")
+        table.add_columns(*self.COLUMNS)
+        yield table
+        yield Static("", id="nodes-detail", classes="hint")
+        yield Footer()
+
+    @property
+    def app_(self) -> StationApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def table(self) -> DataTable[str]:
+        return self.query_one("#nodes-table", DataTable)
+
+    def on_mount(self) -> None:
+        self.refresh_rows()
+
+    def refresh_rows(self, select: str | None = None) -> None:
+        config = self.app_.config
+        table = self.table
+        keep = select or self.selected
+        table.clear()
+        for n in config.nodes:
+            table.add_row(n.name, n.ae_title, f"{n.host}:{n.port}", "yes" if n.enabled else "no",
+                          describe_echo(self.app_.last_echo.get(n.name)), key=n.name)
+        names = [n.name for n in config.nodes]
+        if keep in names:
+            table.move_cursor(row=names.index(keep))
+        where = config.path.name if config.path else "built-in defaults"
+        self.query_one("#nodes-title", Label).update(f"Nodes  ({len(names)}, from {where})  Enter edits")
+        self.show_detail()
+
+    @property
+    def selected(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def node(self) -> NodeConfig | None:
+        name = self.selected
+        return self.app_.config.node(name) if name else None
+
+    def show_detail(self) -> None:
+        node = self.node()
+        detail = self.query_one("#nodes-detail", Static)
+        if node is None:
+            detail.update("No [[nodes]] yet: press a to add one.")
+            return
+        echo = self.app_.last_echo.get(node.name)
+        calling = node.calling_ae_title or self.app_.config.station.ae_title
+        detail.update(f"{node.name}: {node.describe()} as {calling}, {node.max_associations} parallel, retry "
+                      f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}\n"
+                      f"last C-ECHO: {describe_echo(echo)}")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row edits it (the table has Enter for itself, so the screen hears it this way)."""
+        event.stop()
+        self.action_edit()
+
+    def action_cursor_down(self) -> None:
+        self.table.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.table.action_cursor_up()
+
+    # -- editing ----------------------------------------------------------------------------------------------
+    def rules_using(self, name: str) -> list[tuple[str, list[str]]]:
+        return [(r.name, list(r.targets)) for r in self.app_.config.rules if name in r.targets]
+
+    def action_add(self) -> None:
+        self.run_worker(self._add(), group="edit", exclusive=True)
+
+    async def _add(self) -> None:
+        taken = [n.name for n in self.app_.config.nodes]
+        values = await self.app.push_screen_wait(NodeForm(None, taken))
+        if values and await self.app_.save_config(lambda cf: cf.add_entry("nodes", values),
+                                                  f"Node {values['name']} added"):
+            self.refresh_rows(values["name"])
+
+    def action_edit(self) -> None:
+        node = self.node()
+        if node is not None:
+            self.run_worker(self._edit(node), group="edit", exclusive=True)
+
+    async def _edit(self, node: NodeConfig) -> None:
+        taken = [n.name for n in self.app_.config.nodes]
+        changes = await self.app.push_screen_wait(NodeForm(node, taken))
+        if not changes:
+            return
+        new_name = changes.get("name", node.name)
+        rules = self.rules_using(node.name)
+
+        def edit(cf: ConfigFile) -> None:
+            cf.update_entry("nodes", node.name, changes)
+            if new_name != node.name:
+                rename_targets(cf, node.name, new_name, rules)
+
+        if await self.app_.save_config(edit, f"Node {new_name} changed ({', '.join(changes)})"):
+            self.refresh_rows(new_name)
+
+    def action_toggle(self) -> None:
+        node = self.node()
+        if node is not None:
+            self.run_worker(self._toggle(node), group="edit", exclusive=True)
+
+    async def _toggle(self, node: NodeConfig) -> None:
+        on = not node.enabled
+        if await self.app_.save_config(lambda cf: cf.update_entry("nodes", node.name, {"enabled": on}),
+                                       f"Node {node.name} {'enabled' if on else 'disabled'}"):
+            self.refresh_rows(node.name)
+
+    def action_delete(self) -> None:
+        node = self.node()
+        if node is not None:
+            self.run_worker(self._delete(node), group="edit", exclusive=True)
+
+    async def _delete(self, node: NodeConfig) -> None:
+        rules = self.rules_using(node.name)
+        jobs: list[Any] = [j for j in await asyncio.to_thread(self.app_.facade.jobs, True) if j.node == node.name]
+        lines = [f"Delete node {node.name} ({node.describe()})?"]
+        for rule, targets in rules:
+            what = "the rule is deleted too (no target left)" if targets == [node.name] else (
+                f"{node.name} is removed from its targets")
+            lines.append(f"• used by rule {rule!r}: {what}")
+        for job in jobs:
+            lines.append(f"• job {job.id} ({job.label or job.plan_uid}, {job.state}) goes on to the deleted node's "
+                         f"address until it ends")
+        if not rules and not jobs:
+            lines.append("No rule and no active job uses it.")
+        if not await self.app.push_screen_wait(ConfirmDialog("Delete node?", "\n".join(lines), "Delete", "Keep")):
+            return
+        if await self.app_.save_config(lambda cf: delete_node(cf, node.name, rules), f"Node {node.name} deleted"):
+            self.refresh_rows()
+
+    # -- echo -------------------------------------------------------------------------------------------------
+    def action_echo(self) -> None:
+        node = self.node()
+        if node is None:
+            return
+        if not self.app_.facade.can_send:
+            self.notify("C-ECHO needs the sender, which this build does not have.", severity="warning")
+            return
+        self.query_one("#nodes-detail", Static).update(f"C-ECHO {node.name} ({node.describe()})…")
+        self.run_worker(self._echo(node.name), group="echo")
+
+    async def _echo(self, name: str) -> None:
+        outcome = await asyncio.to_thread(self.app_.facade.echo, name)
+        self.app_.remember_echo(outcome)
+        self.refresh_rows()
+        self.notify(f"{name}: {describe_echo(outcome)}", title="C-ECHO",
+                    severity="information" if outcome.ok else "error", timeout=15)

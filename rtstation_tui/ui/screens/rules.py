@@ -1,0 +1,189 @@
+"""The rules editor: rules in evaluation order with their state; add / edit / delete / move / enable; a dry run.
+
+Why the dry run sits under the list: after each change the operator sees at once, for the plans already in the
+index, which rules would now match and the first condition that fails for the others — before any plan arrives.
+It is computed in a thread worker (bundles are read from the index) and never sends anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static
+
+from ...engine.rulesconfig import RuleConfig
+from ..dialogs.confirm import ConfirmDialog
+from ..dialogs.ruleform import RuleForm
+from ..dryrun import PlanVerdicts, dry_run
+
+if TYPE_CHECKING:
+    from ..app import StationApp
+
+SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
+
+
+def matches(r: RuleConfig) -> str:
+    parts = [f"{k}={v}" for k, v in (("source", r.source_ae), ("label", r.plan_label), ("machine", r.machine),
+                                     ("patient", r.patient_id), ("modality", r.modality)) if v]
+    if r.approval != "ANY":
+        parts.append(f"approval={r.approval}")
+    return " ".join(parts) or "every plan"
+
+
+def dry_run_text(plans: list[PlanVerdicts]) -> Text:
+    if not plans:
+        return Text("Dry run: no plans in the index yet.")
+    text = Text("Dry run on the plans in the index (nothing is sent):\n", "bold")
+    for p in plans:
+        text.append(f"{p.label or '(no label)'}", "bold")
+        text.append(f"  {p.patient_id}  {'complete' if p.complete else 'incomplete'}\n")
+        for v in p.verdicts:
+            text.append(f"  {SYMBOL.get(v.outcome, '?')} {v.rule}: {v.reason}\n",
+                        "" if v.outcome in ("send", "hold") else "dim")
+        if not p.verdicts:
+            text.append("  no rules\n", "dim")
+    return text
+
+
+class RulesScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("a", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
+        Binding("space", "toggle", "On/off"),
+        Binding("K,shift+up", "move(-1)", "Up"),
+        Binding("J,shift+down", "move(1)", "Down"),
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
+    COLUMNS = ("#", "name", "on", "targets", "matches")
+
+    def compose(self) -> ComposeResult:
+        yield Label("Rules", id="rules-title", classes="screen-title")
+        table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True, id="rules-table")
+        table.add_columns(*self.COLUMNS)
+        yield table
+        with VerticalScroll(id="dry-run", can_focus=False):
+            yield Static("Dry run: reading the index…", id="dry-run-text")
+        yield Footer()
+
+    @property
+    def app_(self) -> StationApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def table(self) -> DataTable[str]:
+        return self.query_one("#rules-table", DataTable)
+
+    def on_mount(self) -> None:
+        self.dry_run: list[PlanVerdicts] = []
+        self.refresh_rows()
+
+    def refresh_rows(self, select: str | None = None) -> None:
+        config = self.app_.config
+        table = self.table
+        keep = select or self.selected
+        table.clear()
+        for i, r in enumerate(config.rules, start=1):
+            table.add_row(str(i), r.name, "yes" if r.enabled else "no", ", ".join(r.targets), matches(r), key=r.name)
+        names = [r.name for r in config.rules]
+        if keep in names:
+            table.move_cursor(row=names.index(keep))
+        where = config.path.name if config.path else "built-in defaults"
+        self.query_one("#rules-title", Label).update(
+            f"Rules  ({len(names)}, in order, from {where})  Enter edits" if names
+            else "No [[rules]]: plans are sent by hand (s). Press a to add a rule.")
+        self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True)
+
+    async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:
+        facade = self.app_.facade
+        plans = await asyncio.to_thread(lambda: dry_run(facade.station.index.conn, rules))
+        self.dry_run = plans
+        self.query_one("#dry-run-text", Static).update(dry_run_text(plans))
+
+    @property
+    def selected(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def rule(self) -> RuleConfig | None:
+        return next((r for r in self.app_.config.rules if r.name == self.selected), None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row edits it (the table has Enter for itself, so the screen hears it this way)."""
+        event.stop()
+        self.action_edit()
+
+    def action_cursor_down(self) -> None:
+        self.table.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.table.action_cursor_up()
+
+    # -- editing ----------------------------------------------------------------------------------------------
+    def _form(self, rule: RuleConfig | None) -> RuleForm:
+        config = self.app_.config
+        return RuleForm(rule, [r.name for r in config.rules], [n.name for n in config.nodes])
+
+    def action_add(self) -> None:
+        if not self.app_.config.nodes:
+            self.notify("Add a node first (n): a rule needs a target.", severity="warning")
+            return
+        self.run_worker(self._add(), group="edit", exclusive=True)
+
+    async def _add(self) -> None:
+        values = await self.app.push_screen_wait(self._form(None))
+        if values and await self.app_.save_config(lambda cf: cf.add_entry("rules", values),
+                                                  f"Rule {values['name']!r} added"):
+            self.refresh_rows(values["name"])
+
+    def action_edit(self) -> None:
+        rule = self.rule()
+        if rule is not None:
+            self.run_worker(self._edit(rule), group="edit", exclusive=True)
+
+    async def _edit(self, rule: RuleConfig) -> None:
+        changes = await self.app.push_screen_wait(self._form(rule))
+        if changes and await self.app_.save_config(lambda cf: cf.update_entry("rules", rule.name, changes),
+                                                   f"Rule {changes.get('name', rule.name)!r} changed "
+                                                   f"({', '.join(changes)})"):
+            self.refresh_rows(changes.get("name", rule.name))
+
+    def action_toggle(self) -> None:
+        rule = self.rule()
+        if rule is not None:
+            on = not rule.enabled
+            self.run_worker(self._save(lambda cf: cf.update_entry("rules", rule.name, {"enabled": on}),
+                                       f"Rule {rule.name!r} {'enabled' if on else 'disabled'}", rule.name))
+
+    def action_move(self, delta: int) -> None:
+        rule = self.rule()
+        names = [r.name for r in self.app_.config.rules]
+        if rule is None or not 0 <= names.index(rule.name) + delta < len(names):
+            return
+        self.run_worker(self._save(lambda cf: cf.move_entry("rules", rule.name, delta),
+                                   f"Rule {rule.name!r} moved {'up' if delta < 0 else 'down'}", rule.name),
+                        group="edit", exclusive=True)
+
+    def action_delete(self) -> None:
+        rule = self.rule()
+        if rule is not None:
+            self.run_worker(self._delete(rule), group="edit", exclusive=True)
+
+    async def _delete(self, rule: RuleConfig) -> None:
+        question = f"Delete rule {rule.name!r} (to {', '.join(rule.targets)})? Plans it would send are no longer sent."
+        if await self.app.push_screen_wait(ConfirmDialog("Delete rule?", question, "Delete", "Keep")):
+            await self._save(lambda cf: cf.delete_entry("rules", rule.name), f"Rule {rule.name!r} deleted", None)
+
+    async def _save(self, edit: object, what: str, select: str | None) -> None:
+        if await self.app_.save_config(edit, what):  # type: ignore[arg-type]
+            self.refresh_rows(select)
