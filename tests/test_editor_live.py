@@ -1,0 +1,32 @@
+"""Settings applied live against a real peer: a new port in the settings screen moves the listener at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from editor_support import fill
+from helpers import echoscu, free_port
+from tui_support import make_app, make_config, screen_text, until
+
+from rtstation_tui.ui.screens.settings import SettingsScreen
+
+
+async def test_new_port_in_settings_makes_echoscu_succeed_there_and_fail_on_the_old_one(tmp_path):
+    old, new = free_port(), free_port()
+    config = make_config(tmp_path, old)
+    app = make_app(config, listen=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.station.receiver_state == "listening", what="listening")
+        assert (await asyncio.to_thread(echoscu, old)).returncode == 0
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        await fill(pilot, screen.form, "station.port", str(new))
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.station.receiver is not None
+                    and app.station.receiver.address == f"127.0.0.1:{new}"
+                    and app.station.receiver_state == "listening", what="listener on the new port")
+        await pilot.press("escape")
+        await until(pilot, lambda: f"127.0.0.1:{new}  ● listening" in screen_text(app), what="header follows")
+        assert (await asyncio.to_thread(echoscu, new)).returncode == 0
+        assert (await asyncio.to_thread(echoscu, old)).returncode != 0
+        assert app.is_running  # the same app, never restarted

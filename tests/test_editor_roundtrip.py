@@ -1,0 +1,138 @@
+"""The commented reference config edited through each screen keeps every comment and untouched line byte for byte
+and gains exactly the change; the running station gets it at once (no restart)."""
+
+from __future__ import annotations
+
+import pytest
+from editor_support import changes, copy_sample, fill, open_form, saved
+from tui_support import FakeSender, QueueRow, make_app, until
+
+from rtstation_tui.engine.config import load_config
+from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
+from rtstation_tui.ui.dialogs.nodeform import NodeForm
+from rtstation_tui.ui.dialogs.ruleform import RuleForm
+from rtstation_tui.ui.screens.settings import SettingsScreen
+
+PORT_LINE = "port = {}               # DICOM port (1-65535); below 1024 needs root or CAP_NET_BIND_SERVICE"
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return load_config(copy_sample(tmp_path))
+
+
+async def test_nodes_screen_edit_add_toggle_each_change_exactly_its_lines(config):
+    path = config.path
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        before = path.read_text()
+        dialog = await open_form(pilot, ("n", "enter"), NodeForm)
+        await fill(pilot, dialog.form, "port", "11201")
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == (["port = 11200"], ["port = 11201"])
+        assert (path.parent / "rtstation.toml.bak").read_text() == before
+        await until(pilot, lambda: app.station.config.node("QA").port == 11201, what="applied live")
+
+        before = after
+        dialog = await open_form(pilot, ("a",), NodeForm)
+        for key, value in (("name", "TPS2"), ("ae_title", "TPS2AE"), ("host", "localhost"), ("port", "104")):
+            await fill(pilot, dialog.form, key, value)
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == ([], ["[[nodes]]", 'name = "TPS2"', 'ae_title = "TPS2AE"',
+                                               'host = "localhost"', "port = 104", ""])
+        assert after.index('name = "TPS2"') < after.index("# Routing rules")
+        await until(pilot, lambda: app.screen.selected == "TPS2", what="cursor on the new node")
+
+        before = after
+        await pilot.press("k", "space")  # ARCHIVE off
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == ([], ["enabled = false"])
+        assert app.station.config.node("ARCHIVE").enabled is False
+
+
+async def test_deleting_a_node_names_the_rule_and_the_active_job_and_edits_both(config):
+    path = config.path
+    sender = FakeSender()
+    sender.queue.rows.append(QueueRow(7, "QA", "1.2.3", "B1", "sending", 3, 10))
+    app = make_app(config, sender=sender)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        before = path.read_text()
+        await pilot.press("n", "d")
+        dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen, what="question")
+        message = dialog.message
+        assert "used by rule 'QA plans from Eclipse': QA is removed from its targets" in message
+        assert "job 7 (B1, sending)" in message
+        await pilot.press("y")
+        after = await saved(pilot, path, before)
+        removed, added = changes(before, after)
+        assert 'targets = ["ARCHIVE"]' in added and 'targets = ["QA", "ARCHIVE"]' in removed
+        assert 'name = "QA"                # unique name used by rules, the console and `rtstation send --to`' \
+            in removed
+        for line in before.splitlines():  # every comment outside the deleted node is still there
+            if line.lstrip().startswith("#") and "calling_ae_title" not in line:
+                assert line in after
+        assert [n.name for n in load_config(path).nodes] == ["ARCHIVE"]
+
+
+async def test_rules_screen_toggle_add_move_edit_each_change_exactly_its_lines(config):
+    path = config.path
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        before = path.read_text()
+        await pilot.press("r", "space")
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == (
+            ["enabled = false            # switch on once the nodes above exist"],
+            ["enabled = true            # switch on once the nodes above exist"])
+        assert app.station.config.rules[0].enabled
+
+        before = after
+        dialog = await open_form(pilot, ("a",), RuleForm)
+        await fill(pilot, dialog.form, "name", "archive")
+        await fill(pilot, dialog.form, "targets", "ARCHIVE")
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == ([], ["", "[[rules]]", 'name = "archive"', 'targets = ["ARCHIVE"]'])
+
+        before = after
+        await pilot.press("K")  # the new rule (under the cursor) first
+        after = await saved(pilot, path, before)
+        assert [r.name for r in load_config(path).rules] == ["archive", "QA plans from Eclipse"]
+        assert sorted(before.splitlines()) == sorted(after.splitlines())  # moved, not changed
+        assert [r.name for r in app.station.config.rules] == ["archive", "QA plans from Eclipse"]
+
+        before = after
+        dialog = await open_form(pilot, ("j", "enter"), RuleForm)
+        await fill(pilot, dialog.form, "plan_label", "glob:QA_*")
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == (
+            ['plan_label = "QA"          # case-insensitive substring; "glob:QA_*" or "re:^QA_\\\\d+$" for more'],
+            ['plan_label = "glob:QA_*"          # case-insensitive substring; "glob:QA_*" or "re:^QA_\\\\d+$" for more'])
+
+
+async def test_settings_screen_changes_exactly_the_port_line_and_the_theme_line(config):
+    path = config.path
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        before = path.read_text()
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        await fill(pilot, screen.form, "station.port", "11113")
+        await fill(pilot, screen.form, "ui.theme", "light")
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+        removed, added = changes(before, after)
+        assert removed == [PORT_LINE.format(11112), 'theme = "dark"             # dark, light or high-contrast '
+                                                     '(files in themes/); --theme overrides']
+        assert added == [PORT_LINE.format(11113), 'theme = "light"             # dark, light or high-contrast '
+                                                   '(files in themes/); --theme overrides']
+        await until(pilot, lambda: app.theme == "light", what="theme applied")
+        assert "0.0.0.0:11113" in str(app.main.header.render_text())
