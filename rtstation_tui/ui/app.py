@@ -22,6 +22,7 @@ from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from ..engine.config import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
@@ -179,9 +180,13 @@ class StationApp(StationActions, App[int]):
         self._flush_due = False
         self._last_flush = time.monotonic()
         batch, self._pending = self._pending, []
-        if self.stopping and not self.is_running:
+        if not self.is_running:
             return
-        self.apply_events(batch)
+        try:
+            self.apply_events(batch)
+        except NoMatches:  # a flush racing the exit, while the screen is being taken down: nothing to show
+            if self.is_running and self._main.is_attached:
+                raise
 
     def apply_events(self, batch: list[Any]) -> None:
         """Apply a batch of events to the screen (public so tests can inject events)."""
