@@ -8,8 +8,9 @@ import signal
 import socket
 
 from helpers import BREAST, PEER_ENV, dcmtk, free_port
-from tui_support import JobChanged, JobProgress, fill_store, make_app, make_config, screen_text, until
+from tui_support import fill_store, make_app, make_config, screen_text, until
 
+from rtstation_tui.engine.events import JobChanged, JobProgress
 from rtstation_tui.engine.index import Index
 from rtstation_tui.synthetic import make_patient
 
@@ -90,16 +91,16 @@ async def test_progress_area_shows_one_bar_per_active_job(tmp_path):
         area = app.main.progress
         assert not area.display
         uid = "1.2.246.352.71.5.320687012.24189.20090603083342"
-        app.apply_events([JobChanged(1, "QA", uid, "B1", "queued", 0, 4), JobChanged(2, "ARCHIVE", uid, "B1",
-                                                                                    "queued", 0, 4)])
+        app.apply_events([JobChanged(1, "QA", uid, "B1", "queued", 0, 4, 0),
+                          JobChanged(2, "ARCHIVE", uid, "B1", "queued", 0, 4, 0)])
         await pilot.press("enter")
         app.apply_events([JobProgress(1, "QA", uid, "B1", 2, 4, 300_000, 600_000, 25.0)])
         await until(pilot, lambda: "2/4  0.3/0.6 MB  25/s" in screen_text(app), what="progress row")
         text = screen_text(app)
         assert "QA ← B1" in text and "ARCHIVE ← B1" in text and "0/4  queued" in text
         assert "QA: sending 50%" in str(app.main.tree.plan_node(uid).label)
-        app.apply_events([JobChanged(1, "QA", uid, "B1", "done", 4, 4), JobChanged(2, "ARCHIVE", uid, "B1",
-                                                                                  "failed", 0, 4, error="refused")])
+        app.apply_events([JobChanged(1, "QA", uid, "B1", "done", 4, 4, 0),
+                          JobChanged(2, "ARCHIVE", uid, "B1", "failed", 0, 4, 4, error="refused")])
         await until(pilot, lambda: not area.display, what="finished jobs leave the area")
         assert area.counts() == (0, 1)
         label = str(app.main.tree.plan_node(uid).label)

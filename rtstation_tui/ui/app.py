@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from textual.app import App
@@ -26,10 +25,11 @@ from textual.css.query import NoMatches
 
 from ..engine.config import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
-                             InstanceQuarantined, InstancesStored, LogEvent, ReceiverState)
+                             InstanceQuarantined, InstancesStored, JobChanged, JobProgress, LogEvent, ReceiverState)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.receiver import ReceiverError
-from ..engine.station import Station, StationLocked
+from ..engine.process import StationLocked
+from ..engine.station import Station
 from .actions import StationActions
 from .commands.station import StationCommands
 from .facade import Facade
@@ -43,22 +43,6 @@ log = logging.getLogger("rtstation.console")
 FLUSH_HZ = 10
 
 
-@dataclass(frozen=True)
-class JobChanged:
-    """A queue row seen at start-up, shaped like the sender's JobChanged event so one code path shows both."""
-
-    job_id: int
-    node: str
-    plan_uid: str
-    label: str
-    state: str
-    done: int
-    total: int
-    failed: int = 0
-    error: str = ""
-
-
-JobRow = JobChanged
 
 
 class StationApp(StationActions, App[int]):
@@ -104,8 +88,8 @@ class StationApp(StationActions, App[int]):
         self._install_signals()
         self.run_worker(self._start_station(), group="station")
         self.set_interval(1.0, self._tick)
-        self.set_interval(5.0, self._check_disk)
-        self._check_disk()
+        self.set_interval(5.0, self.refresh_status)
+        self.refresh_status()
         self.run_worker(self._count_today(), group="status")
 
     async def _start_station(self) -> None:
@@ -121,8 +105,8 @@ class StationApp(StationActions, App[int]):
                      self.station.receiver.address if self.station.receiver else "(not listening)")
         if self.facade.can_send:  # jobs persisted from before this start: bars and counts at once
             jobs = await asyncio.to_thread(self.facade.jobs, True)
-            self.apply_events([JobRow(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed,
-                                      r.error or "") for r in jobs])
+            self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed,
+                                          r.error or "") for r in reversed(jobs)])
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""
@@ -193,7 +177,7 @@ class StationApp(StationActions, App[int]):
         main = self._main
         patients: set[str] = set()
         plans: set[str] = set()
-        settled = False
+        settled = jobs_changed = False
         lines: list[LogLine] = []
         for ev in batch:
             if isinstance(ev, LogEvent):
@@ -216,14 +200,17 @@ class StationApp(StationActions, App[int]):
                 self._open.discard(ev.assoc_id)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
-            elif type(ev).__name__ in ("JobChanged", "JobProgress"):
+            elif isinstance(ev, (JobChanged, JobProgress)):
                 main.on_job_event(ev)
+                jobs_changed = jobs_changed or isinstance(ev, JobChanged)
         if lines:
             main.logpane.add(lines)
         if patients or plans:
             main.bundle_touched(patients, plans, settled)
         main.status.arriving = len(self._open)
         main.status.refresh_text()
+        if jobs_changed:
+            self.refresh_status()
 
     @property
     def arriving(self) -> int:
