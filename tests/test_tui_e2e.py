@@ -1,6 +1,7 @@
 """End to end in a real terminal: tmux runs ``rtstation`` (python -m rtstation_tui) on a temporary config, DCMTK
-storescu sends plan B1, the tree shows it, keys select it; then the terminal goes away (SIGHUP) and the console
-stops cleanly. tmux is a required peer (installed by ``make test``): missing is a failure, not a skip.
+storescu sends plan B1, the tree shows it, keys select it, open the send dialog, pick the storescp node QA and
+confirm; storescp receives the bundle and the tree says "QA: done". Then the terminal goes away (SIGHUP) and the
+console stops cleanly. tmux is a required peer (installed by ``make test``): missing is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Iterator
 
 import pytest
 from helpers import BREAST, free_port, station_toml, storescu, wait_for, write_config
+from peers import StoreSCP
 
 TMUX = "/usr/bin/tmux"
 
@@ -33,8 +35,15 @@ class Tmux:
 
     def start(self, command: list[str], env: dict[str, str]) -> int:
         exports = [f"{k}={v}" for k, v in env.items()]
-        self.run("-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30", "-s", "rt",
-                 "env", *exports, *command)
+        # the window gets its size first, the console starts after (else it may start at 80x24 and be resized)
+        self.run("-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30", "-s", "rt", "cat")
+        self.run("set-option", "-g", "window-size", "manual")  # no client attached: never fall back to 80x24
+        self.run("set-option", "-g", "default-size", "100x30")
+        self.run("resize-window", "-t", "rt", "-x", "100", "-y", "30")
+        wait_for(lambda: self.run("display", "-p", "-t", "rt", "#{pane_width}x#{pane_height}").strip() == "100x30",
+                 10, what="tmux pane of 100x30")
+        # -u: a COLUMNS/LINES inherited from the test runner would override the pty's real size
+        self.run("respawn-pane", "-k", "-t", "rt", "env", "-u", "COLUMNS", "-u", "LINES", *exports, *command)
         return int(self.run("list-panes", "-t", "rt", "-F", "#{pane_pid}").split()[0])
 
     def screen(self) -> str:
@@ -66,10 +75,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_console_in_tmux_receives_b1_selects_it_and_survives_sighup(tmp_path: Path, tmux: Tmux) -> None:
+def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path, tmux: Tmux) -> None:
     port = free_port()
     data_dir = tmp_path / "var"
-    qa_port = free_port()
+    qa = StoreSCP(tmp_path / "qa").start()
+    qa_port = qa.port
     config = write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port, extra=(
         f'[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {qa_port}\n')))
     pid = tmux.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)],
@@ -86,9 +96,20 @@ def test_console_in_tmux_receives_b1_selects_it_and_survives_sighup(tmp_path: Pa
     screen = tmux.screen()
     assert "UNAPPROVED" in screen and "today 4 received" in screen
 
-    # TODO(issue 6, after the sender lands on main): start DCMTK storescp on qa_port as node QA, press "s",
-    # choose QA with Space, confirm with Enter, wait until storescp has received the bundle's 4 files and the
-    # progress bar showed 100% (the node's tree label says "QA: done").
+    try:
+        tmux.keys("s")
+        wait_for(lambda: "Send 1 plan" in tmux.screen(), 20, what=f"send dialog; screen:\n{tmux.screen()}")
+        assert "1 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 4 objects" in tmux.screen()
+        tmux.keys("Space")  # choose QA (the first node)
+        wait_for(lambda: "Chosen: QA" in tmux.screen(), 10, what=f"QA chosen; screen:\n{tmux.screen()}")
+        tmux.keys("Enter")
+        wait_for(lambda: len(qa.files()) == 4, 30,
+                 what=f"storescp to receive the 4 objects of B1; screen:\n{tmux.screen()}\nlog:\n"
+                      f"{(data_dir / 'logs' / 'rtstation.log').read_text()[-3000:]}")
+        wait_for(lambda: "QA: done" in tmux.screen(), 20, what=f"'QA: done' in the tree; screen:\n{tmux.screen()}")
+        # the bar itself (100%) is checked in-process: test_tui_live.py::test_send_to_storescp_progress_reaches_100
+    finally:
+        qa.stop()
 
     tmux.kill()  # the terminal goes away: SIGHUP
     wait_for(lambda: not alive(pid), 40, what="the console to exit after SIGHUP")

@@ -146,8 +146,7 @@ async def test_r_and_n_show_rules_and_nodes(config):
 
 
 async def test_s_and_e_without_sender_say_so(config):
-    app = make_app(config)
-    app.station.sender = None  # type: ignore[assignment]  # a build without the sender: the console says so
+    app = make_app(config, sender=None)  # a station without a sender (the facade's fallback)
     async with app.run_test(size=(100, 30)) as pilot:
         await opened(pilot)
         await pilot.press("s")

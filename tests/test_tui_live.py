@@ -8,8 +8,9 @@ import signal
 import socket
 
 from helpers import BREAST, PEER_ENV, dcmtk, free_port
-from tui_support import JobChanged, JobProgress, fill_store, make_app, make_config, screen_text, until
+from tui_support import fill_store, make_app, make_config, screen_text, until
 
+from rtstation_tui.engine.events import JobChanged, JobProgress
 from rtstation_tui.engine.index import Index
 from rtstation_tui.synthetic import make_patient
 
@@ -90,17 +91,46 @@ async def test_progress_area_shows_one_bar_per_active_job(tmp_path):
         area = app.main.progress
         assert not area.display
         uid = "1.2.246.352.71.5.320687012.24189.20090603083342"
-        app.apply_events([JobChanged(1, "QA", uid, "B1", "queued", 0, 4), JobChanged(2, "ARCHIVE", uid, "B1",
-                                                                                    "queued", 0, 4)])
+        app.apply_events([JobChanged(1, "QA", uid, "B1", "queued", 0, 4, 0),
+                          JobChanged(2, "ARCHIVE", uid, "B1", "queued", 0, 4, 0)])
         await pilot.press("enter")
         app.apply_events([JobProgress(1, "QA", uid, "B1", 2, 4, 300_000, 600_000, 25.0)])
         await until(pilot, lambda: "2/4  0.3/0.6 MB  25/s" in screen_text(app), what="progress row")
         text = screen_text(app)
         assert "QA ← B1" in text and "ARCHIVE ← B1" in text and "0/4  queued" in text
         assert "QA: sending 50%" in str(app.main.tree.plan_node(uid).label)
-        app.apply_events([JobChanged(1, "QA", uid, "B1", "done", 4, 4), JobChanged(2, "ARCHIVE", uid, "B1",
-                                                                                  "failed", 0, 4, error="refused")])
+        app.apply_events([JobChanged(1, "QA", uid, "B1", "done", 4, 4, 0),
+                          JobChanged(2, "ARCHIVE", uid, "B1", "failed", 0, 4, 4, error="refused")])
         await until(pilot, lambda: not area.display, what="finished jobs leave the area")
         assert area.counts() == (0, 1)
         label = str(app.main.tree.plan_node(uid).label)
         assert "QA: done" in label and "ARCHIVE: failed" in label
+
+
+async def test_send_to_storescp_progress_reaches_100(tmp_path):
+    """The real sender to a real DCMTK storescp: dialog → job → bar at 4/4 → tree and details say done."""
+    from peers import StoreSCP
+
+    qa = StoreSCP(tmp_path / "qa").start()
+    try:
+        extra = f'[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {qa.port}\n'
+        config = make_config(tmp_path, extra=extra)
+        fill_store(config, tmp_path, synthetic=False)
+        app = make_app(config)
+        seen: list[tuple[int, int]] = []
+        async with app.run_test(size=(120, 40)) as pilot:
+            area = app.main.progress
+            original = area.job_progress
+            area.job_progress = lambda ev: (seen.append((ev.done, ev.total)), original(ev))  # type: ignore[method-assign]
+            await until(pilot, lambda: app.station._started and app.main.tree.patients, what="started")
+            await pilot.press("enter", "down", "s")
+            await until(pilot, lambda: "Send 1 plan" in screen_text(app), what="send dialog")
+            await pilot.press("space", "enter")
+            await until(pilot, lambda: len(qa.files()) == 4, timeout=30, what="storescp got the bundle")
+            uid = app.main.tree.find_plan("B1")
+            await until(pilot, lambda: "QA: done" in str(app.main.tree.plan_node(uid).label), what="QA: done")
+            assert (4, 4) in seen, seen
+            await until(pilot, lambda: "Send history" in screen_text(app), what="history in the details")
+            assert app.main.status.jobs == (0, 0)
+    finally:
+        qa.stop()

@@ -100,12 +100,16 @@ def screen_text(app: Any) -> str:
     return console.export_text()
 
 
-def make_app(config: Config, *, listen: bool = False, sender: Any = None, theme: str | None = None) -> StationApp:
+REAL = object()
+
+
+def make_app(config: Config, *, listen: bool = False, sender: Any = REAL, theme: str | None = None) -> StationApp:
+    """The console on ``config``. ``sender``: the station's real one, a test double, or None (a build without)."""
     setup_logging(config, stream=None, file=False)  # as run_console does (minus the file): levels set
     app = StationApp(config, theme=theme, listen=listen)
     app.animation_level = "none"
-    if sender is not None:
-        app.station.sender = sender  # type: ignore[attr-defined]
+    if sender is not REAL:
+        app.station.sender = sender  # type: ignore[assignment]
     return app
 
 
@@ -142,6 +146,12 @@ class FakeQueue:
     def history(self, plan_uid: str) -> list[QueueRow]:
         return [r for r in self.rows if r.plan_uid == plan_uid]
 
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.state] = out.get(r.state, 0) + 1
+        return out
+
 
 class FakeSender:
     """The sender's API as the console uses it (``station.sender``), recording calls instead of sending."""
@@ -170,31 +180,3 @@ class FakeSender:
     def retry(self, job_id: int) -> None: ...
 
     def cancel(self, job_id: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class JobChanged:
-    """Shape of the sender's event (engine/events.py once the sender lands); the console reads fields only."""
-
-    job_id: int
-    node: str
-    plan_uid: str
-    label: str
-    state: str
-    done: int
-    total: int
-    failed: int = 0
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    job_id: int
-    node: str
-    plan_uid: str
-    label: str
-    done: int
-    total: int
-    bytes_done: int
-    bytes_total: int
-    rate: float

@@ -59,7 +59,11 @@ class StationActions:
         except Exception as exc:
             self.notify(str(exc), title="Send failed", severity="error")
             return
-        self.notify(f"{len(jobs)} job(s) queued to {', '.join(nodes)}", title="Send")
+        if jobs:
+            self.notify(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} queued to {', '.join(nodes)}", title="Send")
+        else:  # the queue skips what a node already acknowledged: nothing is sent twice by accident
+            self.notify(f"Nothing queued: {', '.join(nodes)} already received every object (or it is queued). "
+                        "To send again anyway: rtstation send --force.", title="Send", severity="warning", timeout=15)
         tree = self.main.tree
         for uid in list(tree.marked):
             tree.marked.discard(uid)
@@ -133,16 +137,17 @@ class StationActions:
         status = self.main.status
         status.rate = self.rate.rate()
         status.arriving = self.arriving
-        status.jobs = self.main.progress.counts() if self.facade.can_send else None
         status.refresh_text()
 
-    def _check_disk(self: StationApp) -> None:
-        self.run_worker(self._disk(), group="status", exclusive=True)
+    def refresh_status(self: StationApp) -> None:
+        """Free disk and the queue's job counts (every 5 s and after job changes), read in a thread."""
+        self.run_worker(self._status(), group="status", exclusive=True)
 
-    async def _disk(self: StationApp) -> None:
+    async def _status(self: StationApp) -> None:
         free: Any = await asyncio.to_thread(self.facade.free_disk_mb)
+        jobs = await asyncio.to_thread(self.facade.job_counts)
         status = self.main.status
-        status.free_mb, status.min_free_mb = free, self.config.receiver.min_free_mb
+        status.free_mb, status.min_free_mb, status.jobs = free, self.config.receiver.min_free_mb, jobs
         status.refresh_text()
 
     async def _count_today(self: StationApp) -> None:

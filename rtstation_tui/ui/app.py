@@ -17,15 +17,15 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from ..engine.config import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
-                             InstanceQuarantined, InstancesStored, LogEvent, ReceiverState)
+                             InstanceQuarantined, InstancesStored, JobChanged, JobProgress, LogEvent, ReceiverState)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.receiver import ReceiverError
 from ..engine.process import StationLocked
@@ -44,22 +44,6 @@ log = logging.getLogger("rtstation.console")
 FLUSH_HZ = 10
 
 
-@dataclass(frozen=True)
-class JobChanged:
-    """A queue row seen at start-up, shaped like the sender's JobChanged event so one code path shows both."""
-
-    job_id: int
-    node: str
-    plan_uid: str
-    label: str
-    state: str
-    done: int
-    total: int
-    failed: int = 0
-    error: str = ""
-
-
-JobRow = JobChanged
 
 
 class StationApp(StationActions, ConfigEditing, App[int]):
@@ -106,8 +90,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._install_signals()
         self.run_worker(self._start_station(), group="station")
         self.set_interval(1.0, self._tick)
-        self.set_interval(5.0, self._check_disk)
-        self._check_disk()
+        self.set_interval(5.0, self.refresh_status)
+        self.refresh_status()
         self.run_worker(self._count_today(), group="status")
 
     async def _start_station(self) -> None:
@@ -123,8 +107,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                      self.station.receiver.address if self.station.receiver else "(not listening)")
         if self.facade.can_send:  # jobs persisted from before this start: bars and counts at once
             jobs = await asyncio.to_thread(self.facade.jobs, True)
-            self.apply_events([JobRow(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed,
-                                      r.error or "") for r in jobs])
+            self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed,
+                                          r.error or "") for r in reversed(jobs)])
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""
@@ -182,16 +166,20 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._flush_due = False
         self._last_flush = time.monotonic()
         batch, self._pending = self._pending, []
-        if self.stopping and not self.is_running:
+        if not self.is_running:
             return
-        self.apply_events(batch)
+        try:
+            self.apply_events(batch)
+        except NoMatches:  # a flush racing the exit, while the screen is being taken down: nothing to show
+            if self.is_running and self._main.is_attached:
+                raise
 
     def apply_events(self, batch: list[Any]) -> None:
         """Apply a batch of events to the screen (public so tests can inject events)."""
         main = self._main
         patients: set[str] = set()
         plans: set[str] = set()
-        settled = False
+        settled = jobs_changed = False
         lines: list[LogLine] = []
         for ev in batch:
             if isinstance(ev, LogEvent):
@@ -214,14 +202,17 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                 self._open.discard(ev.assoc_id)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
-            elif type(ev).__name__ in ("JobChanged", "JobProgress"):
+            elif isinstance(ev, (JobChanged, JobProgress)):
                 main.on_job_event(ev)
+                jobs_changed = jobs_changed or isinstance(ev, JobChanged)
         if lines:
             main.logpane.add(lines)
         if patients or plans:
             main.bundle_touched(patients, plans, settled)
         main.status.arriving = len(self._open)
         main.status.refresh_text()
+        if jobs_changed:
+            self.refresh_status()
 
     @property
     def arriving(self) -> int:

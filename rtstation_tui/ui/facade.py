@@ -194,6 +194,14 @@ class Facade:
         sender = self.sender
         return list(sender.queue.jobs(active_only=active_only)) if sender is not None else []
 
+    def job_counts(self) -> tuple[int, int] | None:
+        """(jobs waiting or running, jobs failed) in the persistent queue; None without a sender."""
+        sender = self.sender
+        if sender is None:
+            return None
+        counts = sender.queue.counts()
+        return sum(counts.get(s, 0) for s in ("queued", "sending", "waiting-retry")), counts.get("failed", 0)
+
     def history(self, plan_uid: str) -> list[Any]:
         sender = self.sender
         return list(sender.queue.history(plan_uid)) if sender is not None else []

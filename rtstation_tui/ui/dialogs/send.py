@@ -31,6 +31,7 @@ def describe(p: SendPreview) -> Text:
 
 
 class SendDialog(ModalScreen[list[str] | None]):
+    AUTO_FOCUS = "#send-nodes"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("enter", "send", "Send", priority=True),
@@ -52,12 +53,20 @@ class SendDialog(ModalScreen[list[str] | None]):
                 *(Selection(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)"),
                             node.name, False, disabled=not node.enabled) for node in self.nodes),
                 id="send-nodes")
+            yield Label("Chosen: none", id="send-chosen")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send", id="send", variant="primary")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one(SelectionList).focus()
+        nodes = self.query_one(SelectionList)
+        nodes.focus()
+        # the first enabled node under the cursor at once: a Space typed right away must choose it
+        nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore[type-arg]
+        chosen = self.chosen
+        self.query_one("#send-chosen", Label).update(f"Chosen: {', '.join(chosen) if chosen else 'none'}")
 
     @property
     def chosen(self) -> list[str]:

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input, Log
 from textual.worker import Worker
 
 from ...engine.config import Config
+from ...engine.events import JobChanged, JobProgress
 from ..facade import Facade, PatientRow, PlanRow
 from ..labels import JobState, Palette
 from ..widgets.bars import StationHeader, StatusLine
@@ -228,13 +229,12 @@ class MainScreen(Screen[None]):
             log.focus()
 
     # -- engine events (already batched by the app, at most 10 times a second) ------------------------------------
-    def on_job_event(self, ev: Any) -> None:
-        if type(ev).__name__ == "JobChanged":
+    def on_job_event(self, ev: JobChanged | JobProgress) -> None:
+        if isinstance(ev, JobChanged):
             self.progress.job_changed(ev)
             jobs = dict(self.tree.sends.get(ev.plan_uid, {}))
             jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total)
             self.tree.set_sends(ev.plan_uid, jobs)
-            self.status.jobs = self.progress.counts()
             if ev.plan_uid == self.shown_plan and ev.state in ("done", "failed", "cancelled"):
                 self.load_details()
         else:
