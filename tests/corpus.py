@@ -111,6 +111,13 @@ def deep_nesting(depth: int = 2000) -> bytes:
     return encode(plan("deep")) + level * depth + close * depth
 
 
+def uid_1000() -> bytes:
+    """A 1,000-character SOP Instance UID in the dataset; the file meta (and so the C-STORE) announces a valid one,
+    as pynetdicom refuses to put an over-long UID in a command."""
+    ds = plan("x", SOPInstanceUID="1." + "2" * 998)
+    return file_meta(RT_PLAN, uid("uid_1000"), IMPLICIT) + encode(ds, meta=False)
+
+
 HOSTILE_IDS = {
     "pid_slash": "../../etc/passwd",
     "pid_dotdot": "..",
@@ -134,6 +141,11 @@ def cases() -> list[Case]:
              uid("empty_pid")),
         Case("uid_slash.dcm", lambda: encode(plan("x", SOPInstanceUID="../../1.2/3", SeriesInstanceUID="1/2")),
              "stored", "not a valid UID", "../../1.2/3"),
+        Case("uid_control.dcm", lambda: encode(plan("x", SOPInstanceUID="1.2\x00.3\x1b[2J\r\n.4")), "stored",
+             "not a valid UID", "1.2\x00.3\x1b[2J\r\n.4"),
+        Case("uid_1000.dcm", uid_1000, "stored", "the C-STORE announced SOP Instance UID", uid("uid_1000")),
+        Case("study_dotdot.dcm", lambda: encode(plan("study_dotdot", StudyInstanceUID="..")), "stored",
+             "Study Instance UID '..' is not a valid UID", uid("study_dotdot")),
         Case("huge_length.dcm", huge_length, "quarantined", "declares 4294967280 bytes", uid("huge")),
         Case("empty_dataset.dcm", lambda: file_meta(RT_PLAN, uid("empty"), IMPLICIT), "quarantined", "empty dataset",
              uid("empty")),

@@ -69,6 +69,8 @@ def test_sigkill_during_a_500_instance_receive_loses_nothing_acknowledged(tmp_pa
         assert not list((data_dir / "tmp").iterdir()), "temp files of the crashed run must be removed at start"
         assert "temp files left by an interrupted run" in server.text()
         on_disk = stored_files(data_dir)
+        strays = [p for p in (data_dir / "store").rglob("*") if p.is_file() and p.suffix != ".dcm"]
+        assert not strays, f"temp or partial files inside the store: {strays[:5]}"
         wait_for(lambda: index_count(cfg) == len(on_disk), 30, what="index to catch up with the files")
         # every file under a real name is complete and byte-identical to what was sent
         by_uid = {str(read_header(f).sop_uid): f for f in on_disk}

@@ -9,7 +9,8 @@ from helpers import Serve, echoscu, station_toml, wait_for, write_config
 
 
 def test_idle_connection_flood_is_capped_and_service_resumes(tmp_path, port):
-    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, receiver="max_associations = 1\nnetwork_timeout_s = 5"))
+    limits = "max_associations = 1\nnetwork_timeout_s = 5"
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, receiver=limits))
     server = Serve(cfg, tmp_path / "serve.log").start()
     idle: list[socket.socket] = []
     try:

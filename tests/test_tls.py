@@ -197,3 +197,20 @@ def test_without_require_client_cert_a_client_without_certificate_gets_in(tmp_pa
         assert rogue.returncode != 0, "a certificate that is offered is still verified"
     finally:
         server.kill()
+
+
+def test_sigterm_does_not_wait_for_a_silent_handshake(tmp_path, port, pki):
+    import signal
+    import time
+
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, extra=tls_section(pki, timeout=60)))
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    silent = socket.create_connection(("127.0.0.1", port))
+    try:
+        assert dcmtk_tls("echoscu", port, pki.client_key, pki.client_crt, pki.ca).returncode == 0
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=30) == 0
+        assert time.monotonic() - started < 10, "shutdown waited for the silent connection's handshake timeout"
+    finally:
+        silent.close()
+        server.kill()

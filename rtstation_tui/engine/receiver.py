@@ -28,6 +28,7 @@ from .dicomfile import BadDicom, dataset_offset, read_header, value_problems
 from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
 from .index import Index, IndexRecord
 from .indexer import Indexer
+from .spool import failure as spool_failure, install as install_spool_guard
 from .store import Store
 from .structure import verify_structure
 from .tls import TlsError, connection_limit, server_context, start_server
@@ -69,6 +70,7 @@ def configure_pynetdicom(tmp_dir: Path) -> None:
     _config.UNRESTRICTED_STORAGE_SERVICE = True  # private and unknown SOP classes are storage too
     _config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost ~3% and flood the log
     tempfile.tempdir = str(tmp_dir)  # chunked temp files on the store's filesystem: os.replace, not copy
+    install_spool_guard()  # a disk that fills mid-transfer gives 0xA700, not a silently vanished association
 
 
 class Receiver:
@@ -214,6 +216,8 @@ class Receiver:
         st = self._assocs.get(event.assoc)
         if st is None:  # cannot happen for an accepted association; refuse rather than store unaccounted
             return STATUS_OUT_OF_RESOURCES
+        if (err := spool_failure(event.dataset_path)) is not None:
+            return self._spool_failed(st, event, err)
         min_free = self.config.receiver.min_free_mb
         if min_free and self.store.free_mb() < min_free:
             st.failures += 1
@@ -251,6 +255,16 @@ class Receiver:
         audit_object(info, placed, source="network", calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id)
         self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
         return STATUS_SUCCESS
+
+    def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:
+        """The dataset could not be written to the temp file (disk full, quota, size limit): nothing is stored."""
+        st.failures += 1
+        sop = str(event.request.AffectedSOPInstanceUID or "")
+        log.error("no space to receive %s from %s@%s (%s in %s): refused with 0xA700, nothing stored", sop,
+                  st.calling_ae, st.peer, err.strerror or err, self.store.tmp_dir)
+        audit("store_refused", sop_uid=sop, calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id,
+              status="0xA700", reason=f"writing the received data failed: {err.strerror or err}")
+        return STATUS_OUT_OF_RESOURCES
 
     def _report_problems(self, info: Any, relpath: str, st: _Assoc, announced: str) -> None:
         """Odd values are stored as sent (never lost), but the operator must be able to see why in the log."""

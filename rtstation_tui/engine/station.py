@@ -153,6 +153,8 @@ class Station:
         self.readiness.settle = new.receiver.settle_seconds
         self.config = new
         self.sender.config = new  # nodes: read per job, so new jobs and retries use the new definitions
+        if "logging.retention_days" in changed:
+            configure_audit(new.log_dir, new.logging.retention_days)
         for service in self.services:
             hook = getattr(service, "reload", None)
             if hook is not None:

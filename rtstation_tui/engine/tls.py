@@ -106,6 +106,7 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
     handshake_timeout: float = 10.0
     max_connections: int = 0
     request_queue_size = 64  # listen() backlog; socketserver's 5 makes a burst of senders wait for SYN retries
+    daemon_threads = True  # shutdown must not wait for silent handshakes; associations are waited for by Receiver.stop
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._pending = 0
