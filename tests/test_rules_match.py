@@ -69,3 +69,22 @@ def test_order_stop_disabled_and_incomplete_options():
     assert sent.outcome == "send" and "incomplete (3 missing)" in sent.reason
     [stopped_by_hold, after] = decide((rule(name="h", stop=True), rule(name="x")), incomplete)
     assert stopped_by_hold.outcome == "hold" and after.outcome == "not-evaluated"  # a held match still stops
+
+
+def test_a_disabled_target_does_not_keep_the_plan_from_the_others():
+    from rtstation_tui.engine.rules import Decision, RulesService
+    from rtstation_tui.engine.sender import Enqueued
+
+    class Sender:
+        def enqueue_plan(self, uid, targets, include, origin):  # type: ignore[no-untyped-def]
+            if targets == ["OFF"]:
+                raise ValueError("node OFF is disabled ([[nodes]] enabled = false)")
+            return [Enqueued(targets[0], 7, 6, 0, 0)]
+
+    service = object.__new__(RulesService)
+    service.sender = Sender()
+    d = Decision("r", "send", matched=True, targets=("OFF", "QA"))
+    service._send(d, FACTS)
+    assert d.outcome == "error" and "OFF: node OFF is disabled" in d.reason
+    assert [(j.node, j.job_id) for j in d.jobs] == [("QA", 7)]
+    assert "(job 7 to QA queued)" in d.describe()

@@ -34,6 +34,7 @@ from .rulesconfig import RuleConfig
 
 log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")
+RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
 MARKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL);
 """
@@ -92,7 +93,8 @@ class Decision:
         if self.outcome == "hold":
             return f"matched, held: {self.reason}"
         if self.outcome == "error":
-            return f"matched, but queueing failed: {self.reason}"
+            made = [f"job {j.job_id} to {j.node}" for j in self.jobs if j.job_id is not None]
+            return f"matched, but queueing failed: {self.reason}" + (f" ({', '.join(made)} queued)" if made else "")
         return f"{self.outcome}: {self.condition + ': ' if self.condition else ''}{self.reason}"
 
 
@@ -176,7 +178,7 @@ class RulesService:
         self._pending: dict[str, str] = {}  # plan uid -> why it is evaluated (the BundleReady reason)
         self._lock = threading.Lock()
         self._caught_up = False
-        self._ticker = Ticker("rules", self._step, lambda: 3600.0)
+        self._ticker = Ticker("rules", self._step, lambda: RETRY_SECONDS if self._pending else 3600.0)
         # Subscribed now, not in start(): readiness may announce bundles before the services start.
         bus.subscribe(self.on_events)
 
@@ -212,7 +214,9 @@ class RulesService:
             try:
                 ev = self.evaluate(uid, why)
             except Exception:
-                log.exception("evaluating the rules for plan %s failed", uid)
+                log.exception("evaluating the rules for plan %s failed; trying again in %.0f s", uid, RETRY_SECONDS)
+                with self._lock:
+                    self._pending.setdefault(uid, why)
                 continue
             if ev is not None:
                 events.append(ev)
@@ -261,12 +265,17 @@ class RulesService:
                               tuple(j.job_id for d in decisions for j in d.jobs if j.job_id is not None))
 
     def _send(self, d: Decision, f: PlanFacts) -> None:
-        try:
-            made = self.sender.enqueue_plan(f.plan_uid, d.targets, include=d.include, origin=f"rule:{d.rule}")
-        except ValueError as exc:
-            d.outcome, d.reason = "error", str(exc)
-            return
-        d.jobs = [JobMade(e.node, e.job_id, e.items, e.already_delivered, e.already_queued) for e in made]
+        """One target at a time: a disabled node must not keep the plan from the others."""
+        errors = []
+        for target in d.targets:
+            try:
+                [e] = self.sender.enqueue_plan(f.plan_uid, [target], include=d.include, origin=f"rule:{d.rule}")
+            except ValueError as exc:
+                errors.append(f"{target}: {exc}")
+                continue
+            d.jobs.append(JobMade(e.node, e.job_id, e.items, e.already_delivered, e.already_queued))
+        if errors:
+            d.outcome, d.reason = "error", "; ".join(errors)
 
     def _record(self, d: Decision, f: PlanFacts, why: str) -> None:
         audit("rule_decision", plan_uid=f.plan_uid, patient_id=f.patient_id, label=f.label, rule=d.rule,
