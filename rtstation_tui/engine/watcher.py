@@ -40,6 +40,7 @@ from .loops import Ticker
 log = logging.getLogger("rtstation.watcher")
 RESCAN_SECONDS = 30.0
 RETRY_SECONDS = 2.0  # how often a missing folder is looked for again
+FAILED_PAUSE = 10.0  # after an import failed as a whole (store full)
 BATCH = 200  # files per import session; a stop waits for one batch at most
 SOURCE = "import-folder"
 OFF, WATCHING, ERROR = "off", "watching", "error"
@@ -87,6 +88,7 @@ class ImportWatcher:
         self._seen: dict[Path, _Seen] = {}  # candidates waiting to settle
         self._done: dict[str, tuple[int, int]] = {}  # kept or unreadable files: (size, mtime_ns) when handled
         self._next_rescan = 0.0
+        self._pause_until = 0.0
         self._stopping = threading.Event()
         self._published: tuple[str, str, int] | None = None
         self._ticker = Ticker("import-folder", self._step, self._interval)
@@ -254,7 +256,7 @@ class ImportWatcher:
                 seen = self._seen.get(p)
                 if seen is None or (seen.size, seen.mtime_ns) != st:
                     self._seen[p] = _Seen(st[0], st[1], now)
-                elif now - seen.since >= self.cfg.settle_seconds:
+                elif now - seen.since >= self.cfg.settle_seconds and now >= self._pause_until:
                     ready.append((seen.since, p))
         return [p for _, p in sorted(ready)]
 
@@ -270,8 +272,14 @@ class ImportWatcher:
     def _import(self, files: list[Path]) -> None:
         stats = {p: self._stat(p) for p in files}
         outcomes: dict[Path, str] = {}
-        report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True,
-                                    on_done=lambda p, o: outcomes.__setitem__(p, o))
+        try:
+            report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True,
+                                        on_done=lambda p, o: outcomes.__setitem__(p, o))
+        except OSError as exc:  # the store cannot take them now (disk full, ...): they stay and are tried again
+            self._pause_until = time.monotonic() + FAILED_PAUSE
+            log.error("import folder: importing %d files failed (%s); trying again in %.0f s", len(files), exc,
+                      FAILED_PAUSE)
+            return
         for p in files:
             with self._lock:
                 self._seen.pop(p, None)
