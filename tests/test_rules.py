@@ -138,5 +138,11 @@ def test_rules_check_and_rules_test_explain_rule_by_rule(tmp_path):
     proc = rtstation("rules", "check", config=bad, check=False)
     assert proc.returncode == 2
     assert "bad.toml: rules[0] ('broken').targets: unknown node 'QA'" in proc.stderr
+    odd = write_config(tmp_path / "odd.toml", station_toml(tmp_path / "var", free_port(),
+                       extra=node_toml("QA", "QASCP@127.0.0.1:1").replace("timeout_s", "enabled = false\ntimeout_s")
+                       + rule_toml("everything", ["QA"], stop=True) + rule_toml("later", ["QA@127.0.0.1:2"])))
+    proc = rtstation("rules", "check", config=odd)
+    assert "warning: rule 'everything': target 'QA' is disabled" in proc.stderr
+    assert "warning: rule 'later' is never evaluated: rule 'everything' matches every plan and stops" in proc.stderr
     missing = rtstation("rules", "test", "--plan", "NOPE", config=config, check=False)
     assert missing.returncode == 2 and "no plan with UID or label 'NOPE'" in missing.stderr

@@ -32,9 +32,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.set_defaults(func=test)
 
 
+MATCH_FIELDS = ("source_ae", "plan_label", "machine", "patient_id", "modality")
+
+
 def summary(rule: RuleConfig) -> str:
-    fields = [f"{k} = {getattr(rule, k)!r}" for k in ("source_ae", "plan_label", "machine", "patient_id", "modality")
-              if getattr(rule, k) is not None]
+    fields = [f"{k} = {getattr(rule, k)!r}" for k in MATCH_FIELDS if getattr(rule, k) is not None]
     if rule.approval != "ANY":
         fields.append(f"approval = {rule.approval}")
     when = ", ".join(fields) or "every plan"
@@ -42,16 +44,38 @@ def summary(rule: RuleConfig) -> str:
     return f"{when} -> {', '.join(rule.targets)} ({opts})" + ("" if rule.enabled else " [disabled]")
 
 
+def warnings(config: Config) -> list[str]:
+    """Valid, but probably not what was meant: targets that are disabled, rules no plan can reach."""
+    out: list[str] = []
+    catch_all = ""
+    for rule in config.rules:
+        if not rule.enabled:
+            continue
+        if catch_all:
+            out.append(f"rule {rule.name!r} is never evaluated: rule {catch_all!r} matches every plan and stops")
+        for target in rule.targets:
+            node = config.node(target)
+            if node is not None and not node.enabled:
+                out.append(f"rule {rule.name!r}: target {target!r} is disabled ([[nodes]] enabled = false)")
+        unconditional = all(getattr(rule, k) is None for k in MATCH_FIELDS) and rule.approval == "ANY"
+        if unconditional and rule.stop and not catch_all:
+            catch_all = rule.name
+    return out
+
+
 def check(args: argparse.Namespace, config: Config) -> int:
-    """Load-time validation already ran (errors exit 2 in cli.main); say what the rules are."""
+    """Load-time validation already ran (errors exit 2 in cli.main); say what the rules are, and what looks odd."""
     where = str(config.path) if config.path else "built-in defaults"
+    warned = warnings(config)
     if args.json:
-        print_json({"file": where, "ok": True, "rules": [
+        print_json({"file": where, "ok": True, "warnings": warned, "rules": [
             {"name": r.name, "enabled": r.enabled, "summary": summary(r)} for r in config.rules]})
         return 0
     print(f"{where}: {len(config.rules)} rules, all valid")
     for i, rule in enumerate(config.rules, 1):
         print(f"  {i}. {rule.name}: {summary(rule)}")
+    for w in warned:
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
