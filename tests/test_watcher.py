@@ -176,3 +176,22 @@ async def test_a_missing_folder_is_an_error_state_that_does_not_stop_the_receive
         await until(lambda: len(stored_files(tmp_path / "var")) == 2, what="the file imported")
     finally:
         await station.stop()
+
+
+@pytest.mark.parametrize("after", ["delete", "keep"])
+async def test_a_zip_is_handled_per_after_import(tmp_path, after):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    station, _, _ = await start_station(tmp_path, folder, after=after)
+    try:
+        breast_zip(tmp_path / "b1.zip").rename(folder / "b1.zip")
+        log_dir = tmp_path / "var" / "logs"
+        await until(lambda: audit_records(log_dir, "import_folder"), what="the ZIP imported")
+        [rec] = audit_records(log_dir, "import_folder")
+        assert rec["outcome"] == "zip" and rec["action"] == {"delete": "deleted", "keep": "kept"}[after]
+        assert (folder / "b1.zip").exists() == (after == "keep")
+        assert len(stored_files(tmp_path / "var")) == 4
+        assert len(list((tmp_path / "var" / "quarantine").glob("*notes.txt.reason.txt"))) == 1
+        assert not (tmp_path / "var" / "imported").exists()
+    finally:
+        await station.stop()
