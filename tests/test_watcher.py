@@ -195,3 +195,28 @@ async def test_a_zip_is_handled_per_after_import(tmp_path, after):
         assert not (tmp_path / "var" / "imported").exists()
     finally:
         await station.stop()
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+async def test_a_folder_moved_in_whole_is_imported_only_when_recursive(tmp_path, recursive):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    station, _, _ = await start_station(tmp_path, folder, after="move", recursive=recursive)
+    try:
+        await until(lambda: station.watcher.state == "watching", what="watching")
+        export = tmp_path / "export"
+        export.mkdir()
+        for f in BREAST:
+            (export / Path(f).name).write_bytes(Path(f).read_bytes())
+        export.rename(folder / "export")  # one event for the folder, none for its files
+        (folder / "top.dcm").write_bytes(Path(BREAST[0]).read_bytes())
+        log_dir = tmp_path / "var" / "logs"
+        await until(lambda: len(audit_records(log_dir, "import_folder")) == (5 if recursive else 1), what="imports")
+        moved = sorted(p.relative_to(tmp_path / "var" / "imported").as_posix()
+                       for p in (tmp_path / "var" / "imported").rglob("*.dcm"))
+        if recursive:
+            assert moved == sorted(["top.dcm"] + [f"export/{Path(f).name}" for f in BREAST])
+        else:
+            assert moved == ["top.dcm"] and len(list((folder / "export").iterdir())) == 4
+    finally:
+        await station.stop()

@@ -239,7 +239,7 @@ class RulesService:
 
     def evaluate(self, plan_uid: str, why: str) -> RulesEvaluated | None:
         """Evaluate every rule for the bundle as announced now; send, hold, audit, remember. Idempotent."""
-        row = self.index.bundle_states().get(plan_uid)
+        row = self.index.conn.execute("SELECT state, signature FROM bundles WHERE plan_uid=?", (plan_uid,)).fetchone()
         if row is None or row["state"] not in READY_STATES:
             return None  # changed again since (waiting for more objects): a new BundleReady will come
         mark = self.index.conn.execute("SELECT signature, state FROM rule_marks WHERE plan_uid=?",

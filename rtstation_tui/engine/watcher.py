@@ -64,6 +64,8 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in ("created", "modified", "moved", "closed"):
             return
+        if event.is_directory and event.event_type not in ("created", "moved"):
+            return  # a folder's mtime changes with every file created in it: the files' own events suffice
         raw = event.dest_path if event.event_type == "moved" else event.src_path
         path = Path(os.fsdecode(raw))
         self.watcher.note(path, is_dir=event.is_directory)
