@@ -188,6 +188,11 @@ class RulesService:
     async def stop(self) -> None:
         await self._ticker.stop()
 
+    def reload(self, config: Config) -> None:
+        """``Station.reload`` (SIGHUP, the console's editors): the next evaluation uses the new rules and nodes.
+        One attribute assignment, so an evaluation running in the worker thread sees the old or the new, whole."""
+        self.config = config
+
     def on_events(self, batch: list[Event]) -> None:
         ready = [e for e in batch if isinstance(e, BundleReady)]
         if not ready:
