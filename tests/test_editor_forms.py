@@ -179,3 +179,29 @@ async def test_t_echoes_the_selected_node_and_shows_time_or_the_exact_failure(co
         await pilot.press("j", "t")
         await until(pilot, lambda: "FAILED: connection refused" in str(table.get_row("ARCHIVE")), what="ARCHIVE")
         assert "last C-ECHO: FAILED: connection refused" in str(app.screen.query_one("#nodes-detail").content)
+
+
+async def test_dry_run_pane_says_which_rules_match_and_why_the_others_do_not(config, tmp_path):
+    from tui_support import fill_store
+
+    fill_store(config, tmp_path)
+    app = make_app(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        await pilot.press("r")
+        screen = app.screen
+        await until(pilot, lambda: len(screen.dry_run) == 2, what="two plans evaluated")
+        dialog = await open_form(pilot, ("a",), RuleForm)
+        for key, value in (("name", "B plans"), ("targets", "ARCHIVE"), ("plan_label", "b"),
+                           ("when_incomplete", "send")):
+            await fill(pilot, dialog.form, key, value)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is screen and len(app.config.rules) == 2, what="rule saved")
+        await until(pilot, lambda: len(screen.dry_run[0].verdicts) == 2, what="dry run with both rules")
+        by_label = {p.label: {v.rule: v for v in p.verdicts} for p in screen.dry_run}
+        assert by_label["B1"]["B plans"].outcome == "send"  # incomplete, but when_incomplete = send
+        assert by_label["PROST1"]["B plans"].outcome == "no-match"
+        assert "plan_label: the label 'PROST1' does not contain 'b'" in by_label["PROST1"]["B plans"].reason
+        assert by_label["B1"]["QA plans from Eclipse"].outcome == "disabled"
+        text = str(screen.query_one("#dry-run-text").content)
+        assert "nothing is sent" in text and "✓ B plans: matched: send to ARCHIVE" in text
