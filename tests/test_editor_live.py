@@ -30,3 +30,28 @@ async def test_new_port_in_settings_makes_echoscu_succeed_there_and_fail_on_the_
         assert (await asyncio.to_thread(echoscu, new)).returncode == 0
         assert (await asyncio.to_thread(echoscu, old)).returncode != 0
         assert app.is_running  # the same app, never restarted
+
+
+async def test_t_echoes_a_real_storescp_and_names_the_failure_of_a_closed_port(tmp_path):
+    from peers import StoreSCP
+
+    scp = StoreSCP(tmp_path / "scp").start()
+    closed = free_port()
+    nodes = (f'[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {scp.port}\n\n'
+             f'[[nodes]]\nname = "GONE"\nae_title = "GONE"\nhost = "127.0.0.1"\nport = {closed}\ntimeout_s = 5\n')
+    config = make_config(tmp_path, free_port(), extra=nodes)
+    app = make_app(config)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.main.ready, what="tree")
+            await pilot.press("n", "t")
+            table = app.screen.table
+            await until(pilot, lambda: "OK" in str(table.get_row("QA")), what="QA answers", timeout=20)
+            assert app.last_echo["QA"].ok and app.last_echo["QA"].rtt_ms is not None
+            await pilot.press("j", "t")
+            await until(pilot, lambda: "FAILED" in str(table.get_row("GONE")), what="GONE fails", timeout=20)
+            message = app.last_echo["GONE"].message
+            assert message == f"connection refused: nothing listening on 127.0.0.1:{closed}"
+            assert message in str(app.screen.query_one("#nodes-detail").content)
+    finally:
+        scp.stop()
