@@ -205,3 +205,24 @@ async def test_dry_run_pane_says_which_rules_match_and_why_the_others_do_not(con
         assert by_label["B1"]["QA plans from Eclipse"].outcome == "disabled"
         text = str(screen.query_one("#dry-run-text").content)
         assert "nothing is sent" in text and "✓ B plans: matched: send to ARCHIVE" in text
+
+
+async def test_settings_move_with_arrows_and_esc_asks_before_dropping_changes(config):
+    from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
+
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        await pilot.press("down", "down")
+        assert app.focused is screen.form.query_one("#f-station-port")
+        await pilot.press("up")
+        assert app.focused is screen.form.query_one("#f-station-bind")
+        await pilot.press("end", "1")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="discard question")
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is screen, what="still in settings")
+        await pilot.press("escape", "y")
+        await until(pilot, lambda: app.screen is app.main, what="back to the tree")

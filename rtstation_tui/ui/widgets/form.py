@@ -12,6 +12,7 @@ from dataclasses import Field, dataclass, fields
 from typing import Any, Callable
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import DescendantFocus
 from textual.message import Message
@@ -108,6 +109,8 @@ def convert(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
 
 class Form(VerticalScroll):
     """The fields of one form. The owner reads ``values()`` and ``problems()`` and may add its own (async) ones."""
+
+    BINDINGS = [Binding("down", "app.focus_next", show=False), Binding("up", "app.focus_previous", show=False)]
 
     class Edited(Message):
         def __init__(self, form: Form, key: str) -> None:
