@@ -84,3 +84,24 @@ def test_an_invalid_edit_is_refused_and_the_file_untouched(cfg):
         f.save()
     assert "unknown node 'QA'" in str(err.value)
     assert cfg.read_text() == before
+
+
+def test_deleting_every_entry_keeps_the_comments_and_writes_no_empty_arrays(cfg):
+    before = cfg.read_text()
+    f = ConfigFile(cfg)
+    f.delete_entry("rules", "QA plans from Eclipse")
+    f.delete_entry("nodes", "QA")  # the first node: the comment lines under it stay
+    f.delete_entry("nodes", "ARCHIVE")
+    f.save()
+    after = cfg.read_text()
+    assert "nodes = []" not in after and "rules = []" not in after
+    assert "[[nodes]]" not in after and "[[rules]]" not in after
+    outside = before.split("[[rules]]")[0]  # comments inside the deleted entries go with them
+    kept = [line for line in outside.splitlines() if line.startswith("#") and "calling_ae_title" not in line]
+    assert [line for line in after.splitlines() if line.startswith("#")] == kept
+    config = load_config(cfg)
+    assert config.nodes == () and config.rules == ()
+    f = ConfigFile(cfg)
+    f.add_entry("nodes", {"name": "QA", "ae_title": "QA", "host": "127.0.0.1", "port": 104})
+    f.save()
+    assert [n.name for n in load_config(cfg).nodes] == ["QA"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.items import AoT, Table, Whitespace
+from tomlkit.items import AoT, Comment, Table, Whitespace
 
 from .config import Config, parse_config
 
@@ -113,13 +113,37 @@ class ConfigFile:
         push_trailer(new, trailer)
 
     def delete_entry(self, array: str, name: str) -> None:
+        """Delete one entry. The gap above it goes; comments below it (above the next table) stay where they were.
+
+        The first entry has no entry above it to carry those comments: they go to the end of whatever precedes
+        the array. The last entry of an array takes the array with it (tomlkit would otherwise write an empty
+        ``nodes = []`` at the top of the file)."""
         aot = self.doc[array]
         i = self.index_of(array, name)
         trailer = pop_trailer(aot[i])
         if i > 0:
             pop_trailer(aot[i - 1])  # the gap above the deleted entry goes; the one below it stays
             push_trailer(aot[i - 1], trailer)
-        del aot[i]
+        elif len(aot) == 1 or any(isinstance(item, Comment) for _, item in trailer):
+            before = self._before(array)
+            if before is not None:
+                push_trailer(before, trailer)
+        if len(aot) == 1:
+            del self.doc[array]
+        else:
+            del aot[i]
+
+    def _before(self, array: str) -> Table | None:
+        """The table whose trailing lines sit right above ``array`` in the file (None: the array comes first)."""
+        prev: Any = None
+        for key, item in self.doc.body:
+            if key is not None and str(key) == array:
+                break
+            if isinstance(item, Table):
+                prev = item
+            elif isinstance(item, AoT) and len(item):
+                prev = item[-1]
+        return prev
 
     def move_entry(self, array: str, name: str, delta: int) -> None:
         """Move an entry up (-1) or down (+1). Comments inside entries move with them; the gaps stay in place."""
