@@ -137,3 +137,32 @@ async def test_settings_screen_changes_exactly_the_port_line_and_the_theme_line(
                                                           theme.replace('"dark"', '"light"', 1)])
         await until(pilot, lambda: app.theme == "light", what="theme applied")
         assert "0.0.0.0:11113" in str(app.main.header.render_text())
+
+
+async def test_renaming_a_node_renames_it_in_rules_and_deleting_a_rules_only_target_deletes_the_rule(config):
+    path = config.path
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        before = path.read_text()
+        dialog = await open_form(pilot, ("n", "j", "enter"), NodeForm)
+        await fill(pilot, dialog.form, "name", "PACS")
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+        assert changes(before, after) == (['name = "ARCHIVE"', 'targets = ["QA", "ARCHIVE"]'],
+                                          ['name = "PACS"', 'targets = ["QA", "PACS"]'])
+
+        before = after
+        await pilot.press("k", "d")
+        dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen, what="question")
+        assert "QA is removed from its targets" in dialog.message
+        await pilot.press("y")
+        before = await saved(pilot, path, before)
+        await pilot.press("d")
+        dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen, what="question")
+        assert "the rule is deleted too (no target left)" in dialog.message
+        await pilot.press("y")
+        after = await saved(pilot, path, before)
+        assert "[[rules]]" not in after and "[[nodes]]" not in after
+        assert "# Routing rules, evaluated in order" in after  # the comments above the arrays stay
+        assert app.station.config.nodes == () and app.station.config.rules == ()
