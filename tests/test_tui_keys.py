@@ -220,3 +220,14 @@ async def test_command_palette_lists_the_station_commands(config):
         await until(pilot, lambda: "Nodes  (n)" in screen_text(app), what="palette hit")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, NodesScreen), what="nodes via palette")
+
+
+async def test_theme_change_in_the_palette_recolours_the_labels(config):
+    app = make_app(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await opened(pilot)
+        before = app.main.tree.palette
+        app.theme = "high-contrast" if app.theme != "high-contrast" else "dark"
+        await pilot.pause()
+        assert app.main.tree.palette != before
+        assert app.main.tree.palette.warn == app.current_theme.warning

@@ -121,7 +121,7 @@ async def test_send_to_storescp_progress_reaches_100(tmp_path):
         async with app.run_test(size=(120, 40)) as pilot:
             area = app.main.progress
             original = area.job_progress
-            area.job_progress = lambda ev: (seen.append((ev.done, ev.total)), original(ev))  # type: ignore[method-assign]
+            area.job_progress = lambda ev: (seen.append((ev.done, ev.total)), original(ev))  # type: ignore
             await until(pilot, lambda: app.station._started and app.main.tree.patients, what="started")
             await pilot.press("enter", "down", "s")
             await until(pilot, lambda: "Send 1 plan" in screen_text(app), what="send dialog")
@@ -131,6 +131,6 @@ async def test_send_to_storescp_progress_reaches_100(tmp_path):
             await until(pilot, lambda: "QA: done" in str(app.main.tree.plan_node(uid).label), what="QA: done")
             assert (4, 4) in seen, seen
             await until(pilot, lambda: "Send history" in screen_text(app), what="history in the details")
-            assert app.main.status.jobs == (0, 0)
+            await until(pilot, lambda: app.main.status.jobs == (0, 0), what="no job waiting in the status line")
     finally:
         qa.stop()

@@ -47,7 +47,7 @@ class StationActions:
         if not self.config.nodes:
             self.notify("No [[nodes]] are configured.", title="Send", severity="warning")
             return
-        self.run_worker(self._send(plans), group="send")
+        self.main.run_worker(self._send(plans), group="send", exit_on_error=False)
 
     async def _send(self: StationApp, plans: list[str]) -> None:
         previews = await asyncio.to_thread(self.facade.send_preview, plans)
@@ -79,7 +79,7 @@ class StationActions:
             return
         self.notify(f"C-ECHO {', '.join(nodes)}…", title="C-ECHO")
         for name in nodes:
-            self.run_worker(self._echo(name), group="echo")
+            self.main.run_worker(self._echo(name), group="echo", exit_on_error=False)
 
     async def _echo(self: StationApp, node: str) -> None:
         r = await asyncio.to_thread(self.facade.echo, node)
@@ -114,7 +114,8 @@ class StationActions:
         parts = []
         if self.arriving:
             parts.append(f"objects are arriving ({self.arriving} association{'s' if self.arriving != 1 else ''})")
-        waiting = self.main.progress.counts()[0]
+        # jobs this console saw, or the queue's own count (another process may have queued some)
+        waiting = max(self.main.progress.counts()[0], (self.main.status.jobs or (0, 0))[0])
         if waiting:
             parts.append(f"{waiting} send job{'s' if waiting != 1 else ''} running or queued")
         return " and ".join(parts)
@@ -141,7 +142,8 @@ class StationActions:
 
     def refresh_status(self: StationApp) -> None:
         """Free disk and the queue's job counts (every 5 s and after job changes), read in a thread."""
-        self.run_worker(self._status(), group="status", exclusive=True)
+        # a screen worker: it goes with the screen at exit instead of querying a screen being taken down
+        self.main.run_worker(self._status(), group="status", exclusive=True, exit_on_error=False)
 
     async def _status(self: StationApp) -> None:
         free: Any = await asyncio.to_thread(self.facade.free_disk_mb)

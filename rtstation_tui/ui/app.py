@@ -12,6 +12,7 @@ second, so a peer sending a thousand objects a second costs ten screen updates, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -36,7 +37,7 @@ from .editing import ConfigEditing
 from .facade import EchoOutcome, Facade
 from .labels import Palette
 from .screens.main import MainScreen
-from .themes import ThemeError, load_theme
+from .themes import ThemeError, available_themes, load_theme
 from .widgets.bars import RateMeter
 from .widgets.logpane import LogLine
 
@@ -77,6 +78,9 @@ class StationApp(StationActions, ConfigEditing, App[int]):
 
     # -- start ---------------------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
+        for name in available_themes():  # all of them, so the palette's theme switcher offers them too
+            with contextlib.suppress(ThemeError):
+                self.register_theme(load_theme(name))
         t = load_theme(self.theme_name)
         self.register_theme(t)
         self.theme = t.name
@@ -92,7 +96,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self.refresh_status)
         self.refresh_status()
-        self.run_worker(self._count_today(), group="status")
+        self._main.run_worker(self._count_today(), group="status", exit_on_error=False)
 
     async def _start_station(self) -> None:
         try:
@@ -149,6 +153,12 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                 loop.remove_signal_handler(sig)
             except (RuntimeError, ValueError, NotImplementedError):
                 pass
+
+    def watch_theme(self, theme: str) -> None:
+        """A theme chosen in the command palette: labels are Rich text with theme colours, so redo them."""
+        main = getattr(self, "_main", None)
+        if main is not None and main.is_mounted:
+            main.set_palette(Palette.from_theme(self.current_theme))
 
     # -- engine events ------------------------------------------------------------------------------------------
     def on_engine_events(self, batch: list[Event]) -> None:

@@ -64,7 +64,7 @@ class SendDialog(ModalScreen[list[str] | None]):
         # the first enabled node under the cursor at once: a Space typed right away must choose it
         nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
 
-    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore[type-arg]
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore
         chosen = self.chosen
         self.query_one("#send-chosen", Label).update(f"Chosen: {', '.join(chosen) if chosen else 'none'}")
 

@@ -96,7 +96,7 @@ class MainScreen(Screen[None]):
         self.query_one("#filter", Input).display = False
         self.query_one(PlanDetailsView).show(None, "Waiting for the index…")
         self.set_palette(self.palette)
-        self.run_worker(self.load_patients(), group="load")
+        self.run_worker(self.load_patients(), group="load", exit_on_error=False)
 
     def set_palette(self, palette: Palette) -> None:
         self.palette = palette
@@ -104,6 +104,9 @@ class MainScreen(Screen[None]):
             w.palette = palette
         self.header.update(self.header.render_text())
         self.status.refresh_text()
+        self.tree.relabel_all()
+        if self.shown_plan is not None:
+            self.load_details()
 
     # -- loading --------------------------------------------------------------------------------------------------
     async def load_patients(self) -> None:
@@ -126,7 +129,7 @@ class MainScreen(Screen[None]):
         self._dirty.update(patients)
         if self.ready and self._dirty and not self._refreshing:
             self._refreshing = True
-            self.run_worker(self._refresh_loop(), group="refresh")
+            self.run_worker(self._refresh_loop(), group="refresh", exit_on_error=False)
 
     async def _refresh_loop(self) -> None:
         try:
@@ -134,10 +137,13 @@ class MainScreen(Screen[None]):
                 pids, self._dirty = self._dirty, set()
                 loaded = pids & self.tree.loaded
                 text = self.filter_text
+                unconnected = {pid for pid in loaded if self.tree.unconnected_open(pid)}
                 rows, plans = await asyncio.to_thread(self._read, pids, loaded, text)
                 self.tree.upsert_patients(rows)
                 for pid, prs in plans.items():
                     self.tree.set_plans(pid, prs)
+                for pid in unconnected:  # an open list is kept true; closed ones are read when opened
+                    self.tree.set_unconnected(pid, await asyncio.to_thread(self.facade.unconnected, pid))
         finally:
             self._refreshing = False
 
@@ -154,10 +160,10 @@ class MainScreen(Screen[None]):
         self.tree.set_unconnected(patient_id, members)
 
     def on_plan_tree_load_children(self, message: PlanTree.LoadChildren) -> None:
-        self.run_worker(self._load_children(message.patient_id), group="children")
+        self.run_worker(self._load_children(message.patient_id), group="children", exit_on_error=False)
 
     def on_plan_tree_load_unconnected(self, message: PlanTree.LoadUnconnected) -> None:
-        self.run_worker(self._load_unconnected(message.patient_id), group="children")
+        self.run_worker(self._load_unconnected(message.patient_id), group="children", exit_on_error=False)
 
     # -- details --------------------------------------------------------------------------------------------------
     def on_tree_node_highlighted(self, event: PlanTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
@@ -178,7 +184,7 @@ class MainScreen(Screen[None]):
     def load_details(self) -> None:
         if self.shown_plan is not None:
             self._details_at = time.monotonic()
-            self.run_worker(self._details(self.shown_plan), group="details", exclusive=True)
+            self.run_worker(self._details(self.shown_plan), group="details", exclusive=True, exit_on_error=False)
 
     async def _details(self, plan_uid: str) -> None:
         details = await asyncio.to_thread(self.facade.details, plan_uid)
@@ -194,7 +200,7 @@ class MainScreen(Screen[None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.filter_text = event.value.strip()
-            self.run_worker(self._filter_soon(), group="filter", exclusive=True)
+            self.run_worker(self._filter_soon(), group="filter", exclusive=True, exit_on_error=False)
 
     @property
     def filtering(self) -> bool:
@@ -218,7 +224,7 @@ class MainScreen(Screen[None]):
             box.value = ""
             box.display = False
             self.filter_text = ""
-            self.run_worker(self.load_patients(), group="filter", exclusive=True)
+            self.run_worker(self.load_patients(), group="filter", exclusive=True, exit_on_error=False)
             self.tree.focus()
 
     def action_toggle_log(self) -> None:
@@ -256,5 +262,6 @@ class MainScreen(Screen[None]):
             self.load_details()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Workers never take the console down (the station must keep receiving): their errors are shown."""
         if event.worker.error is not None:
             self.notify(f"{event.worker.name}: {event.worker.error}", severity="error")

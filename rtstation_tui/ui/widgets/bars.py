@@ -14,7 +14,8 @@ from textual.widgets import Static
 
 from ..labels import Palette
 
-STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…", "off": "○"}
+STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…",
+                "off": "○"}
 
 
 class StationHeader(Static):

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
@@ -169,9 +170,20 @@ class PlanTree(Tree[NodeData]):
         self.sends[plan_uid] = jobs
         self._relabel(plan_uid)
 
-    def _plan_text(self, row: PlanRow):  # type: ignore[no-untyped-def]
+    def _plan_text(self, row: PlanRow) -> Text:
         sends = tuple(self.sends.get(row.plan_uid, {}).values())
         return plan_label(row, self.palette, marked=row.plan_uid in self.marked, sends=sends)
+
+    def relabel_all(self) -> None:
+        """After a theme change: every label again in the new palette."""
+        for pid, node in self._pnodes.items():
+            node.set_label(patient_label(self.patients[pid], self.palette))
+        for uid in self._plan_nodes:
+            self._relabel(uid)
+
+    def unconnected_open(self, patient_id: str) -> bool:
+        node = self._unconnected.get(patient_id)
+        return node is not None and node.is_expanded
 
     def _relabel(self, uid: str) -> None:
         node, row = self._plan_nodes.get(uid), self.plans.get(uid)
