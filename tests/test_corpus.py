@@ -133,3 +133,16 @@ def test_import(tmp_path: Path) -> None:
     before = show_json(cfg)
     rtstation("index", "--rebuild", config=cfg)
     assert show_json(cfg) == before
+
+
+def test_import_of_a_file_that_vanished_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """A dangling symlink is a file that is listed but gone when read (deterministically)."""
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", free_port()))
+    src = tmp_path / "in"
+    corpus.build(src)
+    (src / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    proc = rtstation("import", str(src), "--json", config=cfg, check=False)  # a folder: listed, then read
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["stored"] == len([c for c in CASES if c.outcome == "stored"])
+    assert report["errors"] == [{"file": str(src / "gone.dcm"), "reason": "file vanished before it could be read"}]
+    assert "Traceback" not in proc.stderr

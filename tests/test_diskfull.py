@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import PEER_ENV, dataset_bytes, dcmtk, free_port, station_toml, stored_files, wait_for, write_config
 
 from rtstation_tui.synthetic import make_ct_bulk
@@ -54,3 +56,54 @@ def test_disk_full_mid_transfer_answers_a700_and_the_association_goes_on(tmp_pat
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
+async def test_an_association_whose_connection_thread_dies_is_still_closed_and_logged(tmp_path, monkeypatch, caplog):
+    """Any other spool write error (EIO: a failing disk) still kills pynetdicom's connection thread and ends the
+    association without an event; the receiver notices at the next association and closes its books."""
+    import asyncio
+    import errno
+    import logging
+    import tempfile
+
+    from pynetdicom import dimse_messages
+
+    from helpers import DATA, storescu
+    from rtstation_tui.engine.config import load_config
+    from rtstation_tui.engine.events import AssociationClosed
+    from rtstation_tui.engine.station import Station
+
+    class FailingSpool:
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self._inner = tempfile.NamedTemporaryFile(*args, **kwargs)
+            self.name = self._inner.name
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            return getattr(self._inner, name)
+
+    port = free_port()
+    station = Station(load_config(write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port))))
+    events: list = []
+    station.subscribe(events.extend)
+    await station.start()
+    try:
+        monkeypatch.setattr(dimse_messages, "NamedTemporaryFile", FailingSpool)
+        failed = await asyncio.to_thread(storescu, port, [DATA / "breast_boost" / "ct.0.dcm"], aet="DYING",
+                                         check=False)
+        assert failed.returncode != 0
+        monkeypatch.undo()
+        with caplog.at_level(logging.INFO, logger="rtstation"):
+            await asyncio.to_thread(storescu, port, [DATA / "breast_boost" / "ct.0.dcm"], aet="NEXT")
+            deadline = asyncio.get_running_loop().time() + 20
+            while len([e for e in events if isinstance(e, AssociationClosed)]) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "no AssociationClosed for both"
+                await asyncio.sleep(0.02)
+        lost = next(e for e in events if isinstance(e, AssociationClosed) and e.calling_ae == "DYING")
+        assert lost.aborted and lost.instances == 0
+        assert "from DYING@127.0.0.1" in caplog.text and "lost (its connection thread failed" in caplog.text
+    finally:
+        await station.stop()

@@ -34,3 +34,24 @@ def test_idle_connection_flood_is_capped_and_service_resumes(tmp_path, port):
         for s in idle:
             s.close()
         server.kill()
+
+
+def test_hostile_pdus_never_stop_the_receiver(serve, port):
+    """Garbage, a 4 GB A-ASSOCIATE-RQ, P-DATA before any association, an unknown PDU type, a truncated request:
+    each connection is dropped or aborted on its own, and the next association is served."""
+    import os
+    import struct
+
+    hostile = {
+        "garbage": bytes(range(256)) * 2,
+        "huge A-ASSOCIATE-RQ": struct.pack(">BBI", 1, 0, 0xFFFFFFFF) + b"\x00" * 100,
+        "P-DATA first": struct.pack(">BBI", 4, 0, 10) + b"\x00" * 10,
+        "unknown PDU type": struct.pack(">BBI", 9, 0, 4) + b"abcd",
+        "truncated A-ASSOCIATE-RQ": struct.pack(">BBI", 1, 0, 10) + b"\x00\x01" + b"\x00" * 8,
+        "random": os.urandom(300),
+    }
+    for name, data in hostile.items():
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(data)
+        assert echoscu(port).returncode == 0, f"not serving after {name}"
+    assert serve.proc is not None and serve.proc.poll() is None

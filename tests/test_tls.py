@@ -70,6 +70,12 @@ def tls_serve(tmp_path: Path, port: int, pki: Pki) -> Iterator[Serve]:
     server.kill()
 
 
+def audit_records(data_dir: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for f in (data_dir / "logs").glob("audit-*.jsonl") for line in f.read_text().splitlines()]
+
+
 def tls_args(key: Path, crt: Path, ca: Path) -> list[str]:
     return ["+tls", str(key), str(crt), "+cf", str(ca)]
 
@@ -100,6 +106,11 @@ def test_untrusted_or_plain_clients_are_refused_and_logged(tls_serve, port, pki,
                            env=PEER_ENV, capture_output=True, text=True, timeout=30)
     assert plain.returncode != 0
     assert dcmtk_tls("echoscu", port, pki.client_key, pki.client_crt, pki.ca).returncode == 0  # still serving
+    refused = [r for r in audit_records(tmp_path / "var") if r["kind"] == "connection_refused"]
+    assert len(refused) >= 3 and all(r["peer"].startswith("127.0.0.1:") for r in refused)
+    opened = wait_for(lambda: [r for r in audit_records(tmp_path / "var") if r["kind"] == "association_opened"],
+                      what="the TLS association audited")
+    assert all(r["tls"] for r in opened)
 
 
 def test_an_idle_connection_never_blocks_other_clients(tls_serve, port, pki):

@@ -145,6 +145,7 @@ class Receiver:
         for assoc in server.active_associations:
             log.warning("aborting association from %s at shutdown", assoc.requestor.ae_title)
             assoc.abort()
+        self._sweep_vanished()
         log.info("receiver stopped")
 
     def reload(self, config: Config) -> None:
@@ -200,6 +201,7 @@ class Receiver:
         assoc.kill()
 
     def _on_accepted(self, event: Any) -> None:
+        self._sweep_vanished()
         assoc = event.assoc
         calling = str(assoc.requestor.ae_title).strip()
         peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
@@ -291,18 +293,34 @@ class Receiver:
             log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
 
     def _on_closed(self, event: Any) -> None:
+        self._close_books(event.assoc, "released" if event.event is evt.EVT_RELEASED else "aborted")
+
+    def _sweep_vanished(self) -> None:
+        """Close the books of associations whose thread ended without EVT_RELEASED/ABORTED/CONN_CLOSE.
+
+        Why: when pynetdicom's connection (DUL) thread dies of an exception (an I/O error while spooling, a bug),
+        its association ends silently; without this, its session would stay open, its bundles would wait for
+        settle_seconds and no closing line would say what happened. A dead association thread has joined its
+        DUL thread, so no closing event can follow."""
         with self._lock:
-            st = self._assocs.pop(event.assoc, None)
+            gone = [a for a in self._assocs if not a.is_alive()]
+        for assoc in gone:
+            self._close_books(assoc, "lost (its connection thread failed; see the error above)")
+
+    def _close_books(self, assoc: Any, how: str) -> None:
+        with self._lock:
+            st = self._assocs.pop(assoc, None)
         if st is None:
             return
         seconds = time.monotonic() - st.started
-        aborted = event.event is not evt.EVT_RELEASED
+        aborted = how != "released"
         self.indexer.end_session(st.session_id, st.instances, st.nbytes, st.failures)
-        log.info("association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
-                 st.assoc_id, st.calling_ae, st.peer, "aborted" if aborted else "released", st.instances,
-                 st.nbytes / 1e6, seconds, st.failures, st.duplicates)
+        log.log(logging.INFO if how in ("released", "aborted") else logging.ERROR,
+                "association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
+                st.assoc_id, st.calling_ae, st.peer, how, st.instances, st.nbytes / 1e6, seconds, st.failures,
+                st.duplicates)
         self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
                                         st.failures, st.duplicates, aborted))
         audit("association_closed", assoc_id=st.assoc_id, calling_ae=st.calling_ae, peer=st.peer,
               instances=st.instances, bytes=st.nbytes, seconds=round(seconds, 3), failures=st.failures,
-              duplicates=st.duplicates, aborted=aborted)
+              duplicates=st.duplicates, aborted=aborted, how=how)

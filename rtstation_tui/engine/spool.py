@@ -60,8 +60,7 @@ class GuardedSpoolFile:
         if exc.errno not in SPACE_ERRNOS:
             raise exc
         self.failed = exc
-        with _lock:
-            _failures[self.name] = exc
+        record_failure(self.name, exc)
         try:
             os.ftruncate(self._inner.fileno(), 0)  # give the space back now, not when the handler runs
         except OSError:
@@ -72,8 +71,7 @@ class GuardedSpoolFile:
             self._inner.close()
         except OSError:  # the final flush of a failed file may fail again; the descriptor is closed regardless
             pass
-        with _lock:
-            _failures.pop(self.name, None)
+        forget(self.name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -106,3 +104,16 @@ def failure(path: str | os.PathLike[str]) -> OSError | None:
     """Why the dataset spooled at ``path`` could not be written completely (None: it was)."""
     with _lock:
         return _failures.get(os.fspath(path))
+
+
+def record_failure(path: str | os.PathLike[str], exc: OSError) -> None:
+    """Remember that the spool file at ``path`` lost data for lack of space (for any spool writer, e.g. a faster
+    receive path that writes its own temp files: it calls this, truncates its file and skips the rest)."""
+    with _lock:
+        _failures[os.fspath(path)] = exc
+
+
+def forget(path: str | os.PathLike[str]) -> None:
+    """The spool file is closed and gone: drop its record."""
+    with _lock:
+        _failures.pop(os.fspath(path), None)
