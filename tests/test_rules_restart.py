@@ -1,5 +1,5 @@
-"""The rules across restarts, in-process: an evaluation a crash interrupted is caught up at start; rules installed on
-a store that already holds ready plans do not forward them."""
+"""The rules over time, in-process: an evaluation a crash interrupted is caught up at start; rules installed on a
+store that already holds ready plans do not forward them; importing a plan does not re-forward the patient's others."""
 
 from __future__ import annotations
 
@@ -90,5 +90,23 @@ async def test_rules_installed_on_an_existing_store_do_not_forward_old_plans(tmp
         await until(lambda: audit_records(tmp_path / "var" / "logs"), what="the new plan's evaluation")
         assert jobs(tmp_path) == [(new.plan_uid, "rule:everything")]
         assert {r["plan_uid"] for r in audit_records(tmp_path / "var" / "logs")} == {new.plan_uid}
+    finally:
+        await station.stop()
+
+
+async def test_importing_a_plan_never_re_forwards_the_patients_other_plans(tmp_path):
+    first = make_patient(tmp_path / "a", "SAME1", label="A", slices=2, rows=8, cols=8)
+    second = make_patient(tmp_path / "b", "SAME1", label="B", slices=2, rows=8, cols=8)
+    port = free_port()
+    station = make(tmp_path, port)
+    await station.start()
+    try:
+        await asyncio.to_thread(storescu, port, first.files)
+        log_dir = tmp_path / "var" / "logs"
+        await until(lambda: audit_records(log_dir), what="plan A evaluated")
+        await asyncio.to_thread(station.importer().run, second.files, "import", "IMPORT")
+        await until(lambda: len(audit_records(log_dir)) == 2, what="plan B evaluated")
+        assert [r["plan_uid"] for r in audit_records(log_dir)] == [first.plan_uid, second.plan_uid]
+        assert [uid for uid, _ in jobs(tmp_path)] == [first.plan_uid, second.plan_uid]
     finally:
         await station.stop()
