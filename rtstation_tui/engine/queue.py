@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .index import connect
+from .db import Database
 from .nodes import NodeConfig
 
 QUEUED, SENDING, WAITING, DONE, FAILED, CANCELLED = "queued", "sending", "waiting-retry", "done", "failed", "cancelled"
@@ -99,30 +98,13 @@ class NewItem:
     transfer_syntax: str
 
 
-class JobQueue:
+class JobQueue(Database):
     def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / "queue.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self.conn.executescript(SCHEMA)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = self._local.conn = connect(self.path)
-        return c
+        super().__init__(Path(data_dir) / "queue.sqlite", SCHEMA)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-            return result
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self.transaction() as conn:
+            return fn(conn)
 
     # -- adding ----------------------------------------------------------------------------------------------
     def add_job(self, node: NodeConfig, items: Sequence[NewItem], *, plan_uid: str = "", patient_id: str = "",
