@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .audit import audit
 from .bundle import Bundle, bundle_for
@@ -170,8 +170,9 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
 class RulesService:
     """Station service: evaluates rules on each BundleReady, in a worker thread (never on the loop)."""
 
-    def __init__(self, config: Config, index: Index, bus: EventBus, sender: Any) -> None:
-        self.config = config
+    def __init__(self, config: Config | Callable[[], Config], index: Index, bus: EventBus, sender: Any) -> None:
+        # A callable (the Station's current config): rules edited and reloaded apply to the next evaluation.
+        self._config = config if callable(config) else (lambda: config)
         self.index = index
         self.bus = bus
         self.sender = sender
@@ -250,7 +251,7 @@ class RulesService:
         if bundle is None:
             return None
         facts = PlanFacts.of(bundle)
-        decisions = decide(self.config.rules, facts)
+        decisions = decide(self._config().rules, facts)
         for d in decisions:
             if d.outcome == "send":
                 self._send(d, facts)
