@@ -52,7 +52,7 @@ def test_plans_reach_only_the_nodes_their_rules_name_and_a_restart_sends_nothing
         assert {r["failed_condition"] for r in d.values()} == {"source_ae"}
         assert all("'CTSIM'" in r["reason"] and r["jobs"] == [] for r in d.values())
         assert "rule 'QA from Eclipse' matched: send to QA" in server.text()
-        server.stop()
+        assert server.stop() == 0
 
         # Restart: nothing is evaluated or sent again; a new plan is routed, and only it goes out.
         evaluations = len(audit_records(log_dir))

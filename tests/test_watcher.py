@@ -66,7 +66,7 @@ def test_zip_in_the_folder_is_forwarded_by_an_import_folder_rule_and_its_junk_qu
         wait_for(lambda: (tmp_path / "var" / "imported" / "b1.zip").exists(), 10, what="the ZIP moved")
         assert list(folder.iterdir()) == []
         assert "import folder: quarantined" in server.text() and "b1.zip!export/notes.txt" in server.text()
-        server.stop()
+        assert server.stop() == 0  # the observer and the import worker stop cleanly
         # restart after everything is done: nothing is sent again, nothing imported again
         evaluations = len(audit_records(tmp_path / "var" / "logs"))
         server = Serve(config, tmp_path / "serve2.log").start()
