@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (BREAST, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu, wait_for,
+from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu, wait_for,
                      write_config)
 from peers import StoreSCP
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
@@ -129,16 +129,22 @@ async def test_keep_leaves_files_and_never_imports_them_again(tmp_path, monkeypa
     for f in BREAST:
         (folder / "sub" / Path(f).name).write_bytes(Path(f).read_bytes())  # there before the station starts
     (folder / "skip.part").write_bytes(Path(BREAST[0]).read_bytes())  # excluded by the default globs
+    (folder / "junk.txt").write_text("not DICOM\n")  # broken input is moved to quarantine even with keep
+    (folder / "cut.dcm").write_bytes((DATA / "pydicom" / "rtplan_truncated.dcm").read_bytes())
     station, _, _ = await start_station(tmp_path, folder, after="keep")
     log_dir = tmp_path / "var" / "logs"
     try:
-        await until(lambda: len(audit_records(log_dir, "import_folder")) == 4, what="four files imported")
+        await until(lambda: len(audit_records(log_dir, "import_folder")) == 6, what="six files handled")
+        assert not (folder / "junk.txt").exists() and not (folder / "cut.dcm").exists()
+        quarantine = tmp_path / "var" / "quarantine"
+        reasons = {p.name.split("-", 3)[-1]: p.read_text() for p in quarantine.glob("*.reason.txt")}
+        assert "not DICOM" in reasons["junk.txt.reason.txt"] and "truncated" in reasons["cut.dcm.reason.txt"]
         scans = station.watcher
         for _ in range(5):  # several rescans of the folder later, still imported once
             mark = scans._next_rescan
             await until(lambda: scans._next_rescan != mark, what="a rescan")
         records = audit_records(log_dir, "import_folder")
-        assert len(records) == 4 and {r["action"] for r in records} == {"kept"}
+        assert len(records) == 6 and sorted(r["action"] for r in records) == ["kept"] * 4 + ["quarantined"] * 2
         assert len(list((folder / "sub").iterdir())) == 4 and len(stored_files(tmp_path / "var")) == 4
     finally:
         await station.stop()
@@ -149,7 +155,7 @@ async def test_keep_leaves_files_and_never_imports_them_again(tmp_path, monkeypa
         await until(lambda: station.watcher._next_rescan != mark and station.watcher.state == "watching",
                     what="the first scan")
         await until(lambda: station.watcher.pending == 0, what="nothing pending")
-        assert len(audit_records(log_dir, "import_folder")) == 4
+        assert len(audit_records(log_dir, "import_folder")) == 6
     finally:
         await station.stop()
 
