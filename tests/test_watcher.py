@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu, wait_for,
-                     write_config)
+from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu,
+                     wait_for, write_config)
 from peers import StoreSCP
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
 
@@ -50,7 +50,8 @@ def test_zip_in_the_folder_is_forwarded_by_an_import_folder_rule_and_its_junk_qu
     try:
         rules = (rule_toml("network only", ["QA"], source_ae="ECLIPSE")
                  + rule_toml("from the folder", ["QA"], source_ae="IMPORT_FOLDER", when_incomplete="send"))
-        text = station_toml(tmp_path / "var", free_port(), extra=import_toml(folder) + node_toml("QA", scp.spec) + rules)
+        extra = import_toml(folder) + node_toml("QA", scp.spec) + rules
+        text = station_toml(tmp_path / "var", free_port(), extra=extra)
         config = write_config(tmp_path / "rt.toml", text.replace("settle_seconds = 30", "settle_seconds = 1"))
         server = Serve(config, tmp_path / "serve.log").start()
         breast_zip(tmp_path / "b1.zip").rename(folder / "b1.zip")

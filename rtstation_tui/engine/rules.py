@@ -236,7 +236,8 @@ class RulesService:
                     self._pending.setdefault(uid, "announced while the rules were not running")
 
     def _marks(self) -> dict[str, tuple[str, str]]:
-        return {r[0]: (r[1], r[2]) for r in self.index.conn.execute("SELECT plan_uid, signature, state FROM rule_marks")}
+        rows = self.index.conn.execute("SELECT plan_uid, signature, state FROM rule_marks")
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def evaluate(self, plan_uid: str, why: str) -> RulesEvaluated | None:
         """Evaluate every rule for the bundle as announced now; send, hold, audit, remember. Idempotent."""
