@@ -19,6 +19,7 @@ import asyncio
 import fnmatch
 import logging
 import re
+import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,8 @@ log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")
 RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
 MARKS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL);
+CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL,
+    held TEXT NOT NULL DEFAULT '');
 """
 
 
@@ -166,6 +168,17 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
     return out
 
 
+def held_plans(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Plans some rule holds until they are complete (plan UID → rule names), as of their last evaluation.
+
+    For the console after a restart; live changes come as ``RulesEvaluated`` events."""
+    try:
+        rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
+    except sqlite3.OperationalError:  # no rules service has run on this data_dir yet
+        return {}
+    return {r[0]: tuple(r[1].split("\n")) for r in rows}
+
+
 # -- the service ---------------------------------------------------------------------------------------------
 class RulesService:
     """Station service: evaluates rules on each BundleReady, in a worker thread (never on the loop)."""
@@ -257,8 +270,9 @@ class RulesService:
             if d.outcome == "send":
                 self._send(d, facts)
             self._record(d, facts, why)
-        self.index.conn.execute("INSERT OR REPLACE INTO rule_marks VALUES (?,?,?,?)",
-                                (plan_uid, row["signature"], row["state"], time.time()))
+        held = "\n".join(d.rule for d in decisions if d.outcome == "hold")
+        self.index.conn.execute("INSERT OR REPLACE INTO rule_marks VALUES (?,?,?,?,?)",
+                                (plan_uid, row["signature"], row["state"], time.time(), held))
         if not decisions:
             return None
         return RulesEvaluated(plan_uid, facts.patient_id, facts.label,
