@@ -104,7 +104,7 @@ async def until(condition, timeout: float = 20.0, what: str = "") -> None:
 async def test_a_file_still_being_written_is_not_imported_half(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    station, events, _ = await start_station(tmp_path, folder, settle=1.5, after="delete")
+    station, events, _ = await start_station(tmp_path, folder, settle=3, after="delete")
     try:
         data = Path(BREAST[2]).read_bytes()
         target = folder / "plan.dcm"
