@@ -52,7 +52,7 @@ def test_plans_reach_only_the_nodes_their_rules_name_and_a_restart_sends_nothing
         assert {r["failed_condition"] for r in d.values()} == {"source_ae"}
         assert all("'CTSIM'" in r["reason"] and r["jobs"] == [] for r in d.values())
         assert "rule 'QA from Eclipse' matched: send to QA" in server.text()
-        server.stop()
+        assert server.stop() == 0
 
         # Restart: nothing is evaluated or sent again; a new plan is routed, and only it goes out.
         evaluations = len(audit_records(log_dir))
@@ -129,9 +129,11 @@ def test_rules_check_and_rules_test_explain_rule_by_rule(tmp_path):
     assert by["off"]["outcome"] == "not-evaluated"
     human = rtstation("rules", "test", "--plan", p.plan_uid, config=config).stdout
     assert "1. from eclipse: no: source_ae: 'ECLIPSE' does not match the plan's source AE 'IMPORT'" in human
-    assert "2. approved qa: would send to QA" in human
+    assert "2. approved qa: would send (complete) to QA: 5 new" in human
     assert rtstation("send", "--plan", "QA_7", "--to", "QA", config=config).returncode == 0  # nothing was queued
     assert len(queue(config)) == 1  # ...by rules test: only the job just made by hand
+    again = json.loads(rtstation("rules", "test", "--plan", "QA_7", "--json", config=config).stdout)["rules"][1]
+    assert again["would_send"] == [{"node": "QA", "new": 0, "already": 5}]
 
     bad = write_config(tmp_path / "bad.toml", station_toml(tmp_path / "var", free_port(),
                        extra=rule_toml("broken", ["QA"], plan_label="re:([")))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (BREAST, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu, wait_for,
-                     write_config)
+from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu,
+                     wait_for, write_config)
 from peers import StoreSCP
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
 
@@ -50,7 +50,8 @@ def test_zip_in_the_folder_is_forwarded_by_an_import_folder_rule_and_its_junk_qu
     try:
         rules = (rule_toml("network only", ["QA"], source_ae="ECLIPSE")
                  + rule_toml("from the folder", ["QA"], source_ae="IMPORT_FOLDER", when_incomplete="send"))
-        text = station_toml(tmp_path / "var", free_port(), extra=import_toml(folder) + node_toml("QA", scp.spec) + rules)
+        extra = import_toml(folder) + node_toml("QA", scp.spec) + rules
+        text = station_toml(tmp_path / "var", free_port(), extra=extra)
         config = write_config(tmp_path / "rt.toml", text.replace("settle_seconds = 30", "settle_seconds = 1"))
         server = Serve(config, tmp_path / "serve.log").start()
         breast_zip(tmp_path / "b1.zip").rename(folder / "b1.zip")
@@ -66,7 +67,7 @@ def test_zip_in_the_folder_is_forwarded_by_an_import_folder_rule_and_its_junk_qu
         wait_for(lambda: (tmp_path / "var" / "imported" / "b1.zip").exists(), 10, what="the ZIP moved")
         assert list(folder.iterdir()) == []
         assert "import folder: quarantined" in server.text() and "b1.zip!export/notes.txt" in server.text()
-        server.stop()
+        assert server.stop() == 0  # the observer and the import worker stop cleanly
         # restart after everything is done: nothing is sent again, nothing imported again
         evaluations = len(audit_records(tmp_path / "var" / "logs"))
         server = Serve(config, tmp_path / "serve2.log").start()
@@ -103,7 +104,7 @@ async def until(condition, timeout: float = 20.0, what: str = "") -> None:
 async def test_a_file_still_being_written_is_not_imported_half(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    station, events, _ = await start_station(tmp_path, folder, settle=1.5, after="delete")
+    station, events, _ = await start_station(tmp_path, folder, settle=3, after="delete")
     try:
         data = Path(BREAST[2]).read_bytes()
         target = folder / "plan.dcm"
@@ -129,16 +130,22 @@ async def test_keep_leaves_files_and_never_imports_them_again(tmp_path, monkeypa
     for f in BREAST:
         (folder / "sub" / Path(f).name).write_bytes(Path(f).read_bytes())  # there before the station starts
     (folder / "skip.part").write_bytes(Path(BREAST[0]).read_bytes())  # excluded by the default globs
+    (folder / "junk.txt").write_text("not DICOM\n")  # broken input is moved to quarantine even with keep
+    (folder / "cut.dcm").write_bytes((DATA / "pydicom" / "rtplan_truncated.dcm").read_bytes())
     station, _, _ = await start_station(tmp_path, folder, after="keep")
     log_dir = tmp_path / "var" / "logs"
     try:
-        await until(lambda: len(audit_records(log_dir, "import_folder")) == 4, what="four files imported")
+        await until(lambda: len(audit_records(log_dir, "import_folder")) == 6, what="six files handled")
+        assert not (folder / "junk.txt").exists() and not (folder / "cut.dcm").exists()
+        quarantine = tmp_path / "var" / "quarantine"
+        reasons = {p.name.split("-", 3)[-1]: p.read_text() for p in quarantine.glob("*.reason.txt")}
+        assert "not DICOM" in reasons["junk.txt.reason.txt"] and "truncated" in reasons["cut.dcm.reason.txt"]
         scans = station.watcher
         for _ in range(5):  # several rescans of the folder later, still imported once
             mark = scans._next_rescan
             await until(lambda: scans._next_rescan != mark, what="a rescan")
         records = audit_records(log_dir, "import_folder")
-        assert len(records) == 4 and {r["action"] for r in records} == {"kept"}
+        assert len(records) == 6 and sorted(r["action"] for r in records) == ["kept"] * 4 + ["quarantined"] * 2
         assert len(list((folder / "sub").iterdir())) == 4 and len(stored_files(tmp_path / "var")) == 4
     finally:
         await station.stop()
@@ -149,7 +156,7 @@ async def test_keep_leaves_files_and_never_imports_them_again(tmp_path, monkeypa
         await until(lambda: station.watcher._next_rescan != mark and station.watcher.state == "watching",
                     what="the first scan")
         await until(lambda: station.watcher.pending == 0, what="nothing pending")
-        assert len(audit_records(log_dir, "import_folder")) == 4
+        assert len(audit_records(log_dir, "import_folder")) == 6
     finally:
         await station.stop()
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.bundle import bundle_for
+from ..engine.bundle import Bundle, bundle_for
 from ..engine.config import Config
 from ..engine.index import Index
+from ..engine.nodes import resolve_node
+from ..engine.queue import JobQueue
 from ..engine.rules import PlanFacts, decide
 from ..engine.rulesconfig import RuleConfig
+from ..engine.sender import parts_for
+from ..engine.store import Store
 from .output import fail, print_json
 from .send import resolve_plan
 
@@ -79,6 +83,23 @@ def check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def would_get(config: Config, bundle: Bundle, targets: tuple[str, ...], include: tuple[str, ...]) -> list[dict]:
+    """Per target: how many objects are new to it, and how many it acknowledged before or has queued."""
+    queue = JobQueue(config.data_dir)
+    store = Store(config.data_dir, config.receiver.durability)
+    paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(include))]
+    out = []
+    for target in targets:
+        try:
+            name = resolve_node(target, config.nodes).name
+        except ValueError as exc:
+            out.append({"node": target, "new": 0, "already": 0, "error": str(exc)})
+            continue
+        have = queue.delivered(name, paths) | queue.pending(name, paths)
+        out.append({"node": name, "new": len(paths) - len(have), "already": len(have)})
+    return out
+
+
 def test(args: argparse.Namespace, config: Config) -> int:
     index = Index(config.data_dir)
     try:
@@ -90,8 +111,10 @@ def test(args: argparse.Namespace, config: Config) -> int:
         return fail(f"plan {plan_uid} is not in the index", 2)
     facts = PlanFacts.of(bundle)
     decisions = decide(config.rules, facts)
+    would = {d.rule: would_get(config, bundle, d.targets, d.include) for d in decisions if d.outcome == "send"}
     if args.json:
-        print_json({"plan": facts.__dict__, "rules": [d.as_json() for d in decisions]})
+        print_json({"plan": facts.__dict__, "rules": [{**d.as_json(), "would_send": would.get(d.rule, [])}
+                                                      for d in decisions]})
         return 0
     state = "complete" if facts.complete else f"incomplete, {bundle.missing_summary()}"
     print(f"plan {facts.label!r} ({facts.plan_uid}) of patient {facts.patient_id}: from "
@@ -101,7 +124,9 @@ def test(args: argparse.Namespace, config: Config) -> int:
         print("  no rules configured", file=sys.stderr)
     for i, d in enumerate(decisions, 1):
         if d.outcome == "send":
-            verdict = f"would send to {', '.join(d.targets)} ({d.reason})"
+            per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
+                                                              if w["already"] else "") for w in would[d.rule])
+            verdict = f"would send ({d.reason}) to {per}"
         elif d.outcome == "hold":
             verdict = f"matches, would hold: {d.reason}"
         elif d.outcome == "no-match":

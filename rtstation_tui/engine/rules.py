@@ -19,10 +19,11 @@ import asyncio
 import fnmatch
 import logging
 import re
+import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .audit import audit
 from .bundle import Bundle, bundle_for
@@ -36,7 +37,8 @@ log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")
 RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
 MARKS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL);
+CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL,
+    held TEXT NOT NULL DEFAULT '');
 """
 
 
@@ -166,12 +168,24 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
     return out
 
 
+def held_plans(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Plans some rule holds until they are complete (plan UID → rule names), as of their last evaluation.
+
+    For the console after a restart; live changes come as ``RulesEvaluated`` events."""
+    try:
+        rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
+    except sqlite3.OperationalError:  # no rules service has run on this data_dir yet
+        return {}
+    return {r[0]: tuple(r[1].split("\n")) for r in rows}
+
+
 # -- the service ---------------------------------------------------------------------------------------------
 class RulesService:
     """Station service: evaluates rules on each BundleReady, in a worker thread (never on the loop)."""
 
-    def __init__(self, config: Config, index: Index, bus: EventBus, sender: Any) -> None:
-        self.config = config
+    def __init__(self, config: Config | Callable[[], Config], index: Index, bus: EventBus, sender: Any) -> None:
+        # A callable (the Station's current config): rules edited and reloaded apply to the next evaluation.
+        self._config = config if callable(config) else (lambda: config)
         self.index = index
         self.bus = bus
         self.sender = sender
@@ -240,7 +254,8 @@ class RulesService:
                     self._pending.setdefault(uid, "announced while the rules were not running")
 
     def _marks(self) -> dict[str, tuple[str, str]]:
-        return {r[0]: (r[1], r[2]) for r in self.index.conn.execute("SELECT plan_uid, signature, state FROM rule_marks")}
+        rows = self.index.conn.execute("SELECT plan_uid, signature, state FROM rule_marks")
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def evaluate(self, plan_uid: str, why: str) -> RulesEvaluated | None:
         """Evaluate every rule for the bundle as announced now; send, hold, audit, remember. Idempotent."""
@@ -255,13 +270,14 @@ class RulesService:
         if bundle is None:
             return None
         facts = PlanFacts.of(bundle)
-        decisions = decide(self.config.rules, facts)
+        decisions = decide(self._config().rules, facts)
         for d in decisions:
             if d.outcome == "send":
                 self._send(d, facts)
             self._record(d, facts, why)
-        self.index.conn.execute("INSERT OR REPLACE INTO rule_marks VALUES (?,?,?,?)",
-                                (plan_uid, row["signature"], row["state"], time.time()))
+        held = "\n".join(d.rule for d in decisions if d.outcome == "hold")
+        self.index.conn.execute("INSERT OR REPLACE INTO rule_marks VALUES (?,?,?,?,?)",
+                                (plan_uid, row["signature"], row["state"], time.time(), held))
         if not decisions:
             return None
         return RulesEvaluated(plan_uid, facts.patient_id, facts.label,

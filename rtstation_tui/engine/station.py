@@ -63,7 +63,8 @@ class Station:
         self.add_service(self.sender)
         if config.retention.auto and config.retention.days > 0:
             self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
-        self.rules = RulesService(config, self.index, self.bus, self.sender)  # subscribes now: no ready event missed
+        # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
+        self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
         self.add_service(self.rules)
         self.watcher = ImportWatcher(config, self.bus)  # state/detail: the import folder, for the console
         self.add_service(self.watcher)
