@@ -21,6 +21,7 @@ from ...engine.rulesconfig import RuleConfig
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
 from ..dryrun import PlanVerdicts, dry_run
+from ..editing import Edit
 
 if TYPE_CHECKING:
     from ..app import StationApp
@@ -163,7 +164,8 @@ class RulesScreen(Screen[None]):
         if rule is not None:
             on = not rule.enabled
             self.run_worker(self._save(lambda cf: cf.update_entry("rules", rule.name, {"enabled": on}),
-                                       f"Rule {rule.name!r} {'enabled' if on else 'disabled'}", rule.name))
+                                       f"Rule {rule.name!r} {'enabled' if on else 'disabled'}", rule.name),
+                            group="edit", exclusive=True)
 
     def action_move(self, delta: int) -> None:
         rule = self.rule()
@@ -184,6 +186,6 @@ class RulesScreen(Screen[None]):
         if await self.app.push_screen_wait(ConfirmDialog("Delete rule?", question, "Delete", "Keep")):
             await self._save(lambda cf: cf.delete_entry("rules", rule.name), f"Rule {rule.name!r} deleted", None)
 
-    async def _save(self, edit: object, what: str, select: str | None) -> None:
-        if await self.app_.save_config(edit, what):  # type: ignore[arg-type]
+    async def _save(self, edit: Edit, what: str, select: str | None) -> None:
+        if await self.app_.save_config(edit, what):
             self.refresh_rows(select)
