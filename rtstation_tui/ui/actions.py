@@ -98,7 +98,7 @@ class StationActions:
         self.push_screen(NodesScreen())
 
     def action_settings(self: StationApp) -> None:
-        self.run_worker(self._open_settings(), group="settings", exclusive=True)
+        self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)
 
     async def _open_settings(self: StationApp) -> None:
         """The form starts from the file's text, read in a thread (see screens/settings.py for why)."""

@@ -61,9 +61,32 @@ class ConfigEditing:
     """Mixin of ``StationApp``: one door for every editor's save."""
 
     last_echo: dict[str, EchoOutcome]
+    _save_lock: asyncio.Lock | None = None
+    _saves: set[asyncio.Future[Config | None]] = set()
 
     async def save_config(self: StationApp, edit: Edit, what: str) -> Config | None:
-        """Edit, save and apply; None (and a notification saying why) when nothing was saved."""
+        """Edit, save and apply; None (and a notification saying why) when nothing was saved.
+
+        Saves run one at a time and are never cancelled half-way (a file written but not applied would make the
+        console lie), so callers run them in plain, non-exclusive workers."""
+        if self._save_lock is None:
+            self._save_lock, self._saves = asyncio.Lock(), set()
+        task = asyncio.ensure_future(self._locked_save(edit, what))
+        self._saves.add(task)  # a screen closed mid-save cancels its worker, not this task
+        task.add_done_callback(self._saves.discard)
+        return await asyncio.shield(task)
+
+    async def _locked_save(self: StationApp, edit: Edit, what: str) -> Config | None:
+        assert self._save_lock is not None
+        async with self._save_lock:
+            try:
+                return await self._save_config(edit, what)
+            except Exception as exc:  # a bug must show, not take the console (and the receiver) down
+                log.exception("saving the configuration failed")
+                self.notify(f"{type(exc).__name__}: {exc}", title="Not saved", severity="error", timeout=20)
+                return None
+
+    async def _save_config(self: StationApp, edit: Edit, what: str) -> Config | None:
         path = self.config.path
         if path is None:
             self.notify("The console runs on built-in defaults: start it with --config FILE to edit settings.",

@@ -83,11 +83,12 @@ class NodeForm(ModalScreen[dict[str, Any] | None]):
     def on_mount(self) -> None:
         self.form.focus_field("name")
         if self.node is not None:
-            self.run_worker(self._resolve(self.node.host), group="resolve")
+            self.run_worker(self._resolve(self.node.host), group="resolve", exit_on_error=False)
 
     def on_form_edited(self, event: Form.Edited) -> None:
         if event.key == "host":
-            self.run_worker(self._resolve(str(self.form.raw("host")).strip()), group="resolve", exclusive=True)
+            host = str(self.form.raw("host")).strip()
+            self.run_worker(self._resolve(host), group="resolve", exclusive=True, exit_on_error=False)
 
     async def _resolve(self, host: str) -> None:
         if host not in self.resolved:
@@ -100,7 +101,7 @@ class NodeForm(ModalScreen[dict[str, Any] | None]):
         self.action_save()
 
     def action_save(self) -> None:
-        self.run_worker(self._save(), group="save", exclusive=True)
+        self.run_worker(self._save(), group="save", exclusive=True, exit_on_error=False)
 
     async def _save(self) -> None:
         form = self.form

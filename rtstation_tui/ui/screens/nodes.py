@@ -130,7 +130,7 @@ class NodesScreen(Screen[None]):
         return [(r.name, list(r.targets)) for r in self.app_.config.rules if name in r.targets]
 
     def action_add(self) -> None:
-        self.run_worker(self._add(), group="edit", exclusive=True)
+        self.run_worker(self._add(), group="edit", exit_on_error=False)
 
     async def _add(self) -> None:
         taken = [n.name for n in self.app_.config.nodes]
@@ -142,7 +142,7 @@ class NodesScreen(Screen[None]):
     def action_edit(self) -> None:
         node = self.node()
         if node is not None:
-            self.run_worker(self._edit(node), group="edit", exclusive=True)
+            self.run_worker(self._edit(node), group="edit", exit_on_error=False)
 
     async def _edit(self, node: NodeConfig) -> None:
         taken = [n.name for n in self.app_.config.nodes]
@@ -163,7 +163,7 @@ class NodesScreen(Screen[None]):
     def action_toggle(self) -> None:
         node = self.node()
         if node is not None:
-            self.run_worker(self._toggle(node), group="edit", exclusive=True)
+            self.run_worker(self._toggle(node), group="edit", exit_on_error=False)
 
     async def _toggle(self, node: NodeConfig) -> None:
         on = not node.enabled
@@ -174,7 +174,7 @@ class NodesScreen(Screen[None]):
     def action_delete(self) -> None:
         node = self.node()
         if node is not None:
-            self.run_worker(self._delete(node), group="edit", exclusive=True)
+            self.run_worker(self._delete(node), group="edit", exit_on_error=False)
 
     async def _delete(self, node: NodeConfig) -> None:
         rules = self.rules_using(node.name)
@@ -203,7 +203,7 @@ class NodesScreen(Screen[None]):
             self.notify("C-ECHO needs the sender, which this build does not have.", severity="warning")
             return
         self.query_one("#nodes-detail", Static).update(f"C-ECHO {node.name} ({node.describe()})…")
-        self.run_worker(self._echo(node.name), group="echo")
+        self.run_worker(self._echo(node.name), group="echo", exit_on_error=False)
 
     async def _echo(self, name: str) -> None:
         outcome = await asyncio.to_thread(self.app_.facade.echo, name)

@@ -101,7 +101,7 @@ class RulesScreen(Screen[None]):
         self.query_one("#rules-title", Label).update(
             f"Rules  ({len(names)}, in order, from {where})  Enter edits" if names
             else "No [[rules]]: plans are sent by hand (s). Press a to add a rule.")
-        self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True)
+        self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True, exit_on_error=False)
 
     async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:
         facade = self.app_.facade
@@ -139,7 +139,7 @@ class RulesScreen(Screen[None]):
         if not self.app_.config.nodes:
             self.notify("Add a node first (n): a rule needs a target.", severity="warning")
             return
-        self.run_worker(self._add(), group="edit", exclusive=True)
+        self.run_worker(self._add(), group="edit", exit_on_error=False)
 
     async def _add(self) -> None:
         values = await self.app.push_screen_wait(self._form(None))
@@ -150,7 +150,7 @@ class RulesScreen(Screen[None]):
     def action_edit(self) -> None:
         rule = self.rule()
         if rule is not None:
-            self.run_worker(self._edit(rule), group="edit", exclusive=True)
+            self.run_worker(self._edit(rule), group="edit", exit_on_error=False)
 
     async def _edit(self, rule: RuleConfig) -> None:
         changes = await self.app.push_screen_wait(self._form(rule))
@@ -165,7 +165,7 @@ class RulesScreen(Screen[None]):
             on = not rule.enabled
             self.run_worker(self._save(lambda cf: cf.update_entry("rules", rule.name, {"enabled": on}),
                                        f"Rule {rule.name!r} {'enabled' if on else 'disabled'}", rule.name),
-                            group="edit", exclusive=True)
+                            group="edit", exit_on_error=False)
 
     def action_move(self, delta: int) -> None:
         rule = self.rule()
@@ -174,12 +174,12 @@ class RulesScreen(Screen[None]):
             return
         self.run_worker(self._save(lambda cf: cf.move_entry("rules", rule.name, delta),
                                    f"Rule {rule.name!r} moved {'up' if delta < 0 else 'down'}", rule.name),
-                        group="edit", exclusive=True)
+                        group="edit", exit_on_error=False)
 
     def action_delete(self) -> None:
         rule = self.rule()
         if rule is not None:
-            self.run_worker(self._delete(rule), group="edit", exclusive=True)
+            self.run_worker(self._delete(rule), group="edit", exit_on_error=False)
 
     async def _delete(self, rule: RuleConfig) -> None:
         question = f"Delete rule {rule.name!r} (to {', '.join(rule.targets)})? Plans it would send are no longer sent."

@@ -117,7 +117,7 @@ class SettingsScreen(Screen[None]):
         if not changes:
             self.notify("Nothing changed.", title="Settings")
             return
-        self.run_worker(self._save(changes), group="save", exclusive=True)
+        self.run_worker(self._save(changes), group="save", exit_on_error=False)
 
     async def _save(self, changes: dict[str, Any]) -> None:
         app: StationApp = self.app  # type: ignore[assignment]
@@ -128,7 +128,7 @@ class SettingsScreen(Screen[None]):
 
     def action_close(self) -> None:
         if self.form.changed():
-            self.run_worker(self._ask_close(), group="close", exclusive=True)
+            self.run_worker(self._ask_close(), group="close", exclusive=True, exit_on_error=False)
         else:
             self.app.pop_screen()
 
