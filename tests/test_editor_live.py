@@ -29,6 +29,17 @@ async def test_new_port_in_settings_makes_echoscu_succeed_there_and_fail_on_the_
         await until(pilot, lambda: f"127.0.0.1:{new}  ● listening" in screen_text(app), what="header follows")
         assert (await asyncio.to_thread(echoscu, new)).returncode == 0
         assert (await asyncio.to_thread(echoscu, old)).returncode != 0
+
+        await pilot.press("S")  # a new AE title restarts the listener too; the called-AE check follows it
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        await fill(pilot, screen.form, "station.ae_title", "RTNEW")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.station.receiver.ae_title == "RTNEW"
+                    and app.station.receiver_state == "listening", what="listener as RTNEW")
+        await pilot.press("escape")
+        await until(pilot, lambda: "RTNEW" in screen_text(app), what="header shows RTNEW")
+        assert (await asyncio.to_thread(echoscu, new, aec="RTNEW")).returncode == 0
+        assert (await asyncio.to_thread(echoscu, new, aec="RTSTATION")).returncode != 0
         assert app.is_running  # the same app, never restarted
 
 

@@ -39,6 +39,7 @@ async def test_nodes_screen_edit_add_toggle_each_change_exactly_its_lines(config
         assert changes(before, after) == (["port = 11200"], ["port = 11201"])
         assert (path.parent / "rtstation.toml.bak").read_text() == before
         await until(pilot, lambda: app.station.config.node("QA").port == 11201, what="applied live")
+        assert app.station.sender.config.node("QA").port == 11201  # the next send (or retry) uses it
 
         before = after
         dialog = await open_form(pilot, ("a",), NodeForm)
@@ -166,3 +167,17 @@ async def test_renaming_a_node_renames_it_in_rules_and_deleting_a_rules_only_tar
         assert "[[rules]]" not in after and "[[nodes]]" not in after
         assert "# Routing rules, evaluated in order" in after  # the comments above the arrays stay
         assert app.station.config.nodes == () and app.station.config.rules == ()
+
+
+async def test_without_a_config_file_the_editors_say_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(load_config(None))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        await fill(pilot, screen.form, "station.port", "11113")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any("start it with --config FILE" in n.message for n in app._notifications),
+                    what="the reason")
+        assert app.config.station.port == 11112
