@@ -66,3 +66,33 @@ async def test_t_echoes_a_real_storescp_and_names_the_failure_of_a_closed_port(t
             assert message in str(app.screen.query_one("#nodes-detail").content)
     finally:
         scp.stop()
+
+
+async def test_an_association_in_flight_during_the_port_change_finishes_its_stores(tmp_path):
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    from helpers import DATA, stored_files
+
+    old, new = free_port(), free_port()
+    config = make_config(tmp_path, old)
+    app = make_app(config, listen=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.station.receiver_state == "listening", what="listening")
+        ae = AE("ECLIPSE")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.1.2")
+        held = await asyncio.to_thread(ae.associate, "127.0.0.1", old, ae_title="RTSTATION")
+        assert held.is_established
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        await fill(pilot, screen.form, "station.port", str(new))
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "restarting the listener" in str(app.main.header.render_text())
+                    or app.station.receiver_state == "stopped", what="restart under way")
+        status = await asyncio.to_thread(held.send_c_store, dcmread(DATA / "breast_boost" / "rtplan.dcm"))
+        assert status.Status == 0  # the old listener still serves the association it had
+        await asyncio.to_thread(held.release)
+        await until(pilot, lambda: app.station.receiver.address == f"127.0.0.1:{new}"
+                    and app.station.receiver_state == "listening", what="listening on the new port", timeout=40)
+        assert len(stored_files(config.data_dir)) == 1
+        assert (await asyncio.to_thread(echoscu, new)).returncode == 0
