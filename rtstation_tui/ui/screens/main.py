@@ -55,6 +55,7 @@ class MainScreen(Screen[None]):
         self._refreshing = False
         self.shown_plan: str | None = None
         self._details_at = 0.0
+        self._widgets: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         st = self.config.station
@@ -71,27 +72,37 @@ class MainScreen(Screen[None]):
         yield StatusLine(id="status")
         yield Footer()
 
+    # Widgets are looked up once (compose order guarantees them): timers and flushes that run while the screen is
+    # taken down at exit then touch detached widgets harmlessly instead of failing a query.
     @property
     def tree(self) -> PlanTree:
-        return self.query_one(PlanTree)
+        return self._widget("tree", PlanTree)
 
     @property
     def header(self) -> StationHeader:
-        return self.query_one(StationHeader)
+        return self._widget("header", StationHeader)
 
     @property
     def status(self) -> StatusLine:
-        return self.query_one(StatusLine)
+        return self._widget("status", StatusLine)
 
     @property
     def progress(self) -> ProgressArea:
-        return self.query_one(ProgressArea)
+        return self._widget("progress", ProgressArea)
 
     @property
     def logpane(self) -> LogPane:
-        return self.query_one(LogPane)
+        return self._widget("logpane", LogPane)
+
+    def _widget(self, key: str, cls: type[Any]) -> Any:
+        w = self._widgets.get(key)
+        if w is None:
+            w = self._widgets[key] = self.query_one(cls)
+        return w
 
     def on_mount(self) -> None:
+        for key in ("tree", "header", "status", "progress", "logpane"):
+            getattr(self, key)
         self.query_one("#filter", Input).display = False
         self.query_one(PlanDetailsView).show(None, "Waiting for the index…")
         self.set_palette(self.palette)
