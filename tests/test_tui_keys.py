@@ -91,6 +91,8 @@ async def test_slash_filters_by_patient_id_name_and_label_and_escape_clears(conf
             await pilot.press(*query)
             await until(pilot, lambda: not app.main.filtering and set(tree.patients) == expected,
                         what=f"filter {query!r}")
+            if query == "prost":  # matched a plan label: that patient is opened to show PROST1
+                await until(pilot, lambda: tree.find_plan("PROST1"), what="PROST1 shown by the label filter")
             await pilot.press("enter")
             assert tree.has_focus
         await pilot.press("escape")

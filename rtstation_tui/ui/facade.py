@@ -144,6 +144,12 @@ class Facade:
                             " UNION SELECT patient_id FROM plans WHERE label LIKE ? ORDER BY 1", (like, like, like))
         return [r[0] for r in rows]
 
+    def label_matches(self, text: str, limit: int = 20) -> list[str]:
+        """Patients with a plan label containing ``text``: the filter opens them to show the plan."""
+        rows = self.station.index.conn.execute("SELECT DISTINCT patient_id FROM plans WHERE label LIKE ?"
+                                               " ORDER BY 1 LIMIT ?", (f"%{text}%", limit))
+        return [r[0] for r in rows]
+
     def details(self, plan_uid: str) -> PlanDetails | None:
         bundle = bundle_for(self.station.index.conn, plan_uid)
         if bundle is None:

@@ -123,11 +123,17 @@ class MainScreen(Screen[None]):
         """The top level: one row per patient (filtered by ``filter_text``), children stay unloaded."""
         text = self.filter_text
 
-        def read() -> list[PatientRow]:
-            return self.facade.patients(self.facade.search(text) if text else None)
+        def read() -> tuple[list[PatientRow], list[str]]:
+            if not text:
+                return self.facade.patients(None), []
+            return self.facade.patients(self.facade.search(text)), self.facade.label_matches(text)
 
-        rows = await asyncio.to_thread(read)
+        rows, open_ = await asyncio.to_thread(read)
         self.tree.show_patients(rows)
+        for pid in open_:  # matched by a plan label: open the patient so the plan is in view
+            node = self.tree.patient_node(pid)
+            if node is not None:
+                node.expand()
         self.ready = True
         hint = "Select a plan to see its details." if rows else "Nothing received yet."
         self.query_one(PlanDetailsView).show(None, hint)
