@@ -187,13 +187,14 @@ async def test_e_echoes_enabled_nodes(config):
         assert "QA: OK" in messages and "ARCHIVE: FAILED connection refused" in messages
 
 
-async def test_q_quits_and_stops_the_station(config):
+@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+async def test_q_quits_and_stops_the_station(config, key):
     app = make_app(config)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.station._started, what="station started")
-        await pilot.press("q")
+        await pilot.press(key)
         await until(pilot, lambda: not app.is_running, what="exit")
-    assert not app.station._started
+    assert not app.station._started and app.return_code == 0
 
 
 async def test_q_asks_while_objects_arrive(config):
