@@ -22,6 +22,9 @@ from ..engine.bundle import Bundle, Member, bundle_for, patient_view
 from ..engine.station import Station
 
 
+MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
+
+
 @dataclass(frozen=True)
 class PatientRow:
     patient_id: str
@@ -93,6 +96,9 @@ class Facade:
         conn = self.station.index.conn
         ids = list(only) if only is not None else None
         where, args = "", ()  # type: tuple[str, tuple[str, ...]]
+        if ids is not None and len(ids) > MAX_SQL_PARAMS:  # a broad filter: read all, keep the matches
+            wanted = set(ids)
+            return [p for p in self.patients(None) if p.patient_id in wanted]
         if ids is not None:
             if not ids:
                 return []
