@@ -233,3 +233,24 @@ async def test_theme_change_in_the_palette_recolours_the_labels(config):
         await pilot.pause()
         assert app.main.tree.palette != before
         assert app.main.tree.palette.warn == app.current_theme.warning
+
+
+async def test_palette_retries_failed_and_cancels_queued_sends(config):
+    from tui_support import QueueRow
+
+    sender = FakeSender()
+    sender.queue.rows += [QueueRow(1, "QA", B1, "B1", "failed", 0, 4), QueueRow(2, "ARCHIVE", B1, "B1", "queued", 0, 4)]
+    app = make_app(config, sender=sender)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await opened(pilot)
+        await pilot.press("ctrl+p", *"retry failed")
+        await until(pilot, lambda: "Retry failed sends" in screen_text(app), what="palette hit")
+        await pilot.press("enter")
+        await until(pilot, lambda: sender.queue.rows[0].state == "queued", what="job 1 queued again")
+        await pilot.press("ctrl+p", *"cancel sends")
+        await until(pilot, lambda: "Cancel sends" in screen_text(app), what="palette hit")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="cancel question")
+        await pilot.press("y")
+        await until(pilot, lambda: [r.state for r in sender.queue.rows] == ["cancelled", "cancelled"],
+                    what="both cancelled")

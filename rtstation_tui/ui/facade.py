@@ -206,6 +206,17 @@ class Facade:
         sender = self.sender
         return list(sender.queue.jobs(active_only=active_only)) if sender is not None else []
 
+    def retry_failed(self, plan_uids: Iterable[str]) -> list[int]:
+        """Queue the failed jobs of these plans again (their acknowledged instances are not resent)."""
+        sender = self._need_sender()
+        return [j.id for uid in plan_uids for j in sender.queue.history(uid)
+                if j.state == "failed" and sender.retry(j.id)]
+
+    def cancel_active(self, plan_uids: Iterable[str]) -> list[int]:
+        sender = self._need_sender()
+        return [j.id for uid in plan_uids for j in sender.queue.history(uid)
+                if j.state in ("queued", "sending", "waiting-retry") and sender.cancel(j.id)]
+
     def job_counts(self) -> tuple[int, int] | None:
         """(jobs waiting or running, jobs failed) in the persistent queue; None without a sender."""
         sender = self.sender
