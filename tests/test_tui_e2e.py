@@ -114,4 +114,4 @@ def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path
     tmux.kill()  # the terminal goes away: SIGHUP
     wait_for(lambda: not alive(pid), 40, what="the console to exit after SIGHUP")
     log = (data_dir / "logs" / "rtstation.log").read_text()
-    assert "SIGHUP: stopping" in log and "receiver stopped" in log
+    assert "SIGHUP: stopping" in log and "receiver stopped" in log and "terminal lost: station stopped" in log

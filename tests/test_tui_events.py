@@ -65,3 +65,17 @@ async def test_persisted_jobs_show_at_start_and_history_in_tree_and_details(tmp_
         await pilot.press("down")
         await until(pilot, lambda: "Send history" in screen_text(app), what="send history in the details")
         assert "association rejected" in screen_text(app)
+
+
+def test_facade_patients_with_a_broad_filter(tmp_path):
+    """More IDs than SQLite host parameters: still answered (read all, keep the matches)."""
+    from rtstation_tui.engine.station import Station
+    from rtstation_tui.ui.facade import Facade
+
+    station = Station(make_config(tmp_path), receive=False)
+    conn = station.index.conn
+    conn.executemany("INSERT INTO patients VALUES (?,?,?)", [(f"P{i:05d}", f"N^{i}", 0) for i in range(2000)])
+    wanted = [f"P{i:05d}" for i in range(0, 2000, 2)]
+    rows = Facade(station).patients(wanted)
+    assert [r.patient_id for r in rows] == wanted
+    station.index.close()

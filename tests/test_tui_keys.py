@@ -92,6 +92,8 @@ async def test_slash_filters_by_patient_id_name_and_label_and_escape_clears(conf
             await pilot.press(*query)
             await until(pilot, lambda: not app.main.filtering and set(tree.patients) == expected,
                         what=f"filter {query!r}")
+            if query == "prost":  # matched a plan label: that patient is opened to show PROST1
+                await until(pilot, lambda: tree.find_plan("PROST1"), what="PROST1 shown by the label filter")
             await pilot.press("enter")
             assert tree.has_focus
         await pilot.press("escape")
@@ -186,13 +188,14 @@ async def test_e_echoes_enabled_nodes(config):
         assert "QA: OK" in messages and "ARCHIVE: FAILED connection refused" in messages
 
 
-async def test_q_quits_and_stops_the_station(config):
+@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+async def test_q_quits_and_stops_the_station(config, key):
     app = make_app(config)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.station._started, what="station started")
-        await pilot.press("q")
+        await pilot.press(key)
         await until(pilot, lambda: not app.is_running, what="exit")
-    assert not app.station._started
+    assert not app.station._started and app.return_code == 0
 
 
 async def test_q_asks_while_objects_arrive(config):
@@ -231,3 +234,24 @@ async def test_theme_change_in_the_palette_recolours_the_labels(config):
         await pilot.pause()
         assert app.main.tree.palette != before
         assert app.main.tree.palette.warn == app.current_theme.warning
+
+
+async def test_palette_retries_failed_and_cancels_queued_sends(config):
+    from tui_support import QueueRow
+
+    sender = FakeSender()
+    sender.queue.rows += [QueueRow(1, "QA", B1, "B1", "failed", 0, 4), QueueRow(2, "ARCHIVE", B1, "B1", "queued", 0, 4)]
+    app = make_app(config, sender=sender)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await opened(pilot)
+        await pilot.press("ctrl+p", *"retry failed")
+        await until(pilot, lambda: "Retry failed sends" in screen_text(app), what="palette hit")
+        await pilot.press("enter")
+        await until(pilot, lambda: sender.queue.rows[0].state == "queued", what="job 1 queued again")
+        await pilot.press("ctrl+p", *"cancel sends")
+        await until(pilot, lambda: "Cancel sends" in screen_text(app), what="palette hit")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="cancel question")
+        await pilot.press("y")
+        await until(pilot, lambda: [r.state for r in sender.queue.rows] == ["cancelled", "cancelled"],
+                    what="both cancelled")

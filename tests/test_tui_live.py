@@ -134,3 +134,18 @@ async def test_send_to_storescp_progress_reaches_100(tmp_path):
             await until(pilot, lambda: app.main.status.jobs == (0, 0), what="no job waiting in the status line")
     finally:
         qa.stop()
+
+
+async def test_a_data_dir_in_use_exits_with_a_message(tmp_path):
+    from rtstation_tui.engine.process import DataDirLock
+
+    config = make_config(tmp_path)
+    lock = DataDirLock(config.data_dir)
+    lock.acquire()
+    try:
+        app = make_app(config)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: not app.is_running, what="exit")
+        assert app.return_code == 1 and app.return_value == 1
+    finally:
+        lock.release()

@@ -177,6 +177,15 @@ class FakeSender:
             return EchoResult(False, node, None, "connection refused")
         return EchoResult(True, node, 1.5, "")
 
-    def retry(self, job_id: int) -> None: ...
+    def retry(self, job_id: int) -> bool:
+        return self._set(job_id, "failed", "queued")
 
-    def cancel(self, job_id: int) -> None: ...
+    def cancel(self, job_id: int) -> bool:
+        return self._set(job_id, "queued", "cancelled") or self._set(job_id, "waiting-retry", "cancelled")
+
+    def _set(self, job_id: int, old: str, new: str) -> bool:
+        for row in self.queue.rows:
+            if row.id == job_id and row.state == old:
+                row.state = new
+                return True
+        return False

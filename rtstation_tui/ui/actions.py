@@ -90,6 +90,34 @@ class StationActions:
         else:
             self.notify(f"{node}: FAILED {r.message}", title="C-ECHO", severity="error", timeout=15)
 
+    def action_retry_failed(self: StationApp) -> None:
+        self._job_action("retry")
+
+    def action_cancel_active(self: StationApp) -> None:
+        self._job_action("cancel")
+
+    def _job_action(self: StationApp, what: str) -> None:
+        if not self.facade.can_send:
+            self.notify(NO_SENDER, severity="warning")
+            return
+        plans = self.selected_plans()
+        if not plans:
+            self.notify("Put the cursor on a plan (or mark plans) first.", severity="warning")
+            return
+        self.main.run_worker(self._jobs(what, plans), group="jobs", exit_on_error=False)
+
+    async def _jobs(self: StationApp, what: str, plans: list[str]) -> None:
+        if what == "cancel":
+            message = f"Cancel the queued and running sends of {len(plans)} plan(s)? Delivered objects stay delivered."
+            if not await self.push_screen_wait(ConfirmDialog("Cancel sends?", message, "Cancel sends", "Keep")):
+                return
+            ids = await asyncio.to_thread(self.facade.cancel_active, plans)
+        else:
+            ids = await asyncio.to_thread(self.facade.retry_failed, plans)
+        verb = "cancelled" if what == "cancel" else "queued again"
+        self.notify(f"{len(ids)} job{'s' if len(ids) != 1 else ''} {verb}", title="Send jobs",
+                    severity="information" if ids else "warning")
+
     # -- screens ------------------------------------------------------------------------------------------------
     def action_rules(self: StationApp) -> None:
         self.push_screen(RulesScreen())

@@ -102,7 +102,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         try:
             await self.station.start()
         except StationLocked as exc:
-            self.exit(1, message=f"rtstation: {exc}")
+            self.exit(1, return_code=1, message=f"rtstation: {exc}")
             return
         except ReceiverError as exc:  # the header shows "error" (ReceiverState event); the rest keeps running
             log.error("%s", exc)
@@ -138,7 +138,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
             log.info("terminal lost: station stopped, exiting")
             logging.shutdown()
             os._exit(code)
-        self.exit(code)
+        self.exit(code, return_code=code)
 
     async def on_unmount(self) -> None:
         """Any way out: the station must still stop cleanly (in-flight stores finish, the index is flushed)."""
@@ -230,8 +230,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
 
 
 def _terminal_alive() -> bool:
+    """Is our controlling terminal still there? (After an SSH drop, opening it fails.)"""
     try:
-        os.tcgetpgrp(sys.__stdout__.fileno()) if sys.__stdout__ is not None else None
         with open("/dev/tty", "rb"):
             return True
     except OSError:

@@ -22,6 +22,9 @@ from ..engine.bundle import Bundle, Member, bundle_for, patient_view
 from ..engine.station import Station
 
 
+MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
+
+
 @dataclass(frozen=True)
 class PatientRow:
     patient_id: str
@@ -93,6 +96,9 @@ class Facade:
         conn = self.station.index.conn
         ids = list(only) if only is not None else None
         where, args = "", ()  # type: tuple[str, tuple[str, ...]]
+        if ids is not None and len(ids) > MAX_SQL_PARAMS:  # a broad filter: read all, keep the matches
+            wanted = set(ids)
+            return [p for p in self.patients(None) if p.patient_id in wanted]
         if ids is not None:
             if not ids:
                 return []
@@ -144,6 +150,12 @@ class Facade:
                             " UNION SELECT patient_id FROM plans WHERE label LIKE ? ORDER BY 1", (like, like, like))
         return [r[0] for r in rows]
 
+    def label_matches(self, text: str, limit: int = 20) -> list[str]:
+        """Patients with a plan label containing ``text``: the filter opens them to show the plan."""
+        rows = self.station.index.conn.execute("SELECT DISTINCT patient_id FROM plans WHERE label LIKE ?"
+                                               " ORDER BY 1 LIMIT ?", (f"%{text}%", limit))
+        return [r[0] for r in rows]
+
     def details(self, plan_uid: str) -> PlanDetails | None:
         bundle = bundle_for(self.station.index.conn, plan_uid)
         if bundle is None:
@@ -193,6 +205,17 @@ class Facade:
     def jobs(self, active_only: bool = True) -> list[Any]:
         sender = self.sender
         return list(sender.queue.jobs(active_only=active_only)) if sender is not None else []
+
+    def retry_failed(self, plan_uids: Iterable[str]) -> list[int]:
+        """Queue the failed jobs of these plans again (their acknowledged instances are not resent)."""
+        sender = self._need_sender()
+        return [j.id for uid in plan_uids for j in sender.queue.history(uid)
+                if j.state == "failed" and sender.retry(j.id)]
+
+    def cancel_active(self, plan_uids: Iterable[str]) -> list[int]:
+        sender = self._need_sender()
+        return [j.id for uid in plan_uids for j in sender.queue.history(uid)
+                if j.state in ("queued", "sending", "waiting-retry") and sender.cancel(j.id)]
 
     def job_counts(self) -> tuple[int, int] | None:
         """(jobs waiting or running, jobs failed) in the persistent queue; None without a sender."""

@@ -15,6 +15,8 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("C-ECHO nodes", "Check that every enabled node answers", "echo", "e"),
     ("Filter patients", "Filter the tree by patient ID, name or plan label", "screen.filter", "/"),
     ("Focus log", "Move to the log pane (v level, f follow, / search)", "screen.toggle_log", "l"),
+    ("Retry failed sends", "Queue the failed send jobs of the selected plan(s) again", "retry_failed", "palette"),
+    ("Cancel sends", "Cancel the queued and running send jobs of the selected plan(s)", "cancel_active", "palette"),
     ("Rules", "Edit the routing rules (add, edit, delete, move, enable) with a dry run", "rules", "r"),
     ("Nodes", "Edit the DICOM nodes (add, edit, delete, enable, C-ECHO one)", "nodes", "n"),
     ("Settings", "Station AE title, address, port, allowlist, import folder, log level, theme", "settings", "S"),
@@ -26,14 +28,18 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
 class StationCommands(Provider):
     async def discover(self) -> Hits:
         for name, help_text, action, key in COMMANDS:
-            yield DiscoveryHit(f"{name}  ({key})", partial(self._run, action), help=help_text)
+            yield DiscoveryHit(self._title(name, key), partial(self._run, action), help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, help_text, action, key in COMMANDS:
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(f"{name}  ({key})"), partial(self._run, action), help=help_text)
+                yield Hit(score, matcher.highlight(self._title(name, key)), partial(self._run, action), help=help_text)
+
+    @staticmethod
+    def _title(name: str, key: str) -> str:
+        return name if key == "palette" else f"{name}  ({key})"
 
     async def _run(self, action: str) -> None:
         app = self.app

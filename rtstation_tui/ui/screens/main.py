@@ -56,6 +56,7 @@ class MainScreen(Screen[None]):
         self._refreshing = False
         self.shown_plan: str | None = None
         self._details_at = 0.0
+        self._widgets: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         st = self.config.station
@@ -72,27 +73,37 @@ class MainScreen(Screen[None]):
         yield StatusLine(id="status")
         yield Footer()
 
+    # Widgets are looked up once (compose order guarantees them): timers and flushes that run while the screen is
+    # taken down at exit then touch detached widgets harmlessly instead of failing a query.
     @property
     def tree(self) -> PlanTree:
-        return self.query_one(PlanTree)
+        return self._widget("tree", PlanTree)
 
     @property
     def header(self) -> StationHeader:
-        return self.query_one(StationHeader)
+        return self._widget("header", StationHeader)
 
     @property
     def status(self) -> StatusLine:
-        return self.query_one(StatusLine)
+        return self._widget("status", StatusLine)
 
     @property
     def progress(self) -> ProgressArea:
-        return self.query_one(ProgressArea)
+        return self._widget("progress", ProgressArea)
 
     @property
     def logpane(self) -> LogPane:
-        return self.query_one(LogPane)
+        return self._widget("logpane", LogPane)
+
+    def _widget(self, key: str, cls: type[Any]) -> Any:
+        w = self._widgets.get(key)
+        if w is None:
+            w = self._widgets[key] = self.query_one(cls)
+        return w
 
     def on_mount(self) -> None:
+        for key in ("tree", "header", "status", "progress", "logpane"):
+            getattr(self, key)
         self.query_one("#filter", Input).display = False
         self.query_one(PlanDetailsView).show(None, "Waiting for the index…")
         self.set_palette(self.palette)
@@ -113,11 +124,17 @@ class MainScreen(Screen[None]):
         """The top level: one row per patient (filtered by ``filter_text``), children stay unloaded."""
         text = self.filter_text
 
-        def read() -> list[PatientRow]:
-            return self.facade.patients(self.facade.search(text) if text else None)
+        def read() -> tuple[list[PatientRow], list[str]]:
+            if not text:
+                return self.facade.patients(None), []
+            return self.facade.patients(self.facade.search(text)), self.facade.label_matches(text)
 
-        rows = await asyncio.to_thread(read)
+        rows, open_ = await asyncio.to_thread(read)
         self.tree.show_patients(rows)
+        for pid in open_:  # matched by a plan label: open the patient so the plan is in view
+            node = self.tree.patient_node(pid)
+            if node is not None:
+                node.expand()
         self.ready = True
         hint = "Select a plan to see its details." if rows else "Nothing received yet."
         self.query_one(PlanDetailsView).show(None, hint)
