@@ -27,9 +27,11 @@ from .rebuild import reconcile
 from .receiver import Receiver, ReceiverError
 from .reload import ReloadError, config_changes, effective
 from .retention import RetentionService
+from .rules import RulesService
 from .sender import Sender
 from .store import Store
 from .tls import TlsError
+from .watcher import ImportWatcher
 
 log = logging.getLogger("rtstation.station")
 
@@ -60,6 +62,11 @@ class Station:
         self.add_service(self.sender)
         if config.retention.auto and config.retention.days > 0:
             self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
+        # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
+        self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
+        self.add_service(self.rules)
+        self.watcher = ImportWatcher(config, self.bus)  # state/detail: the import folder, for the console
+        self.add_service(self.watcher)
         self.receiver_state = "stopped"
         self.receiver_detail = ""
         self._lock = DataDirLock(data_dir)
