@@ -99,3 +99,19 @@ def test_reload_that_cannot_apply_changes_nothing(tmp_path: Path, port: int) -> 
         station.reload(load_config(cfg))
     assert station.config is before and station.receiver is not None and station.receiver.config is before
     station.index.close()
+
+
+def test_keys_bound_at_start_are_held_until_restart(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rtstation_tui.engine.config import load_config
+    from rtstation_tui.engine.reload import config_changes, effective
+
+    old = load_config(write_config(tmp_path / "a.toml", station_toml(tmp_path / "var", 11112)))
+    new = replace(old, station=replace(old.station, port=11113),
+                  receiver=replace(old.receiver, min_free_mb=9, max_pdu=16384),
+                  import_=replace(old.import_, folder=tmp_path / "in"))
+    applied, held = effective(old, new)
+    assert sorted(held) == ["import.folder", "receiver.max_pdu", "station.port"]
+    assert config_changes(old, applied) == ["receiver.min_free_mb"]
+    assert applied.station.port == 11112 and applied.import_.folder is None and applied.receiver.min_free_mb == 9

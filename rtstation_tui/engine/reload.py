@@ -14,6 +14,11 @@ from .config import SECTIONS, Config
 # keys whose new value only takes effect at the next start
 RESTART_ONLY = ("station.ae_title", "station.bind", "station.port", "station.data_dir", "receiver.max_pdu",
                 "logging.dir", "retention.days", "retention.auto")
+RESTART_SECTIONS = ("import",)  # the import-folder watcher takes its settings when it starts
+
+
+def restart_only(key: str) -> bool:
+    return key in RESTART_ONLY or key.split(".", 1)[0] in RESTART_SECTIONS
 
 
 class ReloadError(ValueError):
@@ -33,7 +38,7 @@ def config_changes(old: Config, new: Config) -> list[str]:
 
 def effective(old: Config, new: Config) -> tuple[Config, list[str]]:
     """``new`` with every restart-only key kept at its running value, and the list of those that were held back."""
-    held = [k for k in config_changes(old, new) if k in RESTART_ONLY]
+    held = [k for k in config_changes(old, new) if restart_only(k)]
     for key in held:
         section, name = key.split(".")
         attr = section if hasattr(new, section) else f"{section}_"

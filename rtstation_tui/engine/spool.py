@@ -101,9 +101,11 @@ def install() -> None:
 
 
 def failure(path: str | os.PathLike[str]) -> OSError | None:
-    """Why the dataset spooled at ``path`` could not be written completely (None: it was)."""
+    """Why the dataset spooled at ``path`` could not be written completely (None: it was). The record is taken:
+    the C-STORE handler asks once, and a spool writer that closes its file before the handler runs need not
+    know when to forget it."""
     with _lock:
-        return _failures.get(os.fspath(path))
+        return _failures.pop(os.fspath(path), None)
 
 
 def record_failure(path: str | os.PathLike[str], exc: OSError) -> None:
@@ -114,6 +116,6 @@ def record_failure(path: str | os.PathLike[str], exc: OSError) -> None:
 
 
 def forget(path: str | os.PathLike[str]) -> None:
-    """The spool file is closed and gone: drop its record."""
+    """The spool file is gone without a C-STORE handler having asked (an aborted transfer): drop its record."""
     with _lock:
         _failures.pop(os.fspath(path), None)
