@@ -226,3 +226,16 @@ async def test_settings_move_with_arrows_and_esc_asks_before_dropping_changes(co
         await until(pilot, lambda: app.screen is screen, what="still in settings")
         await pilot.press("escape", "y")
         await until(pilot, lambda: app.screen is app.main, what="back to the tree")
+
+
+def test_convert_writes_what_the_operator_typed_in_the_loaders_types():
+    from rtstation_tui.engine.nodes import NodeConfig
+    from rtstation_tui.engine.rulesconfig import RuleConfig
+    from rtstation_tui.ui.widgets.form import FieldSpec, convert
+
+    timeout = FieldSpec("timeout_s", NodeConfig, "timeout_s", "Timeout")
+    assert convert(timeout, " 30 ") == (30, None) and convert(timeout, "2.5") == (2.5, None)
+    assert convert(FieldSpec("approval", RuleConfig, "approval", "Approval"), "any") == ("ANY", None)
+    assert convert(FieldSpec("calling_ae_title", NodeConfig, "calling_ae_title", "AE"), " ") == (None, None)
+    assert convert(FieldSpec("include", RuleConfig, "include", "Include"), "plan, doses") == (["plan", "doses"], None)
+    assert convert(FieldSpec("tls", NodeConfig, "tls", "TLS"), True) == (True, None)

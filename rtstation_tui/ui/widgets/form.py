@@ -71,40 +71,47 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
+def parse_number(text: str, kind: str) -> Any:
+    """'30' → 30, '2.5' → 2.5 (floats only), anything else stays text so the checker names it as typed.
+    A whole float is written as an integer (``timeout_s = 30`` stays ``30``, not ``30.0``)."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    if kind == "float":
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() else number
+    return text
+
+
 def convert(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
     """Form text (or a checkbox's bool) → the value to write, or the problem, in the loader's words."""
     kind = spec.kind
     value: Any = raw
     if kind in ("int", "float") and isinstance(raw, str):
-        text = raw.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text) if kind == "float" else text
-            except ValueError:
-                value = text
-        if kind == "float" and isinstance(value, float) and value.is_integer():
-            value = int(value)  # 30, not 30.0, in the file
+        value = parse_number(raw, kind)
     elif kind == "list":
         value = [part.strip() for part in str(raw).split(",") if part.strip()]
     elif kind == "text":
         value = str(raw).strip()
         if spec.optional and value == "":
-            return None, None
+            return None, None  # an empty optional field removes the key
     try:
         checked = check_value(value, spec.field, spec.key, "form")
     except ConfigError as exc:
         return None, exc.message
-    if spec.check is not None:
-        problem = spec.check(checked)
-        if problem:
-            return None, problem
+    problem = spec.check(checked) if spec.check is not None else None
+    if problem:
+        return None, problem
     if kind == "list":
         return list(checked), None
     if kind == "float" or (kind == "text" and not spec.field.metadata.get("upper")):
-        return value, None  # 30 stays an integer in the file; paths stay strings
-    return checked, None
+        return value, None  # what the operator typed: 30 not 30.0, a path as a string
+    return checked, None  # normalised by the checker (APPROVED, INFO)
 
 
 class Form(VerticalScroll):
