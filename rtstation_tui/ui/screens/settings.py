@@ -125,6 +125,9 @@ class SettingsScreen(Screen[None]):
         if await app.save_config(lambda cf: write_settings(cf, changes), what):
             form = self.form
             form.initial_raw = {key: form.raw(key) for key in form.specs}  # saved: this is the new baseline
+            if any(key.startswith("import.") for key in changes):  # the watcher has no live reload (yet)
+                self.notify("The import folder settings take effect at the next start.", title="Settings",
+                            severity="warning", timeout=10)
 
     def action_close(self) -> None:
         if self.form.changed():
