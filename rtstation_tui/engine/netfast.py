@@ -14,7 +14,12 @@ per association, never in site-packages:
 - PDU reading: header and body read with ``recv_into`` in one go; P-DATA-TF values are memoryview slices;
 - the association loop: waits on a doorbell rung by the DIMSE message queue and the ACSE queue;
 - C-STORE-RQ decoding: the command set is parsed by hand and the dataset written straight into a temp file in
-  ``tmp_dir`` (what ``STORE_RECV_CHUNKED_DATASET`` does, without pydicom), and the C-STORE-RSP is encoded by hand.
+  ``tmp_dir`` (what ``STORE_RECV_CHUNKED_DATASET`` does, without pydicom), and the C-STORE-RSP is encoded by hand;
+- where the C-STORE is served: on the DUL thread as soon as its last fragment is written, not after two thread
+  hand-offs (DUL → association thread → DUL). A storage SCU waits for each response (pynetdicom negotiates no
+  asynchronous operations), so the reader has nothing else to do meanwhile. Consequence for ``EVT_C_STORE``
+  handlers: they may call ``event.assoc.abort()`` (non-blocking inside a handler, as in pynetdicom) but not
+  ``release()``, ``kill()`` or the ``send_*()`` methods, which wait for the DUL thread they would be running on.
 
 Everything else (association negotiation and rejection, C-ECHO, other DIMSE messages, odd encodings, release,
 abort, timers, the state machine) still runs pynetdicom's own code. Handlers for the per-PDU/per-message events
@@ -146,6 +151,8 @@ class _Accelerator:
 
     # -- DUL thread --------------------------------------------------------------------------------------------
     def wake_dul(self) -> None:
+        if threading.get_ident() == self.dul.ident:
+            return  # the DUL thread itself queued it (a C-STORE response): it looks at the queue next anyway
         try:
             self.wake_w.send(b"!")
         except OSError:  # buffer full (it is already awake) or closed at the end
@@ -304,8 +311,8 @@ class _Accelerator:
                 if control & 2:
                     cx_id, request, tmp = self.pending
                     self.pending = None
-                    tmp.close()  # complete: no descriptor held while it waits in the queue
-                    self.dimse.msg_queue.put((cx_id, request))
+                    tmp.close()
+                    self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-off either way
 
     def _to_stock(self, context_id: int, data: Any) -> None:
         p = P_DATA()
