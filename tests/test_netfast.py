@@ -196,3 +196,62 @@ async def test_abort_in_the_middle_of_a_dataset_leaves_no_temp_file(tmp_path):
 
 class _Patient:
     patient_id, study_uid = "FAST1", "1.2.3.8"
+
+
+async def test_store_arriving_before_the_accepted_handler_returns_waits_for_it(tmp_path, monkeypatch):
+    """A C-STORE may land while EVT_ACCEPTED handlers still run (its session is opened in SQLite there): it must
+    be served after them, never answered out of order or dropped."""
+    station, port = await _station(tmp_path)
+    slow_open = station.index.open_session
+
+    def open_session(*args, **kwargs):
+        import time
+        time.sleep(0.5)
+        return slow_open(*args, **kwargs)
+
+    monkeypatch.setattr(station.index, "open_session", open_session)
+    events: list = []
+    station.subscribe(events.extend)
+    try:
+        ct = make_ct(tmp_path / "ct.dcm", _Patient(), "1.2.826.0.1.3680043.8.498.2", "1.2.3.9", "1.2.3.10", 0, 8, 8,
+                     "SLOW^ACCEPT")
+        ae = AE("EARLYSCU")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2")
+        ae.dimse_timeout = 10
+        assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", port, ae_title="RTSTATION")
+        assert assoc.is_established
+        assert (await asyncio.to_thread(assoc.send_c_store, ct)).Status == 0
+        await asyncio.to_thread(assoc.release)
+        closed = await _closed(events, 1)
+        assert closed[0].instances == 1 and not closed[0].aborted
+    finally:
+        await station.stop()
+
+
+async def test_quick_successive_associations_all_end_released(tmp_path):
+    """The fast DUL sends the A-RELEASE-RP at once: the peer's close must not be logged as an abort."""
+    station, port = await _station(tmp_path)
+    events: list = []
+    station.subscribe(events.extend)
+    try:
+        ae = AE("QUICKSCU")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        for _ in range(15):
+            assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", port, ae_title="RTSTATION")
+            assert (await asyncio.to_thread(assoc.send_c_echo)).Status == 0
+            await asyncio.to_thread(assoc.release)
+        closed = await _closed(events, 15)
+        assert [c.aborted for c in closed] == [False] * 15
+    finally:
+        await station.stop()
+
+
+async def _closed(events: list, n: int) -> list:
+    from rtstation_tui.engine.events import AssociationClosed
+
+    for _ in range(500):
+        found = [e for e in events if isinstance(e, AssociationClosed)]
+        if len(found) >= n:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{n} associations did not close; events: {events}")

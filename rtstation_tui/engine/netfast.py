@@ -134,6 +134,7 @@ class _Accelerator:
         self.cmd = bytearray()
         self.pending: tuple[int, _FastStore, _TempFile] | None = None  # C-STORE whose dataset is arriving
         self.stock_busy = False  # pynetdicom's own decoder holds a partial message
+        self.reactor_running = threading.Event()  # negotiation done, EVT_ACCEPTED handlers returned
         self._stock_receive = self.dimse.receive_primitive
         self._stock_serve = assoc._serve_request
         self._stock_stop_dul = self.dul.stop_dul
@@ -312,7 +313,10 @@ class _Accelerator:
                     cx_id, request, tmp = self.pending
                     self.pending = None
                     tmp.close()
-                    self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-off either way
+                    if self.reactor_running.is_set() and self.dimse.msg_queue.empty():
+                        self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-offs
+                    else:  # EVT_ACCEPTED handlers may still be running: the association thread serves it after them
+                        self.dimse.msg_queue.put((cx_id, request))
 
     def _to_stock(self, context_id: int, data: Any) -> None:
         p = P_DATA()
@@ -355,6 +359,7 @@ class _Accelerator:
         """``Association._run_reactor``: blocks on a doorbell instead of ``sleep(0.001)``; same checks."""
         a, bell, messages = self.assoc, self.bell, self.dimse.msg_queue
         a._is_paused = False
+        self.reactor_running.set()
         try:
             while not a._kill:
                 a._is_paused = True
@@ -369,10 +374,12 @@ class _Accelerator:
                     a._serve_request(msg, context_id)
                     continue
                 if a.is_established and a.acse.is_release_requested():
-                    a.acse.send_release(is_response=True)
-                    ASSOC_LOG.info("Association Released")
+                    # EVT_RELEASED before the A-RELEASE-RP is queued (pynetdicom: after): the DUL sends it at once
+                    # now, and the peer's closing (EVT_CONN_CLOSE) must not overtake EVT_RELEASED
                     a.is_released, a.is_established = True, False
                     evt.trigger(a, evt.EVT_RELEASED, {})
+                    a.acse.send_release(is_response=True)
+                    ASSOC_LOG.info("Association Released")
                     a.kill()
                     return
                 if a.acse.is_aborted():
