@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--n", type=int, default=500, help="CT files per receive round (default 500)")
     p.add_argument("--size", type=int, default=512, help="CT rows = columns (default 512: 0.53 MB per file)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per receive row (default 3)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per receive row (default 5)")
     p.add_argument("--bundle-slices", type=int, default=100,
                    help="CT slices of the RT bundle receive rows (default 100; 0 = skip)")
     p.add_argument("--latency-slices", type=int, default=200, help="CT slices of the plan-ready patient (default 200)")
@@ -122,8 +122,9 @@ def report(results: dict[str, Any]) -> str:
     if s:
         lines.append(f"scale: {s['instances']} instances, {s['patients']} patients: top of the tree in "
                      f"{s['top_s'] * 1000:.0f} ms (target < 1 s: {'met' if s['top_s'] < TARGETS['open_s'] else 'NOT met'}),"
-                     f" peak RSS {s['peak_rss_mb']} MB; one patient expanded in {s['expand_one_patient_s'] * 1000:.0f} ms;"
-                     f" serve's duplicate map of all {s['instances']} in {s['station_known_map_s'] * 1000:.0f} ms")
+                     f" RSS {s['rss_after_top_mb']} MB ({s['rss_after_imports_mb']} MB of it imports); one patient expanded in "
+                     f"{s['expand_one_patient_s'] * 1000:.0f} ms; serve's duplicate map of all {s['instances']} in "
+                     f"{s['station_known_map_s'] * 1000:.0f} ms (peak RSS {s['peak_rss_mb']} MB)")
     mem = results.get("memory")
     if mem:
         lines.append(f"memory: serve received {mem['megabytes']:.0f} MB ({mem['instances']} files) with peak RSS "
