@@ -7,7 +7,7 @@ import argparse
 from ..engine.config import Config
 from ..engine.index import Index
 from ..engine.rebuild import rebuild
-from ..engine.station import DataDirLock, StationLocked
+from ..engine.process import DataDirLock, StationLocked
 from .output import fail, print_json
 
 

@@ -11,7 +11,8 @@ import sys
 from ..engine.config import Config
 from ..engine.logsetup import setup_logging
 from ..engine.receiver import ReceiverError
-from ..engine.station import Station, StationLocked
+from ..engine.process import StationLocked
+from ..engine.station import Station
 from .output import fail
 
 log = logging.getLogger("rtstation.serve")

@@ -229,6 +229,18 @@ class _Chain:
                     add(r, "other")
 
 
+def members_by_sop(conn: sqlite3.Connection, sop_uids: list[str]) -> list[Member]:
+    """Stored instances (every version) of these SOP Instance UIDs, in send order; unknown UIDs are left out."""
+    rows: list[sqlite3.Row] = []
+    for i in range(0, len(sop_uids), 500):
+        chunk = sop_uids[i:i + 500]
+        sql = _MEMBER_SQL.replace("WHERE patient_id=?", f"WHERE sop_uid IN ({','.join('?' * len(chunk))})")
+        rows += conn.execute(sql, chunk).fetchall()
+    members = [_member(r, "other") for r in rows]
+    return sorted(members, key=lambda m: (send_rank(m.modality), m.series_uid, m.instance_number or 0, m.sop_uid,
+                                          m.version))
+
+
 def all_views(conn: sqlite3.Connection) -> list[PatientView]:
     ids = [r[0] for r in conn.execute("SELECT DISTINCT patient_id FROM instances ORDER BY patient_id")]
     return [patient_view(conn, pid) for pid in ids]

@@ -69,6 +69,12 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    days: float = _c(0.0, min=0, max=36500)  # 0: never remove anything
+    auto: bool = _c(False)  # serve runs the cleanup once a day
+
+
+@dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
 
@@ -83,6 +89,7 @@ class Config:
     ui: UiConfig = UiConfig()
     import_: ImportConfig = ImportConfig()
     tls: TlsConfig = TlsConfig()
+    retention: RetentionConfig = RetentionConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
     path: Path | None = None
@@ -107,6 +114,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "ui": ("ui", UiConfig),
     "import": ("import_", ImportConfig),
     "tls": ("tls", TlsConfig),
+    "retention": ("retention", RetentionConfig),
 }
 ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
 

@@ -107,6 +107,34 @@ class BundleReady(Event):
 
 
 @dataclass(frozen=True)
+class JobChanged(Event):
+    """A send job changed state: queued, sending, waiting-retry, done, failed or cancelled."""
+
+    job_id: int
+    node: str
+    plan_uid: str
+    label: str
+    state: str
+    done: int
+    total: int
+    failed: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class JobProgress(Event):
+    job_id: int
+    node: str
+    plan_uid: str
+    label: str
+    done: int
+    total: int
+    bytes_done: int
+    bytes_total: int
+    rate: float  # instances per second over this attempt
+
+
+@dataclass(frozen=True)
 class LogEvent(Event):
     level: int
     logger: str

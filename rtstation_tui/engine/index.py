@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from .db import Database
 from .dicomfile import InstanceInfo
 from .store import Placed
 
@@ -63,37 +63,10 @@ class IndexRecord:
     session_id: int | None = None
 
 
-def connect(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    return conn
-
-
-class Index:
+class Index(Database):
     def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / "index.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        conn = self.conn
-        conn.executescript(SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection (SQLite connections must not be shared across threads)."""
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = self._local.conn = connect(self.path)
-        return c
-
-    def close(self) -> None:
-        c = getattr(self._local, "conn", None)
-        if c is not None:
-            c.close()
-            self._local.conn = None
+        super().__init__(Path(data_dir) / "index.sqlite", SCHEMA)
+        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     # -- sessions: one per association or import run; readiness is evaluated when a session ends -------------
     def open_session(self, kind: str, source: str, calling_ae: str = "", peer: str = "", pid: int = 0) -> int:
@@ -138,19 +111,11 @@ class Index:
     # -- instances -------------------------------------------------------------------------------------------
     def add(self, records: Iterable[IndexRecord]) -> int:
         """Index stored objects in one transaction; duplicates are not new rows. Returns rows added."""
-        conn = self.conn
         added = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as conn:
             for rec in records:
-                if rec.placed.status == "duplicate":
-                    continue
-                if self._insert(conn, rec):
+                if rec.placed.status != "duplicate" and self._insert(conn, rec):
                     added += 1
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return added
 
     def _insert(self, conn: sqlite3.Connection, rec: IndexRecord) -> bool:
@@ -184,10 +149,8 @@ class Index:
 
     def remove_paths(self, relpaths: Iterable[str]) -> int:
         """Forget files that vanished from disk (the files are the truth)."""
-        conn = self.conn
         n = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as conn:
             for rel in relpaths:
                 row = conn.execute("SELECT id FROM instances WHERE path=?", (rel,)).fetchone()
                 if row is None:
@@ -196,10 +159,6 @@ class Index:
                     conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (row[0],))
                 conn.execute("DELETE FROM instances WHERE id=?", (row[0],))
                 n += 1
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return n
 
     def known_pairs(self) -> list[tuple[str, str]]:

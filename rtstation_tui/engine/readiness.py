@@ -22,6 +22,7 @@ from typing import Iterable
 from .bundle import Bundle, bundle_for, patient_view
 from .events import BundleChanged, BundleReady, Event, EventBus, InstancesStored, SessionEnded
 from .index import Index
+from .loops import Ticker
 from .store import Store
 
 log = logging.getLogger("rtstation.readiness")
@@ -55,56 +56,37 @@ class Readiness:
         self._deadlines: dict[str, float] = {}  # waiting plan UID -> monotonic deadline
         self._patient_of: dict[str, str] = {}
         self._lock = threading.Lock()  # the dicts above are touched by the loop and by worker threads
-        self._kick: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker("readiness", self.step, self._next_wait)
 
     async def start(self) -> None:
-        self._kick = asyncio.Event()
         now = time.monotonic()
         for uid, row in (await asyncio.to_thread(self.index.bundle_states)).items():
             if row["state"] == WAITING:
                 self._deadlines[uid] = now + self.settle
                 self._patient_of[uid] = row["patient_id"]
         self.bus.subscribe(self.on_events)
-        self._kick.set()  # sessions that ended while we were down
-        self._task = asyncio.create_task(self._run(), name="readiness")
+        self._ticker.start()  # its first step evaluates sessions that ended while we were down
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._ticker.stop()
+
+    def _next_wait(self) -> float:
+        with self._lock:
+            if not self._deadlines:
+                return POLL_SECONDS
+            return min(POLL_SECONDS, min(self._deadlines.values()) - time.monotonic())
 
     def on_events(self, batch: list[Event]) -> None:
         now = time.monotonic()
         for ev in batch:
-            if isinstance(ev, SessionEnded) and self._kick is not None:
-                self._kick.set()
+            if isinstance(ev, SessionEnded):
+                self._ticker.kick()
             elif isinstance(ev, InstancesStored) and self._deadlines:
                 touched = {i.patient_id for i in ev.items}
                 with self._lock:
                     for uid, pid in self._patient_of.items():
                         if pid in touched and uid in self._deadlines:
                             self._deadlines[uid] = max(self._deadlines[uid], now + self.settle)
-
-    async def _run(self) -> None:
-        assert self._kick is not None
-        while True:
-            timeout = POLL_SECONDS
-            with self._lock:
-                if self._deadlines:
-                    timeout = max(0.0, min(timeout, min(self._deadlines.values()) - time.monotonic()))
-            try:
-                await asyncio.wait_for(self._kick.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-            self._kick.clear()
-            try:
-                await self.step()
-            except Exception:
-                log.exception("readiness evaluation failed; retrying")
 
     async def step(self) -> None:
         events = await asyncio.to_thread(self._evaluate_sessions)

@@ -9,9 +9,7 @@ finish and flushes the index. Subscribers get typed events, batched, on the asyn
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -20,11 +18,14 @@ import pydicom
 from .config import Config
 from .events import EventBus, ReceiverState, Subscriber
 from .importer import ImportReport, Importer
+from .process import DataDirLock, pid_alive
 from .index import Index
 from .indexer import Indexer
 from .readiness import Readiness
 from .rebuild import reconcile
 from .receiver import Receiver, ReceiverError
+from .retention import RetentionService
+from .sender import Sender
 from .store import Store
 
 log = logging.getLogger("rtstation.station")
@@ -41,49 +42,6 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-class StationLocked(RuntimeError):
-    pass
-
-
-class DataDirLock:
-    """One serving process per data_dir: a second ``serve`` (or ``index --rebuild`` under a server) is refused."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "station.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip()
-            os.close(fd)
-            raise StationLocked(f"{self.path.parent} is in use by another rtstation process (pid {holder or '?'})"
-                                ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Station:
     def __init__(self, config: Config, *, receive: bool = True) -> None:
         self.config = config
@@ -95,6 +53,10 @@ class Station:
         self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus) if receive else None
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
+        self.sender = Sender(config, self.index, self.store, self.bus)
+        self.add_service(self.sender)
+        if config.retention.auto and config.retention.days > 0:
+            self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
         self.receiver_state = "stopped"
         self.receiver_detail = ""
         self._lock = DataDirLock(data_dir)

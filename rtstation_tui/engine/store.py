@@ -105,7 +105,9 @@ class Store:
         if self.fsync:
             _fsync_path(temp)
         with self._lock:
-            versions = list(self._known.get(info.sop_uid, ()))
+            # versions removed meanwhile (retention cleanup, by hand) are forgotten, not compared against
+            versions = [v for v in self._known.get(info.sop_uid, ()) if (self.root / v).exists()]
+            self._known[info.sop_uid] = list(versions)
             for rel in versions:
                 if same_dataset(self.root / rel, temp):
                     return Placed("duplicate", rel, size, versions.index(rel) + 1, tuple(v for v in versions if v != rel))

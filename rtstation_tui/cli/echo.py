@@ -1,0 +1,38 @@
+"""``rtstation echo NODE...``: C-ECHO each node; round-trip time or the precise reason it failed."""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+
+from ..engine.config import Config
+from ..engine.nodes import resolve_node
+from ..engine.scu import EchoResult, echo
+from .output import fail, print_json
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("echo", parents=[common], help="C-ECHO nodes (names or AET@host:port); all when none given")
+    p.add_argument("nodes", nargs="*", metavar="NODE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    specs = args.nodes or [n.name for n in config.nodes]
+    if not specs:
+        return fail("no nodes configured and none given (NODE or AET@host:port)", 2)
+    try:
+        nodes = [resolve_node(s, config.nodes) for s in specs]
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:  # a dead node must not delay the others
+        results: list[EchoResult] = list(pool.map(lambda n: echo(n, config.station.ae_title), nodes))
+    if args.json:
+        print_json([{"node": r.node, "address": n.describe(), "ok": r.ok, "rtt_ms": r.rtt_ms, "message": r.message}
+                     for r, n in zip(results, nodes)])
+    else:
+        for r, n in zip(results, nodes):
+            where = n.name if n.name == n.describe() else f"{n.name} ({n.describe()})"
+            print(f"{'OK  ' if r.ok else 'FAIL'} {where}: {r.message}")
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,57 @@
+"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+from ..engine.config import Config
+from ..engine.queue import JobQueue
+from .output import fail, print_json
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("queue", parents=[common], help="list send jobs; show, retry or cancel one")
+    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel"], default="list")
+    p.add_argument("job", nargs="?", type=int)
+    p.add_argument("--active", action="store_true", help="only queued, sending and waiting jobs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    queue = JobQueue(config.data_dir)
+    if args.action == "list":
+        jobs = queue.jobs(active_only=args.active)
+        if args.json:
+            print_json([j.as_json() for j in jobs])
+        for j in [] if args.json else jobs:
+            when = datetime.datetime.fromtimestamp(j.created).strftime("%Y-%m-%d %H:%M")
+            retry = ""
+            if j.state == "waiting-retry":
+                retry = f", next try {datetime.datetime.fromtimestamp(j.next_try).strftime('%H:%M:%S')}"
+            print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16} {j.state:<13} {j.done}/{j.total}"
+                  f"{f' failed {j.failed}' if j.failed else ''} attempt {j.attempts + 1}{retry}"
+                  f"{f'  {j.error}' if j.error else ''}")
+        return 0
+    if args.job is None:
+        return fail(f"queue {args.action} needs a job number", 2)
+    job = queue.job(args.job)
+    if job is None:
+        return fail(f"no job {args.job}", 2)
+    if args.action == "show":
+        items = queue.items(job.id)
+        if args.json:
+            print_json({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
+                                                     "status": i.status, "error": i.error} for i in items]})
+        else:
+            print(f"job {job.id}: {job.label} to {job.node}: {job.state} {job.done}/{job.total} {job.error}")
+            for i in items:
+                print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}"
+                      f"{f' 0x{i.status:04X}' if i.status else ''} {i.error}")
+        return 0
+    ok = queue.retry(job.id) if args.action == "retry" else queue.cancel(job.id)
+    if not ok:
+        return fail(f"job {job.id} is {job.state}: cannot {args.action} it now")
+    print(f"job {job.id}: {'queued again' if args.action == 'retry' else 'cancelled'}")
+    return 0

@@ -1,0 +1,133 @@
+"""``rtstation send --plan UID|LABEL --to NODE[,NODE...]``: queue a plan bundle for one or many nodes.
+
+With a server running on the data_dir, the jobs go into its queue and it starts them within a second. Without one,
+``--wait`` runs the sender in this process until every job ends; otherwise the jobs wait for the next ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from ..engine.bundle import find_plans
+from ..engine.config import Config
+from ..engine.events import EventBus
+from ..engine.index import Index
+from ..engine.logsetup import setup_logging
+from ..engine.process import DataDirLock, StationLocked
+from ..engine.queue import ACTIVE, DONE, JobQueue
+from ..engine.rulesconfig import INCLUDE_PARTS
+from ..engine.sender import Sender
+from ..engine.store import Store
+from .output import fail, print_json
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("send", parents=[common], help="send a plan bundle to one or more nodes")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--plan", metavar="UID|LABEL", help="plan SOP Instance UID or RTPlanLabel")
+    what.add_argument("--sop", action="append", metavar="UID", help="send these instances (repeatable)")
+    p.add_argument("--patient", metavar="ID", help="PatientID, when a label is used by several patients")
+    p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
+    p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
+    p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
+    p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
+    rows = find_plans(index.conn, plan, patient)
+    uids = sorted({r["sop_uid"] for r in rows})
+    if not uids:
+        raise ValueError(f"no plan with UID or label {plan!r}" + (f" for patient {patient!r}" if patient else ""))
+    if len(uids) > 1:
+        listing = "; ".join(f"{r['label']} of patient {r['patient_id']} ({r['sop_uid']})" for r in rows)
+        raise ValueError(f"label {plan!r} is ambiguous, it matches: {listing}. Use the UID or --patient")
+    return uids[0]
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
+    index = Index(config.data_dir)
+    include = args.include.split(",") if args.include else None
+    if include and (bad := [i for i in include if i not in INCLUDE_PARTS]):
+        return fail(f"--include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}", 2)
+    sender = Sender(config, index, Store(config.data_dir, config.receiver.durability), EventBus())
+    targets = [t.strip() for t in args.to.split(",") if t.strip()]
+    try:
+        if args.sop:
+            results = sender.enqueue_instances(args.sop, targets, force=args.force)
+        else:
+            plan_uid = resolve_plan(index, args.plan, args.patient)
+            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    jobs = [r.job_id for r in results if r.job_id is not None]
+    lock = DataDirLock(config.data_dir)
+    server = _server_running(lock)
+    if args.wait and jobs:
+        if server:
+            _wait_polling(sender.queue, jobs, args.json)
+        else:
+            asyncio.run(_run_here(sender, jobs, args.json))
+            lock.release()
+    elif not server and jobs and not args.json:
+        print("no server is running on this data_dir: the jobs start with the next `rtstation serve` (or use --wait)")
+    return _report(sender.queue, results, args.json, waited=args.wait)
+
+
+def _server_running(lock: DataDirLock) -> bool:
+    """True when a serve process holds the data_dir; otherwise we now hold it (released by the caller)."""
+    try:
+        lock.acquire()
+    except StationLocked:
+        return True
+    return False
+
+
+def _wait_polling(queue: JobQueue, jobs: list[int], quiet: bool) -> None:
+    last: dict[int, str] = {}
+    while True:
+        rows = [queue.job(j) for j in jobs]
+        for r in rows:
+            if r is not None and not quiet and last.get(r.id) != f"{r.state}{r.done}":
+                last[r.id] = f"{r.state}{r.done}"
+                print(f"job {r.id} {r.node}: {r.state} {r.done}/{r.total}" + (f" ({r.error})" if r.error else ""),
+                      file=sys.stderr)
+        if all(r is None or r.state not in ACTIVE for r in rows):
+            return
+        time.sleep(0.2)  # polling another process's queue: nothing to wait on but the database
+
+
+async def _run_here(sender: Sender, jobs: list[int], quiet: bool) -> None:
+    sender.bus.start()
+    await sender.start()
+    try:
+        await asyncio.to_thread(_wait_polling, sender.queue, jobs, quiet)
+    finally:
+        await sender.stop()
+        await sender.bus.stop()
+
+
+def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:  # type: ignore[type-arg]
+    out = []
+    for r in results:
+        job = queue.job(r.job_id) if r.job_id is not None else None
+        out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
+                    "already_delivered": r.already_delivered, "already_queued": r.already_queued,
+                    "state": job.state if job else "nothing to send", "error": job.error if job else ""})
+    if as_json:
+        print_json(out)
+    else:
+        for o in out:
+            extra = f", {o['already_delivered']} already delivered" if o["already_delivered"] else ""
+            extra += f", {o['already_queued']} already queued" if o["already_queued"] else ""
+            job = f"job {o['job_id']}" if o["job_id"] is not None else "no job"
+            print(f"{o['node']}: {job}, {o['instances']} instances{extra}: {o['state']}"
+                  + (f" ({o['error']})" if o["error"] else ""))
+    if waited and any(o["job_id"] is not None and o["state"] != DONE for o in out):
+        return 1
+    return 0

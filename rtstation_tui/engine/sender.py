@@ -1,0 +1,297 @@
+"""Sending: plan bundles (or instance sets) to nodes, through the persistent queue, with retry and resume.
+
+One worker per node with its own threads (up to the node's ``max_associations``), so a dead or slow node never
+delays the others: a plan to three nodes takes about as long as to the slowest one. A scheduler polls the queue
+twice a second, so jobs added by another process (``rtstation send`` in another shell) start within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .bundle import INCLUDE_TO_PART, PARTS, Member, bundle_for, members_by_sop
+from .config import Config
+from .events import EventBus, JobChanged, JobProgress
+from .index import Index
+from .loops import Ticker
+from .nodes import NodeConfig, resolve_node
+from .process import pid_alive
+from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, JobQueue, JobRow, NewItem
+from .retry import parse_schedule
+from .scu import AssociationFailed, EchoResult, accepted_pairs, associate, close, contexts_for, echo, store
+from .store import Store
+
+log = logging.getLogger("rtstation.sender")
+POLL_SECONDS = 0.5
+PROGRESS_EVERY = 0.1
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    node: str
+    job_id: int | None  # None: nothing left to send to this node
+    items: int
+    already_delivered: int
+    already_queued: int
+
+
+def parts_for(include: Iterable[str] | None) -> tuple[str, ...]:
+    """Rule/CLI include names (images, structures, plan, doses, registrations) → bundle parts."""
+    return PARTS if include is None else tuple(INCLUDE_TO_PART[i] for i in include)
+
+
+class Sender:
+    """The Station's sending service; also usable alone (``rtstation send --wait`` without a server)."""
+
+    def __init__(self, config: Config, index: Index, store_: Store, bus: EventBus) -> None:
+        self.config = config
+        self.index = index
+        self.store = store_
+        self.bus = bus
+        self.queue = JobQueue(config.data_dir)
+        self._pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._running: dict[int, str] = {}  # job id -> node name
+        self._per_node: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._ticker = Ticker("sender", self._poll, lambda: POLL_SECONDS)
+        self._stopping = threading.Event()
+        self.tls_client: Any = None  # callable(node) -> ssl.SSLContext | None, set by the TLS setup
+
+    # -- service ---------------------------------------------------------------------------------------------
+    async def start(self, station: Any = None) -> None:
+        resumed = await asyncio.to_thread(self.queue.recover, pid_alive)
+        if resumed:
+            log.warning("resuming %d send jobs interrupted by a restart (acknowledged instances are not resent)",
+                        len(resumed))
+        for job_id, doubt in resumed:
+            for item in doubt:
+                log.warning("job %d: %s %s was in flight when the sender died; sending it again (the peer may get "
+                            "it twice)", job_id, item.modality, item.sop_uid)
+        self._ticker.start()
+
+    async def stop(self) -> None:
+        """Running jobs stop after their current instance and go back to the queue; acknowledged ones stay done."""
+        self._stopping.set()
+        await self._ticker.stop()
+        pools = list(self._pools.values())
+        await asyncio.to_thread(lambda: [p.shutdown(wait=True) for p in pools])
+
+    def kick(self) -> None:
+        """Look at the queue now (safe from any thread)."""
+        self._ticker.kick()
+
+    async def _poll(self) -> None:
+        if self._stopping.is_set():
+            return
+        for job in await asyncio.to_thread(self.queue.due, time.time()):
+            self._maybe_run(job)
+
+    def _maybe_run(self, job: JobRow) -> None:
+        node = self._node_for(job)
+        with self._lock:
+            if job.id in self._running or self._per_node.get(node.name, 0) >= node.max_associations:
+                return
+            self._running[job.id] = node.name
+            self._per_node[node.name] = self._per_node.get(node.name, 0) + 1
+        pool = self._pools.get(node.name)
+        if pool is None:
+            pool = self._pools[node.name] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=node.max_associations, thread_name_prefix=f"send-{node.name}")
+        pool.submit(self._run_job, job.id, node)
+
+    def _node_for(self, job: JobRow) -> NodeConfig:
+        """The node as configured now (edits apply to the next attempt), else the job's own snapshot."""
+        return self.config.node(job.node) or job.node_config()
+
+    # -- enqueueing ------------------------------------------------------------------------------------------
+    def enqueue_plan(self, plan_uid: str, nodes: Iterable[str], *, include: Iterable[str] | None = None,
+                     origin: str = "manual", force: bool = False) -> list[Enqueued]:
+        """A job per node for the plan's bundle, minus what each node already got or is about to get."""
+        bundle = bundle_for(self.index.conn, plan_uid)
+        if bundle is None:
+            raise ValueError(f"no plan with SOP Instance UID {plan_uid} in the index")
+        members = bundle.ordered(parts_for(include))
+        return [self._enqueue(resolve_node(spec, self.config.nodes), members, bundle.plan_uid, bundle.patient_id,
+                              bundle.label, origin, force) for spec in nodes]
+
+    def enqueue_instances(self, sop_uids: list[str], nodes: Iterable[str], *, origin: str = "manual",
+                          force: bool = False) -> list[Enqueued]:
+        """A job per node for a set of instances (e.g. unconnected objects an operator picked)."""
+        members = members_by_sop(self.index.conn, sop_uids)
+        missing = set(sop_uids) - {m.sop_uid for m in members}
+        if missing:
+            raise ValueError(f"not in the index: {', '.join(sorted(missing))}")
+        patients = sorted({self._patient_of(m) for m in members})
+        label = f"{len(members)} instances"
+        return [self._enqueue(resolve_node(spec, self.config.nodes), members, "", ", ".join(patients), label,
+                              origin, force) for spec in nodes]
+
+    def _patient_of(self, m: Member) -> str:
+        row = self.index.conn.execute("SELECT patient_id FROM instances WHERE id=?", (m.id,)).fetchone()
+        return row[0] if row else ""
+
+    def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Iterable[str] | None = None,
+                  origin: str = "manual", force: bool = False) -> list[int]:
+        """The console's call: job ids created (nodes that already have everything get none)."""
+        return [e.job_id for e in self.enqueue_plan(plan_uid, nodes, include=parts, origin=origin, force=force)
+                if e.job_id is not None]
+
+    def _enqueue(self, node: NodeConfig, members: list[Member], plan_uid: str, patient_id: str, label: str,
+                 origin: str, force: bool) -> Enqueued:
+        if not node.enabled:
+            raise ValueError(f"node {node.name} is disabled ([[nodes]] enabled = false)")
+        paths = [str(self.store.abspath(m.path)) for m in members]
+        delivered = set() if force else self.queue.delivered(node.name, paths)
+        pending = self.queue.pending(node.name, paths)
+        items = [NewItem(m.sop_uid, m.sop_class, m.modality, p, m.size, m.transfer_syntax)
+                 for m, p in zip(members, paths) if p not in delivered and p not in pending]
+        job_id = None
+        if items:
+            job_id = self.queue.add_job(node, items, plan_uid=plan_uid, patient_id=patient_id, label=label,
+                                        origin=origin)
+            log.info("queued job %d: %s (%s) to %s, %d instances (%s)", job_id, label, plan_uid or "instances",
+                     node.name, len(items), origin)
+            self._post_changed(job_id)
+            self.kick()
+        return Enqueued(node.name, job_id, len(items), len(delivered & set(paths)), len(pending))
+
+    # -- by hand ---------------------------------------------------------------------------------------------
+    def retry(self, job_id: int) -> bool:
+        ok = self.queue.retry(job_id)
+        if ok:
+            log.info("job %d queued again by hand", job_id)
+            self._post_changed(job_id)
+            self.kick()
+        return ok
+
+    def cancel(self, job_id: int) -> bool:
+        ok = self.queue.cancel(job_id)
+        if ok:
+            log.info("job %d cancelled by hand", job_id)
+            self._post_changed(job_id)
+        return ok
+
+    def echo(self, node: str) -> EchoResult:
+        cfg = resolve_node(node, self.config.nodes)
+        return echo(cfg, self.config.station.ae_title, self._ssl(cfg))
+
+    def _ssl(self, node: NodeConfig) -> Any:
+        return self.tls_client(node) if (node.tls and self.tls_client is not None) else None
+
+    # -- one job, in a node's thread -------------------------------------------------------------------------
+    def _run_job(self, job_id: int, node: NodeConfig) -> None:
+        try:
+            if self.queue.claim(job_id, os.getpid()):
+                self._post_changed(job_id)
+                self._attempt(job_id, node)
+        except Exception:
+            log.exception("send job %d crashed; it will be retried", job_id)
+            self._schedule_retry(job_id, node, "internal error (see log)")
+        finally:
+            with self._lock:
+                self._running.pop(job_id, None)
+                self._per_node[node.name] = max(0, self._per_node.get(node.name, 1) - 1)
+            self._post_changed(job_id)
+            self.kick()
+
+    def _attempt(self, job_id: int, node: NodeConfig) -> None:
+        items = self.queue.items(job_id, [QUEUED, SENDING])
+        job = self.queue.job(job_id)
+        assert job is not None
+        try:
+            assoc = associate(node, self.config.station.ae_title,
+                              contexts_for({(i.sop_class, i.transfer_syntax) for i in items}), self._ssl(node))
+        except (AssociationFailed, ValueError) as exc:
+            log.warning("job %d to %s (%s): %s", job_id, node.name, node.describe(), exc)
+            self._schedule_retry(job_id, node, str(exc))
+            return
+        accepted = accepted_pairs(assoc)
+        started, done, sent_bytes, last = time.monotonic(), job.done, job.bytes_done, 0.0
+        lost = ""
+        try:
+            for item in items:
+                if self._stopping.is_set() or self.queue.state_of(job_id) == CANCELLED:
+                    break
+                self.queue.mark_item(job_id, item.seq, SENDING)  # if we die now, this one is known to be in doubt
+                out = store(assoc, item.path, item.sop_class, item.transfer_syntax, item.size, node.timeout_s,
+                            accepted)
+                if out.ok:
+                    self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
+                    done, sent_bytes = done + 1, sent_bytes + item.size
+                    if out.error:
+                        log.warning("job %d: %s %s to %s: %s", job_id, item.modality, item.sop_uid, node.name, out.error)
+                elif out.status is None and not out.permanent:
+                    lost = out.error  # the association is gone: stop here, retry later
+                    break
+                else:
+                    self.queue.mark_item(job_id, item.seq, FAILED, status=out.status, error=out.error,
+                                         permanent=out.permanent)
+                    log.error("job %d: %s %s to %s failed: %s", job_id, item.modality, item.sop_uid, node.name,
+                              out.error)
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY:
+                    last = now
+                    self._progress(job, done, sent_bytes, (done - job.done) / max(now - started, 1e-6))
+        finally:
+            close(assoc)
+        self._progress(job, done, sent_bytes, (done - job.done) / max(time.monotonic() - started, 1e-6))
+        self._finish(job_id, node, lost)
+
+    def _finish(self, job_id: int, node: NodeConfig, lost: str) -> None:
+        state = self.queue.state_of(job_id)
+        if state == CANCELLED:
+            self.queue.cancel_items(job_id)
+            return
+        if self._stopping.is_set() and not lost:
+            self.queue.requeue_items(job_id, include_failed=False)
+            self.queue.set_state(job_id, QUEUED, next_try=0.0)
+            return
+        left = self.queue.items(job_id, [QUEUED, SENDING])
+        retryable = [i for i in self.queue.items(job_id, [FAILED]) if not i.permanent]
+        if lost or left or retryable:
+            self._schedule_retry(job_id, node, lost or f"{len(retryable)} instances refused by the peer")
+            return
+        job = self.queue.job(job_id)
+        assert job is not None
+        if job.failed:
+            self.queue.set_state(job_id, FAILED, error=f"{job.failed} of {job.total} instances cannot be sent "
+                                 f"to this node (see the instance errors)")
+        else:
+            self.queue.set_state(job_id, DONE, error="")
+            log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
+
+    def _schedule_retry(self, job_id: int, node: NodeConfig, error: str) -> None:
+        job = self.queue.job(job_id)
+        if job is None or job.state == CANCELLED:
+            return
+        delays = parse_schedule(node.retry)
+        self.queue.requeue_items(job_id, include_failed=True)
+        if job.attempts >= len(delays):
+            msg = f"gave up after {job.attempts + 1} attempts ({node.retry}): {error}"
+            self.queue.set_state(job_id, FAILED, error=msg)
+            log.error("job %d to %s failed: %s", job_id, node.name, msg)
+            return
+        delay = delays[job.attempts]
+        self.queue.set_state(job_id, WAITING, error=error, next_try=time.time() + delay, attempts=job.attempts + 1)
+        log.info("job %d to %s: retry %d of %d in %.0f s (%s)", job_id, node.name, job.attempts + 1, len(delays),
+                 delay, error)
+
+    # -- events ----------------------------------------------------------------------------------------------
+    def _post_changed(self, job_id: int) -> None:
+        job = self.queue.job(job_id)
+        if job is not None:
+            self.bus.post(JobChanged(job.id, job.node, job.plan_uid, job.label, job.state, job.done, job.total,
+                                     job.failed, job.error))
+
+    def _progress(self, job: JobRow, done: int, nbytes: int, rate: float) -> None:
+        self.bus.post(JobProgress(job.id, job.node, job.plan_uid, job.label, done, job.total, nbytes,
+                                  job.bytes_total, rate))
+
+
