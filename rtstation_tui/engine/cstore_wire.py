@@ -10,10 +10,15 @@ Endian), so they are written out here and checked byte for byte against pydicom/
 
 from __future__ import annotations
 
+import os
+import secrets
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.pdu_items import PresentationDataValueItem
 
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
@@ -22,6 +27,7 @@ _ELEM = struct.Struct("<HHI")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _UID_CHARS = frozenset(b"0123456789.")
+_ITEM = struct.Struct(">LB")
 
 
 @dataclass(frozen=True)
@@ -130,3 +136,51 @@ def _uid_bytes(uid: str) -> bytes:
 def _text_bytes(text: str) -> bytes:
     raw = text.encode("ascii")
     return raw + b" " if len(raw) % 2 else raw
+
+
+def p_data_tf(body: memoryview) -> P_DATA_TF:
+    """A P-DATA-TF PDU whose values are slices of ``body`` (PS3.8 9.3.5); raises ValueError when malformed."""
+    pdu = P_DATA_TF()
+    items = []
+    pos, end = 0, len(body)
+    while pos < end:
+        if pos + 6 > end:
+            raise ValueError("truncated presentation data value item")
+        length, context_id = _ITEM.unpack_from(body, pos)
+        if length < 2 or pos + 4 + length > end:
+            raise ValueError(f"presentation data value item length {length} does not fit the PDU")
+        item = PresentationDataValueItem()
+        item.presentation_context_id = context_id
+        item.presentation_data_value = body[pos + 5:pos + 4 + length]
+        items.append(item)
+        pos += 4 + length
+    pdu.presentation_data_value_items = items
+    return pdu
+
+
+class TempDataset:
+    """A received dataset's temp file; stands in for pynetdicom's NamedTemporaryFile (``close()``, ``name``)."""
+
+    __slots__ = ("fd", "name")
+
+    def __init__(self, directory: Path) -> None:
+        self.name = str(directory / f"rx-{secrets.token_hex(8)}.dcm")
+        self.fd: int | None = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: memoryview | bytes) -> None:
+        assert self.fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        self.close()
+        try:
+            os.unlink(self.name)
+        except OSError:
+            pass

@@ -30,9 +30,7 @@ internals: the version is pinned in ``pyproject.toml`` and ``tests/test_netfast.
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import secrets
 import select
 import socket
 import ssl
@@ -40,7 +38,6 @@ import struct
 import threading
 from io import BytesIO
 from pathlib import Path
-from types import MethodType
 from typing import Any, Callable
 
 import pynetdicom
@@ -48,8 +45,7 @@ from pynetdicom import _config, evt
 from pynetdicom.association import LOGGER as ASSOC_LOG
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import LOGGER as DUL_LOG
-from pynetdicom.pdu import A_ABORT_RQ, P_DATA_TF
-from pynetdicom.pdu_items import PresentationDataValueItem
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.utils import make_target
 
@@ -60,7 +56,6 @@ DUL_WAIT = 0.02  # s: longest idle sleep of the DUL loop (ARTIM and idle timers 
 ASSOC_WAIT = 0.05  # s: same for the association loop (network timeout, DUL death)
 PREALLOCATE_MAX = 4 << 20  # PDUs up to this size are read into one preallocated buffer
 _HEADER = struct.Struct(">BBL")
-_ITEM = struct.Struct(">LB")
 log = logging.getLogger("rtstation.netfast")
 _warned = threading.Event()
 
@@ -94,34 +89,6 @@ class _FastStore(C_STORE):
     """A C-STORE-RQ decoded here: its dataset is already in a temp file of ours."""
 
 
-class _TempFile:
-    """The stand-in for the NamedTemporaryFile pynetdicom would have made (``close()`` and ``name``)."""
-
-    __slots__ = ("fd", "name")
-
-    def __init__(self, directory: Path) -> None:
-        self.name = str(directory / f"rx-{secrets.token_hex(8)}.dcm")
-        self.fd: int | None = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-
-    def write(self, data: memoryview | bytes) -> None:
-        assert self.fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def discard(self) -> None:
-        self.close()
-        try:
-            os.unlink(self.name)
-        except OSError:
-            pass
-
-
 class _Accelerator:
     """The per-association state and the replacement methods bound onto its pynetdicom objects."""
 
@@ -132,7 +99,7 @@ class _Accelerator:
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
         self.cmd = bytearray()
-        self.pending: tuple[int, _FastStore, _TempFile] | None = None  # C-STORE whose dataset is arriving
+        self.pending: tuple[int, _FastStore, cstore_wire.TempDataset] | None = None  # C-STORE whose dataset is arriving
         self.stock_busy = False  # pynetdicom's own decoder holds a partial message
         self.reactor_running = threading.Event()  # negotiation done, EVT_ACCEPTED handlers returned
         self._stock_receive = self.dimse.receive_primitive
@@ -274,7 +241,7 @@ class _Accelerator:
         handlers = self.assoc._handlers
         try:
             if pdu_type == 4 and not handlers.get(evt.EVT_DATA_RECV) and not handlers.get(evt.EVT_PDU_RECV):
-                pdu: Any = _p_data_tf(memoryview(body))
+                pdu: Any = cstore_wire.p_data_tf(memoryview(body))
                 event = "Evt10"
             else:
                 pdu, event = dul._decode_pdu(header + body)
@@ -341,7 +308,7 @@ class _Accelerator:
                 req.MoveOriginatorMessageID = rq.move_originator_id
         except (ValueError, TypeError):
             return False  # pynetdicom decodes it again and refuses it in its own words
-        tmp = _TempFile(self.tmp_dir)
+        tmp = cstore_wire.TempDataset(self.tmp_dir)
         try:
             tmp.write(cstore_wire.file_meta(rq.sop_class, rq.sop_instance, str(cx.transfer_syntax[0])))
         except OSError:
@@ -414,7 +381,7 @@ class _Accelerator:
                 _, msg = self.dimse.msg_queue.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(msg, _FastStore) and isinstance(msg._dataset_file, _TempFile):
+            if isinstance(msg, _FastStore) and isinstance(msg._dataset_file, cstore_wire.TempDataset):
                 msg._dataset_file.discard()
 
     def serve_request(self, msg: Any, context_id: int) -> None:
@@ -464,23 +431,3 @@ class _Accelerator:
         rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
         rsp = StorageServiceClass(self.assoc).validate_status(status, rsp)
         self.dimse.send_msg(rsp, context_id)
-
-
-def _p_data_tf(body: memoryview) -> P_DATA_TF:
-    """A P-DATA-TF PDU whose values are slices of ``body`` (PS3.8 9.3.5); raises ValueError when malformed."""
-    pdu = P_DATA_TF()
-    items = []
-    pos, end = 0, len(body)
-    while pos < end:
-        if pos + 6 > end:
-            raise ValueError("truncated presentation data value item")
-        length, context_id = _ITEM.unpack_from(body, pos)
-        if length < 2 or pos + 4 + length > end:
-            raise ValueError(f"presentation data value item length {length} does not fit the PDU")
-        item = PresentationDataValueItem()
-        item.presentation_context_id = context_id
-        item.presentation_data_value = body[pos + 5:pos + 4 + length]
-        items.append(item)
-        pos += 4 + length
-    pdu.presentation_data_value_items = items
-    return pdu
