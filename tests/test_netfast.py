@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import inspect
 import socket
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -255,3 +256,36 @@ async def _closed(events: list, n: int) -> list:
             return found
         await asyncio.sleep(0.02)
     raise AssertionError(f"{n} associations did not close; events: {events}")
+
+
+def test_sender_associations_never_take_responses_off_the_dimse_queue(tmp_path):
+    """pynetdicom's own loop races send_c_store() for the response (30 s DIMSE timeouts under load); ours never
+    touches the queue: a response parked there stays for the send_*() call that waits for it."""
+    from peers import StoreSCP
+
+    from rtstation_tui.engine.nodes import NodeConfig
+    from rtstation_tui.engine.scu import associate, close, contexts_for
+
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        node = NodeConfig(name="scp", ae_title=scp.aet, host="127.0.0.1", port=scp.port)
+        assoc = associate(node, "RTSTATION", contexts_for([("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2")]))
+        rsp = C_STORE()
+        rsp.MessageIDBeingRespondedTo, rsp.Status = 1, 0
+        assoc.dimse.msg_queue.put((1, rsp))
+        time.sleep(0.2)  # not a synchronisation: the stock loop would have taken it within ~1 ms
+        assert assoc.dimse.msg_queue.get_nowait() == (1, rsp)
+        assert assoc._run_reactor.__func__.__name__ == "_requestor_reactor"
+        ct = make_ct(tmp_path / "ct.dcm", _Patient(), "1.2.826.0.1.3680043.8.498.3", "1.2.3.9", "1.2.3.10", 0, 8, 8,
+                     "SCU^LOOP")
+        assert assoc.send_c_store(ct).Status == 0
+        close(assoc)
+    finally:
+        scp.stop()
+
+
+def test_steady_requestor_only_takes_requestors():
+    from rtstation_tui.engine.sculoop import steady_requestor
+
+    assert not steady_requestor(Association(AE("X"), "acceptor"))
+    assert steady_requestor(Association(AE("X"), "requestor"))
