@@ -20,6 +20,8 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_items import PresentationDataValueItem
 
+from . import spool
+
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
 NO_DATASET = 0x0101
@@ -159,19 +161,44 @@ def p_data_tf(body: memoryview) -> P_DATA_TF:
 
 
 class TempDataset:
-    """A received dataset's temp file; stands in for pynetdicom's NamedTemporaryFile (``close()``, ``name``)."""
+    """A received dataset's temp file; stands in for pynetdicom's NamedTemporaryFile (``close()``, ``name``).
 
-    __slots__ = ("fd", "name")
+    Out of space (``spool.SPACE_ERRNOS``: disk full, quota, file-size limit) while writing: the file is truncated
+    at once to give the space back, the rest of the dataset is swallowed, and ``spool.record_failure()`` tells the
+    C-STORE handler, which answers 0xA700 and the association goes on (as ``spool.py`` does for pynetdicom's files).
+    """
+
+    __slots__ = ("fd", "name", "failed")
 
     def __init__(self, directory: Path) -> None:
         self.name = str(directory / f"rx-{secrets.token_hex(8)}.dcm")
-        self.fd: int | None = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.failed: OSError | None = None
+        self.fd: int | None = None
+        try:
+            self.fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            self._fail(exc)
 
     def write(self, data: memoryview | bytes) -> None:
-        assert self.fd is not None
+        if self.failed is not None or self.fd is None:
+            return
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if exc.errno not in spool.SPACE_ERRNOS:
+            raise exc
+        self.failed = exc
+        spool.record_failure(self.name, exc)
+        if self.fd is not None:
+            try:
+                os.ftruncate(self.fd, 0)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self.fd is not None:
@@ -179,7 +206,9 @@ class TempDataset:
             self.fd = None
 
     def discard(self) -> None:
+        """Gone without the handler having run (abort) or after it: remove the file and any failure record."""
         self.close()
+        spool.forget(self.name)
         try:
             os.unlink(self.name)
         except OSError:

@@ -308,12 +308,8 @@ class _Accelerator:
                 req.MoveOriginatorMessageID = rq.move_originator_id
         except (ValueError, TypeError):
             return False  # pynetdicom decodes it again and refuses it in its own words
-        tmp = cstore_wire.TempDataset(self.tmp_dir)
-        try:
-            tmp.write(cstore_wire.file_meta(rq.sop_class, rq.sop_instance, str(cx.transfer_syntax[0])))
-        except OSError:
-            tmp.discard()
-            raise
+        tmp = cstore_wire.TempDataset(self.tmp_dir)  # out of space: recorded for the handler (0xA700), not raised
+        tmp.write(cstore_wire.file_meta(rq.sop_class, rq.sop_instance, str(cx.transfer_syntax[0])))
         req.DataSet = BytesIO()  # pynetdicom's chunked mode leaves it empty too; is_valid_request wants one
         req._context_id = context_id
         req._dataset_path = Path(tmp.name)
