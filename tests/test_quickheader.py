@@ -68,3 +68,14 @@ def test_truncated_and_foreign_files_step_aside(tmp_path):
     junk.write_bytes(b"not dicom at all" * 20)
     assert quick_info(junk) is None
     assert quick_info(tmp_path / "missing.dcm") is None
+
+
+def test_hostile_corpus_quick_read_equals_pydicom_or_steps_aside(tmp_path):
+    from corpus import build
+
+    files = build(tmp_path / "corpus")
+    assert files
+    for name, path in files.items():
+        quick = quick_info(path)
+        if quick is not None:
+            assert quick == _pydicom(path), name
