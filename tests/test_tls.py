@@ -225,3 +225,34 @@ def test_sigterm_does_not_wait_for_a_silent_handshake(tmp_path, port, pki):
     finally:
         silent.close()
         server.kill()
+
+
+def test_sender_echoes_and_sends_over_tls_to_storescp(tmp_path, pki):
+    """Nodes with tls = true: rtstation echo and send speak TLS (our client certificate, the peer checked
+    against [tls] ca); the same peer without TLS on our side fails with a clear message."""
+    from helpers import BREAST, rtstation
+
+    port = free_port()
+    out = tmp_path / "scp"
+    out.mkdir()
+    scp = subprocess.Popen([dcmtk("storescp"), *tls_args(pki.server_key, pki.server_crt, pki.ca), "-od", str(out),
+                            "-aet", "STORESCP", str(port)], env=PEER_ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        tls = (f'[tls]\nenabled = false\ncertificate = "{pki.client_crt}"\nkey = "{pki.client_key}"\n'
+               f'ca = "{pki.ca}"\n')
+        nodes = (f'[[nodes]]\nname = "SECURE"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {port}\ntls = true\n'
+                 f'[[nodes]]\nname = "PLAIN"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {port}\n'
+                 f'timeout_s = 3\n')
+        cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", free_port(), extra=tls + nodes))
+        wait_for(lambda: rtstation("echo", "SECURE", config=cfg, check=False).returncode == 0, 20,
+                 what="storescp +tls answering a TLS echo")
+        plain = rtstation("echo", "PLAIN", config=cfg, check=False)
+        assert plain.returncode == 1 and "FAIL PLAIN" in plain.stdout
+        rtstation("import", *BREAST, config=cfg)
+        sent = rtstation("send", "--plan", "B1", "--to", "SECURE", "--wait", config=cfg)
+        assert "SECURE: job 1, 4 instances: done" in sent.stdout
+        assert len(list(out.iterdir())) == 4
+    finally:
+        scp.kill()
+        scp.wait()
