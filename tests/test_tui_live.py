@@ -149,3 +149,15 @@ async def test_a_data_dir_in_use_exits_with_a_message(tmp_path):
         assert app.return_code == 1 and app.return_value == 1
     finally:
         lock.release()
+
+
+async def test_quit_at_once_waits_for_the_start_and_leaves_nothing_running(tmp_path):
+    port = free_port()
+    app = make_app(make_config(tmp_path, port), listen=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")  # typically before the receiver is listening
+        await until(pilot, lambda: not app.is_running, what="exit")
+    assert not app.station._started
+    with socket.socket() as s:  # the port is free again: no receiver left behind
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
