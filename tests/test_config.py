@@ -73,3 +73,13 @@ def test_sample_config_is_valid_and_documents_every_key():
     for section, (_, cls) in SECTIONS.items():
         for f in fields(cls):
             assert f"{f.name.rstrip('_')} =" in text, f"[{section}] {f.name} is not in the sample config"
+
+
+def test_sample_config_documents_every_rule_key():
+    from dataclasses import fields
+
+    from rtstation_tui.engine.rulesconfig import RuleConfig
+
+    text = SAMPLE.read_text().split("[[rules]]", 1)[1]
+    for f in fields(RuleConfig):
+        assert f"\n{f.name} =" in text or f"\n# {f.name} =" in text, f"[[rules]] {f.name} is not in the sample config"

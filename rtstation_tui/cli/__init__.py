@@ -12,7 +12,8 @@ from typing import Sequence
 from ..engine.config import ConfigError, find_config_file, load_config
 
 # subcommand modules, in help order
-COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "importcmd", "indexcmd", "cleanup", "synthcmd"]
+COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
+            "synthcmd"]
 EXIT_USAGE = 2
 
 

@@ -141,6 +141,28 @@ class LogEvent(Event):
     message: str
 
 
+@dataclass(frozen=True)
+class RulesEvaluated(Event):
+    """The rules looked at a ready bundle: which rules sent it, which hold it until it is complete, jobs made."""
+
+    plan_uid: str
+    patient_id: str
+    label: str
+    sent_by: tuple[str, ...]
+    held_by: tuple[str, ...]
+    jobs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ImportFolderState(Event):
+    """The watched import folder: off (not configured), watching, or error (missing, unreadable: detail says)."""
+
+    state: str
+    folder: str
+    detail: str = ""
+    pending: int = 0  # files seen but not yet stable
+
+
 Subscriber = Callable[[list[Event]], Awaitable[None] | None]
 
 

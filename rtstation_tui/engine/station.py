@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 
 import pydicom
 
+from .audit import configure as configure_audit
 from .config import Config
 from .events import EventBus, ReceiverState, Subscriber
 from .importer import ImportReport, Importer
@@ -25,8 +26,10 @@ from .readiness import Readiness
 from .rebuild import reconcile
 from .receiver import Receiver, ReceiverError
 from .retention import RetentionService
+from .rules import RulesService
 from .sender import Sender
 from .store import Store
+from .watcher import ImportWatcher
 
 log = logging.getLogger("rtstation.station")
 
@@ -57,6 +60,11 @@ class Station:
         self.add_service(self.sender)
         if config.retention.auto and config.retention.days > 0:
             self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
+        # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
+        self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
+        self.add_service(self.rules)
+        self.watcher = ImportWatcher(config, self.bus)  # state/detail: the import folder, for the console
+        self.add_service(self.watcher)
         self.receiver_state = "stopped"
         self.receiver_detail = ""
         self._lock = DataDirLock(data_dir)
@@ -72,6 +80,7 @@ class Station:
     async def start(self) -> None:
         """Start everything. A receiver that cannot listen leaves the rest running and raises ReceiverError."""
         self._lock.acquire()
+        configure_audit(self.config.log_dir, self.config.logging.retention_days)
         self.bus.start()
         await asyncio.to_thread(self._recover)
         self.indexer.start()

@@ -1,0 +1,137 @@
+"""``rtstation rules check`` and ``rtstation rules test --plan UID|LABEL``.
+
+``check`` validates the configuration's rules (the same load-time validation every command does: a bad rule exits 2
+with file, rule and key before we get here) and lists them. ``test`` is a dry run on a stored plan: rule by rule,
+would it match, and if not, which condition failed and why. Nothing is queued or audited by either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..engine.bundle import Bundle, bundle_for
+from ..engine.config import Config
+from ..engine.index import Index
+from ..engine.nodes import resolve_node
+from ..engine.queue import JobQueue
+from ..engine.rules import PlanFacts, decide
+from ..engine.rulesconfig import RuleConfig
+from ..engine.sender import parts_for
+from ..engine.store import Store
+from .output import fail, print_json
+from .send import resolve_plan
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("rules", parents=[common], help="check the routing rules, or test them on a stored plan")
+    rsub = p.add_subparsers(dest="rules_command", metavar="check|test", required=True)
+    c = rsub.add_parser("check", parents=[common], help="validate the [[rules]] of the configuration")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=check)
+    t = rsub.add_parser("test", parents=[common], help="rule by rule: would this plan match, and if not why")
+    t.add_argument("--plan", required=True, metavar="UID|LABEL", help="plan SOP Instance UID or RTPlanLabel")
+    t.add_argument("--patient", metavar="ID", help="PatientID, when a label is used by several patients")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=test)
+
+
+MATCH_FIELDS = ("source_ae", "plan_label", "machine", "patient_id", "modality")
+
+
+def summary(rule: RuleConfig) -> str:
+    fields = [f"{k} = {getattr(rule, k)!r}" for k in MATCH_FIELDS if getattr(rule, k) is not None]
+    if rule.approval != "ANY":
+        fields.append(f"approval = {rule.approval}")
+    when = ", ".join(fields) or "every plan"
+    opts = f"when incomplete: {rule.when_incomplete}" + (", stop" if rule.stop else "")
+    return f"{when} -> {', '.join(rule.targets)} ({opts})" + ("" if rule.enabled else " [disabled]")
+
+
+def warnings(config: Config) -> list[str]:
+    """Valid, but probably not what was meant: targets that are disabled, rules no plan can reach."""
+    out: list[str] = []
+    catch_all = ""
+    for rule in config.rules:
+        if not rule.enabled:
+            continue
+        if catch_all:
+            out.append(f"rule {rule.name!r} is never evaluated: rule {catch_all!r} matches every plan and stops")
+        for target in rule.targets:
+            node = config.node(target)
+            if node is not None and not node.enabled:
+                out.append(f"rule {rule.name!r}: target {target!r} is disabled ([[nodes]] enabled = false)")
+        unconditional = all(getattr(rule, k) is None for k in MATCH_FIELDS) and rule.approval == "ANY"
+        if unconditional and rule.stop and not catch_all:
+            catch_all = rule.name
+    return out
+
+
+def check(args: argparse.Namespace, config: Config) -> int:
+    """Load-time validation already ran (errors exit 2 in cli.main); say what the rules are, and what looks odd."""
+    where = str(config.path) if config.path else "built-in defaults"
+    warned = warnings(config)
+    if args.json:
+        print_json({"file": where, "ok": True, "warnings": warned, "rules": [
+            {"name": r.name, "enabled": r.enabled, "summary": summary(r)} for r in config.rules]})
+        return 0
+    print(f"{where}: {len(config.rules)} rules, all valid")
+    for i, rule in enumerate(config.rules, 1):
+        print(f"  {i}. {rule.name}: {summary(rule)}")
+    for w in warned:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def would_get(config: Config, bundle: Bundle, targets: tuple[str, ...], include: tuple[str, ...]) -> list[dict]:
+    """Per target: how many objects are new to it, and how many it acknowledged before or has queued."""
+    queue = JobQueue(config.data_dir)
+    store = Store(config.data_dir, config.receiver.durability)
+    paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(include))]
+    out = []
+    for target in targets:
+        try:
+            name = resolve_node(target, config.nodes).name
+        except ValueError as exc:
+            out.append({"node": target, "new": 0, "already": 0, "error": str(exc)})
+            continue
+        have = queue.delivered(name, paths) | queue.pending(name, paths)
+        out.append({"node": name, "new": len(paths) - len(have), "already": len(have)})
+    return out
+
+
+def test(args: argparse.Namespace, config: Config) -> int:
+    index = Index(config.data_dir)
+    try:
+        plan_uid = resolve_plan(index, args.plan, args.patient)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    bundle = bundle_for(index.conn, plan_uid)
+    if bundle is None:
+        return fail(f"plan {plan_uid} is not in the index", 2)
+    facts = PlanFacts.of(bundle)
+    decisions = decide(config.rules, facts)
+    would = {d.rule: would_get(config, bundle, d.targets, d.include) for d in decisions if d.outcome == "send"}
+    if args.json:
+        print_json({"plan": facts.__dict__, "rules": [{**d.as_json(), "would_send": would.get(d.rule, [])}
+                                                      for d in decisions]})
+        return 0
+    state = "complete" if facts.complete else f"incomplete, {bundle.missing_summary()}"
+    print(f"plan {facts.label!r} ({facts.plan_uid}) of patient {facts.patient_id}: from "
+          f"{', '.join(facts.sources) or '?'}, machine {', '.join(facts.machines) or '?'}, "
+          f"{facts.approval or 'no approval status'}, {state}")
+    if not decisions:
+        print("  no rules configured", file=sys.stderr)
+    for i, d in enumerate(decisions, 1):
+        if d.outcome == "send":
+            per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
+                                                              if w["already"] else "") for w in would[d.rule])
+            verdict = f"would send ({d.reason}) to {per}"
+        elif d.outcome == "hold":
+            verdict = f"matches, would hold: {d.reason}"
+        elif d.outcome == "no-match":
+            verdict = f"no: {d.condition}: {d.reason}"
+        else:
+            verdict = f"{d.outcome}: {d.reason}"
+        print(f"  {i}. {d.rule}: {verdict}")
+    return 0
