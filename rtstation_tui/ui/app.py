@@ -26,7 +26,8 @@ from textual.css.query import NoMatches
 
 from ..engine.config import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
-                             InstanceQuarantined, InstancesStored, JobChanged, JobProgress, LogEvent, ReceiverState)
+                             ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
+                             LogEvent, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.receiver import ReceiverError
 from ..engine.process import StationLocked
@@ -113,6 +114,9 @@ class StationApp(StationActions, App[int]):
         else:
             log.info("console started: AE %s on %s", self.config.station.ae_title,
                      self.station.receiver.address if self.station.receiver else "(not listening)")
+        watcher = getattr(self.station, "watcher", None)
+        if watcher is not None and self.is_running:  # its state so far (later changes come as events)
+            self._main.header.set_import(watcher.state, str(getattr(watcher, "folder", "") or ""), watcher.detail)
         if self.facade.can_send and self.is_running:  # jobs persisted from before this start: bars at once
             jobs = await asyncio.to_thread(self.facade.jobs, True)
             if self.is_running and not self.stopping:
@@ -216,7 +220,7 @@ class StationApp(StationActions, App[int]):
                 patients.update(i.patient_id for i in ev.items)
                 main.status.today += len(new)
                 self.rate.add(len(new))
-            elif isinstance(ev, (BundleChanged, BundleReady)):
+            elif isinstance(ev, (BundleChanged, BundleReady, RulesEvaluated)):
                 patients.add(ev.patient_id)
                 plans.add(ev.plan_uid)
                 settled = True
@@ -227,6 +231,8 @@ class StationApp(StationActions, App[int]):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):
                 self._open.discard(ev.assoc_id)
+            elif isinstance(ev, ImportFolderState):
+                main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
             elif isinstance(ev, (JobChanged, JobProgress)):

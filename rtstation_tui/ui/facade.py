@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..engine.bundle import Bundle, Member, bundle_for, patient_view
+from ..engine.rules import held_plans
 from ..engine.station import Station
 
 
@@ -47,6 +48,7 @@ class PlanRow:
     missing: str = ""
     conflicts: int = 0
     sends: tuple[tuple[str, str, int, int], ...] = ()  # latest (node, state, done, total) per node
+    held_by: tuple[str, ...] = ()  # rules that hold the plan until it is complete
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class PlanDetails:
     bundle: Bundle
     state: str
     history: tuple[Any, ...] = ()
+    held_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class Facade:
                               " ORDER BY instance_id", (patient_id,)):
             facts[r[0]] = r  # later versions (conflicts) overwrite, as bundle.py does
         states = self.station.index.bundle_states(patient_id)
+        held = held_plans(self.station.index.conn)
         out = []
         for uid, r in facts.items():
             b = states.get(uid)
@@ -128,7 +132,7 @@ class Facade:
                                b["state"] if b is not None else "receiving",
                                bool(b["complete"]) if b is not None else False,
                                summary.get("missing", ""), int(summary.get("conflicts", 0) or 0),
-                               self.latest_sends(uid)))
+                               self.latest_sends(uid), held.get(uid, ())))
         return sorted(out, key=lambda p: (p.label, p.plan_uid))
 
     def latest_sends(self, plan_uid: str) -> tuple[tuple[str, str, int, int], ...]:
@@ -162,7 +166,8 @@ class Facade:
             return None
         row = self.station.index.bundle_states(bundle.patient_id).get(plan_uid)
         state = row["state"] if row is not None else "receiving"
-        return PlanDetails(bundle, state, tuple(self.history(plan_uid)))
+        held = held_plans(self.station.index.conn).get(plan_uid, ())
+        return PlanDetails(bundle, state, tuple(self.history(plan_uid)), held)
 
     # -- status line ----------------------------------------------------------------------------------------
     def received_since(self, since: float) -> int:
