@@ -26,6 +26,12 @@ from ..engine.station import Station
 MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
 
 
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (IDs such as ``AB_12`` or ``50%`` are common)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 @dataclass(frozen=True)
 class PatientRow:
     patient_id: str
@@ -148,16 +154,17 @@ class Facade:
 
     def search(self, text: str) -> list[str]:
         """Patient IDs whose ID, name or one of whose plan labels contains ``text`` (case-insensitive)."""
-        like = f"%{text}%"
+        like = _like(text)
         conn = self.station.index.conn
-        rows = conn.execute("SELECT patient_id FROM patients WHERE patient_id LIKE ? OR patient_name LIKE ?"
-                            " UNION SELECT patient_id FROM plans WHERE label LIKE ? ORDER BY 1", (like, like, like))
+        rows = conn.execute("SELECT patient_id FROM patients WHERE patient_id LIKE ?1 ESCAPE '\\' OR patient_name"
+                            " LIKE ?1 ESCAPE '\\' UNION SELECT patient_id FROM plans WHERE label LIKE ?1 ESCAPE '\\'"
+                            " ORDER BY 1", (like,))
         return [r[0] for r in rows]
 
     def label_matches(self, text: str, limit: int = 20) -> list[str]:
         """Patients with a plan label containing ``text``: the filter opens them to show the plan."""
-        rows = self.station.index.conn.execute("SELECT DISTINCT patient_id FROM plans WHERE label LIKE ?"
-                                               " ORDER BY 1 LIMIT ?", (f"%{text}%", limit))
+        rows = self.station.index.conn.execute("SELECT DISTINCT patient_id FROM plans WHERE label LIKE ? ESCAPE '\\'"
+                                               " ORDER BY 1 LIMIT ?", (_like(text), limit))
         return [r[0] for r in rows]
 
     def details(self, plan_uid: str) -> PlanDetails | None:
