@@ -36,4 +36,7 @@ def test_cleanup_removes_only_delivered_bundles_and_dry_run_removes_nothing(tmp_
     assert out["files_removed"] == 5
     assert sorted(p["patient_id"] for p in show_json(config)) == ["FAIL", "NEVER"]
     assert not list((tmp_path / "var" / "store").glob("SENT/*/*.dcm"))
+    audit = (tmp_path / "var" / "logs").glob("audit-*.jsonl")
+    removed = [json.loads(line) for f in audit for line in f.read_text().splitlines() if '"removed"' in line]
+    assert [(r["label"], r["files"]) for r in removed] == [("DONE1", 5)]
     assert "retention is off" in rtstation("cleanup", config=config, check=False).stderr

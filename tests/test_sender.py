@@ -69,6 +69,9 @@ def test_b1_reaches_storescp_and_orthanc_at_once_in_order_with_same_bytes(tmp_pa
         assert received.keys() == stored.keys() and len(received) == 4
         for sop, f in received.items():
             assert dataset_bytes(f) == dataset_bytes(stored[sop]), f"storescp got other bytes for {sop}"
+        sends = [json.loads(line) for f in (data_dir / "logs").glob("audit-*.jsonl")
+                 for line in f.read_text().splitlines() if '"send_result"' in line]
+        assert {(r["node"], r["state"], r["done"]) for r in sends} == {("QA", "done", 4), ("ARCHIVE", "done", 4)}
         arrival = orthanc.instance_uids_in_arrival_order()
         assert sorted(arrival) == sorted(stored)
         assert [ORDER[modality_of(s, data_dir)] for s in arrival] == [0, 1, 2, 3]  # CT, RTSTRUCT, RTPLAN, RTDOSE

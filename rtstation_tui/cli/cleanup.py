@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..engine.audit import configure as configure_audit
 from ..engine.config import Config
 from ..engine.index import Index
 from ..engine.logsetup import setup_logging
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
+    configure_audit(config.log_dir, config.logging.retention_days)
     days = args.days if args.days is not None else config.retention.days
     if days <= 0:
         return fail("retention is off: set [retention] days in the config or pass --days N", 2)

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..engine.config import Config
 from ..engine.nodes import resolve_node
 from ..engine.scu import EchoResult, echo
+from ..engine.tls import TlsError, client_context
 from .output import fail, print_json
 
 
@@ -26,8 +27,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
         nodes = [resolve_node(s, config.nodes) for s in specs]
     except ValueError as exc:
         return fail(str(exc), 2)
+    try:
+        contexts = [client_context(config.tls, n) if n.tls else None for n in nodes]
+    except TlsError as exc:
+        return fail(f"TLS: {exc}", 2)
     with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:  # a dead node must not delay the others
-        results: list[EchoResult] = list(pool.map(lambda n: echo(n, config.station.ae_title), nodes))
+        results: list[EchoResult] = list(pool.map(lambda nc: echo(nc[0], config.station.ae_title, nc[1]),
+                                                  zip(nodes, contexts)))
     if args.json:
         print_json([{"node": r.node, "address": n.describe(), "ok": r.ok, "rtt_ms": r.rtt_ms, "message": r.message}
                      for r, n in zip(results, nodes)])

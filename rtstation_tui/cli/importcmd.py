@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..engine.audit import configure as configure_audit
 from ..engine.config import Config
 from ..engine.importer import BatchWriter, Importer
 from ..engine.index import Index
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         return fail(f"no such file or folder: {', '.join(missing)}", 2)
+    configure_audit(config.log_dir, config.logging.retention_days)
     store, index = Store(config.data_dir, config.receiver.durability), Index(config.data_dir)
     store.load_known(index.known_pairs())
     writer = BatchWriter(index)

@@ -12,6 +12,7 @@ import sys
 import time
 
 from ..engine.bundle import find_plans
+from ..engine.audit import configure as configure_audit
 from ..engine.config import Config
 from ..engine.events import EventBus
 from ..engine.index import Index
@@ -51,6 +52,7 @@ def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
+    configure_audit(config.log_dir, config.logging.retention_days)
     index = Index(config.data_dir)
     include = args.include.split(",") if args.include else None
     if include and (bad := [i for i in include if i not in INCLUDE_PARTS]):

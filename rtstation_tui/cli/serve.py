@@ -7,11 +7,13 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Callable
 
-from ..engine.config import Config
-from ..engine.logsetup import setup_logging
+from ..engine.config import Config, ConfigError
+from ..engine.logsetup import ROOT, setup_logging
 from ..engine.receiver import ReceiverError
 from ..engine.process import StationLocked
+from ..engine.reload import ReloadError
 from ..engine.station import Station
 from .output import fail
 
@@ -25,18 +27,26 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stdout, level=args.log_level)
+
+    def reread() -> Config:
+        from . import load  # the same file and command-line overrides as at start
+
+        return load(args)
+
     try:
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(config, reread, fixed_level=args.log_level is not None))
     except StationLocked as exc:
         return fail(str(exc))
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, reread: Callable[[], Config] | None = None, *, fixed_level: bool = False) -> int:
     station = Station(config)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if reread is not None:  # installed before start: a SIGHUP's default action would kill the process
+        loop.add_signal_handler(signal.SIGHUP, reload, station, reread, fixed_level)
     try:
         await station.start()
     except ReceiverError as exc:
@@ -50,6 +60,18 @@ async def serve(config: Config) -> int:
     await station.stop()
     log.info("stopped")
     return 0
+
+
+def reload(station: Station, reread: Callable[[], Config], fixed_level: bool) -> None:
+    """SIGHUP: read the configuration again and apply it; a bad one is logged and the running one stays."""
+    log.info("SIGHUP: reloading the configuration from %s", station.config.path or "built-in defaults")
+    try:
+        changed = station.reload(reread())
+    except (ConfigError, ReloadError) as exc:
+        log.error("configuration NOT reloaded, the running one stays in force: %s", exc)
+        return
+    if "logging.level" in changed and not fixed_level:
+        logging.getLogger(ROOT).setLevel(station.config.logging.level)
 
 
 def _version() -> str:

@@ -1,9 +1,14 @@
-"""The audit log: one JSON object per line in ``<log dir>/audit.jsonl``.
+"""The audit log: one JSON object per line in ``<log dir>/audit-YYYY-MM-DD.jsonl``, kept ``retention_days``.
 
-Minimal stand-in so rules can record their decisions; a fuller module (daily files, retention, more kinds) is being
-written on another branch with the same ``audit(kind, **fields)`` and ``configure(directory, retention_days)``
-calls, and replaces this one. Why JSON lines: questions asked months later ("why did this plan go to QA?") are
-answered by scripts, so records must be stable, one per line, and flushed when written.
+Why separate from the daily log: the daily log is for people (wording changes, levels filter it); the audit log is
+for questions asked months later ("who sent this plan, from where, and what did we do with it?") and for scripts,
+so its lines are stable JSON records. Written synchronously at the point of decision (not from the event bus), so a
+crash cannot lose the record of something already acknowledged; flushed per line, never fsynced (the files are the
+truth, this is the trail).
+
+Kinds written now: ``association_opened``, ``association_closed``, ``association_rejected``, ``connection_refused``
+(TLS), ``stored``, ``duplicate``, ``conflict``, ``quarantined``, ``config_reloaded``. The sender and rules add
+``rule_decision`` and ``send_result`` with the same ``audit(kind, **fields)`` call.
 """
 
 from __future__ import annotations
@@ -11,41 +16,71 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger("rtstation.audit")
+_NAME = re.compile(r"^audit-(\d{4}-\d{2}-\d{2})\.jsonl$")
 
 
 class AuditLog:
-    """Thread-safe appender; a write error is logged once per outage and never raised."""
+    """Thread-safe appender with a file per local day and retention."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = Path(directory) / "audit.jsonl"
+    def __init__(self, directory: Path, retention_days: int = 30) -> None:
+        self.directory = Path(directory)
+        self.retention_days = retention_days
         self._lock = threading.Lock()
+        self._day: date | None = None
         self._fh: IO[str] | None = None
         self._broken = False
 
+    def path_for(self, day: date) -> Path:
+        return self.directory / f"audit-{day.isoformat()}.jsonl"
+
     def write(self, kind: str, fields: dict[str, Any]) -> None:
-        record = {"time": datetime.fromtimestamp(time.time(), timezone.utc).isoformat(timespec="milliseconds"),
+        now = time.time()
+        record = {"time": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
                   "kind": kind, **fields}
-        line = json.dumps(record, ensure_ascii=True, default=str) + "\n"
+        line = json.dumps(record, ensure_ascii=True, default=str) + "\n"  # control characters arrive escaped
         with self._lock:
             try:
-                if self._fh is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-                    self._fh = os.fdopen(fd, "a", encoding="utf-8")
-                self._fh.write(line)
-                self._fh.flush()
+                fh = self._file(date.fromtimestamp(now))
+                fh.write(line)
+                fh.flush()
                 self._broken = False
             except OSError as exc:
-                if not self._broken:
-                    log.error("cannot write the audit log %s: %s", self.path, exc)
+                if not self._broken:  # once per outage, not once per instance
+                    log.error("cannot write the audit log in %s: %s", self.directory, exc)
                 self._broken = True
+
+    def _file(self, today: date) -> IO[str]:
+        if self._fh is None or today != self._day:
+            if self._fh is not None:
+                self._fh.close()
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+            fd = os.open(self.path_for(today), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            self._fh = os.fdopen(fd, "a", encoding="utf-8")
+            self._day = today
+            self.prune(today)
+        return self._fh
+
+    def prune(self, today: date) -> int:
+        """Remove audit files older than ``retention_days`` (as the daily log handler does with its files)."""
+        oldest = today - timedelta(days=self.retention_days)
+        removed = 0
+        for p in self.directory.iterdir():
+            m = _NAME.match(p.name)
+            if m and date.fromisoformat(m.group(1)) < oldest:
+                try:
+                    p.unlink()
+                    removed += 1
+                except OSError as exc:
+                    log.warning("cannot remove old audit file %s: %s", p, exc)
+        return removed
 
     def close(self) -> None:
         with self._lock:
@@ -61,16 +96,22 @@ _current_lock = threading.Lock()
 def configure(directory: Path | None, retention_days: int = 30) -> AuditLog | None:
     """Send ``audit()`` records to ``directory`` (None: nowhere). The process has one audit log."""
     global _current
-    del retention_days  # kept by the fuller module; accepted here so callers need not change
     with _current_lock:
         if _current is not None:
             _current.close()
-        _current = AuditLog(directory) if directory is not None else None
+        _current = AuditLog(directory, retention_days) if directory is not None else None
         return _current
 
 
 def audit(kind: str, **fields: Any) -> None:
-    """Record one auditable fact. Cheap, thread-safe, never raises."""
+    """Record one auditable fact. Cheap, thread-safe, never raises (a full disk is logged once)."""
     sink = _current
     if sink is not None:
         sink.write(kind, fields)
+
+
+def audit_object(info: Any, placed: Any, **fields: Any) -> None:
+    """``stored`` / ``duplicate`` / ``conflict`` for one object: its identity, where it is, and who brought it."""
+    audit(placed.status, sop_uid=info.sop_uid, sop_class=info.sop_class, modality=info.modality,
+          patient_id=info.patient_id, study_uid=info.study_uid, transfer_syntax=info.transfer_syntax,
+          path=placed.relpath, size=placed.size, **fields)

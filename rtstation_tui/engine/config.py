@@ -66,6 +66,7 @@ class TlsConfig:
     key: Path | None = _c(None)
     ca: Path | None = _c(None)
     require_client_cert: bool = _c(False)
+    handshake_timeout_s: float = _c(10.0, min=0.1, max=600)
 
 
 @dataclass(frozen=True)

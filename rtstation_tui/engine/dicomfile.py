@@ -7,6 +7,8 @@ everything the index, the bundles and the rules need is pulled out here, once, i
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -17,6 +19,13 @@ from pydicom.errors import InvalidDicomError
 from .sopclass import modality_for_sop_class
 
 DEFER = 1024  # bytes: larger values (contour points, LUTs) are skipped, not read
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Hostile or sloppy values are stored as they came and reported once, specifically, by value_problems(); pydicom's
+# own validation warnings would go to stderr (outside the log) and cost time on every header read.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
 
 
 class BadDicom(Exception):
@@ -81,12 +90,41 @@ def read_header(path: str | os.PathLike[str], *, force: bool = False) -> Instanc
         return info_from_dataset(ds)
     except BadDicom:
         raise
+    except RecursionError:
+        raise BadDicom("sequences nested too deeply to parse (hostile or broken input)") from None
     except InvalidDicomError as exc:
         raise BadDicom(f"not a DICOM file: {exc}") from None
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
         raise BadDicom(f"cannot parse DICOM header: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # pydicom raises assorted errors on hostile input; the reason must reach the log
         raise BadDicom(f"cannot parse DICOM header: {type(exc).__name__}: {exc}") from None
+
+
+def value_problems(info: InstanceInfo) -> list[str]:
+    """What is wrong with the identifying values of an object we nevertheless store (it is what the sender sent,
+    and the store sanitizes every path component): for the log line that tells the operator why a patient folder
+    looks odd. Empty list: nothing to report."""
+    problems = []
+    pid = info.patient_id
+    if not pid.strip():
+        problems.append("empty PatientID")
+    else:
+        if _CONTROL.search(pid):
+            problems.append(f"PatientID {_show(pid)} holds control characters")
+        if "/" in pid or "\\" in pid or pid.startswith("."):
+            problems.append(f"PatientID {_show(pid)} looks like a path")
+        if len(pid) > 64:
+            problems.append(f"PatientID is {len(pid)} characters long (at most 64 allowed)")
+    for what, value in (("SOP Instance UID", info.sop_uid), ("SOP Class UID", info.sop_class),
+                        ("Study Instance UID", info.study_uid), ("Series Instance UID", info.series_uid)):
+        if value and not (len(value) <= 64 and _UID.fullmatch(value)):
+            problems.append(f"{what} {_show(value)} is not a valid UID")
+    return problems
+
+
+def _show(value: str, limit: int = 40) -> str:
+    """A value for a log line: repr (so control characters show), cut to ``limit`` characters."""
+    return repr(value[:limit]) + (f"... ({len(value)} characters)" if len(value) > limit else "")
 
 
 def info_from_dataset(ds: Dataset) -> InstanceInfo:

@@ -244,6 +244,9 @@ class BusLogHandler(logging.Handler):
     def __init__(self, bus: EventBus, level: int = logging.INFO) -> None:
         super().__init__(level)
         self.bus = bus
+        from .logsetup import SafeFormatter  # values from the network must not break or forge lines in the pane
+
+        self.setFormatter(SafeFormatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

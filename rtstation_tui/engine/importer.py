@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .dicomfile import BadDicom, InstanceInfo, dataset_offset, read_header
+from .audit import audit, audit_object
+from .dicomfile import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
 from .index import Index, IndexRecord
 from .store import Placed, Store
 from .structure import verify_structure
@@ -132,6 +133,13 @@ class Importer:
             log.warning("import: %s vanished while it was being imported", path)
             return "error"
         report.count(placed)
+        if placed.status == "conflict":
+            log.warning("import: conflict: %s %s (%s) differs from the stored version; both kept (%s)",
+                        info.modality, info.sop_uid, path.name, placed.relpath)
+        if problems := value_problems(info):
+            log.warning("import: stored %s %s as %s despite: %s", info.modality, path.name, placed.relpath,
+                        "; ".join(problems))
+        audit_object(info, placed, source=source, calling_ae=calling_ae, file=str(path))
         self.writer(IndexRecord(info, placed, source, calling_ae, time.time(), session_id))
         return placed.status
 
@@ -142,6 +150,7 @@ class Importer:
             report.errors.append((str(path), "file vanished before it could be quarantined"))
             return "error"
         report.quarantined.append((str(path), reason))
+        audit("quarantined", file=str(path), reason=reason, source=source)
         return "quarantined"
 
     def _import_zip(self, path: Path, report: ImportReport, source: str, calling_ae: str,

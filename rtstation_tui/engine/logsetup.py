@@ -12,8 +12,18 @@ from typing import TextIO
 from .config import Config
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 ROOT = "rtstation"
 _installed: list[logging.Handler] = []
+
+
+class SafeFormatter(logging.Formatter):
+    """Escapes control characters in messages: values from the network (a PatientID holding ESC sequences, CR/LF,
+    NUL) must not forge log lines or repaint the operator's terminal. Tracebacks keep their newlines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_CONTROL)
+        return super().formatMessage(record)
 
 
 def setup_logging(config: Config, *, stream: TextIO | None = sys.stdout, level: str | None = None,
@@ -27,7 +37,7 @@ def setup_logging(config: Config, *, stream: TextIO | None = sys.stdout, level: 
     _installed.clear()
     root.setLevel(level or config.logging.level)
     root.propagate = False
-    fmt = logging.Formatter(FORMAT)
+    fmt = SafeFormatter(FORMAT)
     if stream is not None:
         console = logging.StreamHandler(stream)
         console.setFormatter(fmt)

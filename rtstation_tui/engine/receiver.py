@@ -22,13 +22,16 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from .acl import check_calling, parse_acl_entry
+from .audit import audit, audit_object
 from .config import Config
-from .dicomfile import BadDicom, dataset_offset, read_header
+from .dicomfile import BadDicom, dataset_offset, read_header, value_problems
 from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
 from .index import Index, IndexRecord
 from .indexer import Indexer
+from .spool import failure as spool_failure, install as install_spool_guard
 from .store import Store
 from .structure import verify_structure
+from .tls import TlsError, connection_limit, server_context, start_server
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -67,6 +70,7 @@ def configure_pynetdicom(tmp_dir: Path) -> None:
     _config.UNRESTRICTED_STORAGE_SERVICE = True  # private and unknown SOP classes are storage too
     _config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost ~3% and flood the log
     tempfile.tempdir = str(tmp_dir)  # chunked temp files on the store's filesystem: os.replace, not copy
+    install_spool_guard()  # a disk that fills mid-transfer gives 0xA700, not a silently vanished association
 
 
 class Receiver:
@@ -98,7 +102,7 @@ class Receiver:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = rc.max_pdu
         ae.network_timeout = rc.network_timeout_s
-        ae.acse_timeout = 30
+        ae.acse_timeout = min(30.0, rc.network_timeout_s)  # also how long a silent connection holds its slot
         ae.dimse_timeout = rc.network_timeout_s
         ae.maximum_associations = rc.max_associations
         ae.require_called_aet = False  # checked in _on_requested, which logs why
@@ -114,13 +118,19 @@ class Receiver:
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         try:
-            self._server = ae.start_server((self.config.station.bind, self.config.station.port), block=False,
-                                           evt_handlers=handlers, ssl_context=self.ssl_context)
+            if self.ssl_context is None and self.config.tls.enabled:
+                self.ssl_context = server_context(self.config.tls)
+            # our server class: the TLS handshake runs in the connection's thread, never in the accept loop
+            self._server = start_server(ae, (self.config.station.bind, self.config.station.port), handlers,
+                                        self.ssl_context, self.config.tls.handshake_timeout_s,
+                                        connection_limit(rc.max_associations))
+        except TlsError as exc:
+            raise ReceiverError(f"cannot accept TLS on {self.address}: {exc}") from None
         except OSError as exc:
             raise ReceiverError(f"cannot listen on {self.address}: {exc.strerror or exc}") from None
         self._ae = ae
-        log.info("listening on %s as %s (max PDU %d, durability %s)", self.address, self.ae_title, rc.max_pdu,
-                 rc.durability)
+        log.info("listening on %s as %s (max PDU %d, durability %s%s)", self.address, self.ae_title, rc.max_pdu,
+                 rc.durability, ", DICOM TLS" if self.ssl_context is not None else "")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting; let in-flight associations finish (up to ``timeout``), then abort what is left."""
@@ -135,7 +145,27 @@ class Receiver:
         for assoc in server.active_associations:
             log.warning("aborting association from %s at shutdown", assoc.requestor.ae_title)
             assoc.abort()
+        self._sweep_vanished()
         log.info("receiver stopped")
+
+    def reload(self, config: Config) -> None:
+        """Swap in a new configuration (SIGHUP) without dropping associations. What can fail (a TLS certificate)
+        is prepared first and raises TlsError with nothing changed; then each value is one atomic assignment that
+        the next association or C-STORE reads. Address, port and AE title are the Station's to hold back."""
+        ctx = self.ssl_context
+        if config.tls != self.config.tls:
+            ctx = server_context(config.tls) if config.tls.enabled else None
+        acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
+        self.config, self.acl, self.ssl_context = config, acl, ctx
+        rc = config.receiver
+        if self._ae is not None:
+            self._ae.maximum_associations = rc.max_associations
+            self._ae.network_timeout = self._ae.dimse_timeout = rc.network_timeout_s
+            self._ae.acse_timeout = min(30.0, rc.network_timeout_s)
+        if self._server is not None:
+            self._server.ssl_context = ctx
+            self._server.handshake_timeout = config.tls.handshake_timeout_s
+            self._server.max_connections = connection_limit(rc.max_associations)
 
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
@@ -163,12 +193,15 @@ class Receiver:
             return
         log.warning("rejected association from %s@%s:%s to %s: %s", calling, peer_ip, peer_port, called, reason)
         self.bus.post(AssociationRejected(calling, f"{peer_ip}:{peer_port}", reason))
+        audit("association_rejected", calling_ae=calling, called_ae=called, peer=f"{peer_ip}:{peer_port}",
+              reason=reason)
         assoc.acse.send_reject(*rsd)
         assoc.is_rejected = True
         evt.trigger(assoc, evt.EVT_REJECTED, {})
         assoc.kill()
 
     def _on_accepted(self, event: Any) -> None:
+        self._sweep_vanished()
         assoc = event.assoc
         calling = str(assoc.requestor.ae_title).strip()
         peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
@@ -178,11 +211,15 @@ class Receiver:
             st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
         log.debug("association %d from %s@%s accepted", st.assoc_id, calling, peer)
         self.bus.post(AssociationOpened(st.assoc_id, calling, peer))
+        audit("association_opened", assoc_id=st.assoc_id, calling_ae=calling, peer=peer,
+              tls=self.ssl_context is not None)
 
     def _on_store(self, event: Any) -> int:
         st = self._assocs.get(event.assoc)
         if st is None:  # cannot happen for an accepted association; refuse rather than store unaccounted
             return STATUS_OUT_OF_RESOURCES
+        if (err := spool_failure(event.dataset_path)) is not None:
+            return self._spool_failed(st, event, err)
         min_free = self.config.receiver.min_free_mb
         if min_free and self.store.free_mb() < min_free:
             st.failures += 1
@@ -190,6 +227,8 @@ class Receiver:
                 st.full_disk_logged = True
                 log.error("disk nearly full (%.0f MB free < receiver.min_free_mb %d): refusing C-STORE from %s "
                           "with 0xA700", self.store.free_mb(), min_free, st.calling_ae)
+            audit("store_refused", sop_uid=str(event.request.AffectedSOPInstanceUID or ""), calling_ae=st.calling_ae,
+                  peer=st.peer, assoc_id=st.assoc_id, status="0xA700", reason=f"free disk below {min_free} MB")
             return STATUS_OUT_OF_RESOURCES
         temp = Path(event.dataset_path)
         try:
@@ -214,29 +253,74 @@ class Receiver:
         elif placed.status == "conflict":
             log.warning("conflict: %s %s from %s differs from the stored version; both kept (%s)", info.modality,
                         info.sop_uid, st.calling_ae, placed.relpath)
+        self._report_problems(info, placed.relpath, st, str(event.request.AffectedSOPInstanceUID or ""))
+        audit_object(info, placed, source="network", calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id)
         self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
         return STATUS_SUCCESS
+
+    def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:
+        """The dataset could not be written to the temp file (disk full, quota, size limit): nothing is stored."""
+        st.failures += 1
+        sop = str(event.request.AffectedSOPInstanceUID or "")
+        log.error("no space to receive %s from %s@%s (%s in %s): refused with 0xA700, nothing stored", sop,
+                  st.calling_ae, st.peer, err.strerror or err, self.store.tmp_dir)
+        audit("store_refused", sop_uid=sop, calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id,
+              status="0xA700", reason=f"writing the received data failed: {err.strerror or err}")
+        return STATUS_OUT_OF_RESOURCES
+
+    def _report_problems(self, info: Any, relpath: str, st: _Assoc, announced: str) -> None:
+        """Odd values are stored as sent (never lost), but the operator must be able to see why in the log."""
+        problems = value_problems(info)
+        if announced and announced != info.sop_uid:
+            problems.append(f"the C-STORE announced SOP Instance UID {announced!r}, the dataset holds "
+                            f"{info.sop_uid!r}")
+        if problems:
+            log.warning("stored %s from %s as %s despite: %s", info.modality, st.calling_ae, relpath,
+                        "; ".join(problems))
 
     def _quarantine(self, temp: Path, reason: str, st: _Assoc, event: Any) -> None:
         sop = str(event.request.AffectedSOPInstanceUID or "unknown")
         try:
-            dest = self.store.quarantine(temp, reason, move=True, details={
+            dest = self.store.quarantine(temp, reason, move=True, name=f"{sop}.dcm", details={
                 "calling_ae": st.calling_ae, "peer": st.peer, "sop_instance_uid": sop,
                 "sop_class_uid": str(event.request.AffectedSOPClassUID or "")})
+            log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s", sop,
+                        st.calling_ae, st.peer, dest.name, reason)
             self.bus.post(InstanceQuarantined(dest.name, reason, st.calling_ae))
+            audit("quarantined", sop_uid=sop, file=dest.name, reason=reason, source="network", calling_ae=st.calling_ae,
+                  peer=st.peer, assoc_id=st.assoc_id)
         except OSError as exc:
             log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
 
     def _on_closed(self, event: Any) -> None:
+        self._close_books(event.assoc, "released" if event.event is evt.EVT_RELEASED else "aborted")
+
+    def _sweep_vanished(self) -> None:
+        """Close the books of associations whose thread ended without EVT_RELEASED/ABORTED/CONN_CLOSE.
+
+        Why: when pynetdicom's connection (DUL) thread dies of an exception (an I/O error while spooling, a bug),
+        its association ends silently; without this, its session would stay open, its bundles would wait for
+        settle_seconds and no closing line would say what happened. A dead association thread has joined its
+        DUL thread, so no closing event can follow."""
         with self._lock:
-            st = self._assocs.pop(event.assoc, None)
+            gone = [a for a in self._assocs if not a.is_alive()]
+        for assoc in gone:
+            self._close_books(assoc, "lost (its connection thread failed; see the error above)")
+
+    def _close_books(self, assoc: Any, how: str) -> None:
+        with self._lock:
+            st = self._assocs.pop(assoc, None)
         if st is None:
             return
         seconds = time.monotonic() - st.started
-        aborted = event.event is not evt.EVT_RELEASED
+        aborted = how != "released"
         self.indexer.end_session(st.session_id, st.instances, st.nbytes, st.failures)
-        log.info("association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
-                 st.assoc_id, st.calling_ae, st.peer, "aborted" if aborted else "released", st.instances,
-                 st.nbytes / 1e6, seconds, st.failures, st.duplicates)
+        log.log(logging.INFO if how in ("released", "aborted") else logging.ERROR,
+                "association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
+                st.assoc_id, st.calling_ae, st.peer, how, st.instances, st.nbytes / 1e6, seconds, st.failures,
+                st.duplicates)
         self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
                                         st.failures, st.duplicates, aborted))
+        audit("association_closed", assoc_id=st.assoc_id, calling_ae=st.calling_ae, peer=st.peer,
+              instances=st.instances, bytes=st.nbytes, seconds=round(seconds, 3), failures=st.failures,
+              duplicates=st.duplicates, aborted=aborted, how=how)

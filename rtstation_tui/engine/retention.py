@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from .audit import audit
 from .bundle import all_views
 from .index import Index
 from .queue import ACTIVE, DONE, JobQueue
@@ -98,6 +99,8 @@ def apply_cleanup(index: Index, store: Store, removals: list[Removal]) -> int:
             store.forget(sops.get(rel, ""), rel)
         log.info("retention: removed plan %s (%s) of patient %s: %d files, %.1f MB", r.label, r.plan_uid,
                  r.patient_id, len(r.files), r.nbytes / 1e6)
+        audit("removed", plan_uid=r.plan_uid, label=r.label, patient_id=r.patient_id, files=len(r.files),
+              bytes=r.nbytes, reason="retention: every send done and older than the limit")
     return n
 
 

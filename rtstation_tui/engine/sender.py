@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from .audit import audit
 from .bundle import INCLUDE_TO_PART, PARTS, Member, bundle_for, members_by_sop
 from .config import Config
 from .events import EventBus, JobChanged, JobProgress
@@ -27,6 +28,7 @@ from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, JobQueue, 
 from .retry import parse_schedule
 from .scu import AssociationFailed, EchoResult, accepted_pairs, associate, close, contexts_for, echo, store
 from .store import Store
+from .tls import client_context
 
 log = logging.getLogger("rtstation.sender")
 POLL_SECONDS = 0.5
@@ -62,7 +64,8 @@ class Sender:
         self._lock = threading.Lock()
         self._ticker = Ticker("sender", self._poll, lambda: POLL_SECONDS)
         self._stopping = threading.Event()
-        self.tls_client: Any = None  # callable(node) -> ssl.SSLContext | None, set by the TLS setup
+        # nodes with tls = true: the peer's certificate must chain to [tls] ca; ours is shown when configured
+        self.tls_client: Any = lambda node: client_context(self.config.tls, node)
 
     # -- service ---------------------------------------------------------------------------------------------
     async def start(self, station: Any = None) -> None:
@@ -266,6 +269,7 @@ class Sender:
         else:
             self.queue.set_state(job_id, DONE, error="")
             log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
+        self._audit(job_id)
 
     def _schedule_retry(self, job_id: int, node: NodeConfig, error: str) -> None:
         job = self.queue.job(job_id)
@@ -277,11 +281,21 @@ class Sender:
             msg = f"gave up after {job.attempts + 1} attempts ({node.retry}): {error}"
             self.queue.set_state(job_id, FAILED, error=msg)
             log.error("job %d to %s failed: %s", job_id, node.name, msg)
+            self._audit(job_id)
             return
         delay = delays[job.attempts]
         self.queue.set_state(job_id, WAITING, error=error, next_try=time.time() + delay, attempts=job.attempts + 1)
         log.info("job %d to %s: retry %d of %d in %.0f s (%s)", job_id, node.name, job.attempts + 1, len(delays),
                  delay, error)
+        self._audit(job_id)
+
+    def _audit(self, job_id: int) -> None:
+        """Every attempt's outcome, for the audit trail (who got which plan, when, and what failed)."""
+        job = self.queue.job(job_id)
+        if job is not None:
+            audit("send_result", job=job.id, node=job.node, plan_uid=job.plan_uid, label=job.label,
+                  patient_id=job.patient_id, origin=job.origin, state=job.state, attempt=job.attempts,
+                  done=job.done, failed=job.failed, total=job.total, error=job.error)
 
     # -- events ----------------------------------------------------------------------------------------------
     def _post_changed(self, job_id: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 import pydicom
 
-from .audit import configure as configure_audit
+from .audit import audit, configure as configure_audit
 from .config import Config
 from .events import EventBus, ReceiverState, Subscriber
 from .importer import ImportReport, Importer
@@ -25,10 +25,12 @@ from .indexer import Indexer
 from .readiness import Readiness
 from .rebuild import reconcile
 from .receiver import Receiver, ReceiverError
+from .reload import ReloadError, config_changes, effective
 from .retention import RetentionService
 from .rules import RulesService
 from .sender import Sender
 from .store import Store
+from .tls import TlsError
 from .watcher import ImportWatcher
 
 log = logging.getLogger("rtstation.station")
@@ -138,6 +140,39 @@ class Station:
         await self.bus.stop()
         self._started = False
         self._lock.release()
+
+    def reload(self, config: Config) -> list[str]:
+        """Apply a new configuration without dropping associations (``serve`` calls this on SIGHUP).
+
+        Returns the keys that changed. Keys bound at start-up (address, port, AE title, data_dir, max PDU, log dir)
+        keep their running values and are logged as waiting for a restart. Raises ReloadError, with the old
+        configuration still in force, when the new one cannot be applied (e.g. an unreadable TLS certificate).
+        Services with a ``reload(config)`` method (sender, rules) get the new configuration too."""
+        new, held = effective(self.config, config)
+        changed = config_changes(self.config, new)
+        if self.receiver is not None:
+            try:
+                self.receiver.reload(new)
+            except (TlsError, ValueError) as exc:
+                raise ReloadError(str(exc)) from None
+        self.store.fsync = new.receiver.durability == "fsync"
+        self.readiness.settle = new.receiver.settle_seconds
+        self.config = new
+        self.sender.config = new  # nodes: read per job, so new jobs and retries use the new definitions
+        if "logging.retention_days" in changed:
+            configure_audit(new.log_dir, new.logging.retention_days)
+        for service in self.services:
+            hook = getattr(service, "reload", None)
+            if hook is not None:
+                try:
+                    hook(new)
+                except Exception:
+                    log.exception("%r could not apply the new configuration", service)
+        if held:
+            log.warning("configuration: %s changed, effective at the next restart", ", ".join(held))
+        audit("config_reloaded", file=str(config.path or ""), changed=changed, held_until_restart=held)
+        log.info("configuration reloaded: %s", ", ".join(changed) if changed else "nothing changed")
+        return changed
 
     def importer(self) -> Importer:
         """An importer feeding this station's indexer (for the import folder and the console)."""

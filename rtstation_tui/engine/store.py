@@ -148,10 +148,12 @@ class Store:
         finally:
             temp.unlink(missing_ok=True)
 
-    def quarantine(self, src: Path, reason: str, *, move: bool, details: dict[str, str] | None = None) -> Path:
-        """Keep a file we cannot store, with the reason beside it. Never deletes anything."""
+    def quarantine(self, src: Path, reason: str, *, move: bool, details: dict[str, str] | None = None,
+                   name: str | None = None) -> Path:
+        """Keep a file we cannot store, with the reason beside it. Never deletes anything. ``name``: a better name
+        than the source's (a received temp file is better named after the SOP Instance UID it announced)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{stamp}-{secrets.token_hex(3)}-{safe_component(src.name, 'unnamed')}"
+        name = f"{stamp}-{secrets.token_hex(3)}-{safe_component(name or src.name, 'unnamed')}"
         dest = self.quarantine_dir / name
         if move:
             try:
