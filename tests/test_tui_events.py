@@ -79,3 +79,18 @@ def test_facade_patients_with_a_broad_filter(tmp_path):
     rows = Facade(station).patients(wanted)
     assert [r.patient_id for r in rows] == wanted
     station.index.close()
+
+
+def test_facade_search_is_literal(tmp_path):
+    """'_' and '%' in a typed filter are characters, not LIKE wildcards."""
+    from rtstation_tui.engine.station import Station
+    from rtstation_tui.ui.facade import Facade
+
+    station = Station(make_config(tmp_path), receive=False)
+    station.index.conn.executemany("INSERT INTO patients VALUES (?,?,?)",
+                                   [("AB_12", "X^Y", 0), ("ABX12", "X^Y", 0), ("P50%", "A^B", 0), ("P500", "A^B", 0)])
+    facade = Facade(station)
+    assert facade.search("b_1") == ["AB_12"]
+    assert facade.search("50%") == ["P50%"]
+    assert sorted(facade.search("x^y")) == ["ABX12", "AB_12"]
+    station.index.close()

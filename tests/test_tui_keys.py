@@ -255,3 +255,17 @@ async def test_palette_retries_failed_and_cancels_queued_sends(config):
         await pilot.press("y")
         await until(pilot, lambda: [r.state for r in sender.queue.rows] == ["cancelled", "cancelled"],
                     what="both cancelled")
+
+
+async def test_tab_reaches_the_details_which_scroll_with_the_keyboard(config):
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot)
+        await pilot.press("tab")
+        right = app.main.query_one("#right")
+        assert right.has_focus
+        await pilot.press("pagedown")
+        await until(pilot, lambda: right.scroll_y > 0, what="details scrolled")
+        assert "Reference chain" in screen_text(app)
+        await pilot.press("shift+tab")
+        assert app.main.tree.has_focus

@@ -149,3 +149,41 @@ async def test_a_data_dir_in_use_exits_with_a_message(tmp_path):
         assert app.return_code == 1 and app.return_value == 1
     finally:
         lock.release()
+
+
+async def test_quit_at_once_waits_for_the_start_and_leaves_nothing_running(tmp_path):
+    port = free_port()
+    app = make_app(make_config(tmp_path, port), listen=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")  # typically before the receiver is listening
+        await until(pilot, lambda: not app.is_running, what="exit")
+    assert not app.station._started
+    with socket.socket() as s:  # the port is free again: no receiver left behind
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+
+async def test_rule_hold_and_import_folder_state_are_shown(tmp_path):
+    """A rule that holds incomplete plans: B1 (CTs missing) shows 'held by'; the watched folder is in the header."""
+    port = free_port()
+    (tmp_path / "incoming").mkdir()
+    extra = ('[import]\nfolder = "%s"\n\n[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\n'
+             'port = 11200\n\n[[rules]]\nname = "to QA"\ntargets = ["QA"]\nwhen_incomplete = "hold"\n'
+             % (tmp_path / "incoming"))
+    config = make_config(tmp_path, port, extra=extra)
+    from dataclasses import replace
+
+    config = replace(config, receiver=replace(config.receiver, settle_seconds=0.5))
+    app = make_app(config, listen=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: "import incoming: watching" in screen_text(app), what="import folder watching")
+        proc = await storescu(port, BREAST)
+        assert await proc.wait() == 0
+        tree = app.main.tree
+        await until(pilot, lambda: "123456" in tree.patients, what="123456")
+        await pilot.press("enter")
+        await until(pilot, lambda: tree.find_plan("B1"), what="B1")
+        uid = tree.find_plan("B1")
+        await until(pilot, lambda: "held by to QA" in str(tree.plan_node(uid).label), timeout=20, what="held label")
+        await pilot.press("down")
+        await until(pilot, lambda: "Held by rule to QA" in screen_text(app), what="held in the details")

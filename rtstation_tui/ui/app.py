@@ -26,7 +26,8 @@ from textual.css.query import NoMatches
 
 from ..engine.config import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
-                             InstanceQuarantined, InstancesStored, JobChanged, JobProgress, LogEvent, ReceiverState)
+                             ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
+                             LogEvent, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.receiver import ReceiverError
 from ..engine.process import StationLocked
@@ -69,6 +70,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._log_handler: BusLogHandler | None = None
         self._unsubscribe: Any = None
         self.stopping = False
+        self._stop_task: asyncio.Future[None] | None = None
+        self._starting: asyncio.Future[None] | None = None
         self.rate = RateMeter()
         self.last_echo: dict[str, EchoOutcome] = {}  # per node, shown by the nodes screen
 
@@ -92,7 +95,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._log_handler = BusLogHandler(self.station.bus, level=logging.DEBUG)
         add_handler(self._log_handler)
         self._install_signals()
-        self.run_worker(self._start_station(), group="station")
+        self._starting = asyncio.ensure_future(self._start_station())  # a task, not a worker: exit must not cancel it
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self.refresh_status)
         self.refresh_status()
@@ -106,13 +109,21 @@ class StationApp(StationActions, ConfigEditing, App[int]):
             return
         except ReceiverError as exc:  # the header shows "error" (ReceiverState event); the rest keeps running
             log.error("%s", exc)
+        except Exception as exc:  # the console stays up to show it; the log file has the traceback
+            log.exception("the station failed to start")
+            self._main.header.set_state("error", f"start failed: {exc}")
+            return
         else:
             log.info("console started: AE %s on %s", self.config.station.ae_title,
                      self.station.receiver.address if self.station.receiver else "(not listening)")
-        if self.facade.can_send:  # jobs persisted from before this start: bars and counts at once
+        watcher = getattr(self.station, "watcher", None)
+        if watcher is not None and self.is_running:  # its state so far (later changes come as events)
+            self._main.header.set_import(watcher.state, str(getattr(watcher, "folder", "") or ""), watcher.detail)
+        if self.facade.can_send and self.is_running:  # jobs persisted from before this start: bars at once
             jobs = await asyncio.to_thread(self.facade.jobs, True)
-            self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed,
-                                          r.error or "") for r in reversed(jobs)])
+            if self.is_running and not self.stopping:
+                self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total,
+                                              r.failed, r.error or "") for r in reversed(jobs)])
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""
@@ -127,11 +138,23 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         log.warning("%s: stopping; in-flight stores finish first", signal.Signals(sig).name)
         self.run_worker(self.stop_and_exit(terminal_lost=sig == signal.SIGHUP), group="station")
 
+    async def stop_station(self) -> None:
+        """Stop the station once, however many ways out are taken at the same time (q, then SIGHUP, then exit)."""
+        if self._stop_task is None:
+            self.stopping = True
+            self._stop_task = asyncio.ensure_future(self._stop_after_start())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop_after_start(self) -> None:
+        """A quit in the first instant waits for the start to finish, so nothing is left running behind it."""
+        if self._starting is not None:
+            await asyncio.wait([self._starting])
+        await self.station.stop()
+
     async def stop_and_exit(self, code: int = 0, *, terminal_lost: bool = False) -> None:
         if not self.stopping:
-            self.stopping = True
             self._main.header.set_state("stopping", "finishing in-flight stores")
-            await self.station.stop()
+        await self.stop_station()
         if terminal_lost and self.is_headless is False and not _terminal_alive():
             # Measured: with the pty gone, Textual's terminal restore blocks forever on its output queue. Everything
             # that matters is done (stores finished, index flushed, lock released): flush the log and leave.
@@ -144,7 +167,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         """Any way out: the station must still stop cleanly (in-flight stores finish, the index is flushed)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        await self.station.stop()
+        await self.stop_station()
         if self._log_handler is not None:
             remove_handler(self._log_handler)
         loop = asyncio.get_running_loop()
@@ -199,7 +222,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                 patients.update(i.patient_id for i in ev.items)
                 main.status.today += len(new)
                 self.rate.add(len(new))
-            elif isinstance(ev, (BundleChanged, BundleReady)):
+            elif isinstance(ev, (BundleChanged, BundleReady, RulesEvaluated)):
                 patients.add(ev.patient_id)
                 plans.add(ev.plan_uid)
                 settled = True
@@ -210,6 +233,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):
                 self._open.discard(ev.assoc_id)
+            elif isinstance(ev, ImportFolderState):
+                main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
             elif isinstance(ev, (JobChanged, JobProgress)):

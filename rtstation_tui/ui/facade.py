@@ -19,10 +19,17 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..engine.bundle import Bundle, Member, bundle_for, patient_view
+from ..engine.rules import held_plans
 from ..engine.station import Station
 
 
 MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (IDs such as ``AB_12`` or ``50%`` are common)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class PlanRow:
     missing: str = ""
     conflicts: int = 0
     sends: tuple[tuple[str, str, int, int], ...] = ()  # latest (node, state, done, total) per node
+    held_by: tuple[str, ...] = ()  # rules that hold the plan until it is complete
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class PlanDetails:
     bundle: Bundle
     state: str
     history: tuple[Any, ...] = ()
+    held_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class Facade:
                               " ORDER BY instance_id", (patient_id,)):
             facts[r[0]] = r  # later versions (conflicts) overwrite, as bundle.py does
         states = self.station.index.bundle_states(patient_id)
+        held = held_plans(self.station.index.conn)
         out = []
         for uid, r in facts.items():
             b = states.get(uid)
@@ -128,7 +138,7 @@ class Facade:
                                b["state"] if b is not None else "receiving",
                                bool(b["complete"]) if b is not None else False,
                                summary.get("missing", ""), int(summary.get("conflicts", 0) or 0),
-                               self.latest_sends(uid)))
+                               self.latest_sends(uid), held.get(uid, ())))
         return sorted(out, key=lambda p: (p.label, p.plan_uid))
 
     def latest_sends(self, plan_uid: str) -> tuple[tuple[str, str, int, int], ...]:
@@ -144,16 +154,17 @@ class Facade:
 
     def search(self, text: str) -> list[str]:
         """Patient IDs whose ID, name or one of whose plan labels contains ``text`` (case-insensitive)."""
-        like = f"%{text}%"
+        like = _like(text)
         conn = self.station.index.conn
-        rows = conn.execute("SELECT patient_id FROM patients WHERE patient_id LIKE ? OR patient_name LIKE ?"
-                            " UNION SELECT patient_id FROM plans WHERE label LIKE ? ORDER BY 1", (like, like, like))
+        rows = conn.execute("SELECT patient_id FROM patients WHERE patient_id LIKE ?1 ESCAPE '\\' OR patient_name"
+                            " LIKE ?1 ESCAPE '\\' UNION SELECT patient_id FROM plans WHERE label LIKE ?1 ESCAPE '\\'"
+                            " ORDER BY 1", (like,))
         return [r[0] for r in rows]
 
     def label_matches(self, text: str, limit: int = 20) -> list[str]:
         """Patients with a plan label containing ``text``: the filter opens them to show the plan."""
-        rows = self.station.index.conn.execute("SELECT DISTINCT patient_id FROM plans WHERE label LIKE ?"
-                                               " ORDER BY 1 LIMIT ?", (f"%{text}%", limit))
+        rows = self.station.index.conn.execute("SELECT DISTINCT patient_id FROM plans WHERE label LIKE ? ESCAPE '\\'"
+                                               " ORDER BY 1 LIMIT ?", (_like(text), limit))
         return [r[0] for r in rows]
 
     def details(self, plan_uid: str) -> PlanDetails | None:
@@ -162,7 +173,8 @@ class Facade:
             return None
         row = self.station.index.bundle_states(bundle.patient_id).get(plan_uid)
         state = row["state"] if row is not None else "receiving"
-        return PlanDetails(bundle, state, tuple(self.history(plan_uid)))
+        held = held_plans(self.station.index.conn).get(plan_uid, ())
+        return PlanDetails(bundle, state, tuple(self.history(plan_uid)), held)
 
     # -- status line ----------------------------------------------------------------------------------------
     def received_since(self, since: float) -> int:

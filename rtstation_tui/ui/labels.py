@@ -65,6 +65,8 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
         text.append("  ✓ complete", pal.ok)
     else:
         text.append(f"  ✗ {p.missing or 'incomplete'}", pal.warn)
+    if p.held_by and not p.complete:
+        text.append(f"  ⏸ held by {', '.join(p.held_by)}", pal.warn)
     if p.conflicts:
         text.append(f"  ⚠ {p.conflicts} conflict{'s' if p.conflicts != 1 else ''}", pal.error)
     for job in sends:

@@ -66,7 +66,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="left"):
                 yield Input(placeholder="filter: patient ID, name or plan label (Esc clears)", id="filter")
                 yield PlanTree(id="tree")
-            with VerticalScroll(id="right", can_focus=False):
+            with VerticalScroll(id="right"):  # Tab reaches it: ↑↓ PgUp PgDn scroll long chains
                 yield PlanDetailsView(id="details")
         yield ProgressArea(id="progress")
         yield LogPane(self.log_level, id="logpane")

@@ -23,6 +23,7 @@ class StationHeader(Static):
         super().__init__(id=id)
         self.ae_title, self.address, self.import_folder = ae_title, address, import_folder
         self.state, self.detail = "starting", ""
+        self.import_state, self.import_detail = ("off" if import_folder == "off" else "…"), ""
         self.palette = Palette()
 
     def on_mount(self) -> None:
@@ -34,6 +35,13 @@ class StationHeader(Static):
             self.address = address
         self.update(self.render_text())
 
+    def set_import(self, state: str, folder: str, detail: str = "", pending: int = 0) -> None:
+        """The watched import folder: off, watching (with files still settling) or error (detail says why)."""
+        self.import_state, self.import_detail = state, detail or (f"{pending} settling" if pending else "")
+        if folder:
+            self.import_folder = folder.rstrip("/").rsplit("/", 1)[-1] or folder
+        self.update(self.render_text())
+
     def render_text(self) -> Text:
         pal = self.palette
         colour = {"listening": pal.ok, "error": pal.error}.get(self.state, pal.warn)
@@ -41,7 +49,13 @@ class StationHeader(Static):
                              (f"{STATE_SYMBOL.get(self.state, '?')} {self.state}", f"bold {colour}"))
         if self.detail:
             text.append(f"  {self.detail}", colour)
-        text.append(f"   import: {self.import_folder}", "dim")
+        if self.import_state == "off":
+            text.append("   import: off", "dim")
+        else:
+            style = pal.error if self.import_state == "error" else "dim"
+            text.append(f"   import {self.import_folder}: {self.import_state}", style)
+            if self.import_detail:
+                text.append(f" ({self.import_detail})", style)
         return text
 
 

@@ -96,6 +96,8 @@ def _history(rows: tuple[Any, ...], pal: Palette) -> RenderableType:
 
 def render_details(d: PlanDetails, pal: Palette) -> RenderableType:
     parts: list[RenderableType] = [_facts(d.bundle, d.state, pal)]
+    if d.held_by and not d.bundle.complete:
+        parts.append(Text(f"Held by rule {', '.join(d.held_by)}: sent when the bundle is complete", pal.warn))
     if d.bundle.beams:
         parts += [Text(), _beams(d.bundle)]
     parts += [Text(), _chain(d.bundle, pal)]
