@@ -119,8 +119,6 @@ class ConfigEditing:
         header = self.main.header
         header.ae_title = new.station.ae_title
         header.address = f"{new.station.bind}:{new.station.port}"
-        folder = new.import_.folder
-        header.import_folder = folder.name if folder else "off"
         header.update(header.render_text())
         if old.logging.level != new.logging.level:
             logging.getLogger(ROOT).setLevel(new.logging.level)  # the file's level; the pane keeps its own filter
