@@ -70,6 +70,7 @@ async def test_an_association_whose_connection_thread_dies_is_still_closed_and_l
     from pynetdicom import dimse_messages
 
     from helpers import DATA, storescu
+    from rtstation_tui.engine import cstore_wire
     from rtstation_tui.engine.config import load_config
     from rtstation_tui.engine.events import AssociationClosed
     from rtstation_tui.engine.station import Station
@@ -92,6 +93,7 @@ async def test_an_association_whose_connection_thread_dies_is_still_closed_and_l
     await station.start()
     try:
         monkeypatch.setattr(dimse_messages, "NamedTemporaryFile", FailingSpool)
+        monkeypatch.setattr(cstore_wire.TempDataset, "write", FailingSpool.write)  # netfast's own spool files
         failed = await asyncio.to_thread(storescu, port, [DATA / "breast_boost" / "ct.0.dcm"], aet="DYING",
                                          check=False)
         assert failed.returncode != 0

@@ -21,6 +21,10 @@ from .index import Index, IndexRecord
 
 log = logging.getLogger("rtstation.index")
 BATCH = 500
+# After the first record arrives, gather more for up to this long: one SQLite transaction and one wake-up of this
+# thread per batch instead of per instance, which keeps the GIL with the receive path during a transfer. Readiness
+# waits for the session's end marker, so this adds at most this much to "plan ready".
+BATCH_WINDOW = 0.05
 
 
 class _Marker:
@@ -80,9 +84,10 @@ class Indexer:
             if item is None:
                 return
             batch: list[IndexRecord | _Marker] = [item]
+            deadline = time.monotonic() + BATCH_WINDOW
             while len(batch) < BATCH:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if nxt is None:

@@ -28,6 +28,7 @@ from .dicomfile import BadDicom, dataset_offset, read_header, value_problems
 from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
 from .index import Index, IndexRecord
 from .indexer import Indexer
+from .netfast import accelerate
 from .spool import failure as spool_failure, install as install_spool_guard
 from .store import Store
 from .structure import verify_structure
@@ -172,6 +173,7 @@ class Receiver:
         sock = event.assoc.dul.socket.socket
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc

@@ -18,6 +18,7 @@ import pydicom
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import build_context
 
+from .sculoop import steady_requestor
 from .nodes import NodeConfig
 
 log = logging.getLogger("rtstation.sender")
@@ -55,6 +56,7 @@ def _nodelay(event: Any) -> None:
     sock = event.assoc.dul.socket.socket
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    steady_requestor(event.assoc)  # pynetdicom's own loop can steal C-STORE responses under load (30 s stalls)
 
 
 def make_ae(node: NodeConfig, station_ae: str) -> AE:

@@ -1,0 +1,1 @@
+"""Benchmarks of issue 8 (``make bench``): not part of the test suite, never imported by the project."""

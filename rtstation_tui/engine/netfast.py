@@ -1,0 +1,429 @@
+"""Event-driven loops for pynetdicom 3.0.4 acceptor associations: the receive path without polling sleeps.
+
+Why: stock pynetdicom cannot receive faster than ~0.3× DCMTK on our 2-core server, and the limit is not Python but
+polling (measured in ``bench/``; field notes in the issue): the association thread sleeps 1 ms per loop before
+it looks at a finished message, the DUL thread sleeps 1 ms whenever it has caught up with the socket (between
+PDUs and before each response goes out), PDUs are read 4 KiB at a time and copied ~8 times, and every C-STORE
+command set is decoded and every response encoded through pydicom's generic machinery.
+
+``accelerate(assoc, tmp_dir)``, called from ``EVT_CONN_OPEN`` (before the association's threads start), replaces
+per association, never in site-packages:
+
+- the DUL loop: ``select()`` on the peer socket and a wake-up socketpair (rung when a primitive is queued for
+  sending or the DUL is stopped) instead of ``sleep(0.001)``;
+- PDU reading: header and body read with ``recv_into`` in one go; P-DATA-TF values are memoryview slices;
+- the association loop: waits on a doorbell rung by the DIMSE message queue and the ACSE queue;
+- C-STORE-RQ decoding: the command set is parsed by hand and the dataset written straight into a temp file in
+  ``tmp_dir`` (what ``STORE_RECV_CHUNKED_DATASET`` does, without pydicom), and the C-STORE-RSP is encoded by hand;
+- where the C-STORE is served: on the DUL thread as soon as its last fragment is written, not after two thread
+  hand-offs (DUL → association thread → DUL). A storage SCU waits for each response (pynetdicom negotiates no
+  asynchronous operations), so the reader has nothing else to do meanwhile. Consequence for ``EVT_C_STORE``
+  handlers: they may call ``event.assoc.abort()`` (non-blocking inside a handler, as in pynetdicom) but not
+  ``release()``, ``kill()`` or the ``send_*()`` methods, which wait for the DUL thread they would be running on.
+
+Everything else (association negotiation and rejection, C-ECHO, other DIMSE messages, odd encodings, release,
+abort, timers, the state machine) still runs pynetdicom's own code. Handlers for the per-PDU/per-message events
+(``EVT_DATA_RECV``, ``EVT_PDU_RECV``, ``EVT_DIMSE_RECV``) switch the matching fast path off. These are private
+internals: the version is pinned in ``pyproject.toml`` and ``tests/test_netfast.py`` fails loudly when they change.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import select
+import socket
+import ssl
+import struct
+import threading
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Callable
+
+import pynetdicom
+from pynetdicom import _config, evt
+from pynetdicom.association import LOGGER as ASSOC_LOG
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dul import LOGGER as DUL_LOG
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.utils import make_target
+
+from . import cstore_wire
+
+SUPPORTED_VERSION = "3.0.4"
+DUL_WAIT = 0.02  # s: longest idle sleep of the DUL loop (ARTIM and idle timers are checked this often)
+ASSOC_WAIT = 0.05  # s: same for the association loop (network timeout, DUL death)
+PREALLOCATE_MAX = 4 << 20  # PDUs up to this size are read into one preallocated buffer
+_HEADER = struct.Struct(">BBL")
+log = logging.getLogger("rtstation.netfast")
+_warned = threading.Event()
+
+
+def accelerate(assoc: Any, tmp_dir: Path) -> bool:
+    """Install the fast loops on one acceptor association; False (stock behaviour) if they cannot apply."""
+    if pynetdicom.__version__ != SUPPORTED_VERSION:
+        if not _warned.is_set():
+            _warned.set()
+            log.warning("pynetdicom %s is not %s: fast receive path off", pynetdicom.__version__, SUPPORTED_VERSION)
+        return False
+    if not assoc.is_acceptor or assoc.is_alive() or assoc.dul.is_alive() or assoc.dul.socket is None:
+        return False
+    _Accelerator(assoc, Path(tmp_dir))
+    return True
+
+
+class _RingQueue(queue.Queue):  # type: ignore[type-arg]
+    """A queue that rings a bell after every put, so its consumer can block instead of polling."""
+
+    def __init__(self, ring: Callable[[], None]) -> None:
+        super().__init__()
+        self._ring = ring
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._ring()
+
+
+class _FastStore(C_STORE):
+    """A C-STORE-RQ decoded here: its dataset is already in a temp file of ours."""
+
+
+class _Accelerator:
+    """The per-association state and the replacement methods bound onto its pynetdicom objects."""
+
+    def __init__(self, assoc: Any, tmp_dir: Path) -> None:
+        self.assoc, self.dul, self.dimse, self.tmp_dir = assoc, assoc.dul, assoc.dimse, tmp_dir
+        self.bell = threading.Event()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.cmd = bytearray()
+        self.pending: tuple[int, _FastStore, cstore_wire.TempDataset] | None = None  # C-STORE whose dataset is arriving
+        self.stock_busy = False  # pynetdicom's own decoder holds a partial message
+        self.reactor_running = threading.Event()  # negotiation done, EVT_ACCEPTED handlers returned
+        self._stock_receive = self.dimse.receive_primitive
+        self._stock_serve = assoc._serve_request
+        self._stock_stop_dul = self.dul.stop_dul
+        self._stock_kill = assoc.kill
+        assoc.dimse.msg_queue = _RingQueue(self.bell.set)
+        self.dul.to_user_queue = _RingQueue(self.bell.set)
+        self.dul.to_provider_queue = _RingQueue(self.wake_dul)
+        self.dul._target = make_target(self.dul_reactor)
+        self.dul._read_pdu_data = self.read_pdu
+        self.dul.stop_dul = self.stop_dul
+        self.dimse.receive_primitive = self.receive_primitive
+        assoc._run_reactor = self.assoc_reactor
+        assoc._serve_request = self.serve_request
+        assoc.kill = self.kill
+
+    # -- DUL thread --------------------------------------------------------------------------------------------
+    def wake_dul(self) -> None:
+        if threading.get_ident() == self.dul.ident:
+            return  # the DUL thread itself queued it (a C-STORE response): it looks at the queue next anyway
+        try:
+            self.wake_w.send(b"!")
+        except OSError:  # buffer full (it is already awake) or closed at the end
+            pass
+
+    def stop_dul(self) -> bool:
+        self.wake_dul()
+        return bool(self._stock_stop_dul())
+
+    def kill(self) -> None:
+        self.bell.set()
+        self._stock_kill()
+
+    def _wait_readable(self) -> None:
+        wrapped = self.dul.socket
+        sock = wrapped.socket if wrapped is not None and wrapped._is_connected else None
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # decrypted bytes already buffered: select() cannot see them
+        watch: list[Any] = [self.wake_r] if sock is None else [self.wake_r, sock]
+        try:
+            ready, _, _ = select.select(watch, [], [], DUL_WAIT)
+        except (OSError, ValueError):  # the socket was closed under us; the stock checks notice it
+            return
+        if self.wake_r in ready:
+            try:
+                self.wake_r.recv(4096)
+            except OSError:
+                pass
+
+    def dul_reactor(self) -> None:
+        """``DULServiceProvider.run_reactor`` with ``select()`` where it sleeps; same order of checks."""
+        dul, assoc = self.dul, self.assoc
+        dul._idle_timer.start()
+        idle = False
+        try:
+            while True:
+                if not assoc._dul_ready.is_set():
+                    assoc._dul_ready.set()
+                if idle:
+                    self._wait_readable()
+                if dul._kill_thread:
+                    break
+                if dul.artim_timer.expired:
+                    dul.event_queue.put("Evt18")
+                try:
+                    if dul._process_recv_primitive():
+                        pass
+                    elif dul._is_transport_event():
+                        dul._idle_timer.restart()
+                except Exception as exc:
+                    DUL_LOG.error("Exception in DUL.run(), aborting association")
+                    DUL_LOG.exception(exc)
+                    abort = A_ABORT_RQ()
+                    abort.source, abort.reason_diagnostic = 0x02, 0x00
+                    dul.socket.send(abort.encode())
+                    assoc.is_aborted, assoc.is_established, assoc._kill = True, False, True
+                    dul._kill_thread = True
+                    return
+                try:
+                    event = dul.event_queue.get(block=False)
+                except queue.Empty:
+                    idle = True
+                    continue
+                dul.state_machine.do_action(event)
+                idle = False
+        finally:
+            if self.pending is not None:  # the peer went away mid-dataset: nothing was acknowledged
+                self.pending[2].discard()
+                self.pending = None
+            self.wake_r.close()
+            self.wake_w.close()
+            self.bell.set()
+
+    def _recv_exact(self, sock: socket.socket, n: int) -> bytearray:
+        """``n`` bytes, fewer only if the peer closed. A huge claimed length is not allocated up front."""
+        if n <= PREALLOCATE_MAX:
+            buf = bytearray(n)
+            view, got = memoryview(buf), 0
+            while got < n:
+                k = sock.recv_into(view[got:], n - got)
+                if not k:
+                    break
+                got += k
+            view.release()
+            return buf if got == n else buf[:got]
+        out = bytearray()
+        while len(out) < n:
+            chunk = sock.recv(min(1 << 20, n - len(out)))
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    def read_pdu(self) -> None:
+        """``DULServiceProvider._read_pdu_data``: same events, one read per PDU, no copies of P-DATA values."""
+        dul = self.dul
+        sock = dul.socket.socket
+        try:
+            header = self._recv_exact(sock, 6)
+            if len(header) < 6:
+                dul.event_queue.put("Evt17")
+                return
+            pdu_type, _, length = _HEADER.unpack(header)
+            if pdu_type not in (1, 2, 3, 4, 5, 6, 7):
+                DUL_LOG.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
+                dul.event_queue.put("Evt19")
+                return
+            body = self._recv_exact(sock, length)
+        except (OSError, TimeoutError) as exc:
+            DUL_LOG.error("Connection closed before the entire PDU was received")
+            DUL_LOG.exception(exc)
+            dul.event_queue.put("Evt17")
+            return
+        if len(body) != length:
+            DUL_LOG.error(f"The received PDU is shorter than expected ({len(body) + 6} of {length + 6} bytes received)")
+            dul.event_queue.put("Evt17")
+            return
+        handlers = self.assoc._handlers
+        try:
+            if pdu_type == 4 and not handlers.get(evt.EVT_DATA_RECV) and not handlers.get(evt.EVT_PDU_RECV):
+                pdu: Any = cstore_wire.p_data_tf(memoryview(body))
+                event = "Evt10"
+            else:
+                pdu, event = dul._decode_pdu(header + body)
+        except Exception as exc:
+            DUL_LOG.error("Unable to decode the received PDU data")
+            DUL_LOG.exception(exc)
+            dul.event_queue.put("Evt19")
+            return
+        dul.event_queue.put(event)
+        dul._recv_pdu.put(pdu)
+
+    # -- DIMSE (runs on the DUL thread, from the state machine) ------------------------------------------------
+    def receive_primitive(self, primitive: P_DATA) -> None:
+        """``DIMSEServiceProvider.receive_primitive``: C-STORE-RQs here, every other message to pynetdicom."""
+        for context_id, data in primitive.presentation_data_value_list:
+            if self.stock_busy:
+                self._to_stock(context_id, data)
+                continue
+            control = data[0]
+            if control & 1:  # command fragment
+                if self.pending is not None:
+                    DUL_LOG.error("Command received before the previous C-STORE dataset ended; dataset dropped")
+                    self.pending[2].discard()
+                    self.pending = None
+                self.cmd += data[1:]
+                if control & 2:
+                    cmd = bytes(self.cmd)
+                    self.cmd.clear()
+                    if not self._start_store(context_id, cmd):
+                        self._to_stock(context_id, b"\x03" + cmd)
+            elif self.pending is None:
+                self._to_stock(context_id, data)
+            else:
+                self.pending[2].write(data[1:])
+                if control & 2:
+                    cx_id, request, tmp = self.pending
+                    self.pending = None
+                    tmp.close()
+                    if self.reactor_running.is_set() and self.dimse.msg_queue.empty():
+                        self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-offs
+                    else:  # EVT_ACCEPTED handlers may still be running: the association thread serves it after them
+                        self.dimse.msg_queue.put((cx_id, request))
+
+    def _to_stock(self, context_id: int, data: Any) -> None:
+        p = P_DATA()
+        p.presentation_data_value_list = [[context_id, bytes(data)]]
+        self._stock_receive(p)
+        self.stock_busy = self.dimse.message is not None
+
+    def _start_store(self, context_id: int, cmd: bytes) -> bool:
+        if not _config.STORE_RECV_CHUNKED_DATASET or self.assoc._handlers.get(evt.EVT_DIMSE_RECV):
+            return False
+        cx = self.assoc._accepted_cx.get(context_id)
+        rq = cstore_wire.parse_store_request(cmd)
+        if cx is None or rq is None:
+            return False
+        req = _FastStore()
+        try:
+            req.MessageID, req.Priority = rq.message_id, rq.priority
+            req.AffectedSOPClassUID, req.AffectedSOPInstanceUID = rq.sop_class, rq.sop_instance
+            if rq.move_originator_aet is not None:
+                req.MoveOriginatorApplicationEntityTitle = rq.move_originator_aet
+            if rq.move_originator_id is not None:
+                req.MoveOriginatorMessageID = rq.move_originator_id
+        except (ValueError, TypeError):
+            return False  # pynetdicom decodes it again and refuses it in its own words
+        tmp = cstore_wire.TempDataset(self.tmp_dir)  # out of space: recorded for the handler (0xA700), not raised
+        tmp.write(cstore_wire.file_meta(rq.sop_class, rq.sop_instance, str(cx.transfer_syntax[0])))
+        req.DataSet = BytesIO()  # pynetdicom's chunked mode leaves it empty too; is_valid_request wants one
+        req._context_id = context_id
+        req._dataset_path = Path(tmp.name)
+        req._dataset_file = tmp  # type: ignore[assignment]
+        self.pending = (context_id, req, tmp)
+        return True
+
+    # -- association thread ------------------------------------------------------------------------------------
+    def assoc_reactor(self) -> None:
+        """``Association._run_reactor``: blocks on a doorbell instead of ``sleep(0.001)``; same checks."""
+        a, bell, messages = self.assoc, self.bell, self.dimse.msg_queue
+        a._is_paused = False
+        self.reactor_running.set()
+        try:
+            while not a._kill:
+                a._is_paused = True
+                a._reactor_checkpoint.wait()
+                a._is_paused = False
+                bell.clear()
+                try:
+                    context_id, msg = messages.get_nowait()
+                except queue.Empty:
+                    context_id, msg = None, None
+                if msg:
+                    a._serve_request(msg, context_id)
+                    continue
+                if a.is_established and a.acse.is_release_requested():
+                    # EVT_RELEASED before the A-RELEASE-RP is queued (pynetdicom: after): the DUL sends it at once
+                    # now, and the peer's closing (EVT_CONN_CLOSE) must not overtake EVT_RELEASED
+                    a.is_released, a.is_established = True, False
+                    evt.trigger(a, evt.EVT_RELEASED, {})
+                    a.acse.send_release(is_response=True)
+                    ASSOC_LOG.info("Association Released")
+                    a.kill()
+                    return
+                if a.acse.is_aborted():
+                    ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
+                    a.dul.receive_pdu(wait=False)
+                    a.is_aborted, a.is_established = True, False
+                    evt.trigger(a, evt.EVT_ABORTED, {})
+                    a.kill()
+                    return
+                if not a.dul.is_alive():
+                    a.kill()
+                    return
+                if a.dul.idle_timer_expired():
+                    ASSOC_LOG.error("Network timeout reached")
+                    if a.network_timeout_response == "A-RELEASE":
+                        a._is_paused = True
+                        a._reactor_checkpoint.wait()
+                        a.release()
+                        a._is_paused = False
+                    else:
+                        a.abort()
+                    a.kill()
+                    return
+                bell.wait(ASSOC_WAIT)
+        finally:
+            self._discard_queued()
+
+    def _discard_queued(self) -> None:
+        """Datasets received but never handed to the handler (the association ended first): never acknowledged."""
+        while True:
+            try:
+                _, msg = self.dimse.msg_queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(msg, _FastStore) and isinstance(msg._dataset_file, cstore_wire.TempDataset):
+                msg._dataset_file.discard()
+
+    def serve_request(self, msg: Any, context_id: int) -> None:
+        """``Association._serve_request`` + ``StorageServiceClass.SCP`` for our C-STOREs; the rest: stock."""
+        a = self.assoc
+        if type(msg) is not _FastStore or not _config.UNRESTRICTED_STORAGE_SERVICE:
+            self._stock_serve(msg, context_id)
+            return
+        tmp = msg._dataset_file
+        cx = a._accepted_cx.get(context_id)
+        if a._sent_release or cx is None:
+            tmp.discard()
+            self._stock_serve(msg, context_id)  # logs and ignores, or aborts, as pynetdicom does
+            return
+        self.dimse.cancel_req = {}
+        a._is_paused = True
+        a.abort = a._abort_nonblocking  # as pynetdicom's ``attempt`` context does around the handler
+        try:
+            status: Any = evt.trigger(a, evt.EVT_C_STORE, {"request": msg, "context": cx.as_tuple})
+        except Exception as exc:
+            ASSOC_LOG.error("Exception in handler bound to 'evt.EVT_C_STORE'")
+            ASSOC_LOG.exception(exc)
+            status = 0xC211
+        finally:
+            a.abort = a._abort_blocking
+            tmp.discard()
+            a._is_paused = False
+        self.dimse.cancel_req = {}
+        if not a.is_established:
+            return
+        if not isinstance(status, int) or not 0 <= status <= 0xFFFF:
+            self._stock_response(msg, context_id, status)
+            return
+        rsp = cstore_wire.store_response(msg.AffectedSOPClassUID, msg.AffectedSOPInstanceUID, msg.MessageID, status)
+        p = P_DATA()
+        p.presentation_data_value_list = [[context_id, b"\x03" + rsp]]
+        a.dul.send_pdu(p)
+
+    def _stock_response(self, msg: Any, context_id: int, status: Any) -> None:
+        """A status Dataset (or nonsense) from the handler: let pynetdicom build the response as it would."""
+        from pynetdicom.service_class import StorageServiceClass
+
+        rsp = C_STORE()
+        rsp.MessageID = msg.MessageID
+        rsp.MessageIDBeingRespondedTo = msg.MessageID
+        rsp.AffectedSOPInstanceUID = msg.AffectedSOPInstanceUID
+        rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
+        rsp = StorageServiceClass(self.assoc).validate_status(status, rsp)
+        self.dimse.send_msg(rsp, context_id)

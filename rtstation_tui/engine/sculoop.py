@@ -1,0 +1,64 @@
+"""The association loop of our own outgoing associations (the sender), without pynetdicom's response-stealing race.
+
+Kept apart from ``netfast`` (the receive side) but pinned the same way: ``tests/test_netfast.py`` fails when the
+pynetdicom internals copied here change.
+"""
+
+from __future__ import annotations
+
+import time
+from types import MethodType
+from typing import Any
+
+import pynetdicom
+from pynetdicom import evt
+from pynetdicom.association import LOGGER as ASSOC_LOG
+
+from .netfast import SUPPORTED_VERSION
+
+REQUESTOR_WAIT = 0.01  # s: how often an outgoing association's loop looks for aborts and timeouts
+
+
+def steady_requestor(assoc: Any) -> bool:
+    """For our own outgoing associations (the sender): an association loop that never takes DIMSE messages.
+
+    Why: pynetdicom's loop runs beside ``send_c_store()`` and pauses through a flag handshake with a window
+    between ``_reactor_checkpoint.wait()`` and ``_is_paused = False``; under load it wins the race, takes the
+    C-STORE response off the queue, logs "Received unexpected C-STORE service message" and the sender waits out
+    the DIMSE timeout (30 s per hit in ``make bench`` at load 3; pynetdicom issues #435, #842, #875). A storage
+    SCU's peer sends it nothing but responses, which belong to the waiting ``send_*()`` call, so this loop only
+    watches for release requests, aborts, the DUL's end and the network timeout. Call from ``EVT_CONN_OPEN``."""
+    if pynetdicom.__version__ != SUPPORTED_VERSION or not assoc.is_requestor:
+        return False
+    assoc._run_reactor = MethodType(_requestor_reactor, assoc)
+    return True
+
+
+def _requestor_reactor(a: Any) -> None:
+    """``Association._run_reactor`` for requestors, minus serving DIMSE messages; always "paused" for send_*()."""
+    a._is_paused = True
+    while not a._kill:
+        a._reactor_checkpoint.wait()
+        if a.is_established and a.acse.is_release_requested():
+            a.is_released, a.is_established = True, False
+            evt.trigger(a, evt.EVT_RELEASED, {})
+            a.acse.send_release(is_response=True)
+            ASSOC_LOG.info("Association Released")
+            a.kill()
+            return
+        if a.acse.is_aborted():
+            ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
+            a.dul.receive_pdu(wait=False)
+            a.is_aborted, a.is_established = True, False
+            evt.trigger(a, evt.EVT_ABORTED, {})
+            a.kill()
+            return
+        if not a.dul.is_alive():
+            a.kill()
+            return
+        if a.dul.idle_timer_expired():
+            ASSOC_LOG.error("Network timeout reached")
+            a.abort()
+            a.kill()
+            return
+        time.sleep(REQUESTOR_WAIT)
