@@ -26,6 +26,7 @@ class Tmux:
         if not Path(TMUX).exists():
             raise AssertionError(f"tmux missing at {TMUX}: run `make test` (it installs the peers)")
         self.socket = str(socket)
+        self.pid: int | None = None
 
     def run(self, *args: str, check: bool = True) -> str:
         proc = subprocess.run([TMUX, "-S", self.socket, *args], capture_output=True, text=True, timeout=30)
@@ -44,7 +45,8 @@ class Tmux:
                  10, what="tmux pane of 100x30")
         # -u: a COLUMNS/LINES inherited from the test runner would override the pty's real size
         self.run("respawn-pane", "-k", "-t", "rt", "env", "-u", "COLUMNS", "-u", "LINES", *exports, *command)
-        return int(self.run("list-panes", "-t", "rt", "-F", "#{pane_pid}").split()[0])
+        self.pid = int(self.run("list-panes", "-t", "rt", "-F", "#{pane_pid}").split()[0])
+        return self.pid
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", "rt", check=False)
@@ -60,7 +62,20 @@ class Tmux:
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     t = Tmux(tmp_path / "tmux.sock")
     yield t
-    t.kill()
+    t.kill()  # SIGHUP to the console; a failed test must not leave it running either
+    if t.pid is not None:
+        try:
+            wait_for(lambda: not alive(t.pid), 40, what="the console to exit after its terminal went away")
+        finally:
+            if alive(t.pid):
+                os.kill(t.pid, 9)
+
+
+@pytest.fixture
+def qa(tmp_path: Path) -> Iterator[StoreSCP]:
+    scp = StoreSCP(tmp_path / "qa").start()
+    yield scp
+    scp.stop()
 
 
 def alive(pid: int) -> bool:
@@ -75,10 +90,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path, tmux: Tmux) -> None:
+def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path, tmux: Tmux, qa: StoreSCP) -> None:
     port = free_port()
     data_dir = tmp_path / "var"
-    qa = StoreSCP(tmp_path / "qa").start()
     qa_port = qa.port
     config = write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port, extra=(
         f'[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {qa_port}\n')))
@@ -93,23 +107,20 @@ def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path
     tmux.keys("Down")
     wait_for(lambda: "txmachine" in tmux.screen() and "Fractions" in tmux.screen(), 20,
              what=f"details of B1; screen:\n{tmux.screen()}")
-    screen = tmux.screen()
-    assert "UNAPPROVED" in screen and "today 4 received" in screen
+    assert "UNAPPROVED" in tmux.screen()
+    wait_for(lambda: "today 4 received" in tmux.screen(), 20, what=f"status line; screen:\n{tmux.screen()}")
 
-    try:
-        tmux.keys("s")
-        wait_for(lambda: "Send 1 plan" in tmux.screen(), 20, what=f"send dialog; screen:\n{tmux.screen()}")
-        assert "1 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 4 objects" in tmux.screen()
-        tmux.keys("Space")  # choose QA (the first node)
-        wait_for(lambda: "Chosen: QA" in tmux.screen(), 10, what=f"QA chosen; screen:\n{tmux.screen()}")
-        tmux.keys("Enter")
-        wait_for(lambda: len(qa.files()) == 4, 30,
-                 what=f"storescp to receive the 4 objects of B1; screen:\n{tmux.screen()}\nlog:\n"
-                      f"{(data_dir / 'logs' / 'rtstation.log').read_text()[-3000:]}")
-        wait_for(lambda: "QA: done" in tmux.screen(), 20, what=f"'QA: done' in the tree; screen:\n{tmux.screen()}")
-        # the bar itself (100%) is checked in-process: test_tui_live.py::test_send_to_storescp_progress_reaches_100
-    finally:
-        qa.stop()
+    tmux.keys("s")
+    wait_for(lambda: "Send 1 plan" in tmux.screen(), 20, what=f"send dialog; screen:\n{tmux.screen()}")
+    assert "1 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 4 objects" in tmux.screen()
+    tmux.keys("Space")  # choose QA (the first node)
+    wait_for(lambda: "Chosen: QA" in tmux.screen(), 10, what=f"QA chosen; screen:\n{tmux.screen()}")
+    tmux.keys("Enter")
+    wait_for(lambda: len(qa.files()) == 4, 30,
+             what=f"storescp to receive the 4 objects of B1; screen:\n{tmux.screen()}\nlog:\n"
+                  f"{(data_dir / 'logs' / 'rtstation.log').read_text()[-3000:]}")
+    wait_for(lambda: "QA: done" in tmux.screen(), 20, what=f"'QA: done' in the tree; screen:\n{tmux.screen()}")
+    # the bar itself (100%) is checked in-process: test_tui_live.py::test_send_to_storescp_progress_reaches_100
 
     tmux.kill()  # the terminal goes away: SIGHUP
     wait_for(lambda: not alive(pid), 40, what="the console to exit after SIGHUP")

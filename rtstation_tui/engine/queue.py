@@ -224,14 +224,14 @@ class JobQueue(Database):
     def recover(self, alive: Callable[[int], bool]) -> list[tuple[int, list[ItemRow]]]:
         """Jobs a dead process was sending go back to the queue; acknowledged instances stay done.
 
-        Returns (job id, in-doubt items): the instance whose C-STORE was under way when the process died. Its
-        response never reached us, so it is sent again; the peer may have stored it already (C-STORE alone cannot
-        tell), so the caller logs it."""
+        Returns (job id, in-doubt items): the first instance not yet acknowledged, which may have been under way
+        when the process died (instances go out in order, one at a time). Its response never reached us, so it is
+        sent again; the peer may have stored it already (C-STORE alone cannot tell), so the caller logs it."""
         rows = self.conn.execute("SELECT id, owner_pid FROM jobs WHERE state='sending'").fetchall()
         out = []
         for r in rows:
             if not alive(r["owner_pid"] or 0):
-                doubt = self.items(r["id"], [SENDING])
+                doubt = self.items(r["id"], [QUEUED, SENDING])[:1]
                 self.requeue_items(r["id"], include_failed=False)
                 self.set_state(r["id"], QUEUED, next_try=0.0)
                 out.append((r["id"], doubt))

@@ -28,8 +28,10 @@ UNCOMPRESSED = (EXPLICIT, IMPLICIT)
 MAX_CONTEXTS = 128
 WARNING_STATUSES = {0x0001, 0xB000, 0xB006, 0xB007}
 VERIFICATION = "1.2.840.10008.1.1"
+DUL_SEND_DELAY = 0.00005  # s
 
 _config.STORE_SEND_CHUNKED_DATASET = True  # send_c_store(path) streams the stored bytes, never decodes them
+_config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost time on every message; we log ourselves
 
 _RJ_REASONS = {
     (1, 1): "no reason given", (1, 2): "application context not supported",
@@ -57,6 +59,9 @@ def _nodelay(event: Any) -> None:
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     steady_requestor(event.assoc)  # pynetdicom's own loop can steal C-STORE responses under load (30 s stalls)
+    # The DUL thread sleeps this long whenever a loop found nothing (1 ms by default): each C-STORE waits for it
+    # twice. Our associations live only while they send, so a short sleep costs little CPU and most of the time.
+    event.assoc.dul._run_loop_delay = DUL_SEND_DELAY
 
 
 def make_ae(node: NodeConfig, station_ae: str) -> AE:

@@ -33,6 +33,7 @@ from .tls import client_context
 log = logging.getLogger("rtstation.sender")
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 0.1
+CANCEL_CHECK = 0.25  # s between looks at the job's state while sending
 
 
 @dataclass(frozen=True)
@@ -219,10 +220,14 @@ class Sender:
         started, done, sent_bytes, last = time.monotonic(), job.done, job.bytes_done, 0.0
         lost = ""
         try:
+            checked = 0.0
             for item in items:
-                if self._stopping.is_set() or self.queue.state_of(job_id) == CANCELLED:
+                if self._stopping.is_set():
                     break
-                self.queue.mark_item(job_id, item.seq, SENDING)  # if we die now, this one is known to be in doubt
+                if time.monotonic() - checked > CANCEL_CHECK:  # a cancel from the console or another shell
+                    checked = time.monotonic()
+                    if self.queue.state_of(job_id) == CANCELLED:
+                        break
                 out = store(assoc, item.path, item.sop_class, item.transfer_syntax, item.size, node.timeout_s,
                             accepted)
                 if out.ok:

@@ -25,6 +25,8 @@ NO_SENDER = "Sending is not available yet: this build has no sender (station.sen
 
 class StationActions:
     rate: RateMeter
+    _status_busy = False
+    _status_again = False
 
     # -- sending ------------------------------------------------------------------------------------------------
     def selected_plans(self: StationApp) -> list[str]:
@@ -170,18 +172,30 @@ class StationActions:
 
     def refresh_status(self: StationApp) -> None:
         """Free disk and the queue's job counts (every 5 s and after job changes), read in a thread."""
-        # a screen worker: it goes with the screen at exit instead of querying a screen being taken down
-        self.main.run_worker(self._status(), group="status", exclusive=True, exit_on_error=False)
+        # Coalesced, not exclusive: cancelling a running read on every job event could starve the status line.
+        # A screen worker: it goes with the screen at exit instead of querying a screen being taken down.
+        if self._status_busy:
+            self._status_again = True
+            return
+        self._status_busy = True
+        self.main.run_worker(self._status_loop(), group="status", exit_on_error=False)
+
+    async def _status_loop(self: StationApp) -> None:
+        try:
+            self._status_again = True
+            while self._status_again:
+                self._status_again = False
+                await self._status()
+        finally:
+            self._status_busy = False
 
     async def _status(self: StationApp) -> None:
+        midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         free: Any = await asyncio.to_thread(self.facade.free_disk_mb)
         jobs = await asyncio.to_thread(self.facade.job_counts)
+        # the index is the truth for "today"; events add to it in between, this re-count corrects any drift
+        today = await asyncio.to_thread(self.facade.received_since, midnight)
         status = self.main.status
-        status.free_mb, status.min_free_mb, status.jobs = free, self.config.receiver.min_free_mb, jobs
+        status.free_mb, status.min_free_mb, status.jobs, status.today = (free, self.config.receiver.min_free_mb, jobs,
+                                                                          today)
         status.refresh_text()
-
-    async def _count_today(self: StationApp) -> None:
-        midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        n = await asyncio.to_thread(self.facade.received_since, midnight)
-        self.main.status.today = n
-        self.main.status.refresh_text()

@@ -99,7 +99,6 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self.refresh_status)
         self.refresh_status()
-        self._main.run_worker(self._count_today(), group="status", exit_on_error=False)
 
     async def _start_station(self) -> None:
         try:
