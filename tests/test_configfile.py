@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import shutil
 from pathlib import Path
 
 import pytest
+
+from editor_support import changes
 
 from rtstation_tui.engine.config import ConfigError, load_config
 from rtstation_tui.engine.configfile import ConfigFile
@@ -17,16 +18,6 @@ SAMPLE = Path(__file__).parent.parent / "sample_config" / "rtstation.toml"
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
     return Path(shutil.copy(SAMPLE, tmp_path / "rtstation.toml"))
-
-
-def changes(before: str, after: str) -> tuple[list[str], list[str]]:
-    removed, added = [], []
-    for line in difflib.ndiff(before.splitlines(), after.splitlines()):
-        if line.startswith("- "):
-            removed.append(line[2:])
-        elif line.startswith("+ "):
-            added.append(line[2:])
-    return removed, added
 
 
 def test_changing_a_value_keeps_its_comment_and_every_other_line(cfg):

@@ -336,35 +336,7 @@ class _Accelerator:
                 if msg:
                     a._serve_request(msg, context_id)
                     continue
-                if a.is_established and a.acse.is_release_requested():
-                    # EVT_RELEASED before the A-RELEASE-RP is queued (pynetdicom: after): the DUL sends it at once
-                    # now, and the peer's closing (EVT_CONN_CLOSE) must not overtake EVT_RELEASED
-                    a.is_released, a.is_established = True, False
-                    evt.trigger(a, evt.EVT_RELEASED, {})
-                    a.acse.send_release(is_response=True)
-                    ASSOC_LOG.info("Association Released")
-                    a.kill()
-                    return
-                if a.acse.is_aborted():
-                    ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
-                    a.dul.receive_pdu(wait=False)
-                    a.is_aborted, a.is_established = True, False
-                    evt.trigger(a, evt.EVT_ABORTED, {})
-                    a.kill()
-                    return
-                if not a.dul.is_alive():
-                    a.kill()
-                    return
-                if a.dul.idle_timer_expired():
-                    ASSOC_LOG.error("Network timeout reached")
-                    if a.network_timeout_response == "A-RELEASE":
-                        a._is_paused = True
-                        a._reactor_checkpoint.wait()
-                        a.release()
-                        a._is_paused = False
-                    else:
-                        a.abort()
-                    a.kill()
+                if association_ended(a):
                     return
                 bell.wait(ASSOC_WAIT)
         finally:
@@ -427,3 +399,40 @@ class _Accelerator:
         rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
         rsp = StorageServiceClass(self.assoc).validate_status(status, rsp)
         self.dimse.send_msg(rsp, context_id)
+
+
+def association_ended(a: Any) -> bool:
+    """One look at whether the association is over (release asked, abort, connection gone, network timeout); if so
+    it is ended the way pynetdicom's ``_run_reactor`` ends it and True is returned. Shared by both loops we run
+    (``assoc_reactor`` here, the sender's ``sculoop``)."""
+    if a.is_established and a.acse.is_release_requested():
+        # EVT_RELEASED before the A-RELEASE-RP is queued (pynetdicom: after): the DUL sends it at once now, and the
+        # peer's closing (EVT_CONN_CLOSE) must not overtake EVT_RELEASED
+        a.is_released, a.is_established = True, False
+        evt.trigger(a, evt.EVT_RELEASED, {})
+        a.acse.send_release(is_response=True)
+        ASSOC_LOG.info("Association Released")
+        a.kill()
+        return True
+    if a.acse.is_aborted():
+        ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
+        a.dul.receive_pdu(wait=False)
+        a.is_aborted, a.is_established = True, False
+        evt.trigger(a, evt.EVT_ABORTED, {})
+        a.kill()
+        return True
+    if not a.dul.is_alive():
+        a.kill()
+        return True
+    if a.dul.idle_timer_expired():
+        ASSOC_LOG.error("Network timeout reached")
+        if a.network_timeout_response == "A-RELEASE":
+            a._is_paused = True
+            a._reactor_checkpoint.wait()
+            a.release()
+            a._is_paused = False
+        else:
+            a.abort()
+        a.kill()
+        return True
+    return False

@@ -11,10 +11,8 @@ from types import MethodType
 from typing import Any
 
 import pynetdicom
-from pynetdicom import evt
-from pynetdicom.association import LOGGER as ASSOC_LOG
 
-from .netfast import SUPPORTED_VERSION
+from .netfast import SUPPORTED_VERSION, association_ended
 
 REQUESTOR_WAIT = 0.01  # s: how often an outgoing association's loop looks for aborts and timeouts
 
@@ -39,26 +37,6 @@ def _requestor_reactor(a: Any) -> None:
     a._is_paused = True
     while not a._kill:
         a._reactor_checkpoint.wait()
-        if a.is_established and a.acse.is_release_requested():
-            a.is_released, a.is_established = True, False
-            evt.trigger(a, evt.EVT_RELEASED, {})
-            a.acse.send_release(is_response=True)
-            ASSOC_LOG.info("Association Released")
-            a.kill()
-            return
-        if a.acse.is_aborted():
-            ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
-            a.dul.receive_pdu(wait=False)
-            a.is_aborted, a.is_established = True, False
-            evt.trigger(a, evt.EVT_ABORTED, {})
-            a.kill()
-            return
-        if not a.dul.is_alive():
-            a.kill()
-            return
-        if a.dul.idle_timer_expired():
-            ASSOC_LOG.error("Network timeout reached")
-            a.abort()
-            a.kill()
+        if association_ended(a):
             return
         time.sleep(REQUESTOR_WAIT)
