@@ -8,11 +8,10 @@ live at once; the table is rebuilt from the saved configuration, so it always sh
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.configfile import ConfigFile
@@ -20,9 +19,7 @@ from ...engine.nodes import NodeConfig
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.nodeform import NodeForm
 from ..editing import describe_echo
-
-if TYPE_CHECKING:
-    from ..app import StationApp
+from .entries import EntryTableScreen
 
 
 def delete_node(cf: ConfigFile, name: str, rules: list[tuple[str, list[str]]]) -> None:
@@ -41,17 +38,9 @@ def rename_targets(cf: ConfigFile, old: str, new: str, rules: list[tuple[str, li
         cf.update_entry("rules", rule, {"targets": [new if t == old else t for t in targets]})
 
 
-class NodesScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("a", "add", "Add"),
-        Binding("e", "edit", "Edit"),
-        Binding("d", "delete", "Delete"),
-        Binding("space", "toggle", "On/off"),
-        Binding("t", "echo", "Echo"),
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
+class NodesScreen(EntryTableScreen):
+    TABLE_ID = "nodes-table"
+    BINDINGS = [Binding("t", "echo", "Echo")]
     COLUMNS = ("name", "AE title", "address", "on", "last echo")
 
     def compose(self) -> ComposeResult:
@@ -61,14 +50,6 @@ class NodesScreen(Screen[None]):
         yield table
         yield Static("", id="nodes-detail", classes="hint")
         yield Footer()
-
-    @property
-    def app_(self) -> StationApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
-    def table(self) -> DataTable[str]:
-        return self.query_one("#nodes-table", DataTable)
 
     def on_mount(self) -> None:
         self.refresh_rows()
@@ -82,18 +63,10 @@ class NodesScreen(Screen[None]):
             table.add_row(n.name, n.ae_title, f"{n.host}:{n.port}", "yes" if n.enabled else "no",
                           describe_echo(self.app_.last_echo.get(n.name)), key=n.name)
         names = [n.name for n in config.nodes]
-        if keep in names:
-            table.move_cursor(row=names.index(keep))
+        self.keep_cursor(names, keep)
         where = config.path.name if config.path else "built-in defaults"
         self.query_one("#nodes-title", Label).update(f"Nodes  ({len(names)}, from {where})  Enter edits")
         self.show_detail()
-
-    @property
-    def selected(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
     def node(self) -> NodeConfig | None:
         name = self.selected
@@ -114,17 +87,6 @@ class NodesScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_detail()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a row edits it (the table has Enter for itself, so the screen hears it this way)."""
-        event.stop()
-        self.action_edit()
-
-    def action_cursor_down(self) -> None:
-        self.table.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.table.action_cursor_up()
-
     # -- editing ----------------------------------------------------------------------------------------------
     def rules_using(self, name: str) -> list[tuple[str, list[str]]]:
         return [(r.name, list(r.targets)) for r in self.app_.config.rules if name in r.targets]
@@ -135,9 +97,8 @@ class NodesScreen(Screen[None]):
     async def _add(self) -> None:
         taken = [n.name for n in self.app_.config.nodes]
         values = await self.app.push_screen_wait(NodeForm(None, taken))
-        if values and await self.app_.save_config(lambda cf: cf.add_entry("nodes", values),
-                                                  f"Node {values['name']} added"):
-            self.refresh_rows(values["name"])
+        if values:
+            await self._save(lambda cf: cf.add_entry("nodes", values), f"Node {values['name']} added", values["name"])
 
     def action_edit(self) -> None:
         node = self.node()
@@ -157,8 +118,7 @@ class NodesScreen(Screen[None]):
             if new_name != node.name:
                 rename_targets(cf, node.name, new_name, rules)
 
-        if await self.app_.save_config(edit, f"Node {new_name} changed ({', '.join(changes)})"):
-            self.refresh_rows(new_name)
+        await self._save(edit, f"Node {new_name} changed ({', '.join(changes)})", new_name)
 
     def action_toggle(self) -> None:
         node = self.node()
@@ -167,9 +127,8 @@ class NodesScreen(Screen[None]):
 
     async def _toggle(self, node: NodeConfig) -> None:
         on = not node.enabled
-        if await self.app_.save_config(lambda cf: cf.update_entry("nodes", node.name, {"enabled": on}),
-                                       f"Node {node.name} {'enabled' if on else 'disabled'}"):
-            self.refresh_rows(node.name)
+        await self._save(lambda cf: cf.update_entry("nodes", node.name, {"enabled": on}),
+                         f"Node {node.name} {'enabled' if on else 'disabled'}", node.name)
 
     def action_delete(self) -> None:
         node = self.node()
@@ -191,8 +150,7 @@ class NodesScreen(Screen[None]):
             lines.append("No rule and no active job uses it.")
         if not await self.app.push_screen_wait(ConfirmDialog("Delete node?", "\n".join(lines), "Delete", "Keep")):
             return
-        if await self.app_.save_config(lambda cf: delete_node(cf, node.name, rules), f"Node {node.name} deleted"):
-            self.refresh_rows()
+        await self._save(lambda cf: delete_node(cf, node.name, rules), f"Node {node.name} deleted", None)
 
     # -- echo -------------------------------------------------------------------------------------------------
     def action_echo(self) -> None:

@@ -8,23 +8,18 @@ It is computed in a thread worker (bundles are read from the index) and never se
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.rulesconfig import RuleConfig
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
 from ..dryrun import PlanVerdicts, dry_run
-from ..editing import Edit
-
-if TYPE_CHECKING:
-    from ..app import StationApp
+from .entries import EntryTableScreen
 
 SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
 
@@ -52,18 +47,9 @@ def dry_run_text(plans: list[PlanVerdicts]) -> Text:
     return text
 
 
-class RulesScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("a", "add", "Add"),
-        Binding("e", "edit", "Edit"),
-        Binding("d", "delete", "Delete"),
-        Binding("space", "toggle", "On/off"),
-        Binding("K,shift+up", "move(-1)", "Up"),
-        Binding("J,shift+down", "move(1)", "Down"),
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
+class RulesScreen(EntryTableScreen):
+    TABLE_ID = "rules-table"
+    BINDINGS = [Binding("K,shift+up", "move(-1)", "Up"), Binding("J,shift+down", "move(1)", "Down")]
     COLUMNS = ("#", "name", "on", "targets", "matches")
 
     def compose(self) -> ComposeResult:
@@ -74,14 +60,6 @@ class RulesScreen(Screen[None]):
         with VerticalScroll(id="dry-run", can_focus=False):
             yield Static("Dry run: reading the index…", id="dry-run-text")
         yield Footer()
-
-    @property
-    def app_(self) -> StationApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
-    def table(self) -> DataTable[str]:
-        return self.query_one("#rules-table", DataTable)
 
     def on_mount(self) -> None:
         self.dry_run: list[PlanVerdicts] = []
@@ -95,8 +73,7 @@ class RulesScreen(Screen[None]):
         for i, r in enumerate(config.rules, start=1):
             table.add_row(str(i), r.name, "yes" if r.enabled else "no", ", ".join(r.targets), matches(r), key=r.name)
         names = [r.name for r in config.rules]
-        if keep in names:
-            table.move_cursor(row=names.index(keep))
+        self.keep_cursor(names, keep)
         where = config.path.name if config.path else "built-in defaults"
         self.query_one("#rules-title", Label).update(
             f"Rules  ({len(names)}, in order, from {where})  Enter edits" if names
@@ -109,26 +86,8 @@ class RulesScreen(Screen[None]):
         self.dry_run = plans
         self.query_one("#dry-run-text", Static).update(dry_run_text(plans))
 
-    @property
-    def selected(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-
     def rule(self) -> RuleConfig | None:
         return next((r for r in self.app_.config.rules if r.name == self.selected), None)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a row edits it (the table has Enter for itself, so the screen hears it this way)."""
-        event.stop()
-        self.action_edit()
-
-    def action_cursor_down(self) -> None:
-        self.table.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.table.action_cursor_up()
 
     # -- editing ----------------------------------------------------------------------------------------------
     def _form(self, rule: RuleConfig | None) -> RuleForm:
@@ -143,9 +102,9 @@ class RulesScreen(Screen[None]):
 
     async def _add(self) -> None:
         values = await self.app.push_screen_wait(self._form(None))
-        if values and await self.app_.save_config(lambda cf: cf.add_entry("rules", values),
-                                                  f"Rule {values['name']!r} added"):
-            self.refresh_rows(values["name"])
+        if values:
+            await self._save(lambda cf: cf.add_entry("rules", values), f"Rule {values['name']!r} added",
+                             values["name"])
 
     def action_edit(self) -> None:
         rule = self.rule()
@@ -154,10 +113,10 @@ class RulesScreen(Screen[None]):
 
     async def _edit(self, rule: RuleConfig) -> None:
         changes = await self.app.push_screen_wait(self._form(rule))
-        if changes and await self.app_.save_config(lambda cf: cf.update_entry("rules", rule.name, changes),
-                                                   f"Rule {changes.get('name', rule.name)!r} changed "
-                                                   f"({', '.join(changes)})"):
-            self.refresh_rows(changes.get("name", rule.name))
+        if changes:
+            await self._save(lambda cf: cf.update_entry("rules", rule.name, changes),
+                             f"Rule {changes.get('name', rule.name)!r} changed ({', '.join(changes)})",
+                             changes.get("name", rule.name))
 
     def action_toggle(self) -> None:
         rule = self.rule()
@@ -185,7 +144,3 @@ class RulesScreen(Screen[None]):
         question = f"Delete rule {rule.name!r} (to {', '.join(rule.targets)})? Plans it would send are no longer sent."
         if await self.app.push_screen_wait(ConfirmDialog("Delete rule?", question, "Delete", "Keep")):
             await self._save(lambda cf: cf.delete_entry("rules", rule.name), f"Rule {rule.name!r} deleted", None)
-
-    async def _save(self, edit: Edit, what: str, select: str | None) -> None:
-        if await self.app_.save_config(edit, what):
-            self.refresh_rows(select)
