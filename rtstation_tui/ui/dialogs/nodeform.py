@@ -106,11 +106,7 @@ class NodeForm(ModalScreen[dict[str, Any] | None]):
     async def _save(self) -> None:
         form = self.form
         await self._resolve(str(form.raw("host")).strip())
-        problems = form.problems()
-        if problems:
-            first = next(iter(problems))
-            form.focus_field(first)
-            self.notify(f"{form.specs[first].label}: {problems[first]}", title="Not saved", severity="error")
+        if not form.ready_to_save():
             return
         changes = form.changed()
         if self.node is None:

@@ -126,11 +126,7 @@ class RuleForm(ModalScreen[dict[str, Any] | None]):
 
     def action_save(self) -> None:
         form = self.form
-        problems = form.problems()
-        if problems:
-            first = next(iter(problems))
-            form.focus_field(first)
-            self.notify(f"{form.specs[first].label}: {problems[first]}", title="Not saved", severity="error")
+        if not form.ready_to_save():
             return
         changes = form.changed()
         if self.rule is None:

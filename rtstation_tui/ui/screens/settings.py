@@ -107,11 +107,7 @@ class SettingsScreen(Screen[None]):
 
     def action_save(self) -> None:
         form = self.form
-        problems = form.problems()
-        if problems:
-            first = next(iter(problems))
-            form.focus_field(first)
-            self.notify(f"{form.specs[first].label}: {problems[first]}", title="Not saved", severity="error")
+        if not form.ready_to_save():
             return
         changes = form.changed()
         if not changes:

@@ -182,6 +182,17 @@ class Form(VerticalScroll):
                 out[key] = problem
         return out
 
+    def ready_to_save(self) -> bool:
+        """True when every field is valid; otherwise the first bad field gets the focus and a "Not saved" notice
+        names it (every form saves the same way, so the refusal looks the same everywhere)."""
+        problems = self.problems()
+        if not problems:
+            return True
+        first = next(iter(problems))
+        self.focus_field(first)
+        self.notify(f"{self.specs[first].label}: {problems[first]}", title="Not saved", severity="error")
+        return False
+
     def values(self) -> dict[str, Any]:
         return {key: convert(spec, self.raw(key))[0] for key, spec in self.specs.items()}
 
