@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from rtstation_tui.engine.index import Index
+from rtstation_tui.engine.store.index import Index
 
 CT, RS, RP, RD = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.481.3", "1.2.840.10008.5.1.4.1.1.481.5",
                   "1.2.840.10008.5.1.4.1.1.481.2")
@@ -95,8 +95,8 @@ def open_top(data_dir: Path) -> dict[str, Any]:
 
     Also what ``Station`` does before it receives (the store's duplicate map of every SOP Instance UID), timed
     separately since the console gets its tree first."""
-    from rtstation_tui.engine.bundle import patient_view
-    from rtstation_tui.engine.store import Store
+    from rtstation_tui.engine.plans.bundle import patient_view
+    from rtstation_tui.engine.store.files import Store
 
     base_rss = peak_rss_mb()
     t0 = time.perf_counter()

@@ -121,7 +121,7 @@ class Serve:
 
 
 def dataset_bytes(path: Path) -> bytes:
-    from rtstation_tui.engine.dicomfile import dataset_offset
+    from rtstation_tui.engine.dicom.header import dataset_offset
 
     data = Path(path).read_bytes()
     return data[dataset_offset(path):]

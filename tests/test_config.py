@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rtstation_tui.engine.config import ConfigError, load_config
+from rtstation_tui.engine.config.model import ConfigError, load_config
 
 SAMPLE = Path(__file__).parent.parent / "sample_config" / "rtstation.toml"
 
@@ -68,7 +68,7 @@ def test_sample_config_is_valid_and_documents_every_key():
     text = SAMPLE.read_text()
     from dataclasses import fields
 
-    from rtstation_tui.engine.config import SECTIONS
+    from rtstation_tui.engine.config.model import SECTIONS
 
     for section, (_, cls) in SECTIONS.items():
         for f in fields(cls):
@@ -78,7 +78,7 @@ def test_sample_config_is_valid_and_documents_every_key():
 def test_sample_config_documents_every_rule_key():
     from dataclasses import fields
 
-    from rtstation_tui.engine.rulesconfig import RuleConfig
+    from rtstation_tui.engine.config.rules import RuleConfig
 
     text = SAMPLE.read_text().split("[[rules]]", 1)[1]
     for f in fields(RuleConfig):

@@ -9,8 +9,8 @@ import pytest
 
 from editor_support import changes
 
-from rtstation_tui.engine.config import ConfigError, load_config
-from rtstation_tui.engine.configfile import ConfigFile
+from rtstation_tui.engine.config.model import ConfigError, load_config
+from rtstation_tui.engine.config.tomlfile import ConfigFile
 
 SAMPLE = Path(__file__).parent.parent / "sample_config" / "rtstation.toml"
 

@@ -88,7 +88,7 @@ def test_network(station: Station, case: corpus.Case) -> None:
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom on the ESC in a PatientID, read here
 def test_network_listing_after_the_corpus(station: Station) -> None:
     """Runs after the parametrized cases (file order): the index shows every stored case and the conflict."""
-    from rtstation_tui.engine.dicomfile import read_header
+    from rtstation_tui.engine.dicom.header import read_header
 
     plans = {read_header(f).sop_uid for f in stored_files(station.data_dir)}
     assert len(plans) == len({c.sop_uid for c in CASES if c.outcome != "quarantined"})  # each stored case once

@@ -71,7 +71,7 @@ async def test_an_association_whose_connection_thread_dies_is_still_closed_and_l
 
     from helpers import DATA, storescu
     from rtstation_tui.engine import cstore_wire
-    from rtstation_tui.engine.config import load_config
+    from rtstation_tui.engine.config.model import load_config
     from rtstation_tui.engine.events import AssociationClosed
     from rtstation_tui.engine.station import Station
 

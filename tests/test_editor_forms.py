@@ -7,7 +7,7 @@ import pytest
 from editor_support import copy_sample, fill, open_form
 from tui_support import FakeSender, make_app, until
 
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.ui.dialogs.nodeform import NodeForm
 from rtstation_tui.ui.dialogs.ruleform import RuleForm
 from rtstation_tui.ui.screens.settings import SettingsScreen
@@ -229,8 +229,8 @@ async def test_settings_move_with_arrows_and_esc_asks_before_dropping_changes(co
 
 
 def test_convert_writes_what_the_operator_typed_in_the_loaders_types():
-    from rtstation_tui.engine.nodes import NodeConfig
-    from rtstation_tui.engine.rulesconfig import RuleConfig
+    from rtstation_tui.engine.config.nodes import NodeConfig
+    from rtstation_tui.engine.config.rules import RuleConfig
     from rtstation_tui.ui.widgets.form import FieldSpec, convert
 
     timeout = FieldSpec("timeout_s", NodeConfig, "timeout_s", "Timeout")

@@ -7,7 +7,7 @@ import pytest
 from editor_support import changes, copy_sample, fill, open_form, saved
 from tui_support import FakeSender, QueueRow, make_app, until
 
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
 from rtstation_tui.ui.dialogs.nodeform import NodeForm
 from rtstation_tui.ui.dialogs.ruleform import RuleForm

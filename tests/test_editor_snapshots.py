@@ -7,7 +7,7 @@ import pytest
 from editor_support import copy_sample
 from tui_support import fill_store, make_app, until
 
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.ui.dialogs.nodeform import NodeForm
 from rtstation_tui.ui.facade import Facade
 from rtstation_tui.ui.screens.settings import SettingsScreen

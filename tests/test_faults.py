@@ -15,8 +15,8 @@ import pytest
 from helpers import (PEER_ENV, Serve, dataset_bytes, dcmtk, rtstation, show_json, station_toml, stored_files,
                      wait_for, write_config)
 
-from rtstation_tui.engine.dicomfile import dataset_offset, read_header
-from rtstation_tui.engine.structure import verify_structure
+from rtstation_tui.engine.dicom.header import dataset_offset, read_header
+from rtstation_tui.engine.dicom.lengthwalk import verify_structure
 from rtstation_tui.synthetic import make_ct_bulk, make_patient
 
 

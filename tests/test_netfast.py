@@ -31,7 +31,7 @@ from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from helpers import free_port, station_toml, wait_for, write_config
 from rtstation_tui.engine import cstore_wire, netfast
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.station import Station
 from rtstation_tui.synthetic import make_ct
 
@@ -263,8 +263,8 @@ def test_sender_associations_never_take_responses_off_the_dimse_queue(tmp_path):
     touches the queue: a response parked there stays for the send_*() call that waits for it."""
     from peers import StoreSCP
 
-    from rtstation_tui.engine.nodes import NodeConfig
-    from rtstation_tui.engine.scu import associate, close, contexts_for
+    from rtstation_tui.engine.config.nodes import NodeConfig
+    from rtstation_tui.engine.outbound.scu import associate, close, contexts_for
 
     scp = StoreSCP(tmp_path / "scp").start()
     try:
@@ -285,7 +285,7 @@ def test_sender_associations_never_take_responses_off_the_dimse_queue(tmp_path):
 
 
 def test_steady_requestor_only_takes_requestors():
-    from rtstation_tui.engine.sculoop import steady_requestor
+    from rtstation_tui.engine.dimse.requestor import steady_requestor
 
     assert not steady_requestor(Association(AE("X"), "acceptor"))
     assert steady_requestor(Association(AE("X"), "requestor"))

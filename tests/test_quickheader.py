@@ -8,8 +8,8 @@ import pydicom
 import pytest
 
 from helpers import DATA
-from rtstation_tui.engine.dicomfile import read_header, read_header_pydicom
-from rtstation_tui.engine.quickheader import quick_info
+from rtstation_tui.engine.dicom.header import read_header, read_header_pydicom
+from rtstation_tui.engine.dicom.quickheader import quick_info
 from rtstation_tui.synthetic import make_ct_bulk, make_patient
 
 ALL_TEST_FILES = sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ""))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import PEER_ENV, dcmtk, free_port, station_toml, write_config
 
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.events import AssociationClosed, BundleChanged, BundleReady
 from rtstation_tui.engine.station import Station
 from rtstation_tui.synthetic import make_patient

@@ -85,8 +85,8 @@ def test_reload_that_cannot_apply_changes_nothing(tmp_path: Path, port: int) -> 
     """A TLS certificate that cannot be loaded raises ReloadError before anything is swapped."""
     import pytest
 
-    from rtstation_tui.engine.config import load_config
-    from rtstation_tui.engine.reload import ReloadError
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.engine.config.reload import ReloadError
     from rtstation_tui.engine.station import Station
 
     cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port))
@@ -104,8 +104,8 @@ def test_reload_that_cannot_apply_changes_nothing(tmp_path: Path, port: int) -> 
 def test_keys_bound_at_start_are_held_until_restart(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from rtstation_tui.engine.config import load_config
-    from rtstation_tui.engine.reload import config_changes, effective
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.engine.config.reload import config_changes, effective
 
     old = load_config(write_config(tmp_path / "a.toml", station_toml(tmp_path / "var", 11112)))
     new = replace(old, station=replace(old.station, port=11113),

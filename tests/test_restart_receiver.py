@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import echoscu, free_port, station_toml, write_config
 
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.station import Station
 
 

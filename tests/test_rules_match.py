@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from rtstation_tui.engine.rules import PlanFacts, decide, first_failure
-from rtstation_tui.engine.rulesconfig import RuleConfig
+from rtstation_tui.engine.outbound.rules import PlanFacts, decide, first_failure
+from rtstation_tui.engine.config.rules import RuleConfig
 
 FACTS = PlanFacts(plan_uid="1.2.3", patient_id="12345", label="QA_Breast", machines=("TrueBeam2",),
                   approval="APPROVED", sources=("ECLIPSE",), modalities=("CT", "RTDOSE", "RTPLAN", "RTSTRUCT"),
@@ -72,8 +72,8 @@ def test_order_stop_disabled_and_incomplete_options():
 
 
 def test_a_disabled_target_does_not_keep_the_plan_from_the_others():
-    from rtstation_tui.engine.rules import Decision, RulesService
-    from rtstation_tui.engine.sender import Enqueued
+    from rtstation_tui.engine.outbound.rules import Decision, RulesService
+    from rtstation_tui.engine.outbound.sender import Enqueued
 
     class Sender:
         def enqueue_plan(self, uid, targets, include, origin):  # type: ignore[no-untyped-def]

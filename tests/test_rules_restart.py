@@ -11,8 +11,8 @@ from pathlib import Path
 from helpers import free_port, station_toml, storescu, write_config
 from rulestools import audit_records, node_toml, rule_toml
 
-from rtstation_tui.engine.config import load_config
-from rtstation_tui.engine.rules import RulesService
+from rtstation_tui.engine.config.model import load_config
+from rtstation_tui.engine.outbound.rules import RulesService
 from rtstation_tui.engine.station import Station
 from rtstation_tui.synthetic import make_patient
 
@@ -116,7 +116,7 @@ async def test_importing_a_plan_never_re_forwards_the_patients_other_plans(tmp_p
 
 
 async def test_held_plans_are_known_after_a_restart(tmp_path):
-    from rtstation_tui.engine.rules import held_plans
+    from rtstation_tui.engine.outbound.rules import held_plans
 
     patient = make_patient(tmp_path / "p", "HELD1", label="H", slices=2, rows=8, cols=8)
     port = free_port()

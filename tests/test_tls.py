@@ -15,9 +15,9 @@ import pytest
 from helpers import (BREAST, PEER_ENV, Serve, dcmtk, free_port, rtstation, station_toml, stored_files, wait_for,
                      write_config)
 
-from rtstation_tui.engine.config import TlsConfig
-from rtstation_tui.engine.nodes import NodeConfig
-from rtstation_tui.engine.tls import TlsError, client_context, server_context
+from rtstation_tui.engine.config.model import TlsConfig
+from rtstation_tui.engine.config.nodes import NodeConfig
+from rtstation_tui.engine.dimse.tls import TlsError, client_context, server_context
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from helpers import BREAST, PEER_ENV, dcmtk, free_port
 from tui_support import fill_store, make_app, make_config, screen_text, until
 
 from rtstation_tui.engine.events import JobChanged, JobProgress
-from rtstation_tui.engine.index import Index
+from rtstation_tui.engine.store.index import Index
 from rtstation_tui.synthetic import make_patient
 
 
@@ -137,7 +137,7 @@ async def test_send_to_storescp_progress_reaches_100(tmp_path):
 
 
 async def test_a_data_dir_in_use_exits_with_a_message(tmp_path):
-    from rtstation_tui.engine.process import DataDirLock
+    from rtstation_tui.engine.store.lock import DataDirLock
 
     config = make_config(tmp_path)
     lock = DataDirLock(config.data_dir)

@@ -12,7 +12,7 @@ import pytest
 from tui_support import NODES, FakeSender, fill_store, make_app, screen_text, until
 
 from helpers import station_toml, write_config
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.ui.dialogs.send import SendDialog
 from rtstation_tui.ui.facade import Facade
 from rtstation_tui.ui.widgets import logpane

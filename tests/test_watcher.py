@@ -16,7 +16,7 @@ from peers import StoreSCP
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
 
 from rtstation_tui.engine import watcher as watcher_mod
-from rtstation_tui.engine.config import load_config
+from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.events import ImportFolderState
 from rtstation_tui.engine.station import Station
 from rtstation_tui.synthetic import make_patient

@@ -17,12 +17,12 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is importe
 
 from helpers import DATA, station_toml, write_config
 
-from rtstation_tui.engine.config import Config, load_config
-from rtstation_tui.engine.importer import BatchWriter, Importer
-from rtstation_tui.engine.index import Index
+from rtstation_tui.engine.config.model import Config, load_config
+from rtstation_tui.engine.intake.importer import BatchWriter, Importer
+from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.logsetup import setup_logging
-from rtstation_tui.engine.readiness import settled_states
-from rtstation_tui.engine.store import Store
+from rtstation_tui.engine.plans.readiness import settled_states
+from rtstation_tui.engine.store.files import Store
 from rtstation_tui.synthetic import make_patient
 from rtstation_tui.ui.app import StationApp
 

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Sequence
 
-from ..engine.config import ConfigError, find_config_file, load_config
+from ..engine.config.model import ConfigError, find_config_file, load_config
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",

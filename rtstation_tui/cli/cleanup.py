@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from ..engine.audit import configure as configure_audit
-from ..engine.config import Config
-from ..engine.index import Index
+from ..engine.config.model import Config
+from ..engine.store.index import Index
 from ..engine.logsetup import setup_logging
-from ..engine.queue import JobQueue
-from ..engine.retention import apply_cleanup, plan_cleanup
-from ..engine.store import Store
+from ..engine.outbound.queue import JobQueue
+from ..engine.outbound.retention import apply_cleanup, plan_cleanup
+from ..engine.store.files import Store
 from .output import fail, print_json
 
 

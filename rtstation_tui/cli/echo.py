@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 
-from ..engine.config import Config
-from ..engine.nodes import resolve_node
-from ..engine.scu import EchoResult, echo
-from ..engine.tls import TlsError, client_context
+from ..engine.config.model import Config
+from ..engine.config.nodes import resolve_node
+from ..engine.outbound.scu import EchoResult, echo
+from ..engine.dimse.tls import TlsError, client_context
 from .output import fail, print_json
 
 

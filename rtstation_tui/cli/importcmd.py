@@ -10,11 +10,11 @@ import argparse
 from pathlib import Path
 
 from ..engine.audit import configure as configure_audit
-from ..engine.config import Config
-from ..engine.importer import BatchWriter, Importer
-from ..engine.index import Index
+from ..engine.config.model import Config
+from ..engine.intake.importer import BatchWriter, Importer
+from ..engine.store.index import Index
 from ..engine.logsetup import setup_logging
-from ..engine.store import Store
+from ..engine.store.files import Store
 from .output import fail, print_json
 
 

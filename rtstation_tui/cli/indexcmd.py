@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.config import Config
-from ..engine.index import Index
-from ..engine.rebuild import rebuild
-from ..engine.process import DataDirLock, StationLocked
+from ..engine.config.model import Config
+from ..engine.store.index import Index
+from ..engine.intake.rebuild import rebuild
+from ..engine.store.lock import DataDirLock, StationLocked
 from .output import fail, print_json
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime
 
-from ..engine.config import Config
-from ..engine.queue import JobQueue
+from ..engine.config.model import Config
+from ..engine.outbound.queue import JobQueue
 from .output import fail, print_json
 
 

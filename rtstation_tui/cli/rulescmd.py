@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.bundle import Bundle, bundle_for
-from ..engine.config import Config
-from ..engine.index import Index
-from ..engine.nodes import resolve_node
-from ..engine.queue import JobQueue
-from ..engine.rules import PlanFacts, decide
-from ..engine.rulesconfig import RuleConfig
-from ..engine.sender import parts_for
-from ..engine.store import Store
+from ..engine.plans.bundle import Bundle, bundle_for
+from ..engine.config.model import Config
+from ..engine.store.index import Index
+from ..engine.config.nodes import resolve_node
+from ..engine.outbound.queue import JobQueue
+from ..engine.outbound.rules import PlanFacts, decide
+from ..engine.config.rules import RuleConfig
+from ..engine.outbound.sender import parts_for
+from ..engine.store.files import Store
 from .output import fail, print_json
 from .send import resolve_plan
 

@@ -11,17 +11,17 @@ import asyncio
 import sys
 import time
 
-from ..engine.bundle import find_plans
+from ..engine.plans.bundle import find_plans
 from ..engine.audit import configure as configure_audit
-from ..engine.config import Config
+from ..engine.config.model import Config
 from ..engine.events import EventBus
-from ..engine.index import Index
+from ..engine.store.index import Index
 from ..engine.logsetup import setup_logging
-from ..engine.process import DataDirLock, StationLocked
-from ..engine.queue import ACTIVE, DONE, JobQueue
-from ..engine.rulesconfig import INCLUDE_PARTS
-from ..engine.sender import Sender
-from ..engine.store import Store
+from ..engine.store.lock import DataDirLock, StationLocked
+from ..engine.outbound.queue import ACTIVE, DONE, JobQueue
+from ..engine.config.rules import INCLUDE_PARTS
+from ..engine.outbound.sender import Sender
+from ..engine.store.files import Store
 from .output import fail, print_json
 
 

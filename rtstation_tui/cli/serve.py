@@ -9,11 +9,11 @@ import signal
 import sys
 from typing import Callable
 
-from ..engine.config import Config, ConfigError
+from ..engine.config.model import Config, ConfigError
 from ..engine.logsetup import ROOT, setup_logging
-from ..engine.receiver import ReceiverError
-from ..engine.process import StationLocked
-from ..engine.reload import ReloadError
+from ..engine.intake.receiver import ReceiverError
+from ..engine.store.lock import StationLocked
+from ..engine.config.reload import ReloadError
 from ..engine.station import Station
 from .output import fail
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..engine.config import Config
-from ..engine.index import Index
-from ..engine.report import patients_json
+from ..engine.config.model import Config
+from ..engine.store.index import Index
+from ..engine.plans.listing import patients_json
 from .output import print_json
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..engine.config import Config
+from ..engine.config.model import Config
 from ..synthetic import make_ct_bulk, make_patient
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.config import Config
+from ..engine.config.model import Config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

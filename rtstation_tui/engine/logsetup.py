@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .config import Config
+from .config.model import Config
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}

@@ -17,22 +17,22 @@ from typing import Any, Callable, Protocol
 import pydicom
 
 from .audit import audit, configure as configure_audit
-from .config import Config
+from .config.model import Config
 from .events import EventBus, ReceiverState, Subscriber
-from .importer import ImportReport, Importer
-from .process import DataDirLock, pid_alive
-from .index import Index
-from .indexer import Indexer
-from .readiness import Readiness
-from .rebuild import reconcile
-from .receiver import Receiver, ReceiverError
-from .reload import ReloadError, config_changes, effective
-from .retention import RetentionService
-from .rules import RulesService
-from .sender import Sender
-from .store import Store
-from .tls import TlsError
-from .watcher import ImportWatcher
+from .intake.importer import ImportReport, Importer
+from .store.lock import DataDirLock, pid_alive
+from .store.index import Index
+from .store.indexer import Indexer
+from .plans.readiness import Readiness
+from .intake.rebuild import reconcile
+from .intake.receiver import Receiver, ReceiverError
+from .config.reload import ReloadError, config_changes, effective
+from .outbound.retention import RetentionService
+from .outbound.rules import RulesService
+from .outbound.sender import Sender
+from .store.files import Store
+from .dimse.tls import TlsError
+from .intake.watcher import ImportWatcher
 
 log = logging.getLogger("rtstation.station")
 

@@ -24,13 +24,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 
-from ..engine.config import Config
+from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
                              LogEvent, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
-from ..engine.receiver import ReceiverError
-from ..engine.process import StationLocked
+from ..engine.intake.receiver import ReceiverError
+from ..engine.store.lock import StationLocked
 from ..engine.station import Station
 from .actions import StationActions
 from .commands.station import StationCommands

@@ -11,11 +11,11 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.bundle import Bundle, bundle_for
-from ..engine.rulesconfig import RuleConfig
+from ..engine.plans.bundle import Bundle, bundle_for
+from ..engine.config.rules import RuleConfig
 
 try:  # the rules engine (issue 5)
-    from ..engine.rules import PlanFacts, decide
+    from ..engine.outbound.rules import PlanFacts, decide
 except ImportError:  # pragma: no cover - only before the rules branch is merged
     PlanFacts = decide = None  # type: ignore[assignment,misc]
 

@@ -20,12 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..engine.config import Config
-from ..engine.configcheck import ConfigError
-from ..engine.configfile import ConfigFile
+from ..engine.config.model import Config
+from ..engine.config.checks import ConfigError
+from ..engine.config.tomlfile import ConfigFile
 from ..engine.logsetup import ROOT
-from ..engine.receiver import ReceiverError
-from ..engine.reload import ReloadError
+from ..engine.intake.receiver import ReceiverError
+from ..engine.config.reload import ReloadError
 from .facade import EchoOutcome
 from .labels import Palette
 from .themes import ThemeError, load_theme

@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..engine.bundle import Bundle, Member, bundle_for, patient_view
-from ..engine.rules import held_plans
+from ..engine.plans.bundle import Bundle, Member, bundle_for, patient_view
+from ..engine.outbound.rules import held_plans
 from ..engine.station import Station
 
 

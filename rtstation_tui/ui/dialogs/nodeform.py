@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from ...engine.nodes import NodeConfig
+from ...engine.config.nodes import NodeConfig
 from ..widgets.form import FieldSpec, Form
 
 REQUIRED = ("name", "ae_title", "host", "port")

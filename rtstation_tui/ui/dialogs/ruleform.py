@@ -17,8 +17,8 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label
 
-from ...engine.nodes import parse_adhoc
-from ...engine.rulesconfig import INCLUDE_PARTS, RuleConfig, label_pattern_problem
+from ...engine.config.nodes import parse_adhoc
+from ...engine.config.rules import INCLUDE_PARTS, RuleConfig, label_pattern_problem
 from ..widgets.form import FieldSpec, Form
 
 

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from ...engine.nodes import NodeConfig
+from ...engine.config.nodes import NodeConfig
 from ..facade import SendPreview
 
 

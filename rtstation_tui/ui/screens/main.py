@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
 from textual.worker import Worker
 
-from ...engine.config import Config
+from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
 from ..facade import Facade, PatientRow, PlanRow
 from ..labels import JobState, Palette

@@ -14,8 +14,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Label, Static
 
-from ...engine.configfile import ConfigFile
-from ...engine.nodes import NodeConfig
+from ...engine.config.tomlfile import ConfigFile
+from ...engine.config.nodes import NodeConfig
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.nodeform import NodeForm
 from ..editing import describe_echo

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Label, Static
 
-from ...engine.rulesconfig import RuleConfig
+from ...engine.config.rules import RuleConfig
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
 from ..dryrun import PlanVerdicts, dry_run

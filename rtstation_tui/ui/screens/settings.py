@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
-from ...engine.config import SECTIONS, Config
-from ...engine.configfile import ConfigFile
+from ...engine.config.model import SECTIONS, Config
+from ...engine.config.tomlfile import ConfigFile
 from ..themes import available_themes
 from ..widgets.form import FieldSpec, Form
 

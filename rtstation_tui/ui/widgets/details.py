@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from ...engine.bundle import Bundle, Member
+from ...engine.plans.bundle import Bundle, Member
 from ..facade import PlanDetails
 from ..labels import Palette
 

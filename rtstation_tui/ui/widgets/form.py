@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from ...engine.configcheck import ConfigError, check_value
+from ...engine.config.checks import ConfigError, check_value
 
 Check = Callable[[Any], "str | None"]
 

@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.bundle import Member
+from ...engine.plans.bundle import Member
 from ..facade import PatientRow, PlanRow
 from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
 

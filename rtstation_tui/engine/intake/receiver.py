@@ -21,18 +21,18 @@ from typing import Any
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from .acl import check_calling, parse_acl_entry
-from .audit import audit, audit_object
-from .config import Config
-from .dicomfile import BadDicom, dataset_offset, read_header, value_problems
-from .events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
-from .index import Index, IndexRecord
-from .indexer import Indexer
-from .netfast import accelerate
-from .spool import failure as spool_failure, install as install_spool_guard
-from .store import Store
-from .structure import verify_structure
-from .tls import TlsError, connection_limit, server_context, start_server
+from ..config.acl import check_calling, parse_acl_entry
+from ..audit import audit, audit_object
+from ..config.model import Config
+from ..dicom.header import BadDicom, dataset_offset, read_header, value_problems
+from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
+from ..store.index import Index, IndexRecord
+from ..store.indexer import Indexer
+from ..dimse.acceptor import accelerate
+from ..dimse.spool import failure as spool_failure, install as install_spool_guard
+from ..store.files import Store
+from ..dicom.lengthwalk import verify_structure
+from ..dimse.tls import TlsError, connection_limit, server_context, start_server
 
 log = logging.getLogger("rtstation.receiver")
 

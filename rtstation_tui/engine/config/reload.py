@@ -9,7 +9,7 @@ PDU size) keeps its old value until the next restart, and the log says so.
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from .config import SECTIONS, Config
+from .model import SECTIONS, Config
 
 # keys whose new value only takes effect at the next start
 RESTART_ONLY = ("station.ae_title", "station.bind", "station.port", "station.data_dir", "receiver.max_pdu",

@@ -20,7 +20,7 @@ import struct
 
 from pydicom.uid import UID
 
-from .dicomfile import InstanceInfo
+from .header import InstanceInfo
 from .sopclass import modality_for_sop_class
 
 MAX_HEADER = 1 << 20  # bytes before pixel data; more than that is not a plain image header

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .db import Database
-from .dicomfile import InstanceInfo
-from .store import Placed
+from ..dicom.header import InstanceInfo
+from .files import Placed
 
 SCHEMA_VERSION = 1
 SCHEMA = """

@@ -16,19 +16,19 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .audit import audit
-from .bundle import INCLUDE_TO_PART, PARTS, Member, bundle_for, members_by_sop
-from .config import Config
-from .events import EventBus, JobChanged, JobProgress
-from .index import Index
-from .loops import Ticker
-from .nodes import NodeConfig, resolve_node
-from .process import pid_alive
+from ..audit import audit
+from ..plans.bundle import INCLUDE_TO_PART, PARTS, Member, bundle_for, members_by_sop
+from ..config.model import Config
+from ..events import EventBus, JobChanged, JobProgress
+from ..store.index import Index
+from ..loops import Ticker
+from ..config.nodes import NodeConfig, resolve_node
+from ..store.lock import pid_alive
 from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, JobQueue, JobRow, NewItem
-from .retry import parse_schedule
+from ..config.retry import parse_schedule
 from .scu import AssociationFailed, EchoResult, accepted_pairs, associate, close, contexts_for, echo, store
-from .store import Store
-from .tls import client_context
+from ..store.files import Store
+from ..dimse.tls import client_context
 
 log = logging.getLogger("rtstation.sender")
 POLL_SECONDS = 0.5

@@ -17,7 +17,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Comment, Table, Whitespace
 
-from .config import Config, parse_config
+from .model import Config, parse_config
 
 TrailItem = tuple[Any, Any]
 

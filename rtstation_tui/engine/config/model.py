@@ -13,10 +13,10 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .configcheck import ConfigError, check_value
-from .configcheck import setting as _c
+from .checks import ConfigError, check_value
+from .checks import setting as _c
 from .nodes import NodeConfig
-from .rulesconfig import RuleConfig, validate_rules
+from .rules import RuleConfig, validate_rules
 
 DEFAULT_CONFIG_PATHS = ("./rtstation.toml", "/etc/rtstation/rtstation.toml")
 

@@ -13,8 +13,7 @@ from dataclasses import MISSING, Field, field
 from pathlib import Path
 from typing import Any
 
-AE_MAX = 16
-
+from ..dicom.aetitle import ae_title_problem
 
 def display_key(key: str) -> str:
     """``station.port`` → ``[station] port`` (as it looks in the file); array entries stay ``nodes[0].host``."""
@@ -46,19 +45,6 @@ class ConfigError(ValueError):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         full = f"{where}.{key}" if where else key
         return cls(file, full, f"unknown key{hint}; allowed here: {', '.join(allowed)}")
-
-
-def ae_title_problem(value: str) -> str | None:
-    """Why ``value`` is not a valid AE title, or None. Part 5: up to 16 chars, no backslash, no control chars."""
-    stripped = value.strip(" ")
-    if not stripped:
-        return "an AE title must not be empty or only spaces"
-    if len(value) > AE_MAX:
-        return f"an AE title has at most {AE_MAX} characters, this one has {len(value)}"
-    bad = [c for c in value if c == "\\" or ord(c) < 0x20 or ord(c) > 0x7E]
-    if bad:
-        return f"an AE title may hold printable ASCII except backslash; found {bad[0]!r}"
-    return None
 
 
 def check_value(raw: Any, f: Field, key: str, file: str) -> Any:

@@ -32,10 +32,10 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .audit import audit
-from .config import Config
-from .events import EventBus, ImportFolderState
-from .loops import Ticker
+from ..audit import audit
+from ..config.model import Config
+from ..events import EventBus, ImportFolderState
+from ..loops import Ticker
 
 log = logging.getLogger("rtstation.watcher")
 RESCAN_SECONDS = 30.0

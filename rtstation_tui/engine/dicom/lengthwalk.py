@@ -11,7 +11,7 @@ import mmap
 import os
 import struct
 
-from .dicomfile import BadDicom
+from .header import BadDicom
 
 UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pynetdicom
 
-from .netfast import SUPPORTED_VERSION, association_ended
+from .acceptor import SUPPORTED_VERSION, association_ended
 
 REQUESTOR_WAIT = 0.01  # s: how often an outgoing association's loop looks for aborts and timeouts
 

@@ -20,10 +20,10 @@ import time
 from typing import Iterable
 
 from .bundle import Bundle, bundle_for, patient_view
-from .events import BundleChanged, BundleReady, Event, EventBus, InstancesStored, SessionEnded
-from .index import Index
-from .loops import Ticker
-from .store import Store
+from ..events import BundleChanged, BundleReady, Event, EventBus, InstancesStored, SessionEnded
+from ..store.index import Index
+from ..loops import Ticker
+from ..store.files import Store
 
 log = logging.getLogger("rtstation.readiness")
 POLL_SECONDS = 1.0

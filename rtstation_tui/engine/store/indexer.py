@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .events import EventBus, InstancesStored, SessionEnded, StoredItem
+from ..events import EventBus, InstancesStored, SessionEnded, StoredItem
 from .index import Index, IndexRecord
 
 log = logging.getLogger("rtstation.index")

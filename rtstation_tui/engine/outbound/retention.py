@@ -11,11 +11,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from .audit import audit
-from .bundle import all_views
-from .index import Index
+from ..audit import audit
+from ..plans.bundle import all_views
+from ..store.index import Index
 from .queue import ACTIVE, DONE, JobQueue
-from .store import Store
+from ..store.files import Store
 
 log = logging.getLogger("rtstation.retention")
 
@@ -117,7 +117,7 @@ class RetentionService:
     """``[retention] auto = true``: the cleanup runs when the station starts and then once a day."""
 
     def __init__(self, days: float, index: Index, queue: JobQueue, store: Store) -> None:
-        from .loops import Ticker
+        from ..loops import Ticker
 
         self.days, self.index, self.queue, self.store = days, index, queue, store
         self._ticker = Ticker("retention", self._step, lambda: 86400.0)

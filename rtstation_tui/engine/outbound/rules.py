@@ -25,13 +25,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .audit import audit
-from .bundle import Bundle, bundle_for
-from .config import Config
-from .events import BundleReady, Event, EventBus, RulesEvaluated
-from .index import Index
-from .loops import Ticker
-from .rulesconfig import RuleConfig
+from ..audit import audit
+from ..plans.bundle import Bundle, bundle_for
+from ..config.model import Config
+from ..events import BundleReady, Event, EventBus, RulesEvaluated
+from ..store.index import Index
+from ..loops import Ticker
+from ..config.rules import RuleConfig
 
 log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .configcheck import ae_title_problem
-from .configcheck import setting as _c
+from ..dicom.aetitle import ae_title_problem
+from .checks import setting as _c
 
 DEFAULT_RETRY = "5x30s,10x5m,24x1h"
 _ADHOC = re.compile(r"^(?P<ae>[^@]+)@(?P<host>\[[^\]]+\]|[^:@]+):(?P<port>\d+)$")

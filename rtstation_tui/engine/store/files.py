@@ -23,7 +23,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import generate_uid
 
-from .dicomfile import InstanceInfo, dataset_offset
+from ..dicom.header import InstanceInfo, dataset_offset
 from .paths import safe_component
 
 log = logging.getLogger("rtstation.store")

@@ -18,8 +18,8 @@ import pydicom
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import build_context
 
-from .sculoop import steady_requestor
-from .nodes import NodeConfig
+from ..dimse.requestor import steady_requestor
+from ..config.nodes import NodeConfig
 
 log = logging.getLogger("rtstation.sender")
 

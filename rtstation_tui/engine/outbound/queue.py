@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .db import Database
-from .nodes import NodeConfig
+from ..store.db import Database
+from ..config.nodes import NodeConfig
 
 QUEUED, SENDING, WAITING, DONE, FAILED, CANCELLED = "queued", "sending", "waiting-retry", "done", "failed", "cancelled"
 ACTIVE = (QUEUED, SENDING, WAITING)

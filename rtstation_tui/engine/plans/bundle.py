@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sopclass import modality_for_sop_class, send_rank
+from ..dicom.sopclass import modality_for_sop_class, send_rank
 
 PARTS = ("image", "structure", "plan", "dose", "other")  # send order
 INCLUDE_TO_PART = {"images": "image", "structures": "structure", "plan": "plan", "doses": "dose",

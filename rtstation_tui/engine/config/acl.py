@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .configcheck import ae_title_problem
+from ..dicom.aetitle import ae_title_problem
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .configcheck import ConfigError
-from .configcheck import setting as _c
+from .checks import ConfigError
+from .checks import setting as _c
 from .nodes import parse_adhoc
 
 INCLUDE_PARTS = ("images", "structures", "plan", "doses", "registrations")

@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from .dicomfile import BadDicom, read_header
-from .index import Index, IndexRecord
-from .readiness import settled_states
-from .store import Placed, Store
+from ..dicom.header import BadDicom, read_header
+from ..store.index import Index, IndexRecord
+from ..plans.readiness import settled_states
+from ..store.files import Placed, Store
 
 log = logging.getLogger("rtstation.index")
 _VERSION = re.compile(r"~(\d+)\.dcm$")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .audit import audit, audit_object
-from .dicomfile import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
-from .index import Index, IndexRecord
-from .store import Placed, Store
-from .structure import verify_structure
+from ..audit import audit, audit_object
+from ..dicom.header import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
+from ..store.index import Index, IndexRecord
+from ..store.files import Placed, Store
+from ..dicom.lengthwalk import verify_structure
 
 log = logging.getLogger("rtstation.import")
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR

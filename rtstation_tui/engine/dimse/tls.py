@@ -24,9 +24,9 @@ from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
 
-from .audit import audit
-from .config import TlsConfig
-from .nodes import NodeConfig
+from ..audit import audit
+from ..config.model import TlsConfig
+from ..config.nodes import NodeConfig
 
 log = logging.getLogger("rtstation.tls")
 MINIMUM = ssl.TLSVersion.TLSv1_2  # BCP 195: nothing older
