@@ -12,22 +12,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from waiting import wait_for  # noqa: F401  (re-exported: most tests import it from here)
+
+ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
 DCMTK = Path("/usr/bin")
 BREAST = [str(p) for p in sorted((DATA / "breast_boost").glob("*.dcm"))]
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}  # DCMTK/Orthanc stall 40 ms per C-STORE without it
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(interval)
 
 
 def free_port() -> int:

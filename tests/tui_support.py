@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is imported: stable snapshots, fast tests
 
+import waiting
 from helpers import DATA, station_toml, write_config
 
 from rtstation_tui.engine.config.model import Config, load_config
@@ -77,14 +78,7 @@ def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast
 
 async def until(pilot: Any, condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        await pilot.pause(0.02)
+    return await waiting.until(condition, timeout, what, pause=pilot.pause)
 
 
 def screen_text(app: Any) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from helpers import ROOT
+
 import pytest
 
 from editor_support import changes
@@ -12,7 +14,7 @@ from editor_support import changes
 from rtstation_tui.engine.config.model import ConfigError, load_config
 from rtstation_tui.engine.config.tomlfile import ConfigFile
 
-SAMPLE = Path(__file__).parent.parent / "sample_config" / "rtstation.toml"
+SAMPLE = ROOT / "sample_config" / "rtstation.toml"
 
 
 @pytest.fixture

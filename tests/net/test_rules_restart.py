@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from helpers import free_port, station_toml, storescu, write_config
+from waiting import until
 from rulestools import audit_records, node_toml, rule_toml
 
 from rtstation_tui.engine.config.model import load_config
@@ -24,14 +25,6 @@ def make(tmp_path: Path, port: int, rules: bool = True, settle: float = 30) -> S
     text = station_toml(tmp_path / "var", port, extra=extra)
     text = text.replace("settle_seconds = 30", f"settle_seconds = {settle}")
     return Station(load_config(write_config(tmp_path / "rt.toml", text)))
-
-
-async def until(condition, timeout: float = 20.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def jobs(tmp_path: Path) -> list[tuple[str, str]]:

@@ -70,7 +70,7 @@ async def test_an_association_whose_connection_thread_dies_is_still_closed_and_l
     from pynetdicom import dimse_messages
 
     from helpers import DATA, storescu
-    from rtstation_tui.engine import cstore_wire
+    from rtstation_tui.engine.dimse import cstore_wire
     from rtstation_tui.engine.config.model import load_config
     from rtstation_tui.engine.events import AssociationClosed
     from rtstation_tui.engine.station import Station

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from waiting import until
 from helpers import PEER_ENV, dcmtk, free_port, station_toml, write_config
 
 from rtstation_tui.engine.config.model import load_config
@@ -22,15 +23,9 @@ async def send(port: int, files: list[Path]) -> None:
     assert proc.returncode == 0, err.decode()
 
 
-async def until(events: list, predicate, timeout: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = [e for e in events if predicate(e)]
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no matching event within {timeout} s; got {[type(e).__name__ for e in events]}")
-        await asyncio.sleep(0.02)
+async def events_matching(events: list, predicate, timeout: float = 20.0) -> list:
+    return await until(lambda: [e for e in events if predicate(e)], timeout,
+                       what=f"a matching event; got {[type(e).__name__ for e in events]}")
 
 
 def make_station(tmp_path: Path, settle: float) -> tuple[Station, int]:
@@ -47,7 +42,7 @@ async def test_complete_synthetic_patient_is_ready_within_a_second_of_associatio
     await station.start()
     try:
         await send(port, patient.files)
-        [ready] = await until(events, lambda e: isinstance(e, BundleReady))
+        [ready] = await events_matching(events, lambda e: isinstance(e, BundleReady))
         [closed] = [e for e in events if isinstance(e, AssociationClosed)]
         assert ready.plan_uid == patient.plan_uid and ready.complete and ready.reason == "association ended"
         assert ready.at - closed.at < 1.0, f"ready {ready.at - closed.at:.2f} s after the association ended"
@@ -63,13 +58,13 @@ async def test_incomplete_plan_settles_then_completes_when_its_ct_arrives(tmp_pa
     await station.start()
     try:
         await send(port, [f for f in patient.files if f not in patient.ct])
-        [waiting] = await until(events, lambda e: isinstance(e, BundleChanged) and e.state == "waiting")
+        [waiting] = await events_matching(events, lambda e: isinstance(e, BundleChanged) and e.state == "waiting")
         assert waiting.missing == 5
-        [ready] = await until(events, lambda e: isinstance(e, BundleReady))
+        [ready] = await events_matching(events, lambda e: isinstance(e, BundleReady))
         assert not ready.complete and ready.reason == "settled" and set(ready.missing) == set(patient.ct_uids)
         events.clear()
         await send(port, patient.ct)
-        [again] = await until(events, lambda e: isinstance(e, BundleReady))
+        [again] = await events_matching(events, lambda e: isinstance(e, BundleReady))
         assert again.complete and again.reason == "association ended"
     finally:
         await station.stop()
@@ -82,7 +77,7 @@ async def test_restart_does_not_announce_unchanged_bundles_again(tmp_path):
     station.subscribe(events.extend)
     await station.start()
     await send(port, patient.files)
-    await until(events, lambda e: isinstance(e, BundleReady))
+    await events_matching(events, lambda e: isinstance(e, BundleReady))
     await station.stop()
 
     station2, _ = make_station(tmp_path, settle=60)

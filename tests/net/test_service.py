@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import BREAST, storescu, wait_for
+from helpers import ROOT, BREAST, storescu, wait_for
 
-UNIT = Path(__file__).parent.parent / "contrib" / "rtstation.service"
+UNIT = ROOT / "contrib" / "rtstation.service"
 
 
 def unit_settings() -> dict[str, list[str]]:

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import ROOT
+
 import pytest
 
 from rtstation_tui.engine.config.model import ConfigError, load_config
 
-SAMPLE = Path(__file__).parent.parent / "sample_config" / "rtstation.toml"
+SAMPLE = ROOT / "sample_config" / "rtstation.toml"
 
 CASES = [
     ("[station]\nport = 70000\n", "[station] port", "70000 is out of range: allowed from 1 to 65535"),

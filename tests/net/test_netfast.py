@@ -30,7 +30,8 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from helpers import free_port, station_toml, wait_for, write_config
-from rtstation_tui.engine import cstore_wire, netfast
+from waiting import until
+from rtstation_tui.engine.dimse import acceptor as netfast, cstore_wire
 from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.station import Station
 from rtstation_tui.synthetic import make_ct
@@ -164,7 +165,7 @@ async def test_live_association_runs_the_fast_path_and_echo_store_release_work(t
         assert (await asyncio.to_thread(assoc.send_c_echo)).Status == 0
         assert (await asyncio.to_thread(assoc.send_c_store, ct)).Status == 0
         await asyncio.to_thread(assoc.release)
-        stored = wait_for(lambda: list((tmp_path / "var" / "store").rglob("*.dcm")), what="stored file")
+        stored = await until(lambda: list((tmp_path / "var" / "store").rglob("*.dcm")), what="stored file")
         assert stored[0].read_bytes()[132:].endswith(ct.read_bytes()[-128:])
         assert not list((tmp_path / "var" / "tmp").iterdir())
     finally:
@@ -187,9 +188,9 @@ async def test_abort_in_the_middle_of_a_dataset_leaves_no_temp_file(tmp_path):
                                                    [cx_id, b"\x00" + b"\x08\x00\x16\x00" + b"\x00" * 5000]]
         assoc.dul.send_pdu(first_half)
         tmp = tmp_path / "var" / "tmp"
-        wait_for(lambda: list(tmp.iterdir()), what="the partial temp file")
+        await until(lambda: list(tmp.iterdir()), what="the partial temp file")
         await asyncio.to_thread(assoc.abort)
-        wait_for(lambda: not list(tmp.iterdir()), what="the partial temp file to be removed")
+        await until(lambda: not list(tmp.iterdir()), what="the partial temp file to be removed")
         assert not list((tmp_path / "var" / "store").rglob("*.dcm"))
     finally:
         await station.stop()

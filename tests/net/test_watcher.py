@@ -13,9 +13,10 @@ import pytest
 from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu,
                      wait_for, write_config)
 from peers import StoreSCP
+from waiting import until
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
 
-from rtstation_tui.engine import watcher as watcher_mod
+from rtstation_tui.engine.intake import watcher as watcher_mod
 from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.events import ImportFolderState
 from rtstation_tui.engine.station import Station
@@ -91,14 +92,6 @@ async def start_station(tmp_path: Path, folder: Path, **kw: object) -> tuple[Sta
     station.subscribe(events.extend)
     await station.start()
     return station, events, port
-
-
-async def until(condition, timeout: float = 20.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_a_file_still_being_written_is_not_imported_half(tmp_path):
