@@ -2,8 +2,10 @@
 
 Lifecycle: the station starts in a worker after the first paint (the console is usable at once, even while the
 receiver binds or the start-up recovery reads a big index) and stops before the app exits — from ``q``, Ctrl+Q,
-SIGHUP (the SSH connection dropped), SIGTERM, or any other way out (``on_unmount``). Stopping refuses new
-associations and lets in-flight stores finish, so nothing acknowledged is lost.
+SIGHUP or a hung-up terminal (the SSH connection dropped: ``ui/terminal.py``), SIGTERM, or any other way out
+(``on_unmount``). Stopping refuses new associations and lets in-flight stores finish, so nothing acknowledged is
+lost; with the terminal gone, open associations get TERMINAL_LOST_GRACE before they are aborted (the C-STORE in
+flight still finishes) and the process leaves within ~2 s.
 
 Engine events arrive on this loop from the station's bus; they are queued and applied at most ``FLUSH_HZ`` times a
 second, so a peer sending a thousand objects a second costs ten screen updates, not a thousand.
@@ -17,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -38,12 +41,15 @@ from .editing import ConfigEditing
 from .facade import EchoOutcome, Facade
 from .labels import Palette
 from .screens.main import MainScreen
+from .terminal import ConsoleDriver, TerminalLost
 from .themes import ThemeError, available_themes, load_theme
 from .widgets.bars import RateMeter
 from .widgets.logpane import LogLine
 
 log = logging.getLogger("rtstation.console")
 FLUSH_HZ = 10
+TERMINAL_LOST_GRACE = 0.5  # s that open associations may go on once the terminal is gone; then they are aborted
+EXIT_FALLBACK = 3.0  # s after the station stopped with the terminal gone: leave even if Textual's exit hangs
 
 
 
@@ -70,6 +76,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._log_handler: BusLogHandler | None = None
         self._unsubscribe: Any = None
         self.stopping = False
+        self.terminal_lost = False
+        self._leaving = False
         self._stop_task: asyncio.Future[None] | None = None
         self._starting: asyncio.Future[None] | None = None
         self.rate = RateMeter()
@@ -78,6 +86,13 @@ class StationApp(StationActions, ConfigEditing, App[int]):
     @property
     def main(self) -> MainScreen:
         return self._main
+
+    def get_driver_class(self) -> Any:
+        """Textual's Linux driver, plus noticing a hung-up terminal (``ui/terminal.py``)."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        cls = super().get_driver_class()
+        return ConsoleDriver if cls is LinuxDriver else cls
 
     # -- start ---------------------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
@@ -137,29 +152,39 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         log.warning("%s: stopping; in-flight stores finish first", signal.Signals(sig).name)
         self.run_worker(self.stop_and_exit(terminal_lost=sig == signal.SIGHUP), group="station")
 
-    async def stop_station(self) -> None:
-        """Stop the station once, however many ways out are taken at the same time (q, then SIGHUP, then exit)."""
+    def on_terminal_lost(self, _: TerminalLost) -> None:
+        """The driver saw the terminal hang up (with or without the SIGHUP that usually comes too)."""
+        if self.terminal_lost:
+            return
+        self.terminal_lost = True
+        log.warning("terminal lost: stopping; in-flight stores finish first")
+        self.run_worker(self.stop_and_exit(terminal_lost=True), group="station")
+
+    async def stop_station(self, timeout: float = 30.0) -> None:
+        """Stop the station once, however many ways out are taken at the same time (q, then SIGHUP, then exit).
+        ``timeout``: how long open associations may go on before they are aborted (the first caller's)."""
         if self._stop_task is None:
             self.stopping = True
-            self._stop_task = asyncio.ensure_future(self._stop_after_start())
+            self._stop_task = asyncio.ensure_future(self._stop_after_start(timeout))
         await asyncio.shield(self._stop_task)
 
-    async def _stop_after_start(self) -> None:
+    async def _stop_after_start(self, timeout: float) -> None:
         """A quit in the first instant waits for the start to finish, so nothing is left running behind it."""
         if self._starting is not None:
             await asyncio.wait([self._starting])
-        await self.station.stop()
+        await self.station.stop(timeout)
 
     async def stop_and_exit(self, code: int = 0, *, terminal_lost: bool = False) -> None:
+        gone = terminal_lost and self.is_headless is False and (self.terminal_lost or not _terminal_alive())
         if not self.stopping:
             self._main.header.set_state("stopping", "finishing in-flight stores")
-        await self.stop_station()
-        if terminal_lost and self.is_headless is False and not _terminal_alive():
-            # Measured: with the pty gone, Textual's terminal restore blocks forever on its output queue. Everything
-            # that matters is done (stores finished, index flushed, lock released): flush the log and leave.
+        # With the terminal gone nobody can watch a long transfer end: the C-STOREs in flight finish (an abort waits
+        # for the store handler), what is acknowledged is stored and indexed, and the process leaves within ~2 s.
+        await self.stop_station(TERMINAL_LOST_GRACE if gone else 30.0)
+        if gone and not self._leaving:
+            self._leaving = True
             log.info("terminal lost: station stopped, exiting")
-            logging.shutdown()
-            os._exit(code)
+            _exit_later(code)  # everything that matters is done (stores, index, lock): a hung exit must not stay
         self.exit(code, return_code=code)
 
     async def on_unmount(self) -> None:
@@ -260,6 +285,21 @@ def _terminal_alive() -> bool:
             return True
     except OSError:
         return False
+
+
+def _exit_later(code: int) -> None:
+    """Only once the station has stopped (stores finished, index flushed, lock released): if Textual's own exit has
+    not ended the process within EXIT_FALLBACK seconds (a terminal that is gone can hang it), leave anyway."""
+
+    def leave() -> None:
+        log.warning("terminal lost: the console's exit hung for %.0f s; leaving now (the station is stopped)",
+                    EXIT_FALLBACK)
+        logging.shutdown()
+        os._exit(code)
+
+    timer = threading.Timer(EXIT_FALLBACK, leave)
+    timer.daemon = True
+    timer.start()
 
 
 def run_console(config: Config, log_level: str | None = None) -> int:

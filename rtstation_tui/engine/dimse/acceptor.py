@@ -46,7 +46,7 @@ from pynetdicom.association import LOGGER as ASSOC_LOG
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import LOGGER as DUL_LOG
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.pdu_primitives import A_ASSOCIATE, P_DATA
 from pynetdicom.utils import make_target
 
 from . import cstore_wire
@@ -85,6 +85,17 @@ class _RingQueue(queue.Queue):  # type: ignore[type-arg]
         self._ring()
 
 
+class _UserQueue(_RingQueue):
+    """The DUL's to-user queue; remembers whether the A-ASSOCIATE indication was ever put on it (DUL thread only)."""
+
+    request_delivered = False
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if isinstance(item, A_ASSOCIATE):
+            self.request_delivered = True
+        super().put(item, block, timeout)
+
+
 class _FastStore(C_STORE):
     """A C-STORE-RQ decoded here: its dataset is already in a temp file of ours."""
 
@@ -107,7 +118,7 @@ class _Accelerator:
         self._stock_stop_dul = self.dul.stop_dul
         self._stock_kill = assoc.kill
         assoc.dimse.msg_queue = _RingQueue(self.bell.set)
-        self.dul.to_user_queue = _RingQueue(self.bell.set)
+        self.dul.to_user_queue = self.user_queue = _UserQueue(self.bell.set)
         self.dul.to_provider_queue = _RingQueue(self.wake_dul)
         self.dul._target = make_target(self.dul_reactor)
         self.dul._read_pdu_data = self.read_pdu
@@ -193,6 +204,12 @@ class _Accelerator:
             self.wake_r.close()
             self.wake_w.close()
             self.bell.set()
+            if not self.user_queue.request_delivered:
+                # The connection ended (closed, reset, half a request, ARTIM, refused protocol version) before any
+                # A-ASSOCIATE-RQ reached the association thread, which waits for one up to the ACSE timeout
+                # (pynetdicom's ``run_reactor``) holding its connection slot: None ends that wait now, as a
+                # timeout would (it closes the socket and the thread ends).
+                self.user_queue.put(None)
 
     def _recv_exact(self, sock: socket.socket, n: int) -> bytearray:
         """``n`` bytes, fewer only if the peer closed. A huge claimed length is not allocated up front."""
