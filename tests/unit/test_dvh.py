@@ -1,0 +1,86 @@
+"""DVH accuracy against analytical values, and the rasterization rules it rests on.
+
+Expected values: Nelms B.E. et al., "Methods, software and datasets to verify DVH calculations against analytical
+values: Twenty years late(r)", Med. Phys. 42(8), 4435-4448 (2015); numbers copied from the spreadsheet published
+with the data set, as kept in github.com/victorgabr/pps (commit 5a798d4),
+``tests/tests_validation/benchmark_data/analytical_data.xlsx``, sheet "Analytical", rows Sphere_30_0 and Cone_30_0
+(3 mm CT, 3 mm dose voxels). Doses in cGy there, Gy here. "Z(AP)" is the antero-posterior gradient grid
+(Linear_AntPost), "Y(SI)" the superior-inferior one (Linear_SupInf).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import DATA
+from rtstation_tui.engine.metrics.dosegrid import DoseError, read_dose
+from rtstation_tui.engine.metrics.dvh import compute_dvh
+from rtstation_tui.engine.metrics.raster import PlaneGrid, even_odd_mask
+from rtstation_tui.engine.metrics.structures import Plane, Roi, read_structures, roi_volume_cc
+
+NELMS = DATA / "nelms"
+DOSE = {"AP": "Linear_AntPost_3mm_Aligned.dcm", "SI": "Linear_SupInf_3mm_Aligned.dcm"}
+# (structure, gradient): volume cc, Dmin, Dmax, Dmean, D95, D5 in Gy (analytical_data.xlsx, sheet "Analytical")
+ANALYTICAL = {
+    ("Sphere_30_0", "AP"): (7.2383814556463504, 4.00, 28.00, 16.00, 7.245, 24.75),
+    ("Sphere_30_0", "SI"): (7.2383814556463504, 2.50, 29.50, 16.00, 7.245, 24.75),
+    ("Cone_30_0", "AP"): (4.2976990501108396, 4.00, 28.00, 16.00, 7.895, 24.10),
+    ("Cone_30_0", "SI"): (4.2976990501108396, 2.50, 29.50, 23.0657878711489, 13.36, 29.02),
+}
+
+
+@pytest.mark.parametrize("structure, gradient", sorted(ANALYTICAL))
+def test_dvh_matches_the_analytical_phantom(structure: str, gradient: str) -> None:
+    ss = read_structures(NELMS / f"{structure}.dcm")
+    dvh = compute_dvh(ss.roi(structure), ss.thickness, read_dose(NELMS / DOSE[gradient]))
+    volume, dmin, dmax, dmean, d95, d5 = ANALYTICAL[(structure, gradient)]
+    assert dvh.volume_cc == pytest.approx(volume, rel=0.03)
+    assert dvh.mean_gy == pytest.approx(dmean, rel=0.01)
+    assert dvh.dose_at(95) == pytest.approx(d95, rel=0.03)
+    assert dvh.dose_at(5) == pytest.approx(d5, rel=0.03)
+    assert dvh.min_gy == pytest.approx(dmin, rel=0.05)
+    assert dvh.max_gy == pytest.approx(dmax, rel=0.05)
+    assert dvh.outside_grid_cc == 0
+    assert dvh.volume_at(0.0) == pytest.approx(dvh.volume_cc)  # the cumulative DVH starts at the whole volume
+    assert dvh.volume_at(dmax + 0.1) == 0
+
+
+def test_slab_thickness_is_the_slice_spacing() -> None:
+    ss = read_structures(NELMS / "Sphere_30_0.dcm")
+    assert ss.thickness == 3.0
+    assert [r.name for r in ss.rois] == ["POI_1", "Sphere_30_0"]
+    assert ss.roi("POI_1").planes == ()  # a point encloses no volume
+
+
+def square(x0: float, y0: float, side: float) -> np.ndarray:
+    return np.array([[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]])
+
+
+def test_even_odd_rule_makes_a_hole_of_a_nested_polygon() -> None:
+    grid = PlaneGrid(0.0, 0.0, 0.1, 200, 200)
+    mask = even_odd_mask([square(0, 0, 20), square(5, 5, 10)], grid)
+    assert mask.sum() * 0.01 == pytest.approx(400 - 100)
+    assert not mask[100, 100] and mask[20, 20]
+
+
+def test_volume_of_a_ring_counts_the_hole_out() -> None:
+    ring = Roi(1, "ring", "ORGAN", 6, tuple(Plane(z, (square(0, 0, 20), square(5, 5, 10))) for z in (0, 2, 4)))
+    assert roi_volume_cc(ring, 2.0, step=0.1) == pytest.approx(3 * 300 * 2 / 1000, rel=0.01)
+
+
+def test_dose_outside_the_grid_is_reported_not_counted() -> None:
+    grid = read_dose(NELMS / DOSE["AP"])  # covers x -24..30, y -30..24, z -30..24 mm
+    far = Roi(9, "far", "ORGAN", 1, (Plane(0.0, (square(100, 100, 10),)),))
+    dvh = compute_dvh(far, 3.0, grid)
+    assert dvh.outside_grid_cc == pytest.approx(0.3, rel=0.01)
+    assert dvh.mean_gy is None and dvh.dose_at(95) is None
+
+
+def test_a_non_axial_dose_grid_is_refused_by_name() -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(NELMS / DOSE["AP"])
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal
+    with pytest.raises(DoseError, match="not axial"):
+        read_dose(ds)
