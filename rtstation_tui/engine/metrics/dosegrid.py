@@ -36,6 +36,7 @@ class DoseGrid:
     units: str
     summation: str
     dose_type: str
+    frame_of_ref: str = ""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -118,7 +119,8 @@ def read_dose(source: str | Path | Dataset) -> DoseGrid:
         z, pixels = z[::-1], pixels[::-1]
     spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1]))
     return DoseGrid(str(ds.SOPInstanceUID), pixels, origin, row_dir, col_dir, spacing, np.ascontiguousarray(z),
-                    str(ds.get("DoseUnits", "")), str(ds.get("DoseSummationType", "")), str(ds.get("DoseType", "")))
+                    str(ds.get("DoseUnits", "")), str(ds.get("DoseSummationType", "")), str(ds.get("DoseType", "")),
+                    str(ds.get("FrameOfReferenceUID", "")))
 
 
 def _frame_offsets(ds: Dataset, frames: int, origin_w: float) -> np.ndarray:
