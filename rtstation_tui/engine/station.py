@@ -33,6 +33,7 @@ from .outbound.sender import Sender
 from .store.files import Store
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
+from .metrics.service import MetricsService
 
 log = logging.getLogger("rtstation.station")
 
@@ -66,6 +67,9 @@ class Station:
         # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
         self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
         self.add_service(self.rules)
+        # plan metrics and DVHs of ready bundles, computed in a separate process (never on the receive path)
+        self.metrics = MetricsService(lambda: self.config, self.index, self.store, self.bus)
+        self.add_service(self.metrics)
         self.watcher = ImportWatcher(config, self.bus)  # state/detail: the import folder, for the console
         self.add_service(self.watcher)
         self.receiver_state = "stopped"

@@ -8,6 +8,7 @@ fields as metadata, so adding a key is one line. Writing the file back (keeping 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from .checks import setting as _c
 from .nodes import NodeConfig
 from .rules import RuleConfig, validate_rules
 
+# the DVH points metrics/compute.py understands (kept here so the config loader needs no NumPy import)
+_DVH_POINT = re.compile(r"^(D\d+(\.\d+)?(%|cc)?|V\d+(\.\d+)?(Gy|cGy)?)$")
 DEFAULT_CONFIG_PATHS = ("./rtstation.toml", "/etc/rtstation/rtstation.toml")
 
 
@@ -76,6 +79,12 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _c(True)  # compute plan metrics and DVHs when a bundle becomes ready
+    dvh_points: tuple[str, ...] = _c(())  # extra DVH points for every ROI: "V20Gy", "D2cc", "D95%"
+
+
+@dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
 
@@ -91,6 +100,7 @@ class Config:
     import_: ImportConfig = ImportConfig()
     tls: TlsConfig = TlsConfig()
     retention: RetentionConfig = RetentionConfig()
+    metrics: MetricsConfig = MetricsConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
     path: Path | None = None
@@ -116,6 +126,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "import": ("import_", ImportConfig),
     "tls": ("tls", TlsConfig),
     "retention": ("retention", RetentionConfig),
+    "metrics": ("metrics", MetricsConfig),
 }
 ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
 
@@ -177,6 +188,10 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
+    for i, point in enumerate(config.metrics.dvh_points):
+        if not _DVH_POINT.match(point):
+            raise ConfigError(file, f"metrics.dvh_points[{i}]", f"{point!r} is not a DVH point: use Dx% (D95%), "
+                              f"Dxcc (D2cc), VxGy (V20Gy) or VxcGy (V2000cGy)")
     return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls)
 
 
