@@ -68,3 +68,20 @@ def test_received_plan_gets_metrics_that_survive_restart_and_rebuild(mconfig: Pa
     assert again["computed"] > first and again["total_mu"] == b1["total_mu"]
     assert metrics(mconfig, "--where", "max_dose>14Gy", "--where", "machine=TX*") != []
     assert metrics(mconfig, "--where", "max_dose>1500cGy") == []
+
+
+def test_metrics_follow_the_bundle_when_its_dose_arrives_later(mconfig: Path, port: int, tmp_path: Path) -> None:
+    bb = DATA / "breast_boost"
+    serve = Serve(mconfig, tmp_path / "serve.log").start()
+    try:
+        storescu(port, [bb / "rtplan.dcm", bb / "rtss.dcm"], extra=["-xi"])
+        wait_for(lambda: [p["status"] for p in metrics(mconfig)] == ["partial"], 120, what="metrics without dose")
+        [partial] = metrics(mconfig)
+        assert partial["dose"] is None and "no dose" in partial["detail"]
+        assert partial["total_mu"] == 367.0  # plan facts do not wait for the dose
+        storescu(port, [bb / "rtdose.dcm"], extra=["-xi"])
+        wait_for(lambda: computed(mconfig), 120, what="metrics recomputed with the dose")
+    finally:
+        serve.stop()
+    [b1] = metrics(mconfig)
+    assert b1["dose"]["summation"] == "PLAN" and b1["computed"] > partial["computed"]

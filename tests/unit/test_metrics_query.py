@@ -1,0 +1,118 @@
+"""Filters of ``rtstation metrics`` over a real metrics table, and plan facts of RTPLAN / RT Ion Plan files."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from helpers import DATA
+from rtstation_tui.engine.metrics import tables
+from rtstation_tui.engine.metrics.plan import read_plan
+from rtstation_tui.engine.metrics.query import QueryError, parse_sort, parse_where
+
+PLANS = [  # label, machine, approval, max dose Gy, received
+    ("ADP_PROST", "TrueBeam1", "APPROVED", 78.2, "2026-02-03"),
+    ("adp lung", "TrueBeam2", "UNAPPROVED", 66.0, "2025-12-30"),
+    ("H&N", "Halcyon", "APPROVED", 72.5, "2026-01-01"),
+    ("Breast", "TrueBeam1", "APPROVED", None, "2026-03-01"),
+]
+
+
+@pytest.fixture
+def conn() -> sqlite3.Connection:
+    c = sqlite3.connect(":memory:", isolation_level=None)
+    c.row_factory = sqlite3.Row
+    tables.ensure_tables(c)
+    for i, (label, machine, approval, dmax, day) in enumerate(PLANS):
+        tables.save(c, {"plan_uid": f"1.2.{i}", "label": label, "machine": machine, "approval": approval,
+                        "max_dose_gy": dmax, "received": datetime.fromisoformat(day + "T12:00").timestamp(),
+                        "status": "ok", "facts": "{}"}, [])
+    return c
+
+
+def labels(conn: sqlite3.Connection, *where: str, sort: str = "label") -> list[str]:
+    """Labels matching, in the order of ``sort`` (text sorts ignore case: "adp lung" < "ADP_PROST")."""
+    w = parse_where(list(where))
+    sql = f"SELECT label FROM metric_plans{' WHERE ' + w.sql if w.sql else ''} ORDER BY {parse_sort(sort)}"
+    return [r[0] for r in conn.execute(sql, w.params)]
+
+
+def test_filters_of_the_issue(conn: sqlite3.Connection) -> None:
+    assert labels(conn, "label~ADP") == ["adp lung", "ADP_PROST"]  # contains, any case
+    assert labels(conn, "max_dose>70Gy") == ["ADP_PROST", "H&N"]
+    assert labels(conn, "max_dose>7000cGy") == ["ADP_PROST", "H&N"]
+    assert labels(conn, "machine=TrueBeam*") == ["adp lung", "ADP_PROST", "Breast"]
+    assert labels(conn, "received>2026-01-01") == ["ADP_PROST", "Breast"]  # after that day
+    assert labels(conn, "received>=2026-01-01") == ["ADP_PROST", "Breast", "H&N"]
+    assert labels(conn, "received=2026-01-01") == ["H&N"]
+    assert labels(conn, "approval=approved", "label~adp") == ["ADP_PROST"]
+    assert labels(conn, "approval=APPROVED and machine!=Halcyon, max_dose<80") == ["ADP_PROST"]
+    assert labels(conn, "max_dose!=78.2") == ["adp lung", "Breast", "H&N"]  # no dose is "not 78.2"
+
+
+def test_sorting_puts_unknown_values_last(conn: sqlite3.Connection) -> None:
+    assert labels(conn, sort="-max_dose") == ["ADP_PROST", "H&N", "adp lung", "Breast"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("dose>5", "unknown field 'dose'"), ("max_dose>high", "'high' is not a dose"),
+    ("fractions~3", "~ is for text fields"), ("received<soon", "is not a date"), ("label", "is not FIELD OP VALUE"),
+])
+def test_bad_filters_say_what_is_wrong(bad: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_where([bad])
+
+
+def test_values_are_bound_never_pasted(conn: sqlite3.Connection) -> None:
+    assert labels(conn, "label=x' OR '1'='1") == []
+
+
+def test_breast_plan_facts() -> None:
+    p = read_plan(DATA / "breast_boost" / "rtplan.dcm")
+    assert (p.label, p.machines, p.fractions, len(p.beams)) == ("B1", ("txmachine",), 7, 4)
+    assert [b.mu for b in p.beams] == [97.0, 87.0, 89.0, 94.0] and p.total_mu == 367.0
+    assert p.technique == "IMRT" and p.prescription is not None and p.prescription.prescription_gy == 14.0
+    assert p.dose_per_fraction_gy == 2.0
+
+
+def arc_plan(leaf_moves: bool) -> Dataset:
+    ds = pydicom.dcmread(DATA / "pydicom" / "rtplan.dcm")
+    beam = ds.BeamSequence[0]
+    cps = []
+    for i, angle in enumerate((181.0, 270.0, 0.0, 179.0)):
+        cp = Dataset()
+        cp.GantryAngle = angle
+        cp.GantryRotationDirection = "CW" if i == 0 else None
+        lim = Dataset()
+        lim.RTBeamLimitingDeviceType = "MLCX"
+        lim.LeafJawPositions = [-10 - (i if leaf_moves else 0), 10]
+        cp.BeamLimitingDevicePositionSequence = Sequence([lim])
+        cps.append(cp)
+    beam.ControlPointSequence = Sequence(cps)
+    return ds
+
+
+def test_arc_techniques() -> None:
+    vmat, arc = read_plan(arc_plan(True)), read_plan(arc_plan(False))
+    assert (vmat.technique, arc.technique) == ("VMAT", "arc")
+    assert (vmat.beams[0].gantry_start, vmat.beams[0].gantry_stop, vmat.beams[0].gantry_direction) == \
+        (181.0, 179.0, "CW")
+
+
+def test_ion_plan_is_read_as_ion() -> None:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.481.8"
+    ds.RTPlanLabel = "PBS"
+    beam = Dataset()
+    beam.BeamNumber, beam.BeamName, beam.RadiationType, beam.TreatmentMachineName = 1, "G90", "PROTON", "GTR1"
+    cp = Dataset()
+    cp.NominalBeamEnergy = 150.0
+    beam.IonControlPointSequence = Sequence([cp])
+    ds.IonBeamSequence = Sequence([beam])
+    p = read_plan(ds)
+    assert p.ion and p.technique == "ion" and p.beams[0].energy_unit == "MeV" and p.machines == ("GTR1",)
