@@ -9,8 +9,8 @@ versions existed; its files (user_version 0, tables present) are checked column 
 
 Adding a table or column (metrics, query/retrieve, attach, …):
 1. append ``Migration(N + 1, "what and why", sql, python=None)`` to the tuple in ``index.py`` or ``queue.py``;
-   ``sql`` holds plain statements (``CREATE TABLE …``, ``ALTER TABLE … ADD COLUMN … DEFAULT …``), each ending with
-   ``;`` at a line end; a ``python(conn)`` step may move data, inside the same transaction, without committing;
+   ``sql`` holds plain statements (``CREATE TABLE …``, ``ALTER TABLE … ADD COLUMN … DEFAULT …``), each
+   ending with ``;`` at a line end; a ``python(conn)`` step may move data, in the same transaction, not committing;
 2. never edit or reorder a released migration: files in the field already have it;
 3. extend ``tests/unit/test_schema.py`` if the step moves data (the legacy data_dir already covers upgrading
    from the first release through every migration).
