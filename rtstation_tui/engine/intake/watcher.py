@@ -44,8 +44,6 @@ FAILED_PAUSE = 10.0  # after an import failed as a whole (store full)
 BATCH = 200  # files per import session; a stop waits for one batch at most
 SOURCE = "import-folder"
 OFF, WATCHING, ERROR = "off", "watching", "error"
-KEPT_SCHEMA = ("CREATE TABLE IF NOT EXISTS import_kept (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-               " imported REAL)")
 
 
 @dataclass
@@ -339,7 +337,5 @@ class ImportWatcher:
                                  (str(p), st[0], st[1], time.time()))
 
     def _load_done(self) -> None:
-        conn = self._index.conn
-        conn.execute(KEPT_SCHEMA)
-        for r in conn.execute("SELECT path, size, mtime_ns FROM import_kept"):
+        for r in self._index.conn.execute("SELECT path, size, mtime_ns FROM import_kept"):
             self._done[r[0]] = (r[1], r[2])

@@ -36,10 +36,6 @@ from ..config.rules import RuleConfig
 log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")
 RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
-MARKS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL,
-    held TEXT NOT NULL DEFAULT '');
-"""
 
 
 @dataclass(frozen=True)
@@ -172,10 +168,7 @@ def held_plans(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
     """Plans some rule holds until they are complete (plan UID → rule names), as of their last evaluation.
 
     For the console after a restart; live changes come as ``RulesEvaluated`` events."""
-    try:
-        rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
-    except sqlite3.OperationalError:  # no rules service has run on this data_dir yet
-        return {}
+    rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
     return {r[0]: tuple(r[1].split("\n")) for r in rows}
 
 
@@ -243,7 +236,6 @@ class RulesService:
 
     def _catch_up(self) -> None:
         conn = self.index.conn
-        conn.executescript(MARKS_SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('rules_baseline', ?)", (repr(time.time()),))
         baseline = float(conn.execute("SELECT value FROM meta WHERE key='rules_baseline'").fetchone()[0])
         marks = self._marks()
