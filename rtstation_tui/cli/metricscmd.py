@@ -53,7 +53,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace, config: Config) -> int:
     index = Index(config.data_dir)
-    tables.ensure_tables(index.conn)
     if args.update:
         done = update_all(index, config)
         print(f"metrics: {done} plans computed", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -11,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from helpers import DATA
+from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.metrics import tables
 from rtstation_tui.engine.metrics.plan import read_plan
 from rtstation_tui.engine.metrics.query import QueryError, parse_sort, parse_where
@@ -24,10 +26,8 @@ PLANS = [  # label, machine, approval, max dose Gy, received
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    c = sqlite3.connect(":memory:", isolation_level=None)
-    c.row_factory = sqlite3.Row
-    tables.ensure_tables(c)
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    c = Index(tmp_path).conn  # the index schema, with the metrics migration
     for i, (label, machine, approval, dmax, day) in enumerate(PLANS):
         tables.save(c, {"plan_uid": f"1.2.{i}", "label": label, "machine": machine, "approval": approval,
                         "max_dose_gy": dmax, "received": datetime.fromisoformat(day + "T12:00").timestamp(),

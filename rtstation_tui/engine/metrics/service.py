@@ -105,7 +105,6 @@ class MetricsService:
     def run_pending(self) -> list[Event]:
         conn = self.index.conn
         if not self._caught_up:
-            tables.ensure_tables(conn)
             self._catch_up()
             self._caught_up = True
         with self._lock:

@@ -5,8 +5,7 @@ files) and filters join them with plans and bundles. One row per plan in ``metri
 sorts use, plus the whole facts as JSON), one row per ROI in ``metric_rois`` (statistics, and the cumulative DVH as
 zlib-compressed float32 volumes per 0.01 Gy bin: ~2 kB for a 70 Gy ROI).
 
-``METRICS_SQL`` is the migration that creates them: plain statements, each ending with ``;`` at a line end, ready to
-become a ``Migration`` of the index schema.
+The tables are created by migration 2 of the index schema (``store/schema/index.py``).
 """
 
 from __future__ import annotations
@@ -18,22 +17,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-METRICS_SQL = """
-CREATE TABLE IF NOT EXISTS metric_plans (
-    plan_uid TEXT PRIMARY KEY, patient_id TEXT, patient_name TEXT, label TEXT, name TEXT, intent TEXT,
-    approval TEXT, review_date TEXT, reviewer TEXT, machine TEXT, technique TEXT, radiation TEXT, energies TEXT,
-    fractions INTEGER, num_beams INTEGER, total_mu REAL, prescription_gy REAL, dose_per_fraction_gy REAL,
-    dose_uid TEXT, struct_uid TEXT, dose_units TEXT, dose_summation TEXT, dose_grid TEXT, min_dose_gy REAL,
-    mean_dose_gy REAL, max_dose_gy REAL, received REAL, computed REAL, seconds REAL, signature TEXT,
-    status TEXT, detail TEXT, facts TEXT);
-CREATE INDEX IF NOT EXISTS ix_metric_plans_patient ON metric_plans(patient_id);
-CREATE INDEX IF NOT EXISTS ix_metric_plans_received ON metric_plans(received);
-CREATE TABLE IF NOT EXISTS metric_rois (
-    plan_uid TEXT NOT NULL, roi_number INTEGER NOT NULL, name TEXT, kind TEXT, contours INTEGER, planes INTEGER,
-    volume_cc REAL, outside_grid_cc REAL, min_gy REAL, mean_gy REAL, max_gy REAL, d_gy TEXT, points TEXT,
-    bin_gy REAL, dvh BLOB, PRIMARY KEY (plan_uid, roi_number));
-"""
-
 PLAN_COLUMNS = ("plan_uid", "patient_id", "patient_name", "label", "name", "intent", "approval", "review_date",
                 "reviewer", "machine", "technique", "radiation", "energies", "fractions", "num_beams", "total_mu",
                 "prescription_gy", "dose_per_fraction_gy", "dose_uid", "struct_uid", "dose_units", "dose_summation",
@@ -41,11 +24,6 @@ PLAN_COLUMNS = ("plan_uid", "patient_id", "patient_name", "label", "name", "inte
                 "signature", "status", "detail", "facts")
 ROI_COLUMNS = ("plan_uid", "roi_number", "name", "kind", "contours", "planes", "volume_cc", "outside_grid_cc",
                "min_gy", "mean_gy", "max_gy", "d_gy", "points", "bin_gy", "dvh")
-
-
-def ensure_tables(conn: sqlite3.Connection) -> None:
-    """Until the index has versioned migrations, the tables are created on first use (idempotent)."""
-    conn.executescript(METRICS_SQL)
 
 
 def pack_dvh(cumulative: np.ndarray) -> bytes:

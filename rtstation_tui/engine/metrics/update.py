@@ -26,7 +26,6 @@ class _InProcess(MetricsService):
 
 def update_all(index: Index, config: Config) -> int:
     """Compute what is missing or outdated; returns how many plans were computed."""
-    tables.ensure_tables(index.conn)
     service = _InProcess(lambda: config, index, Store(config.data_dir), EventBus())
     done = tables.signatures(index.conn)
     n = 0
