@@ -13,6 +13,7 @@ are axial planes and every planning system we know exports axial dose. Anything 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ class DoseGrid:
     def shape(self) -> tuple[int, int, int]:
         return self.dose.shape  # type: ignore[return-value]
 
-    @property
+    @cached_property
     def frame_spacing(self) -> float:
         return float(np.median(np.diff(self.z))) if len(self.z) > 1 else 0.0
 

@@ -23,10 +23,10 @@ import numpy as np
 
 from .dosegrid import DoseGrid
 from .raster import even_odd_mask, grid_over
-from .structures import Roi, StructureSet, sampling_step
+from .structures import Roi, StructureSet, pixel_estimate, sampling_step
 
 D_LEVELS = (99, 98, 95, 50, 5, 2, 1)  # Dx reported by default (% of the ROI volume)
-MAX_SAMPLES = 1.2e7  # per ROI: bounds time and memory for a whole-body contour
+MAX_SAMPLES = 4e6  # dose samples per ROI: bounds the time of a whole-body contour or a long spinal cord
 BIN_GY = 0.01
 
 
@@ -126,9 +126,7 @@ def compute_dvh(roi: Roi, thickness: float, grid: DoseGrid, *, step: float | Non
                 subslabs: int | None = None) -> Dvh:
     """The DVH of one ROI. ``thickness``: slab thickness of its planes (0: the dose frame spacing)."""
     t = thickness if thickness > 0 else (grid.frame_spacing or 1.0)
-    fs = grid.frame_spacing
-    n_sub = subslabs or (max(1, min(16, math.ceil(t / (fs / 8) - 1e-9))) if fs > 0 else 8)
-    step = step or sampling_step(roi, min(grid.spacing) / 4, MAX_SAMPLES / n_sub)
+    n_sub, step = _sampling(roi, t, grid, step, subslabs)
     acc = _Accumulator(_bin_for(grid))
     volume_px = 0
     for plane in roi.planes:
@@ -158,6 +156,22 @@ def compute_dvh(roi: Roi, thickness: float, grid: DoseGrid, *, step: float | Non
     found = dosed > 0
     return Dvh(roi.name, roi.number, volume, acc.outside, acc.lo if found else None,
                acc.integral / dosed if found else None, acc.hi if found else None, acc.bin, cumulative)
+
+
+def _sampling(roi: Roi, t: float, grid: DoseGrid, step: float | None, subslabs: int | None) -> tuple[int, float]:
+    """(sub-slabs per plane, in-plane step): as fine as the accuracy needs, within MAX_SAMPLES. A large ROI first
+    loses sub-slabs (down to 2: its dose varies little across one slab relative to its extent), then resolution."""
+    fs = grid.frame_spacing
+    n_sub = subslabs or (max(1, min(16, math.ceil(t / (fs / 8) - 1e-9))) if fs > 0 else 8)
+    if step is not None:
+        return n_sub, step
+    step = sampling_step(roi, min(grid.spacing) / 4)
+    pixels = pixel_estimate(roi, step)
+    while subslabs is None and n_sub > 2 and pixels * n_sub > MAX_SAMPLES:
+        n_sub = max(2, n_sub // 2)
+    if pixels * n_sub > MAX_SAMPLES:
+        step *= math.sqrt(pixels * n_sub / MAX_SAMPLES)
+    return n_sub, step
 
 
 def structure_set_dvhs(ss: StructureSet, grid: DoseGrid, names: Iterable[str] | None = None) -> list[Dvh]:
