@@ -1,0 +1,257 @@
+"""One way in: every object the station keeps goes through ``ingest(source, origin, into)``.
+
+Network receive (``receiver``), ``rtstation import`` and the watched folder (``importer``) all run the same steps
+here, as Orthanc funnels every source through one ``DicomInstanceToStore``:
+
+    header (``quickheader`` first, pydicom only for what it cannot read; raw datasets for file origins)
+    → element-length walk (``verify_structure``) → place in the store (rename or copy) → value problems logged
+    → audit record (``stored``/``duplicate``/``conflict``) → index record handed to the writer.
+
+Broken input is quarantined with its reason (``quarantine``, also used for a broken ZIP archive). The result is an
+``Ingested`` value; each caller maps it to its own reply (C-STORE status, import report counts, the watched
+folder's ``after_import``). Nothing here knows about DIMSE statuses, reports or folders.
+
+Why the origin is data: what differs between sources is *who brought the object* (audit fields, log wording, the
+quarantine's reason file) and *whose file it is* (the station's own temp file is renamed into the store and moved
+to quarantine; a user's file is copied and left alone). Each origin is a frozen dataclass that answers exactly
+those questions, so ``ingest`` has no ``if source == ...``.
+
+Adding an origin (planned: C-MOVE/C-GET retrieve, derived series): write a frozen dataclass subclass of ``Origin``
+with its own fields (``RetrieveOrigin(node=...)``, ``DerivedOrigin(transform=..., inputs=...)``), set
+``source`` (the index/audit ``source`` value), ``owned`` (True when the file is a temp file the station wrote,
+e.g. a retrieve's spool or a transform's output) and ``logger``, and implement ``audit_fields``, ``who`` and
+``quarantine_record``/``quarantine_details``. Callers then call ``ingest`` and map ``Ingested`` to their reply.
+
+Hot path: for a network C-STORE this adds two small dataclasses to what ran before (no extra parse, no extra
+file read on success); indexing stays in the indexer's thread, off the response path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ..audit import audit, audit_object
+from ..dicom.header import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
+from ..dicom.lengthwalk import verify_structure
+from ..store.files import Placed, Store
+from ..store.index import IndexRecord
+
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
+
+STORED, DUPLICATE, CONFLICT = "stored", "duplicate", "conflict"
+QUARANTINED, SKIPPED, FAILED = "quarantined", "skipped", "failed"
+
+
+# -- origins ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Origin:
+    """Who brought an object. ``session_id``: the index session (association, import run) it belongs to."""
+
+    calling_ae: str
+    session_id: int | None = None
+    source: str = ""  # the index's and audit's ``source`` column
+    owned: ClassVar[bool] = False  # the file is the station's own temp file: renamed into the store, moved to quarantine
+    skips_media_index: ClassVar[bool] = True  # a DICOMDIR is an index of files, not an object to store
+    logger: ClassVar[str] = "rtstation.intake"
+    log_prefix: ClassVar[str] = ""
+    logs_duplicates: ClassVar[bool] = False
+
+    def audit_fields(self) -> dict[str, Any]:
+        """Fields of the ``stored``/``duplicate``/``conflict`` records after ``source`` and ``calling_ae``."""
+        return {}
+
+    def who(self) -> str:
+        """How the ``stored ... despite`` and ``duplicate`` log lines name where the object came from."""
+        return f"from {self.calling_ae}"
+
+    def who_conflict(self) -> str:
+        """The same for the ``conflict`` line."""
+        return self.who()
+
+    def extra_problems(self, info: InstanceInfo) -> list[str]:
+        """Problems only this origin can see (a C-STORE announcing another UID than the dataset holds)."""
+        return []
+
+    @property
+    def move_bad(self) -> bool:
+        """Whether a broken file is moved into quarantine (True) or copied there, leaving the source alone."""
+        return self.owned
+
+    def quarantine_name(self) -> str | None:
+        return None
+
+    def quarantine_details(self) -> dict[str, str]:
+        return {"source": self.source}
+
+    def quarantine_record(self, src: Path, dest: Path, reason: str) -> dict[str, Any]:
+        """Fields of the ``quarantined`` audit record."""
+        return {"file": str(src), "reason": reason, "source": self.source}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkOrigin(Origin):
+    """A C-STORE on an accepted association; the file is the spooled temp file pynetdicom wrote."""
+
+    peer: str  # "address:port"
+    assoc_id: int
+    announced_sop: str = ""  # AffectedSOPInstanceUID of the C-STORE request
+    announced_class: str = ""
+    source: str = "network"
+    owned: ClassVar[bool] = True
+    skips_media_index: ClassVar[bool] = False  # stored as sent, as before
+    logger: ClassVar[str] = "rtstation.receiver"
+    logs_duplicates: ClassVar[bool] = True
+
+    def audit_fields(self) -> dict[str, Any]:
+        return {"peer": self.peer, "assoc_id": self.assoc_id}
+
+    def extra_problems(self, info: InstanceInfo) -> list[str]:
+        if self.announced_sop and self.announced_sop != info.sop_uid:
+            return [f"the C-STORE announced SOP Instance UID {self.announced_sop!r}, the dataset holds "
+                    f"{info.sop_uid!r}"]
+        return []
+
+    def quarantine_name(self) -> str | None:
+        return f"{self.announced_sop or 'unknown'}.dcm"
+
+    def quarantine_details(self) -> dict[str, str]:
+        return {"calling_ae": self.calling_ae, "peer": self.peer, "sop_instance_uid": self.announced_sop or "unknown",
+                "sop_class_uid": self.announced_class}
+
+    def quarantine_record(self, src: Path, dest: Path, reason: str) -> dict[str, Any]:
+        return {"sop_uid": self.announced_sop or "unknown", "file": dest.name, "reason": reason, "source": self.source,
+                "calling_ae": self.calling_ae, "peer": self.peer, "assoc_id": self.assoc_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportOrigin(Origin):
+    """A file given to ``rtstation import`` (or the console): copied into the store, never altered.
+
+    ``path`` is the file as read (for a ZIP member, its extracted temp file); ``consume_bad`` is set for such temp
+    files, so quarantine takes them instead of a copy."""
+
+    path: Path
+    source: str = "import"
+    consume_bad: bool = False
+    logger: ClassVar[str] = "rtstation.import"
+    log_prefix: ClassVar[str] = "import: "
+
+    def audit_fields(self) -> dict[str, Any]:
+        return {"file": str(self.path)}
+
+    def who(self) -> str:
+        return self.path.name
+
+    def who_conflict(self) -> str:
+        return f"({self.path.name})"
+
+    @property
+    def move_bad(self) -> bool:
+        return self.consume_bad
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderOrigin(ImportOrigin):
+    """A file that settled in the watched import folder: imported like ``rtstation import``, but the folder is
+    consumed, so a broken file is moved into quarantine (``after_import`` then deals with the good ones)."""
+
+    source: str = "import-folder"
+    consume_bad: bool = True
+
+
+# -- the result ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ingested:
+    """What became of one file. ``outcome``: stored / duplicate / conflict (both versions kept) / quarantined
+    (``reason`` says why, ``path`` is the quarantined copy) / skipped (``reason``) / failed (``error`` and ``stage``:
+    "read", "place" or "quarantine"; nothing was stored)."""
+
+    outcome: str
+    info: InstanceInfo | None = None
+    placed: Placed | None = None
+    path: Path | None = None
+    reason: str = ""
+    stage: str = ""
+    error: OSError | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where ingested objects go: the store, and the index writer (the Station's indexer or a batch writer)."""
+
+    store: Store
+    write: Callable[[IndexRecord], None]
+
+
+# -- the one path ----------------------------------------------------------------------------------------------
+def check_file(path: Path) -> InstanceInfo:
+    """Header and structure of a file; BadDicom says why it cannot be stored. A file without preamble is read as
+    a raw dataset (old exports); the station's spool files always have one, so the network never pays for this."""
+    try:
+        info = read_header(path)
+    except BadDicom:
+        if has_preamble(path):
+            raise
+        try:
+            info = read_header(path, force=True)
+        except BadDicom as exc:
+            raise BadDicom(f"not DICOM: no 'DICM' marker at byte 128, and not a raw dataset either ({exc})") from None
+    verify_structure(path, dataset_offset(path), info.transfer_syntax)
+    return info
+
+
+def has_preamble(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def ingest(source: Path, origin: Origin, into: Destination) -> Ingested:
+    """Check, store, audit and index one file from ``origin``. Never raises for bad input or I/O errors: the
+    outcome says what happened, and the caller answers its peer or user."""
+    try:
+        info = check_file(source)
+    except BadDicom as exc:
+        return quarantine(source, str(exc), origin, into.store)
+    except OSError as exc:
+        return Ingested(FAILED, stage="read", reason=str(exc.strerror or exc), error=exc)
+    if origin.skips_media_index and info.sop_class == MEDIA_DIRECTORY:
+        return Ingested(SKIPPED, info, reason="DICOMDIR: a media index, not an object")
+    try:
+        placed = into.store.place(source, info) if origin.owned else into.store.import_file(source, info)
+    except OSError as exc:
+        return Ingested(FAILED, info, stage="place", reason=str(exc.strerror or exc), error=exc)
+    _log_placed(info, placed, origin)
+    audit_object(info, placed, source=origin.source, calling_ae=origin.calling_ae, **origin.audit_fields())
+    into.write(IndexRecord(info, placed, origin.source, origin.calling_ae, time.time(), origin.session_id))
+    return Ingested(placed.status, info, placed, into.store.abspath(placed.relpath))
+
+
+def _log_placed(info: InstanceInfo, placed: Placed, origin: Origin) -> None:
+    """Duplicates, conflicts and odd values are stored (never lost), but the operator must see them in the log."""
+    log = logging.getLogger(origin.logger)
+    pre = origin.log_prefix
+    if placed.status == DUPLICATE and origin.logs_duplicates:
+        log.info("%sduplicate %s %s %s (identical bytes, already stored)", pre, info.modality, info.sop_uid,
+                 origin.who())
+    elif placed.status == CONFLICT:
+        log.warning("%sconflict: %s %s %s differs from the stored version; both kept (%s)", pre, info.modality,
+                    info.sop_uid, origin.who_conflict(), placed.relpath)
+    if problems := value_problems(info) + origin.extra_problems(info):
+        log.warning("%sstored %s %s as %s despite: %s", pre, info.modality, origin.who(), placed.relpath,
+                    "; ".join(problems))
+
+
+def quarantine(source: Path, reason: str, origin: Origin, store: Store) -> Ingested:
+    """Keep a file that cannot be stored, with its reason beside it, and audit it. Never deletes anything."""
+    try:
+        dest = store.quarantine(source, reason, move=origin.move_bad, name=origin.quarantine_name(),
+                                details=origin.quarantine_details())
+    except OSError as exc:
+        return Ingested(FAILED, stage="quarantine", reason=reason, error=exc)
+    audit("quarantined", **origin.quarantine_record(source, dest, reason))
+    return Ingested(QUARANTINED, path=dest, reason=reason)
