@@ -15,7 +15,7 @@ import pytest
 from helpers import BREAST, DATA
 from rtstation_tui.engine import audit
 from rtstation_tui.engine.intake.importer import BatchWriter, Importer
-from rtstation_tui.engine.intake.ingest import Destination, FolderOrigin, Ingested, NetworkOrigin, ingest
+from rtstation_tui.engine.intake.ingest import Announced, Destination, FolderOrigin, Ingested, NetworkOrigin, ingest
 from rtstation_tui.engine.store.files import Store
 from rtstation_tui.engine.store.index import Index
 
@@ -45,14 +45,13 @@ def over_the_network(data_dir: Path, files: list[Path]) -> list[Ingested]:
     store, index = Store(data_dir, "os"), Index(data_dir)
     session = index.open_session("association", "network", "ECLIPSE", "127.0.0.1:4242")
     into = Destination(store, lambda record: index.add([record]))
+    origin = NetworkOrigin(calling_ae="ECLIPSE", peer="127.0.0.1:4242", assoc_id=1, session_id=session)
     results = []
     for f in files:
         temp = store.temp_path()
         shutil.copy(f, temp)
         ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SOPInstanceUID", "SOPClassUID"])
-        origin = NetworkOrigin(calling_ae="ECLIPSE", peer="127.0.0.1:4242", assoc_id=1, session_id=session,
-                               announced_sop=ds.SOPInstanceUID, announced_class=ds.SOPClassUID)
-        results.append(ingest(temp, origin, into))
+        results.append(ingest(temp, origin, into, Announced(ds.SOPInstanceUID, ds.SOPClassUID)))
         temp.unlink(missing_ok=True)  # as pynetdicom does after the handler (a duplicate leaves it in place)
     return results
 

@@ -31,7 +31,7 @@ from ..dimse.acceptor import accelerate
 from ..dimse.spool import failure as spool_failure, install as install_spool_guard
 from ..store.files import Store
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
-from .ingest import DUPLICATE, FAILED, QUARANTINED, Destination, Ingested, NetworkOrigin, ingest
+from .ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, Ingested, NetworkOrigin, ingest
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -62,6 +62,11 @@ class _Assoc:
     failures: int = 0
     duplicates: int = 0
     full_disk_logged: bool = False
+    origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
+
+    def __post_init__(self) -> None:
+        self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
+                                    session_id=self.session_id)
 
 
 def configure_pynetdicom(tmp_dir: Path) -> None:
@@ -232,28 +237,26 @@ class Receiver:
             audit("store_refused", sop_uid=str(event.request.AffectedSOPInstanceUID or ""), calling_ae=st.calling_ae,
                   peer=st.peer, assoc_id=st.assoc_id, status="0xA700", reason=f"free disk below {min_free} MB")
             return STATUS_OUT_OF_RESOURCES
-        origin = NetworkOrigin(calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id,
-                               session_id=st.session_id,
-                               announced_sop=str(event.request.AffectedSOPInstanceUID or ""),
-                               announced_class=str(event.request.AffectedSOPClassUID or ""))
-        return self._reply(st, ingest(Path(event.dataset_path), origin, self._into), origin)
+        announced = Announced(str(event.request.AffectedSOPInstanceUID or ""),
+                              str(event.request.AffectedSOPClassUID or ""))
+        return self._reply(st, ingest(Path(event.dataset_path), st.origin, self._into, announced), announced)
 
-    def _reply(self, st: _Assoc, result: Ingested, origin: NetworkOrigin) -> int:
+    def _reply(self, st: _Assoc, result: Ingested, announced: Announced) -> int:
         """The C-STORE status for what ``ingest`` did, and the association's counters."""
         if result.outcome == QUARANTINED:
             assert result.path is not None
             st.failures += 1
             log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s",
-                        origin.announced_sop or "unknown", st.calling_ae, st.peer, result.path.name, result.reason)
+                        announced.sop_uid or "unknown", st.calling_ae, st.peer, result.path.name, result.reason)
             self.bus.post(InstanceQuarantined(result.path.name, result.reason, st.calling_ae))
             return STATUS_CANNOT_UNDERSTAND
         if result.outcome == FAILED:
             st.failures += 1
             if result.stage == "quarantine":  # broken and could not even be kept: the peer must not forget it
-                log.error("cannot quarantine %s from %s (%s): %s", origin.announced_sop or "unknown", st.calling_ae,
+                log.error("cannot quarantine %s from %s (%s): %s", announced.sop_uid or "unknown", st.calling_ae,
                           result.reason, result.error)
                 return STATUS_CANNOT_UNDERSTAND
-            sop = result.info.sop_uid if result.info is not None else origin.announced_sop
+            sop = result.info.sop_uid if result.info is not None else announced.sop_uid
             log.error("cannot store %s from %s: %s", sop, st.calling_ae, result.error)
             return STATUS_OUT_OF_RESOURCES
         assert result.placed is not None
