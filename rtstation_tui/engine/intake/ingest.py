@@ -31,8 +31,8 @@ with its own fields, e.g.::
 
 and likewise ``DerivedOrigin(transform=..., inputs=...)``. Override ``who``/``who_conflict`` (log wording) and the
 ``quarantine_*`` methods where the defaults do not fit. An origin is made once per association or run; what a
-sender claims per object (a C-STORE's SOP Instance UID) is passed to ``ingest`` as ``Announced``. The caller calls ``ingest`` and
-maps ``Ingested`` to its reply; nothing in ``ingest`` changes.
+sender claims per object (a C-STORE's SOP Instance UID) is passed to ``ingest`` as ``Announced``. The caller calls
+``ingest`` and maps ``Ingested`` to its reply; nothing in ``ingest`` changes.
 
 Hot path: per network C-STORE this costs what the old handler did plus one named tuple and the result (~1-2 µs of
 a ~160 µs handler): no extra parse, no extra file read on success, ``quickheader`` first; indexing stays in the
@@ -45,7 +45,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, cast
 
 from ..audit import audit, audit_object
 from ..dicom.header import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
@@ -55,8 +55,13 @@ from ..store.index import IndexRecord
 
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
 
-STORED, DUPLICATE, CONFLICT = "stored", "duplicate", "conflict"
-QUARANTINED, SKIPPED, FAILED = "quarantined", "skipped", "failed"
+Outcome = Literal["stored", "duplicate", "conflict", "quarantined", "skipped", "failed"]
+STORED: Outcome = "stored"
+DUPLICATE: Outcome = "duplicate"
+CONFLICT: Outcome = "conflict"
+QUARANTINED: Outcome = "quarantined"
+SKIPPED: Outcome = "skipped"
+FAILED: Outcome = "failed"
 
 
 # -- origins ---------------------------------------------------------------------------------------------------
@@ -67,7 +72,7 @@ class Origin:
     calling_ae: str
     session_id: int | None = None
     source: str = ""  # the index's and audit's ``source`` column
-    owned: ClassVar[bool] = False  # the file is the station's own temp file: renamed into the store, moved to quarantine
+    owned: ClassVar[bool] = False  # the file is our own temp file: renamed into the store, moved to quarantine
     skips_media_index: ClassVar[bool] = True  # a DICOMDIR is an index of files, not an object to store
     log: ClassVar[logging.Logger] = logging.getLogger("rtstation.intake")
     log_prefix: ClassVar[str] = ""
@@ -167,7 +172,7 @@ class FolderOrigin(ImportOrigin):
     consume_bad: bool = True
 
 
-# -- what the sender said, and the result -------------------------------------------------------------------
+# -- what the sender claims -----------------------------------------------------------------------------------
 class Announced(NamedTuple):
     """What the sender said the object is before it was read: a C-STORE's Affected SOP Instance and Class UID
     (network receive, and the sub-operations of a later retrieve). A named tuple, not a dataclass: one is made per
@@ -188,7 +193,7 @@ class Ingested:
     quarantined copy) / skipped (``reason``) / failed (``error`` and ``stage``: "read", "place" or "quarantine";
     nothing was stored)."""
 
-    outcome: str
+    outcome: Outcome
     info: InstanceInfo | None = None
     placed: Placed | None = None
     path: Path | None = None
@@ -246,7 +251,7 @@ def ingest(source: Path, origin: Origin, into: Destination, announced: Announced
     _log_placed(info, placed, origin, announced)
     audit_object(info, placed, source=origin.source, calling_ae=origin.calling_ae, **origin.audit_fields())
     into.write(IndexRecord(info, placed, origin.source, origin.calling_ae, time.time(), origin.session_id))
-    return Ingested(placed.status, info, placed)  # no absolute path: a Path join costs more than the rest here
+    return Ingested(cast(Outcome, placed.status), info, placed)  # no absolute path: a Path join costs more here
 
 
 def _log_placed(info: InstanceInfo, placed: Placed, origin: Origin, announced: Announced) -> None:

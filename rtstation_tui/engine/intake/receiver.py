@@ -3,7 +3,8 @@
 Accepts Verification and every storage SOP class, private and unknown ones included, in whatever transfer syntax
 the peer proposes first: objects are stored as they came, byte for byte, never relabelled, never decoded.
 Association checks (called AE, calling-AE allowlist with host/CIDR, association limit) happen in ``EVT_REQUESTED`` so
-the log can say who was refused, from where and why.
+the log can say who was refused, from where and why. Each spooled dataset goes through ``ingest`` (the path imports
+take too) with the association's ``NetworkOrigin``; ``_reply`` turns the outcome into the C-STORE status.
 """
 
 from __future__ import annotations
