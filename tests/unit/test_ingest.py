@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -126,3 +127,29 @@ def test_network_import_and_folder_store_index_and_audit_the_same(tmp_path: Path
         assert kept.read_bytes() == TRUNCATED.read_bytes()
     assert (tmp_path / "import-in" / "zz-truncated.dcm").exists()
     assert not (tmp_path / "folder-in" / "zz-truncated.dcm").exists()  # the folder is consumed
+
+
+def broken_zip(path: Path) -> Path:
+    """A ZIP whose end record is intact (so it is taken for a ZIP) but whose central directory is not."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.dcm", b"x" * 100)
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x01\x02")
+    data[at:at + 4] = b"XXXX"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["import", "folder"])
+def test_a_broken_zip_is_quarantined_and_only_the_folder_loses_it(tmp_path: Path, kind: str) -> None:
+    src = broken_zip(tmp_path / "export.zip")
+    index = Index(tmp_path / "var")
+    importer = Importer(Store(tmp_path / "var", "os"), index, BatchWriter(index))
+    if kind == "import":
+        report = importer.run([src], "import", "IMPORT")
+    else:
+        report = importer.run([src], FolderOrigin.source, "IMPORT_FOLDER", move_bad=True, kind=FolderOrigin)
+    assert [(f, r.split(":")[0]) for f, r in report.quarantined] == [(str(src), "broken ZIP archive")]
+    assert src.exists() == (kind == "import")  # a one-shot import never alters the user's files
+    [kept] = [p for p in (tmp_path / "var" / "quarantine").iterdir() if p.suffix == ".zip"]
+    assert kept.stat().st_size > 0
