@@ -3,7 +3,8 @@
 Accepts Verification and every storage SOP class, private and unknown ones included, in whatever transfer syntax
 the peer proposes first: objects are stored as they came, byte for byte, never relabelled, never decoded.
 Association checks (called AE, calling-AE allowlist with host/CIDR, association limit) happen in ``EVT_REQUESTED`` so
-the log can say who was refused, from where and why.
+the log can say who was refused, from where and why. Each spooled dataset goes through ``ingest`` (the path imports
+take too) with the association's ``NetworkOrigin``; ``_reply`` turns the outcome into the C-STORE status.
 """
 
 from __future__ import annotations
@@ -22,17 +23,16 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from ..config.acl import check_calling, parse_acl_entry
-from ..audit import audit, audit_object
+from ..audit import audit
 from ..config.model import Config
-from ..dicom.header import BadDicom, dataset_offset, read_header, value_problems
 from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
-from ..store.index import Index, IndexRecord
+from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
 from ..dimse.spool import failure as spool_failure, install as install_spool_guard
 from ..store.files import Store
-from ..dicom.lengthwalk import verify_structure
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
+from .ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, Ingested, NetworkOrigin, ingest
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -63,6 +63,11 @@ class _Assoc:
     failures: int = 0
     duplicates: int = 0
     full_disk_logged: bool = False
+    origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
+
+    def __post_init__(self) -> None:
+        self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
+                                    session_id=self.session_id)
 
 
 def configure_pynetdicom(tmp_dir: Path) -> None:
@@ -81,6 +86,7 @@ class Receiver:
         self.index = index
         self.indexer = indexer
         self.bus = bus
+        self._into = Destination(store, indexer.put)
         self.acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
         self.ae_title = config.station.ae_title.strip()
         self._server: Any = None
@@ -232,32 +238,33 @@ class Receiver:
             audit("store_refused", sop_uid=str(event.request.AffectedSOPInstanceUID or ""), calling_ae=st.calling_ae,
                   peer=st.peer, assoc_id=st.assoc_id, status="0xA700", reason=f"free disk below {min_free} MB")
             return STATUS_OUT_OF_RESOURCES
-        temp = Path(event.dataset_path)
-        try:
-            info = read_header(temp)
-            verify_structure(temp, dataset_offset(temp), info.transfer_syntax)
-        except BadDicom as exc:
+        announced = Announced(str(event.request.AffectedSOPInstanceUID or ""),
+                              str(event.request.AffectedSOPClassUID or ""))
+        return self._reply(st, ingest(Path(event.dataset_path), st.origin, self._into, announced), announced)
+
+    def _reply(self, st: _Assoc, result: Ingested, announced: Announced) -> int:
+        """The C-STORE status for what ``ingest`` did, and the association's counters."""
+        if result.outcome == QUARANTINED:
+            assert result.path is not None
             st.failures += 1
-            self._quarantine(temp, str(exc), st, event)
+            log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s",
+                        announced.sop_uid or "unknown", st.calling_ae, st.peer, result.path.name, result.reason)
+            self.bus.post(InstanceQuarantined(result.path.name, result.reason, st.calling_ae))
             return STATUS_CANNOT_UNDERSTAND
-        try:
-            placed = self.store.place(temp, info)
-        except OSError as exc:
+        if result.outcome == FAILED:
             st.failures += 1
-            log.error("cannot store %s from %s: %s", info.sop_uid, st.calling_ae, exc)
+            if result.stage == "quarantine":  # broken and could not even be kept: the peer must not forget it
+                log.error("cannot quarantine %s from %s (%s): %s", announced.sop_uid or "unknown", st.calling_ae,
+                          result.reason, result.error)
+                return STATUS_CANNOT_UNDERSTAND
+            sop = result.info.sop_uid if result.info is not None else announced.sop_uid
+            log.error("cannot store %s from %s: %s", sop, st.calling_ae, result.error)
             return STATUS_OUT_OF_RESOURCES
+        assert result.placed is not None
         st.instances += 1
-        st.nbytes += placed.size
-        if placed.status == "duplicate":
+        st.nbytes += result.placed.size
+        if result.outcome == DUPLICATE:
             st.duplicates += 1
-            log.info("duplicate %s %s from %s (identical bytes, already stored)", info.modality, info.sop_uid,
-                     st.calling_ae)
-        elif placed.status == "conflict":
-            log.warning("conflict: %s %s from %s differs from the stored version; both kept (%s)", info.modality,
-                        info.sop_uid, st.calling_ae, placed.relpath)
-        self._report_problems(info, placed.relpath, st, str(event.request.AffectedSOPInstanceUID or ""))
-        audit_object(info, placed, source="network", calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id)
-        self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
         return STATUS_SUCCESS
 
     def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:
@@ -269,30 +276,6 @@ class Receiver:
         audit("store_refused", sop_uid=sop, calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id,
               status="0xA700", reason=f"writing the received data failed: {err.strerror or err}")
         return STATUS_OUT_OF_RESOURCES
-
-    def _report_problems(self, info: Any, relpath: str, st: _Assoc, announced: str) -> None:
-        """Odd values are stored as sent (never lost), but the operator must be able to see why in the log."""
-        problems = value_problems(info)
-        if announced and announced != info.sop_uid:
-            problems.append(f"the C-STORE announced SOP Instance UID {announced!r}, the dataset holds "
-                            f"{info.sop_uid!r}")
-        if problems:
-            log.warning("stored %s from %s as %s despite: %s", info.modality, st.calling_ae, relpath,
-                        "; ".join(problems))
-
-    def _quarantine(self, temp: Path, reason: str, st: _Assoc, event: Any) -> None:
-        sop = str(event.request.AffectedSOPInstanceUID or "unknown")
-        try:
-            dest = self.store.quarantine(temp, reason, move=True, name=f"{sop}.dcm", details={
-                "calling_ae": st.calling_ae, "peer": st.peer, "sop_instance_uid": sop,
-                "sop_class_uid": str(event.request.AffectedSOPClassUID or "")})
-            log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s", sop,
-                        st.calling_ae, st.peer, dest.name, reason)
-            self.bus.post(InstanceQuarantined(dest.name, reason, st.calling_ae))
-            audit("quarantined", sop_uid=sop, file=dest.name, reason=reason, source="network", calling_ae=st.calling_ae,
-                  peer=st.peer, assoc_id=st.assoc_id)
-        except OSError as exc:
-            log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
 
     def _on_closed(self, event: Any) -> None:
         self._close_books(event.assoc, "released" if event.event is evt.EVT_RELEASED else "aborted")
