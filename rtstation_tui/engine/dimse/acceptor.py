@@ -24,7 +24,10 @@ per association, never in site-packages:
 Everything else (association negotiation and rejection, C-ECHO, other DIMSE messages, odd encodings, release,
 abort, timers, the state machine) still runs pynetdicom's own code. Handlers for the per-PDU/per-message events
 (``EVT_DATA_RECV``, ``EVT_PDU_RECV``, ``EVT_DIMSE_RECV``) switch the matching fast path off. These are private
-internals: the version is pinned in ``pyproject.toml`` and ``tests/test_netfast.py`` fails loudly when they change.
+internals: the version is pinned in ``pyproject.toml``, every one is listed in ``manifest.py`` and
+``tests/unit/test_dimse_manifest.py`` fails loudly when one changes. ``[network] fast_paths = false`` (or
+``RTSTATION_STOCK_PYNETDICOM=1``) leaves pynetdicom's own loops in place: the receiver then never calls
+``accelerate``.
 """
 
 from __future__ import annotations
@@ -50,13 +53,14 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE, P_DATA
 from pynetdicom.utils import make_target
 
 from . import cstore_wire
+from .association import association_ended
+from .manifest import PYNETDICOM_VERSION as SUPPORTED_VERSION
 
-SUPPORTED_VERSION = "3.0.4"
 DUL_WAIT = 0.02  # s: longest idle sleep of the DUL loop (ARTIM and idle timers are checked this often)
 ASSOC_WAIT = 0.05  # s: same for the association loop (network timeout, DUL death)
 PREALLOCATE_MAX = 4 << 20  # PDUs up to this size are read into one preallocated buffer
 _HEADER = struct.Struct(">BBL")
-log = logging.getLogger("rtstation.netfast")
+log = logging.getLogger("rtstation.dimse")
 _warned = threading.Event()
 
 
@@ -416,40 +420,3 @@ class _Accelerator:
         rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
         rsp = StorageServiceClass(self.assoc).validate_status(status, rsp)
         self.dimse.send_msg(rsp, context_id)
-
-
-def association_ended(a: Any) -> bool:
-    """One look at whether the association is over (release asked, abort, connection gone, network timeout); if so
-    it is ended the way pynetdicom's ``_run_reactor`` ends it and True is returned. Shared by both loops we run
-    (``assoc_reactor`` here, the sender's ``sculoop``)."""
-    if a.is_established and a.acse.is_release_requested():
-        # EVT_RELEASED before the A-RELEASE-RP is queued (pynetdicom: after): the DUL sends it at once now, and the
-        # peer's closing (EVT_CONN_CLOSE) must not overtake EVT_RELEASED
-        a.is_released, a.is_established = True, False
-        evt.trigger(a, evt.EVT_RELEASED, {})
-        a.acse.send_release(is_response=True)
-        ASSOC_LOG.info("Association Released")
-        a.kill()
-        return True
-    if a.acse.is_aborted():
-        ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
-        a.dul.receive_pdu(wait=False)
-        a.is_aborted, a.is_established = True, False
-        evt.trigger(a, evt.EVT_ABORTED, {})
-        a.kill()
-        return True
-    if not a.dul.is_alive():
-        a.kill()
-        return True
-    if a.dul.idle_timer_expired():
-        ASSOC_LOG.error("Network timeout reached")
-        if a.network_timeout_response == "A-RELEASE":
-            a._is_paused = True
-            a._reactor_checkpoint.wait()
-            a.release()
-            a._is_paused = False
-        else:
-            a.abort()
-        a.kill()
-        return True
-    return False
