@@ -45,7 +45,7 @@ class Internal:
         return self.name.rsplit(".", 1)[1]
 
 
-_A, _AS, _RQ, _W = "acceptor.py", "association.py", "requestor.py", "cstore_wire.py"
+_A, _ST, _AS, _RQ, _W = "acceptor.py", "acceptor_store.py", "association.py", "requestor.py", "cstore_wire.py"
 _DUL, _ASSOC, _DIMSE = "pynetdicom.dul.DULServiceProvider", "pynetdicom.association.Association", \
     "pynetdicom.dimse.DIMSEServiceProvider"
 _CS = "pynetdicom.dimse_primitives.C_STORE"
@@ -85,34 +85,35 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_ASSOC}._run_reactor", "replaced", "the association loop: ours block on a doorbell (acceptor) or never "
              "take DIMSE messages (requestor); association_ended copies its endings (release, abort, DUL gone, "
              "network timeout)", (_A, _AS, _RQ), "f28838c5559e462a"),
-    Internal(f"{_ASSOC}._serve_request", "replaced", "wrapped: our C-STOREs are served by us, the rest by it", (_A,),
+    Internal(f"{_ASSOC}._serve_request", "replaced", "wrapped: our C-STOREs are served by us, the rest by it",
+             (_A, _ST),
              "2f24c1759cdf6c8c"),
     Internal(f"{_ASSOC}.kill", "replaced", "wrapped: rings the doorbell first", (_A,), "8f9713666a7f4cff"),
     Internal(f"{_ASSOC}._abort_nonblocking", "called", "abort() inside a handler, as its attempt() context does",
-             (_A,), "d348dba35ea17ee1"),
-    Internal(f"{_ASSOC}._abort_blocking", "called", "abort() restored after the handler", (_A,), "10b43ef8c63c6764"),
+             (_ST,), "d348dba35ea17ee1"),
+    Internal(f"{_ASSOC}._abort_blocking", "called", "abort() restored after the handler", (_ST,), "10b43ef8c63c6764"),
     Internal(f"{_ASSOC}._handlers", "attribute", "bound handlers: per-PDU/per-message handlers switch fast paths off",
-             (_A,)),
-    Internal(f"{_ASSOC}._accepted_cx", "attribute", "accepted presentation contexts by id", (_A,)),
-    Internal(f"{_ASSOC}._sent_release", "attribute", "a release was sent: requests are no longer served", (_A,)),
+             (_A, _ST)),
+    Internal(f"{_ASSOC}._accepted_cx", "attribute", "accepted presentation contexts by id", (_ST,)),
+    Internal(f"{_ASSOC}._sent_release", "attribute", "a release was sent: requests are no longer served", (_ST,)),
     Internal(f"{_ASSOC}._is_paused", "attribute", "the loop's pause handshake with send_*() and handlers",
-             (_A, _AS, _RQ)),
+             (_A, _AS, _RQ, _ST)),
     Internal(f"{_ASSOC}._kill", "attribute", "the association loop's stop flag", (_A, _RQ)),
     Internal(f"{_ASSOC}._reactor_checkpoint", "attribute", "the event send_*() clears to pause the loop",
              (_A, _AS, _RQ)),
     Internal(f"{_ASSOC}._dul_ready", "attribute", "set by the DUL loop once it runs", (_A,)),
-    Internal(f"{_DIMSE}.receive_primitive", "replaced", "P-DATA to DIMSE messages; ours takes C-STORE-RQs", (_A,),
+    Internal(f"{_DIMSE}.receive_primitive", "replaced", "P-DATA to DIMSE messages; ours takes C-STORE-RQs", (_A, _ST),
              "5f99c86b14a15cef"),
     Internal("pynetdicom.dimse_messages.DIMSEMessage.decode_msg", "copied", "how a chunked C-STORE-RQ is spooled: "
              "NamedTemporaryFile looked up at call time, write() then file.flush() per fragment, file meta first",
-             (_A, "spool.py"), "f51c777e841a76be"),
+             (_ST, "spool.py"), "f51c777e841a76be"),
     Internal("pynetdicom.service_class.StorageServiceClass.SCP", "copied", "EVT_C_STORE with the request, temp file "
-             "closed and unlinked after the handler, status validated", (_A, "spool.py"), "63afca7fc6c6e7ee"),
-    Internal(f"{_CS}", "import", "subclassed (_FastStore): a C-STORE-RQ we decoded", (_A,), "300fd21fcdfe594b"),
-    Internal(f"{_CS}._dataset_path", "attribute", "what event.dataset_path returns", (_A,)),
-    Internal(f"{_CS}._dataset_file", "attribute", "the temp file; the spool failure travels on it", (_A, "spool.py")),
-    Internal(f"{_CS}._context_id", "attribute", "presentation context of the request", (_A,)),
-    Internal("pynetdicom.dul.LOGGER", "import", "log as pynetdicom does for DUL errors", (_A,)),
+             "closed and unlinked after the handler, status validated", (_ST, "spool.py"), "63afca7fc6c6e7ee"),
+    Internal(f"{_CS}", "import", "subclassed (_FastStore): a C-STORE-RQ we decoded", (_ST,), "300fd21fcdfe594b"),
+    Internal(f"{_CS}._dataset_path", "attribute", "what event.dataset_path returns", (_ST,)),
+    Internal(f"{_CS}._dataset_file", "attribute", "the temp file; the spool failure travels on it", (_ST, "spool.py")),
+    Internal(f"{_CS}._context_id", "attribute", "presentation context of the request", (_ST,)),
+    Internal("pynetdicom.dul.LOGGER", "import", "log as pynetdicom does for DUL errors", (_A, _ST)),
     Internal("pynetdicom.pdu.A_ABORT_RQ", "import", "the abort sent when the DUL loop fails", (_A,),
              "ad54d2859b2b4d65"),
     Internal("pynetdicom.pdu.P_DATA_TF", "import", "built by hand from one PDU body", (_W,), "6fdbc751c92b9874"),
@@ -121,15 +122,16 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("pynetdicom.pdu_primitives.A_ASSOCIATE", "import", "recognised on the to-user queue", (_A,),
              "c076f97d6c05831a"),
     Internal("pynetdicom.pdu_primitives.P_DATA", "import", "built for pynetdicom's own decoder and our responses",
-             (_A,), "19c1aa5d5ee978f7"),
-    Internal("pynetdicom.dimse_primitives.C_STORE.__init__", "copied", "the attributes our requests set", (_A,),
+             (_ST,), "19c1aa5d5ee978f7"),
+    Internal("pynetdicom.dimse_primitives.C_STORE.__init__", "copied", "the attributes our requests set", (_ST,),
              "d6deffe2538504c1"),
     # -- settings and temp files ---------------------------------------------------------------------------------
-    Internal(_CFG, "import", "process-wide settings (set in settings.py only)", ("settings.py", _A), fast_path=False),
+    Internal(_CFG, "import", "process-wide settings: set in settings.py only, read by the fast path",
+             ("settings.py", _ST), fast_path=False),
     Internal(f"{_CFG}.STORE_RECV_CHUNKED_DATASET", "setting", "True: datasets streamed to temp files",
-             ("settings.py", _A), fast_path=False),
+             ("settings.py", _ST), fast_path=False),
     Internal(f"{_CFG}.UNRESTRICTED_STORAGE_SERVICE", "setting", "True: any SOP class is storage",
-             ("settings.py", _A), fast_path=False),
+             ("settings.py", _ST), fast_path=False),
     Internal(f"{_CFG}.LOG_HANDLER_LEVEL", "setting", '"none": no per-PDU debug handlers', ("settings.py",),
              fast_path=False),
     Internal(f"{_CFG}.STORE_SEND_CHUNKED_DATASET", "setting", "True: send_c_store(path) streams the file",

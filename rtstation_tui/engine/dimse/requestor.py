@@ -27,8 +27,8 @@ def prepare_requestor(assoc: Any, fast_paths: bool) -> None:
     each C-STORE waits for it twice. Our associations live only while they send, so a short sleep costs little CPU
     and most of the time. Stock mode keeps pynetdicom's loop and delay untouched."""
     nodelay(assoc)
-    if fast_paths:
-        steady_requestor(assoc)  # pynetdicom's own loop can steal C-STORE responses under load (30 s stalls)
+    # pynetdicom's own loop can steal C-STORE responses under load (30 s stalls); another version: stock as a whole
+    if fast_paths and steady_requestor(assoc):
         assoc.dul._run_loop_delay = DUL_SEND_DELAY
 
 

@@ -17,9 +17,11 @@ import logging
 import tempfile
 from pathlib import Path
 
+import pynetdicom
 from pynetdicom import _config
 
 from . import spool
+from .manifest import PYNETDICOM_VERSION
 
 log = logging.getLogger("rtstation.dimse")
 
@@ -30,7 +32,7 @@ def apply_receive_settings(tmp_dir: Path, fast_paths: bool) -> None:
     _config.UNRESTRICTED_STORAGE_SERVICE = True  # private and unknown SOP classes are storage too
     _config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost ~3% and flood the log
     tempfile.tempdir = str(tmp_dir)  # chunked temp files on the store's filesystem: os.replace, not copy
-    if fast_paths:
+    if fast_paths and pynetdicom.__version__ == PYNETDICOM_VERSION:  # else acceptor.accelerate warns
         spool.install()  # a disk that fills mid-transfer gives 0xA700, not a silently vanished association
     else:
         spool.uninstall()
