@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 from pynetdicom import AE, dimse_messages
 from pynetdicom.association import Association
-from pynetdicom.dul import DULServiceProvider
 
 from helpers import PEER_ENV, DATA, dataset_bytes, dcmtk, free_port, station_toml, stored_files, write_config
 from peers import StoreSCP
 from waiting import until
 from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.config.nodes import NodeConfig
+from rtstation_tui.engine.dimse.manifest import INTERNALS, resolve
 from rtstation_tui.engine.outbound.scu import associate, close, contexts_for, store
 from rtstation_tui.engine.station import Station
 
@@ -57,10 +58,14 @@ async def test_receive_runs_the_stock_loops_and_stores_the_bytes_sent(stock, tmp
         assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", port, ae_title="RTSTATION")
         assert assoc.is_established
         [server_side] = station.receiver._server.active_associations
-        assert _is_stock(server_side._run_reactor, Association._run_reactor)
-        assert _is_stock(server_side._serve_request, Association._serve_request)
-        assert _is_stock(server_side.dul._read_pdu_data, DULServiceProvider._read_pdu_data)
+        live = {"Association": server_side, "DULServiceProvider": server_side.dul,
+                "DIMSEServiceProvider": server_side.dimse}
+        replaced = [i for i in INTERNALS if i.kind == "replaced" and i.fast_path and i.name.split(".")[-2] in live]
+        assert len(replaced) >= 6
+        for item in replaced:  # every per-association replacement the manifest lists is pynetdicom's own here
+            assert _is_stock(getattr(live[item.name.split(".")[-2]], item.last), resolve(item.name)), item.name
         assert server_side.dul._target.__name__ != "dul_reactor"
+        assert server_side.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert (await asyncio.to_thread(assoc.send_c_store, CT)).Status == 0
         await asyncio.to_thread(assoc.release)
         [stored] = await until(lambda: stored_files(tmp_path / "var"), what="the stored CT")
@@ -98,6 +103,7 @@ def test_send_runs_the_stock_association_loop_and_delivers_the_bytes(stock, tmp_
         try:
             assert _is_stock(assoc._run_reactor, Association._run_reactor)
             assert assoc.dul._run_loop_delay == 0.001  # pynetdicom's own
+            assert assoc.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             out = store(assoc, str(CT), CT_CLASS, IMPLICIT, CT.stat().st_size, 10, {(CT_CLASS, IMPLICIT)})
             assert out.ok and out.status == 0
         finally:
