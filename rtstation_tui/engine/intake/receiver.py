@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from ..config.acl import check_calling, parse_acl_entry
@@ -29,7 +27,9 @@ from ..events import AssociationClosed, AssociationOpened, AssociationRejected, 
 from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
-from ..dimse.spool import failure as spool_failure, install as install_spool_guard
+from ..dimse.association import nodelay, reject
+from ..dimse.settings import apply_receive_settings
+from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
 from .ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, Ingested, NetworkOrigin, ingest
@@ -70,15 +70,6 @@ class _Assoc:
                                     session_id=self.session_id)
 
 
-def configure_pynetdicom(tmp_dir: Path) -> None:
-    """Process-wide pynetdicom settings the receiver depends on."""
-    _config.STORE_RECV_CHUNKED_DATASET = True  # stream each dataset to a temp file, never into memory
-    _config.UNRESTRICTED_STORAGE_SERVICE = True  # private and unknown SOP classes are storage too
-    _config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost ~3% and flood the log
-    tempfile.tempdir = str(tmp_dir)  # chunked temp files on the store's filesystem: os.replace, not copy
-    install_spool_guard()  # a disk that fills mid-transfer gives 0xA700, not a silently vanished association
-
-
 class Receiver:
     def __init__(self, config: Config, store: Store, index: Index, indexer: Indexer, bus: EventBus) -> None:
         self.config = config
@@ -95,6 +86,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._next_id = 0
         self.ssl_context: Any = None  # set by the TLS setup when [tls] is enabled
+        self._fast_paths = config.network.fast_paths
 
     @property
     def address(self) -> str:
@@ -105,7 +97,8 @@ class Receiver:
 
     def start(self) -> None:
         rc = self.config.receiver
-        configure_pynetdicom(self.store.tmp_dir)
+        self._fast_paths = self.config.network.fast_paths  # restart-only: the spool mode is process-wide
+        apply_receive_settings(self.store.tmp_dir, self._fast_paths)
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = rc.max_pdu
         ae.network_timeout = rc.network_timeout_s
@@ -176,10 +169,9 @@ class Receiver:
 
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
-        sock = event.assoc.dul.socket.socket
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
+        nodelay(event.assoc)
+        if self._fast_paths:
+            accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
@@ -203,10 +195,7 @@ class Receiver:
         self.bus.post(AssociationRejected(calling, f"{peer_ip}:{peer_port}", reason))
         audit("association_rejected", calling_ae=calling, called_ae=called, peer=f"{peer_ip}:{peer_port}",
               reason=reason)
-        assoc.acse.send_reject(*rsd)
-        assoc.is_rejected = True
-        evt.trigger(assoc, evt.EVT_REJECTED, {})
-        assoc.kill()
+        reject(assoc, *rsd)
 
     def _on_accepted(self, event: Any) -> None:
         self._sweep_vanished()
@@ -226,7 +215,7 @@ class Receiver:
         st = self._assocs.get(event.assoc)
         if st is None:  # cannot happen for an accepted association; refuse rather than store unaccounted
             return STATUS_OUT_OF_RESOURCES
-        if (err := spool_failure(event.dataset_path)) is not None:
+        if (err := spool_failure(event.request)) is not None:
             return self._spool_failed(st, event, err)
         min_free = self.config.receiver.min_free_mb
         if min_free and self.store.free_mb() < min_free:
