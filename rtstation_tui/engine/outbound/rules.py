@@ -19,7 +19,6 @@ import asyncio
 import fnmatch
 import logging
 import re
-import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from typing import Any, Callable
 
 from ..audit import audit
 from ..plans.bundle import Bundle, bundle_for
+from ..plans.queries import held_plans  # noqa: F401  (where rules' holds are read; kept importable here)
 from ..config.model import Config
 from ..events import BundleReady, Event, EventBus, RulesEvaluated
 from ..store.index import Index
@@ -166,17 +166,6 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
                 stopped_by = rule.name
         out.append(d)
     return out
-
-
-def held_plans(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    """Plans some rule holds until they are complete (plan UID → rule names), as of their last evaluation.
-
-    For the console after a restart; live changes come as ``RulesEvaluated`` events."""
-    try:
-        rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
-    except sqlite3.OperationalError:  # no rules service has run on this data_dir yet
-        return {}
-    return {r[0]: tuple(r[1].split("\n")) for r in rows}
 
 
 # -- the service ---------------------------------------------------------------------------------------------
