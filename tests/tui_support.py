@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is imported: stable snapshots, fast tests
@@ -71,9 +71,7 @@ def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast
     store.load_known(index.known_pairs())
     writer = BatchWriter(index)
     Importer(store, index, writer).run(paths, "import", "ECLIPSE")
-    flush = getattr(writer, "flush", None)
-    if callable(flush):
-        flush()
+    writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))
     index.save_bundle_states(settled_states(index, index.patient_ids()))
@@ -114,19 +112,7 @@ def make_app(config: Config, *, listen: bool = False, sender: Any = REAL, theme:
     return app
 
 
-@dataclass
-class QueueRow:
-    id: int
-    node: str
-    plan_uid: str
-    label: str
-    state: str
-    done: int
-    total: int
-    failed: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-    error: str = ""
+QueueRow = JobInfo  # the fake queue's rows are what the console is shown
 
 
 class FakeQueue:
@@ -177,16 +163,12 @@ class FakeSender:
         return self._set(job_id, "queued", "cancelled") or self._set(job_id, "waiting-retry", "cancelled")
 
     def _set(self, job_id: int, old: str, new: str) -> bool:
-        for row in self.queue.rows:
+        rows = self.queue.rows
+        for i, row in enumerate(rows):
             if row.id == job_id and row.state == old:
-                row.state = new
+                rows[i] = replace(row, state=new)
                 return True
         return False
-
-
-def _info(r: QueueRow) -> JobInfo:
-    return JobInfo(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total, r.failed, r.bytes_done, r.bytes_total,
-                   r.error)
 
 
 class FakeStation:
@@ -242,7 +224,7 @@ class FakeStation:
         return self._sender().echo(node)
 
     def jobs(self, active_only: bool = True) -> list[JobInfo]:
-        return [_info(r) for r in self._sender().queue.jobs(active_only)]
+        return self._sender().queue.jobs(active_only)
 
     def retry_failed(self, plan_uids: Sequence[str]) -> list[int]:
         sender = self._sender()
@@ -265,7 +247,7 @@ class FakeStation:
         return self.real.subscribe(fn)
 
     def _history(self, plan_uid: str) -> list[JobInfo]:
-        return [_info(r) for r in self.sender.queue.history(plan_uid)] if self.sender is not None else []
+        return self.sender.queue.history(plan_uid) if self.sender is not None else []
 
     def _sender(self) -> FakeSender:
         if self.sender is None:
