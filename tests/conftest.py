@@ -28,6 +28,18 @@ def config(tmp_path: Path, data_dir: Path, port: int) -> Path:
     return write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port))
 
 
+@pytest.fixture(params=["fast", "stock"])
+def pynetdicom_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once with our fast paths and once with pynetdicom's stock loops (``RTSTATION_STOCK_PYNETDICOM``,
+    inherited by every ``rtstation`` process the test starts): the fallback for a pynetdicom upgrade stays tested.
+    Ask for it before ``serve`` so the variable is set when the server starts."""
+    if request.param == "stock":
+        monkeypatch.setenv("RTSTATION_STOCK_PYNETDICOM", "1")
+    else:
+        monkeypatch.delenv("RTSTATION_STOCK_PYNETDICOM", raising=False)
+    return str(request.param)
+
+
 @pytest.fixture
 def serve(config: Path, tmp_path: Path) -> Iterator[Serve]:
     server = Serve(config, tmp_path / "serve.log").start()

@@ -1,7 +1,7 @@
 """The console's actions (keys and command palette): send, echo, rules, nodes, settings, quit, status timers.
 
-A mixin of ``StationApp`` so app.py stays about lifecycle and events. Every blocking call goes through the facade
-in a thread (``asyncio.to_thread``) inside an async worker; results are applied back on the loop.
+A mixin of ``StationApp`` so app.py stays about lifecycle and events. Every blocking call goes through the
+station's interface (``self.api``, engine/api.py) in a thread (``asyncio.to_thread``) inside an async worker; results are applied back on the loop.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from .widgets.bars import RateMeter
 if TYPE_CHECKING:
     from .app import StationApp
 
-NO_SENDER = "Sending is not available yet: this build has no sender (station.sender)."
-
-
 class StationActions:
     rate: RateMeter
     _status_busy = False
@@ -37,9 +34,14 @@ class StationActions:
         data = tree.cursor_data
         return [data.plan_uid] if data is not None and data.kind == "plan" else []
 
+    def send_unavailable(self: StationApp) -> str:
+        """'' when sends and C-ECHO can be made; else the notification saying why."""
+        why = self.api.status().send_unavailable
+        return f"Sending is not available: {why}." if why else ""
+
     def action_send(self: StationApp) -> None:
-        if not self.facade.can_send:
-            self.notify(NO_SENDER, title="Send", severity="warning")
+        if why := self.send_unavailable():
+            self.notify(why, title="Send", severity="warning")
             return
         plans = self.selected_plans()
         if not plans:
@@ -52,12 +54,12 @@ class StationActions:
         self.main.run_worker(self._send(plans), group="send", exit_on_error=False)
 
     async def _send(self: StationApp, plans: list[str]) -> None:
-        previews = await asyncio.to_thread(self.facade.send_preview, plans)
+        previews = await asyncio.to_thread(self.api.send_preview, plans)
         nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews))
         if not nodes:
             return
         try:
-            jobs = await asyncio.to_thread(self.facade.send, [p.plan_uid for p in previews], nodes)
+            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes)
         except Exception as exc:
             self.notify(str(exc), title="Send failed", severity="error")
             return
@@ -72,8 +74,8 @@ class StationActions:
             tree._relabel(uid)
 
     def action_echo(self: StationApp) -> None:
-        if not self.facade.can_send:
-            self.notify(NO_SENDER, title="C-ECHO", severity="warning")
+        if why := self.send_unavailable():
+            self.notify(why, title="C-ECHO", severity="warning")
             return
         nodes = [n.name for n in self.config.nodes if n.enabled]
         if not nodes:
@@ -84,7 +86,7 @@ class StationActions:
             self.main.run_worker(self._echo(name), group="echo", exit_on_error=False)
 
     async def _echo(self: StationApp, node: str) -> None:
-        r = await asyncio.to_thread(self.facade.echo, node)
+        r = await asyncio.to_thread(self.api.echo, node)
         self.remember_echo(r)
         rtt = f" in {r.rtt_ms:.0f} ms" if r.rtt_ms is not None else ""
         if r.ok:
@@ -99,8 +101,8 @@ class StationActions:
         self._job_action("cancel")
 
     def _job_action(self: StationApp, what: str) -> None:
-        if not self.facade.can_send:
-            self.notify(NO_SENDER, severity="warning")
+        if why := self.send_unavailable():
+            self.notify(why, severity="warning")
             return
         plans = self.selected_plans()
         if not plans:
@@ -113,9 +115,9 @@ class StationActions:
             message = f"Cancel the queued and running sends of {len(plans)} plan(s)? Delivered objects stay delivered."
             if not await self.push_screen_wait(ConfirmDialog("Cancel sends?", message, "Cancel sends", "Keep")):
                 return
-            ids = await asyncio.to_thread(self.facade.cancel_active, plans)
+            ids = await asyncio.to_thread(self.api.cancel_active, plans)
         else:
-            ids = await asyncio.to_thread(self.facade.retry_failed, plans)
+            ids = await asyncio.to_thread(self.api.retry_failed, plans)
         verb = "cancelled" if what == "cancel" else "queued again"
         self.notify(f"{len(ids)} job{'s' if len(ids) != 1 else ''} {verb}", title="Send jobs",
                     severity="information" if ids else "warning")
@@ -191,10 +193,10 @@ class StationActions:
 
     async def _status(self: StationApp) -> None:
         midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        free: Any = await asyncio.to_thread(self.facade.free_disk_mb)
-        jobs = await asyncio.to_thread(self.facade.job_counts)
+        free: Any = await asyncio.to_thread(self.api.free_disk_mb)
+        jobs = await asyncio.to_thread(self.api.job_counts)
         # the index is the truth for "today"; events add to it in between, this re-count corrects any drift
-        today = await asyncio.to_thread(self.facade.received_since, midnight)
+        today = await asyncio.to_thread(self.api.received_since, midnight)
         status = self.main.status
         status.free_mb, status.min_free_mb, status.jobs, status.today = (free, self.config.receiver.min_free_mb, jobs,
                                                                           today)

@@ -27,18 +27,16 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 
+from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
                              LogEvent, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
-from ..engine.intake.receiver import ReceiverError
-from ..engine.store.lock import StationLocked
 from ..engine.station import Station
 from .actions import StationActions
 from .commands.station import StationCommands
 from .editing import ConfigEditing
-from .facade import EchoOutcome, Facade
 from .labels import Palette
 from .screens.main import MainScreen
 from .terminal import ConsoleDriver, TerminalLost
@@ -64,8 +62,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                  listen: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.station = Station(config, receive=listen)
-        self.facade = Facade(self.station)
+        self.station = Station(config, receive=listen)  # runs here: started and stopped with the console
+        self.api: StationAPI = self.station  # everything the screens read or ask goes through this interface
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
         self.theme_name = theme or config.ui.theme
@@ -102,11 +100,11 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         t = load_theme(self.theme_name)
         self.register_theme(t)
         self.theme = t.name
-        self._main = MainScreen(self.config, self.facade, self.level, Palette.from_theme(t))
+        self._main = MainScreen(self.config, self.api, self.level, Palette.from_theme(t))
         await self.push_screen(self._main)
         if not self.listen:
             self._main.header.set_state("off")
-        self._unsubscribe = self.station.subscribe(self.on_engine_events)
+        self._unsubscribe = self.api.subscribe(self.on_engine_events)
         self._log_handler = BusLogHandler(self.station.bus, level=logging.DEBUG)
         add_handler(self._log_handler)
         self._install_signals()
@@ -129,12 +127,12 @@ class StationApp(StationActions, ConfigEditing, App[int]):
             return
         else:
             log.info("console started: AE %s on %s", self.config.station.ae_title,
-                     self.station.receiver.address if self.station.receiver else "(not listening)")
-        watcher = getattr(self.station, "watcher", None)
-        if watcher is not None and self.is_running:  # its state so far (later changes come as events)
-            self._main.header.set_import(watcher.state, str(getattr(watcher, "folder", "") or ""), watcher.detail)
-        if self.facade.can_send and self.is_running:  # jobs persisted from before this start: bars at once
-            jobs = await asyncio.to_thread(self.facade.jobs, True)
+                     self.api.status().address or "(not listening)")
+        status = self.api.status()
+        if self.is_running:  # the import folder's state so far (later changes come as events)
+            self._main.header.set_import(status.import_state, status.import_folder, status.import_detail)
+        if not status.send_unavailable and self.is_running:  # jobs persisted from before this start: bars at once
+            jobs = await asyncio.to_thread(self.api.jobs, True)
             if self.is_running and not self.stopping:
                 self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total,
                                               r.failed, r.error or "") for r in reversed(jobs)])

@@ -24,9 +24,8 @@ from ..engine.config.model import Config
 from ..engine.config.checks import ConfigError
 from ..engine.config.tomlfile import ConfigFile
 from ..engine.logsetup import ROOT
-from ..engine.intake.receiver import ReceiverError
+from ..engine.api import EchoOutcome, ReceiverError
 from ..engine.config.reload import ReloadError
-from .facade import EchoOutcome
 from .labels import Palette
 from .themes import ThemeError, load_theme
 
@@ -107,11 +106,11 @@ class ConfigEditing:
         self.main.config = new
         restart = any(getattr(old.station, k) != getattr(new.station, k) for k in LISTENER)
         try:
-            if restart and self.station.receiver is not None and not self.stopping:
+            if restart and self.api.status().receives and not self.stopping:
                 self.main.header.set_state("starting", "restarting the listener; in-flight stores finish")
-                await self.station.restart_receiver(new)
+                await self.api.restart_receiver(new)
             else:
-                self.station.reload(new)
+                self.api.reload(new)
         except ReceiverError as exc:
             self.notify(str(exc), title="Listener", severity="error", timeout=20)
         except ReloadError as exc:

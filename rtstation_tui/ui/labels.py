@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.theme import Theme
 
-from .facade import PatientRow, PlanRow
+from ..engine.plans.queries import PatientRow, PlanRow
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ async def test_importing_a_plan_never_re_forwards_the_patients_other_plans(tmp_p
 
 
 async def test_held_plans_are_known_after_a_restart(tmp_path):
-    from rtstation_tui.engine.outbound.rules import held_plans
+    from rtstation_tui.engine.plans.queries import held_plans
 
     patient = make_patient(tmp_path / "p", "HELD1", label="H", slices=2, rows=8, cols=8)
     port = free_port()

@@ -10,7 +10,7 @@ from tui_support import make_config
 from rtstation_tui.ui.app import run_console
 from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
 from rtstation_tui.ui.dialogs.send import SendDialog
-from rtstation_tui.ui.facade import SendPreview
+from rtstation_tui.engine.plans.queries import SendPreview
 from rtstation_tui.ui.themes import ThemeError, available_themes, load_theme
 
 PREVIEW = SendPreview("1.2.3", "123456", "B1", (("CT", 97), ("RTSTRUCT", 1), ("RTPLAN", 1), ("RTDOSE", 1)), 100,

@@ -14,7 +14,7 @@ import pytest
 from helpers import DATA, rtstation, write_config
 
 from rtstation_tui.engine.outbound.queue import JobQueue
-from rtstation_tui.engine.outbound.rules import held_plans
+from rtstation_tui.engine.plans.queries import held_plans
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.store.schema import INDEX, QUEUE, Migration, Schema, SchemaError
 from rtstation_tui.engine.store.schema.base import split_statements

@@ -19,7 +19,6 @@ import asyncio
 import fnmatch
 import logging
 import re
-import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -162,14 +161,6 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
                 stopped_by = rule.name
         out.append(d)
     return out
-
-
-def held_plans(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    """Plans some rule holds until they are complete (plan UID → rule names), as of their last evaluation.
-
-    For the console after a restart; live changes come as ``RulesEvaluated`` events."""
-    rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
-    return {r[0]: tuple(r[1].split("\n")) for r in rows}
 
 
 # -- the service ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
-from ..facade import SendPreview
+from ...engine.plans.queries import SendPreview
 
 
 def describe(p: SendPreview) -> Text:

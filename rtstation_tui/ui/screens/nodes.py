@@ -8,7 +8,6 @@ live at once; the table is rebuilt from the saved configuration, so it always sh
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -137,7 +136,7 @@ class NodesScreen(EntryTableScreen):
 
     async def _delete(self, node: NodeConfig) -> None:
         rules = self.rules_using(node.name)
-        jobs: list[Any] = [j for j in await asyncio.to_thread(self.app_.facade.jobs, True) if j.node == node.name]
+        jobs = [j for j in await asyncio.to_thread(self.app_.api.jobs, True) if j.node == node.name]
         lines = [f"Delete node {node.name} ({node.describe()})?"]
         for rule, targets in rules:
             what = "the rule is deleted too (no target left)" if targets == [node.name] else (
@@ -157,14 +156,14 @@ class NodesScreen(EntryTableScreen):
         node = self.node()
         if node is None:
             return
-        if not self.app_.facade.can_send:
-            self.notify("C-ECHO needs the sender, which this build does not have.", severity="warning")
+        if why := self.app_.send_unavailable():
+            self.notify(why, title="C-ECHO", severity="warning")
             return
         self.query_one("#nodes-detail", Static).update(f"C-ECHO {node.name} ({node.describe()})…")
         self.run_worker(self._echo(node.name), group="echo", exit_on_error=False)
 
     async def _echo(self, name: str) -> None:
-        outcome = await asyncio.to_thread(self.app_.facade.echo, name)
+        outcome = await asyncio.to_thread(self.app_.api.echo, name)
         self.app_.remember_echo(outcome)
         self.refresh_rows()
         self.notify(f"{name}: {describe_echo(outcome)}", title="C-ECHO",

@@ -16,9 +16,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.config.rules import RuleConfig
+from ...engine.plans.queries import PlanVerdicts
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
-from ..dryrun import PlanVerdicts, dry_run
 from .entries import EntryTableScreen
 
 SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
@@ -81,8 +81,7 @@ class RulesScreen(EntryTableScreen):
         self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True, exit_on_error=False)
 
     async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:
-        facade = self.app_.facade
-        plans = await asyncio.to_thread(lambda: dry_run(facade.station.index.conn, rules))
+        plans = await asyncio.to_thread(self.app_.api.dry_run, rules)
         self.dry_run = plans
         self.query_one("#dry-run-text", Static).update(dry_run_text(plans))
 

@@ -18,8 +18,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.plans.bundle import Member
-from ..facade import PatientRow, PlanRow
+from ...engine.plans.queries import LooseObject, PatientRow, PlanRow
 from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
 
 
@@ -141,13 +140,13 @@ class PlanTree(Tree[NodeData]):
             self._unconnected[patient_id] = pnode.add(unconnected_label(None, self.palette),
                                                       NodeData("unconnected", patient_id))
 
-    def set_unconnected(self, patient_id: str, members: list[Member]) -> None:
+    def set_unconnected(self, patient_id: str, members: list[LooseObject]) -> None:
         node = self._unconnected.get(patient_id)
         if node is None:
             return
         node.set_label(unconnected_label(len(members), self.palette))
         node.remove_children()
-        groups = Counter((m.modality or "?", m.series_uid, m.calling_ae or m.source) for m in members)
+        groups = Counter((m.modality or "?", m.series_uid, m.source) for m in members)
         for (modality, series, source), n in sorted(groups.items()):
             node.add_leaf(f"{modality} ×{n}  series …{series[-12:]}  from {source or '?'}",
                           NodeData("member", patient_id))
