@@ -40,7 +40,9 @@ from .outbound.sender import Sender
 from .store.files import Store
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
+from .metrics import views as metrics_views
 from .metrics.service import MetricsService
+from .metrics.views import DvhCurve, PlanMetrics
 
 log = logging.getLogger("rtstation.station")
 
@@ -264,6 +266,12 @@ class Station:
 
     def unconnected(self, patient_id: str) -> list[LooseObject]:
         return queries.unconnected(self.index.conn, patient_id)
+
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        return metrics_views.plan_metrics(self.index.conn, where, sort, limit)
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        return metrics_views.dvh_curves(self.index.conn, plan_uid)
 
     def plan_details(self, plan_uid: str) -> PlanDetails | None:
         details = queries.plan_details(self.index.conn, plan_uid)
