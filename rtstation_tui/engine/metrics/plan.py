@@ -18,6 +18,9 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 
+# the header reader's tolerant value readers: one definition of "a malformed value reads as missing"
+from ..dicom.header import _float, _int, _s, _seq
+
 PLAN_CLASSES = ("1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.481.8")  # RT Plan, RT Ion Plan
 ENERGY_UNIT = {"PHOTON": "MV", "ELECTRON": "MeV", "PROTON": "MeV", "NEUTRON": "MeV", "ION": "MeV/u"}
 
@@ -185,29 +188,3 @@ def angle_ranges(beams: tuple[BeamFacts, ...]) -> dict[str, list[float] | None]:
         return [round(min(known), 3), round(max(known), 3)] if known else None
     return {"gantry": span([a for b in beams for a in (b.gantry_start, b.gantry_stop)]),
             "collimator": span([b.collimator for b in beams]), "couch": span([b.couch for b in beams])}
-
-
-def _seq(ds: Dataset, keyword: str) -> list[Dataset]:
-    try:
-        value = ds.get(keyword)
-    except Exception:  # a malformed sequence must not hide the rest of the plan
-        return []
-    return list(value) if value else []
-
-
-def _s(value: Any) -> str:
-    return "" if value is None else str(value).strip("\x00 ")
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
