@@ -84,3 +84,42 @@ def test_a_non_axial_dose_grid_is_refused_by_name() -> None:
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal
     with pytest.raises(DoseError, match="not axial"):
         read_dose(ds)
+
+
+def test_a_flipped_dose_grid_gives_the_same_dvh() -> None:
+    """Head-first prone exports rows and columns reversed (ImageOrientationPatient -1,0,0,0,-1,0) and frames
+    from top to bottom: the same dose at the same patient points must give the same DVH."""
+    import pydicom
+
+    ds = pydicom.dcmread(NELMS / DOSE["AP"])
+    ref = read_dose(ds)
+    frames, rows, cols = ref.shape
+    flipped = pydicom.dcmread(NELMS / DOSE["AP"])
+    arr = flipped.pixel_array[::-1, ::-1, ::-1].copy()
+    flipped.PixelData = arr.tobytes()
+    x0, y0, z0 = (float(v) for v in ds.ImagePositionPatient)
+    flipped.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]  # normal +z still: frames go up in z from the origin
+    flipped.ImagePositionPatient = [x0 + (cols - 1) * 3.0, y0 + (rows - 1) * 3.0, z0 + (frames - 1) * 3.0]
+    flipped.GridFrameOffsetVector = [-3.0 * k for k in range(frames)]
+    ss = read_structures(NELMS / "Cone_30_0.dcm")
+    a = compute_dvh(ss.roi("Cone_30_0"), ss.thickness, ref)
+    b = compute_dvh(ss.roi("Cone_30_0"), ss.thickness, read_dose(flipped))
+    assert b.mean_gy == pytest.approx(a.mean_gy, rel=1e-6) and b.dose_at(95) == pytest.approx(a.dose_at(95), rel=1e-4)
+    assert (b.min_gy, b.max_gy) == pytest.approx((a.min_gy, a.max_gy))
+
+
+def test_per_beam_doses_on_one_grid_are_summed(tmp_path) -> None:
+    import pydicom
+
+    from rtstation_tui.engine.metrics.compute import plan_dose
+
+    paths = []
+    for g in ("AP", "SI"):
+        ds = pydicom.dcmread(NELMS / DOSE[g])
+        ds.DoseSummationType = "BEAM"
+        ds.save_as(tmp_path / f"{g}.dcm")
+        paths.append(str(tmp_path / f"{g}.dcm"))
+    grid, notes = plan_dose(tuple(paths))
+    assert grid is not None and notes == ["sum of 2 beam doses"] and grid.summation == "BEAM (summed)"
+    expected = read_dose(NELMS / DOSE["AP"]).dose + read_dose(NELMS / DOSE["SI"]).dose
+    assert np.allclose(grid.dose, expected)

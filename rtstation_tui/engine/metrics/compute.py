@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,38 +73,47 @@ def _r(v: float | None, digits: int = 4) -> float | None:
     return None if v is None else round(float(v), digits)
 
 
-def choose_dose(paths: tuple[str, ...]) -> tuple[str | None, str]:
-    """The plan's dose among its RTDOSEs: a PLAN sum first, then the other summation types; and a note."""
+def plan_dose(paths: tuple[str, ...]) -> tuple[DoseGrid | None, list[str]]:
+    """The plan's dose among its RTDOSEs, and notes: a PLAN sum first, then the other summation types; when there
+    are only per-beam doses on one grid (Eclipse can export those), their sum."""
     found = []
+    notes: list[str] = []
     for p in paths:
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
         except Exception as exc:  # an unreadable file is reported, the others still count
-            log.warning("metrics: cannot read RTDOSE %s: %s", p, exc)
+            notes.append(f"cannot read RTDOSE {Path(p).name}: {exc}")
             continue
         found.append((SUMMATION_RANK.get(str(ds.get("DoseSummationType", "")), 9), p))
     if not found:
-        return None, "no dose" if not paths else "no readable dose"
+        return None, notes + ["no dose"]
     found.sort()
-    note = f"{len(found)} doses, the {'PLAN sum' if found[0][0] == 0 else 'first'} used" if len(found) > 1 else ""
-    return found[0][1], note
+    try:
+        if found[0][0] == SUMMATION_RANK["BEAM"] and len(found) > 1:
+            return _beam_sum([p for _, p in found]), notes + [f"sum of {len(found)} beam doses"]
+        if len(found) > 1:
+            notes.append(f"{len(found)} doses: the {'PLAN sum' if found[0][0] == 0 else 'first'} used")
+        return read_dose(found[0][1]), notes
+    except (ValueError, OSError) as exc:
+        return None, notes + [f"dose: {exc}"]
+
+
+def _beam_sum(paths: list[str]) -> DoseGrid:
+    grids = [read_dose(p) for p in paths]
+    first = grids[0]
+    for g in grids[1:]:
+        if g.shape != first.shape or not (np.allclose(g.origin, first.origin) and np.allclose(g.z, first.z)
+                                          and g.spacing == first.spacing):
+            raise ValueError("the beam doses are on different grids; they cannot be summed")
+    return replace(first, dose=np.sum([g.dose for g in grids], axis=0), summation="BEAM (summed)")
 
 
 def compute(job: MetricsJob) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(plan row, ROI rows) for ``tables.save``. Problems with the dose or structures leave a partial row."""
     started = time.monotonic()
     facts = read_plan(job.plan_path)
-    notes: list[str] = []
-    grid: DoseGrid | None = None
     ss: StructureSet | None = None
-    dose_path, note = choose_dose(job.dose_paths)
-    if note:
-        notes.append(note)
-    if dose_path is not None:
-        try:
-            grid = read_dose(dose_path)
-        except (ValueError, OSError) as exc:
-            notes.append(f"dose: {exc}")
+    grid, notes = plan_dose(job.dose_paths)
     if job.struct_paths:
         try:
             ss = read_structures(job.struct_paths[0])
