@@ -106,11 +106,11 @@ class DvhPlot(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.curves: list[DvhCurve] = []
-        self.visible: set[str] = set()
+        self.rois: set[str] = set()
         self.cursor_gy: float | None = None
 
     def show(self, curves: list[DvhCurve], visible: set[str], cursor_gy: float | None) -> None:
-        self.curves, self.visible, self.cursor_gy = curves, visible, cursor_gy
+        self.curves, self.rois, self.cursor_gy = curves, visible, cursor_gy
         self.refresh()
 
     @property
@@ -120,6 +120,6 @@ class DvhPlot(Widget):
     def render(self) -> Text:
         if not self.curves:
             return Text("no DVH for this plan (metrics not computed yet, or no dose / structures)", style="dim")
-        drawn = [(i, c) for i, c in enumerate(self.curves) if c.roi in self.visible]
+        drawn = [(i, c) for i, c in enumerate(self.curves) if c.roi in self.rois]
         lines = render_lines(drawn, self.size.width, self.size.height, self.x_max, self.cursor_gy)
         return Text("\n").join(lines)
