@@ -78,6 +78,7 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
+    themes_dir: Path | None = _c(None)  # user themes; None: $XDG_CONFIG_HOME/rtstation/themes (ui/themes)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,11 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
-    return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls)
+    ui = config.ui
+    if ui.themes_dir is not None:
+        ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
+    return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls,
+                   ui=ui)
 
 
 def _absolute(p: Path, base: Path) -> Path:
