@@ -179,3 +179,27 @@ def test_a_theme_given_as_a_path_loads_and_a_missing_one_is_named(tmp_path):
     assert load_theme(str(tmp_path / "mine.toml")).name == "mine"
     with pytest.raises(ThemeError, match="nothere.toml: no such theme file"):
         load_theme(str(tmp_path / "nothere.toml"))
+
+
+async def test_a_theme_file_added_while_the_console_runs_is_offered_by_settings_and_applied(tmp_path, monkeypatch):
+    from editor_support import fill, saved
+
+    from rtstation_tui.ui.screens.settings import SettingsScreen
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    config = make_config(tmp_path)
+    app = make_app(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        user = tmp_path / "xdg" / "rtstation" / "themes"
+        user.mkdir(parents=True)
+        (user / "ward.toml").write_text('primary = "#00AA00"\nbackground = "#101010"\n')
+        before = config.path.read_text()
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen, what="settings")
+        assert "ward" in screen.form.specs["ui.theme"].choices
+        await fill(pilot, screen.form, "ui.theme", "ward")
+        await pilot.press("ctrl+s")
+        assert 'theme = "ward"' in await saved(pilot, config.path, before)
+        await until(pilot, lambda: app.theme == "ward", what="the new theme applied")
+        assert app.current_theme.primary == "#00AA00"

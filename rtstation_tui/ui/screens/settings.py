@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input, Label
 
 from ...engine.config.model import SECTIONS, Config
 from ...engine.config.tomlfile import ConfigFile
+from ..themes import ThemeCatalog
 from ..widgets.form import FieldSpec, Form
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ class SettingsScreen(Screen[None]):
         app: StationApp = self.app  # type: ignore[assignment]
         yield Label(f"Settings  ({app.config.path or 'built-in defaults'})  Ctrl+S save · Esc back",
                     classes="screen-title")
-        yield Form(settings_specs(app.theme_catalog.names()), self.values, id="settings-form")
+        themes = ThemeCatalog.scan(app.config.ui.themes_dir).names()  # a file added since the start is offered too
+        yield Form(settings_specs(themes), self.values, id="settings-form")
         yield Footer()
 
     @property
