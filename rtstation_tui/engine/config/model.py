@@ -88,6 +88,7 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
+    themes_dir: Path | None = _c(None)  # user themes; None: $XDG_CONFIG_HOME/rtstation/themes (ui/themes)
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,11 @@ def finish(config: Config, file: str, base: Path) -> Config:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
     network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
+    ui = config.ui
+    if ui.themes_dir is not None:
+        ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
     return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
-                   import_=imp, tls=tls)
+                   import_=imp, tls=tls, ui=ui)
 
 
 def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:
