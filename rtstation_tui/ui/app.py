@@ -14,7 +14,6 @@ second, so a peer sending a thousand objects a second costs ten screen updates, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -40,7 +39,7 @@ from .editing import ConfigEditing
 from .labels import Palette
 from .screens.main import MainScreen
 from .terminal import ConsoleDriver, TerminalLost
-from .themes import ThemeError, available_themes, load_theme
+from .themes import ThemeCatalog, ThemeError
 from .widgets.bars import RateMeter
 from .widgets.logpane import LogLine
 
@@ -67,6 +66,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
         self.theme_name = theme or config.ui.theme
+        self.theme_catalog = ThemeCatalog.scan(config.ui.themes_dir)
         self._pending: list[Event] = []
         self._flush_due = False
         self._last_flush = 0.0
@@ -94,10 +94,10 @@ class StationApp(StationActions, ConfigEditing, App[int]):
 
     # -- start ---------------------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        for name in available_themes():  # all of them, so the palette's theme switcher offers them too
-            with contextlib.suppress(ThemeError):
-                self.register_theme(load_theme(name))
-        t = load_theme(self.theme_name)
+        themes, theme_problems = self.theme_catalog.load_all()
+        for theme in themes:  # all of them, so the palette's theme switcher offers them too
+            self.register_theme(theme)
+        t = self.theme_catalog.load(self.theme_name)
         self.register_theme(t)
         self.theme = t.name
         self._main = MainScreen(self.config, self.api, self.level, Palette.from_theme(t))
@@ -107,11 +107,19 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._unsubscribe = self.api.subscribe(self.on_engine_events)
         self._log_handler = BusLogHandler(self.station.bus, level=logging.DEBUG)
         add_handler(self._log_handler)
+        self._log_themes(theme_problems)
         self._install_signals()
         self._starting = asyncio.ensure_future(self._start_station())  # a task, not a worker: exit must not cancel it
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self.refresh_status)
         self.refresh_status()
+
+    def _log_themes(self, problems: list[str]) -> None:
+        """Once the log pane listens: which user files replace a built-in theme, and which theme files are bad."""
+        for entry in self.theme_catalog.overrides:
+            log.info("theme %s: using %s instead of the built-in one", entry.name, entry.file)
+        for problem in problems:
+            log.warning("theme not offered: %s", problem)
 
     async def _start_station(self) -> None:
         try:
@@ -303,7 +311,7 @@ def _exit_later(code: int) -> None:
 def run_console(config: Config, log_level: str | None = None) -> int:
     """``rtstation`` / ``rtstation tui``. Returns the exit status (2: bad theme, 1: data_dir in use)."""
     try:
-        load_theme(config.ui.theme)
+        ThemeCatalog.scan(config.ui.themes_dir).load(config.ui.theme)
     except ThemeError as exc:
         print(f"rtstation: configuration error: {exc}", file=sys.stderr)
         return 2

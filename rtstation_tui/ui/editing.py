@@ -27,7 +27,7 @@ from ..engine.logsetup import ROOT
 from ..engine.api import EchoOutcome, ReceiverError
 from ..engine.config.reload import ReloadError
 from .labels import Palette
-from .themes import ThemeError, load_theme
+from .themes import ThemeCatalog, ThemeError
 
 if TYPE_CHECKING:
     from .app import StationApp
@@ -121,12 +121,14 @@ class ConfigEditing:
         header.update(header.render_text())
         if old.logging.level != new.logging.level:
             logging.getLogger(ROOT).setLevel(new.logging.level)  # the file's level; the pane keeps its own filter
-        if old.ui.theme != new.ui.theme:
+        if old.ui != new.ui:
             self.apply_theme(new.ui.theme)
 
     def apply_theme(self: StationApp, name: str) -> None:
+        """Rescan first: the themes directory may have changed, or gained the file the operator just made."""
         try:
-            theme = load_theme(name)
+            self.theme_catalog = ThemeCatalog.scan(self.config.ui.themes_dir)
+            theme = self.theme_catalog.load(name)
         except ThemeError as exc:
             self.notify(str(exc), title="Theme", severity="error")
             return

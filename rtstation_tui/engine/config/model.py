@@ -97,6 +97,7 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
+    themes_dir: Path | None = _c(None)  # user themes; None: $XDG_CONFIG_HOME/rtstation/themes (ui/themes)
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,11 @@ def finish(config: Config, file: str, base: Path) -> Config:
             raise ConfigError(file, f"metrics.dvh_points[{i}]", f"{point!r} is not a DVH point: use Dx% (D95%), "
                               f"Dxcc (D2cc), VxGy (V20Gy) or VxcGy (V2000cGy)")
     network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
+    ui = config.ui
+    if ui.themes_dir is not None:
+        ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
     return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
-                   import_=imp, tls=tls)
+                   import_=imp, tls=tls, ui=ui)
 
 
 def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:

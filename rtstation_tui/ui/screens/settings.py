@@ -9,7 +9,7 @@ made absolute and command line overrides applied; showing those would turn an un
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import tomlkit
 from textual.app import ComposeResult
@@ -19,7 +19,7 @@ from textual.widgets import Footer, Input, Label
 
 from ...engine.config.model import SECTIONS, Config
 from ...engine.config.tomlfile import ConfigFile
-from ..themes import available_themes
+from ..themes import ThemeCatalog
 from ..widgets.form import FieldSpec, Form
 
 if TYPE_CHECKING:
@@ -42,16 +42,18 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("import.after_import", "After import", "delete, move (to data_dir/imported/) or keep"),
     ("import.source_ae", "Import AE", "The calling AE rules see for imported objects"),
     ("logging.level", "Log level", "Level of the log file and the log pane's records"),
-    ("ui.theme", "Theme", "Console colours (files in themes/)"),
+    ("ui.theme", "Theme", "Console colours: dark, light, high-contrast, or a file of yours in [ui] themes_dir "
+     "(default ~/.config/rtstation/themes)"),
 )
 
 
-def settings_specs() -> list[FieldSpec]:
+def settings_specs(themes: Sequence[str] = ()) -> list[FieldSpec]:
+    """The form's fields; ``themes`` are the theme names the console found (built-in and the user's)."""
     specs = []
     for key, label, help_text in FIELDS:
         section, name = key.split(".")
         cls = SECTIONS[section][1]
-        choices = tuple(available_themes()) if key == "ui.theme" else ()
+        choices = tuple(themes) if key == "ui.theme" else ()
         specs.append(FieldSpec(key, cls, name, label, help_text, choices=choices))
     return specs
 
@@ -91,7 +93,8 @@ class SettingsScreen(Screen[None]):
         app: StationApp = self.app  # type: ignore[assignment]
         yield Label(f"Settings  ({app.config.path or 'built-in defaults'})  Ctrl+S save · Esc back",
                     classes="screen-title")
-        yield Form(settings_specs(), self.values, id="settings-form")
+        themes = ThemeCatalog.scan(app.config.ui.themes_dir).names()  # a file added since the start is offered too
+        yield Form(settings_specs(themes), self.values, id="settings-form")
         yield Footer()
 
     @property
