@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -96,7 +97,9 @@ class MetricsScreen(Screen[None]):
 
     # -- plans ------------------------------------------------------------------------------------------------
     def reload(self) -> None:
-        self.run_worker(self._load(), group="plans", exclusive=True, exit_on_error=False)
+        # the coroutine function, not a coroutine: an exclusive worker cancelled before it starts leaves nothing
+        # un-awaited behind
+        self.run_worker(self._load, group="plans", exclusive=True, exit_on_error=False)
 
     def metrics_changed(self) -> None:
         """The app calls this when metrics of some plan were stored (MetricsComputed)."""
@@ -175,7 +178,7 @@ class MetricsScreen(Screen[None]):
         for b in plan.beams if plan else ():
             energy = f"{b.energy:g}{'X' if b.energy_unit == 'MV' else ''}" if b.energy is not None else ""
             beams.add_row(b.name, energy, _num(b.mu, 0), b.gantry)
-        self.run_worker(self._curves(plan_uid), group="curves", exclusive=True, exit_on_error=False)
+        self.run_worker(partial(self._curves, plan_uid), group="curves", exclusive=True, exit_on_error=False)
 
     async def _curves(self, plan_uid: str | None) -> None:
         curves = await asyncio.to_thread(self.api.dvh_curves, plan_uid) if plan_uid else []
