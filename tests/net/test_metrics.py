@@ -85,3 +85,20 @@ def test_metrics_follow_the_bundle_when_its_dose_arrives_later(mconfig: Path, po
         serve.stop()
     [b1] = metrics(mconfig)
     assert b1["dose"]["summation"] == "PLAN" and b1["computed"] > partial["computed"]
+
+
+def test_a_stop_mid_computation_is_prompt_and_the_next_start_computes(mconfig: Path, port: int, tmp_path: Path,
+                                                                      breast: list[Path]) -> None:
+    serve = Serve(mconfig, tmp_path / "serve.log").start()
+    try:
+        storescu(port, breast, extra=["-xi"])
+        wait_for(lambda: "computing metrics of plan B1" in serve.text(), 60, what="the computation to start")
+        assert serve.stop(timeout=10) == 0  # a DVH in progress never holds the station up
+    finally:
+        serve.kill()
+    assert "interrupted by the stop" in serve.text() and metrics(mconfig) == []
+    serve = Serve(mconfig, tmp_path / "serve2.log").start()
+    try:
+        wait_for(lambda: computed(mconfig), 120, what="metrics computed by the catch-up at start")
+    finally:
+        serve.stop()

@@ -69,6 +69,7 @@ class MetricsService:
         self._lock = threading.Lock()
         self._caught_up = False
         self._pool: ProcessPoolExecutor | None = None
+        self._stopping = False
         self._ticker = Ticker("metrics", self._step, lambda: RETRY_SECONDS if self._pending else 3600.0)
         bus.subscribe(self.on_events)  # now, not in start(): readiness may announce bundles first
 
@@ -76,10 +77,15 @@ class MetricsService:
         self._ticker.start()
 
     async def stop(self) -> None:
+        """Stop at once, also mid-computation: the worker process is terminated (what it was computing is not
+        stored, so the next start's catch-up computes it again). A station stopping must not wait for a DVH."""
+        self._stopping = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public way to end a busy worker
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
         await self._ticker.stop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
 
     def on_events(self, batch: list[Event]) -> None:
         touched = False
@@ -114,9 +120,14 @@ class MetricsService:
             tables.forget(conn, removed)
         events: list[Event] = []
         for uid, why in pending.items():
+            if self._stopping:
+                break
             try:
                 ev = self.refresh(uid)
             except Exception:
+                if self._stopping:
+                    log.info("metrics of plan %s interrupted by the stop; computed at the next start", uid)
+                    break
                 log.exception("metrics of plan %s failed; trying again in %.0f s", uid, RETRY_SECONDS)
                 with self._lock:
                     self._pending.setdefault(uid, why)
@@ -149,6 +160,7 @@ class MetricsService:
         if job is None:
             return None
         started = time.monotonic()
+        log.info("computing metrics of plan %s (%s) of patient %s", bundle.label, bundle.plan_uid, job.patient_id)
         try:
             plan, rois = self.run_job(job)
         except (ValueError, OSError) as exc:  # unreadable plan: remembered, so it is not retried on every event
@@ -161,14 +173,16 @@ class MetricsService:
                                plan.get("detail") or "")
 
     def run_job(self, job: MetricsJob) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if self._stopping:
+            raise RuntimeError("the station is stopping")
         if self._pool is None:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_lower_priority)
         try:
             return self._pool.submit(compute, job).result()
-        except BrokenProcessPool:  # the worker died (out of memory?): a fresh one next time
+        except BrokenProcessPool:  # the worker died (out of memory? or we stop): a fresh one next time
             self._pool = None
-            raise RuntimeError("the metrics worker process died") from None
+            raise RuntimeError("the metrics worker process " + ("was stopped" if self._stopping else "died")) from None
 
 
 def error_row(job: MetricsJob, detail: str) -> dict[str, Any]:
