@@ -68,3 +68,22 @@ def test_stored_objects_by_uid(capsys: pytest.CaptureFixture[str], conf: Path) -
     assert "2 different versions" in capsys.readouterr().err
     assert main(["--config", str(conf), "dvh", struct, struct]) == 1
     assert "is a stored RTSTRUCT, not an RTDOSE" in capsys.readouterr().err
+
+
+def test_metrics_cli_formats_and_errors(capsys: pytest.CaptureFixture[str], conf: Path) -> None:
+    assert main(["--config", str(conf), "import", *map(str, sorted(BB.glob("*.dcm")))]) == 0
+    assert main(["--config", str(conf), "metrics", "--dvh", "B1"]) == 1  # not computed yet: said so
+    assert "no metrics yet" in capsys.readouterr().err
+    assert main(["--config", str(conf), "metrics", "--update", "--csv", "--columns", "label,energy,mu,max_dose"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines() == ["label,energy,mu,max_dose", 'B1,"6,10",367,14.6808']
+    assert "metrics: 1 plans computed" in out.err
+    assert main(["--config", str(conf), "metrics", "--update"]) == 0  # nothing changed: nothing recomputed
+    assert "metrics: 0 plans computed" in capsys.readouterr().err
+    assert main(["--config", str(conf), "metrics", "--columns", "label,dose"]) == 2
+    assert "--columns: unknown field 'dose'" in capsys.readouterr().err
+    assert main(["--config", str(conf), "metrics", "--where", "mu>>3"]) == 2
+    assert "'>3' is not a number" in capsys.readouterr().err
+    assert main(["--config", str(conf), "metrics", "--dvh", "B1"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].startswith("ROI") and "Tumor Bed" in table
