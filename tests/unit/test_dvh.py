@@ -33,7 +33,7 @@ ANALYTICAL = {
 @pytest.mark.parametrize("structure, gradient", sorted(ANALYTICAL))
 def test_dvh_matches_the_analytical_phantom(structure: str, gradient: str) -> None:
     ss = read_structures(NELMS / f"{structure}.dcm")
-    dvh = compute_dvh(ss.roi(structure), ss.thickness, read_dose(NELMS / DOSE[gradient]))
+    dvh = compute_dvh(ss.roi(structure), None, read_dose(NELMS / DOSE[gradient]))
     volume, dmin, dmax, dmean, d95, d5 = ANALYTICAL[(structure, gradient)]
     assert dvh.volume_cc == pytest.approx(volume, rel=0.03)
     assert dvh.mean_gy == pytest.approx(dmean, rel=0.01)
@@ -123,3 +123,19 @@ def test_per_beam_doses_on_one_grid_are_summed(tmp_path) -> None:
     assert grid is not None and notes == ["sum of 2 beam doses"] and grid.summation == "BEAM (summed)"
     expected = read_dose(NELMS / DOSE["AP"]).dose + read_dose(NELMS / DOSE["SI"]).dose
     assert np.allclose(grid.dose, expected)
+
+
+def test_slabs_tile_a_ct_whose_slice_spacing_varies() -> None:
+    """Contours every 2.5 mm up to z = 7.5, then every 5 mm: each slab reaches half way to its neighbours."""
+    from rtstation_tui.engine.metrics.structures import slice_thickness, with_slabs
+
+    zs = (0.0, 2.5, 5.0, 7.5, 12.5, 17.5)
+    cyl = Roi(1, "cyl", "ORGAN", len(zs), tuple(Plane(z, (square(0, 0, 10),)) for z in zs))
+    far = Roi(2, "far", "ORGAN", 1, (Plane(40.0, (square(0, 0, 10),)),))  # 22.5 mm away: not a slice gap
+    t = slice_thickness([cyl, far])
+    assert t == 2.5
+    cyl2, far2 = with_slabs([cyl, far], t)
+    bounds = [(p.z - p.below, p.z + p.above) for p in cyl2.planes]
+    assert bounds == [(-1.25, 1.25), (1.25, 3.75), (3.75, 6.25), (6.25, 10.0), (10.0, 15.0), (15.0, 18.75)]
+    assert roi_volume_cc(cyl2, step=0.1) == pytest.approx(100 * 20.0 / 1000, rel=0.01)
+    assert (far2.planes[0].below, far2.planes[0].above) == (1.25, 1.25)

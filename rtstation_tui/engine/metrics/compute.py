@@ -134,14 +134,14 @@ def roi_rows(job: MetricsJob, ss: StructureSet, grid: DoseGrid | None) -> list[d
         row: dict[str, Any] = {"plan_uid": job.plan_uid, "roi_number": roi.number, "name": roi.name,
                                "kind": roi.kind, "contours": roi.contours, "planes": len(roi.planes)}
         if grid is not None and roi.planes:
-            dvh = compute_dvh(roi, ss.thickness, grid)
+            dvh = compute_dvh(roi, None, grid)
             row.update(volume_cc=_r(dvh.volume_cc), outside_grid_cc=_r(dvh.outside_grid_cc),
                        min_gy=_r(dvh.min_gy), mean_gy=_r(dvh.mean_gy), max_gy=_r(dvh.max_gy),
                        d_gy=json.dumps({str(x): _r(dvh.dose_at(x)) for x in D_LEVELS}),
                        points=json.dumps({p: point_value(dvh, p) for p in job.points}),
                        bin_gy=dvh.bin_gy, dvh=pack_dvh(_trim(dvh.cumulative)))
         else:
-            row["volume_cc"] = _r(roi_volume_cc(roi, ss.thickness)) if roi.planes else 0.0
+            row["volume_cc"] = _r(roi_volume_cc(roi)) if roi.planes else 0.0
         rows.append(row)
     return rows
 

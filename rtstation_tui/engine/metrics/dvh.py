@@ -1,7 +1,7 @@
 """Cumulative DVHs of ROIs over a dose grid, validated against the analytical phantom of Nelms et al. 2015.
 
 How (and why it is accurate where dicompyler-core 0.5.6 was off by 5-100 % on that phantom):
-- Each contour plane is a slab of the structure set's slice thickness (``structures.py``). The slab is cut into
+- Each contour plane is a slab of its CT slice (``structures.py``: half way to the neighbouring slices). It is cut into
   sub-slabs no thicker than an eighth of the dose frame spacing, and the dose is sampled at their mid-planes, so a
   gradient along z is resolved inside a slab instead of being flattened to the plane's dose.
 - In-plane, the contours are rasterized (even-odd, ``raster.py``) on a grid much finer than the dose grid: a
@@ -23,7 +23,7 @@ import numpy as np
 
 from .dosegrid import DoseGrid
 from .raster import even_odd_mask, grid_over
-from .structures import Roi, StructureSet, pixel_estimate, sampling_step
+from .structures import Roi, StructureSet, pixel_estimate, plane_slab, sampling_step
 
 D_LEVELS = (99, 98, 95, 50, 5, 2, 1)  # Dx reported by default (% of the ROI volume)
 MAX_SAMPLES = 4e6  # dose samples per ROI: bounds the time of a whole-body contour or a long spinal cord
@@ -122,35 +122,37 @@ class _Accumulator:
             self.lo, self.hi = min(self.lo, float(d.min())), max(self.hi, float(d.max()))
 
 
-def compute_dvh(roi: Roi, thickness: float, grid: DoseGrid, *, step: float | None = None,
+def compute_dvh(roi: Roi, thickness: float | None, grid: DoseGrid, *, step: float | None = None,
                 subslabs: int | None = None) -> Dvh:
-    """The DVH of one ROI. ``thickness``: slab thickness of its planes (0: the dose frame spacing)."""
-    t = thickness if thickness > 0 else (grid.frame_spacing or 1.0)
-    n_sub, step = _sampling(roi, t, grid, step, subslabs)
+    """The DVH of one ROI. ``thickness``: None for each plane's own slab (``structures.py``), or one slab
+    thickness for every plane; a plane without a slab gets the dose frame spacing."""
+    fallback = grid.frame_spacing or 1.0
+    slabs = [plane_slab(p, thickness, fallback) for p in roi.planes]
+    n_sub, step = _sampling(roi, max((hi - lo for lo, hi in slabs), default=fallback), grid, step, subslabs)
     acc = _Accumulator(_bin_for(grid))
-    volume_px = 0
-    for plane in roi.planes:
+    volume = 0.0
+    for plane, (lo, hi) in zip(roi.planes, slabs):
         polys = list(plane.polygons)
         pg = grid_over(polys, step)
         mask = even_odd_mask(polys, pg)
         jj, ii = np.nonzero(mask)
-        volume_px += len(jj)
         xs, ys = pg.centres()
         points = grid.in_plane(xs[ii], ys[jj])
         verts = np.concatenate(polys)
         edges = grid.in_plane(verts[:, 0], verts[:, 1])
+        t = hi - lo
+        volume += len(jj) * step * step * t / 1000.0
         w = step * step * t / n_sub / 1000.0  # cc per sample
         for s in range(n_sub):
-            frame = grid.frame_at(plane.z - t / 2 + (s + 0.5) * t / n_sub)
+            frame = grid.frame_at(lo + (s + 0.5) * t / n_sub)
             acc.add(points.sample(frame), points.inside & (frame is not None), w)
             if frame is not None:
                 acc.extremes(edges.sample(frame)[edges.inside])
-        for z in (plane.z - t / 2, plane.z + t / 2):  # faces: extremes only
+        for z in (lo, hi):  # faces: extremes only
             frame = grid.frame_at(z)
             if frame is not None:
                 acc.extremes(points.sample(frame)[points.inside])
                 acc.extremes(edges.sample(frame)[edges.inside])
-    volume = volume_px * step * step * t / 1000.0
     cumulative = np.concatenate([np.cumsum(acc.hist[::-1])[::-1], [0.0]])
     dosed = float(cumulative[0])
     found = dosed > 0
@@ -177,7 +179,7 @@ def _sampling(roi: Roi, t: float, grid: DoseGrid, step: float | None, subslabs: 
 def structure_set_dvhs(ss: StructureSet, grid: DoseGrid, names: Iterable[str] | None = None) -> list[Dvh]:
     """DVHs of the ROIs that enclose a volume (all, or those named), in ROI number order."""
     rois = [ss.roi(n) for n in names] if names else [r for r in ss.rois if r.planes]
-    return [compute_dvh(r, ss.thickness, grid) for r in rois]
+    return [compute_dvh(r, None, grid) for r in rois]
 
 
 def _bin_for(grid: DoseGrid) -> float:

@@ -1,16 +1,17 @@
 """The ROIs of an RTSTRUCT as stacks of axial contour planes, and their volumes.
 
-Why planes are slabs: a contour drawn on a CT slice stands for the tissue of that slice, so each plane is a slab as
-thick as the slice spacing, centred on the plane (the convention of planning systems, and the one the analytical
+Why planes are slabs: a contour drawn on a CT slice stands for the tissue of that slice, so each plane is a slab
+reaching half way to the neighbouring slices (the convention of planning systems, and the one the analytical
 values of the Nelms et al. 2015 phantom assume: their Dmin/Dmax in a superior-inferior gradient reach half a slice
-beyond the outermost contours). The spacing is the most common distance between neighbouring contour planes of the
-whole structure set (the CT's slice spacing), so a ROI with a gap keeps its gap.
+beyond the outermost contours). The slices are the contour planes of the whole structure set (no CT needed), and
+``thickness`` is their most common spacing; so a ROI with a gap keeps its gap, and a CT whose slice spacing varies
+gets each slab right.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ class StructureError(ValueError):
 class Plane:
     z: float
     polygons: tuple[np.ndarray, ...]  # each (n, 2): x, y in mm
+    below: float = 0.0  # the slab reaches this far below z, mm (0: not known)
+    above: float = 0.0  # … and this far above
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,9 @@ def read_structures(source: str | Path | Dataset) -> StructureSet:
         if all(r.number != number for r in rois):
             rois.append(Roi(number, name, kinds.get(number, ""), 0, ()))
     rois.sort(key=lambda r: r.number)
+    thickness = slice_thickness(rois)
     return StructureSet(str(ds.get("SOPInstanceUID", "")), str(ds.get("StructureSetLabel", "")),
-                        _frame_of_ref(ds), tuple(rois), slice_thickness(rois))
+                        _frame_of_ref(ds), tuple(with_slabs(rois, thickness)), thickness)
 
 
 def _planes(contours: list[Dataset]) -> tuple[Plane, ...]:
@@ -121,6 +125,38 @@ def slice_thickness(rois: list[Roi] | tuple[Roi, ...]) -> float:
     return min(g for g, n in gaps.items() if n == best)
 
 
+def with_slabs(rois: list[Roi], thickness: float) -> list[Roi]:
+    """Each plane's slab reaches half way to the neighbouring contour planes of the whole structure set (the CT
+    slices), so slabs tile without gaps or overlaps even when the slice spacing varies (2.5 mm through the target,
+    5 mm elsewhere). A gap wider than two ``thickness`` is no slice but missing contours (or two ROIs apart): there,
+    and at the ends, the slab reaches ``thickness`` / 2."""
+    zs = np.array(sorted({p.z for r in rois for p in r.planes}))
+    if not len(zs) or thickness <= 0:
+        return rois
+
+    def half(gap: float | None) -> float:
+        return gap / 2 if gap is not None and gap <= 2 * thickness + 1e-6 else thickness / 2
+
+    out = []
+    for r in rois:
+        planes = []
+        for p in r.planes:
+            k = int(np.searchsorted(zs, p.z))
+            below = half(zs[k] - zs[k - 1] if k > 0 else None)
+            above = half(zs[k + 1] - zs[k] if k + 1 < len(zs) else None)
+            planes.append(replace(p, below=float(below), above=float(above)))
+        out.append(replace(r, planes=tuple(planes)))
+    return out
+
+
+def plane_slab(plane: Plane, thickness: float | None, fallback: float) -> tuple[float, float]:
+    """(bottom, top) z of a plane's slab: ``thickness`` if given, else its own, else ``fallback`` thick."""
+    if thickness is None and plane.below + plane.above > 0:
+        return plane.z - plane.below, plane.z + plane.above
+    t = thickness if thickness else fallback
+    return plane.z - t / 2, plane.z + t / 2
+
+
 def _frame_of_ref(ds: Dataset) -> str:
     for item in ds.get("ReferencedFrameOfReferenceSequence", []) or []:
         if item.get("FrameOfReferenceUID"):
@@ -146,13 +182,13 @@ def _bbox_area(poly: np.ndarray) -> float:
     return float(np.prod(np.ptp(poly, axis=0)))
 
 
-def roi_volume_cc(roi: Roi, thickness: float, step: float | None = None) -> float:
-    """Volume of the stacked slabs, from the same even-odd rasterization the DVH samples (so the two agree)."""
-    if not roi.planes or thickness <= 0:
-        return 0.0
+def roi_volume_cc(roi: Roi, thickness: float | None = None, step: float | None = None) -> float:
+    """Volume of the stacked slabs (``thickness``: None for each plane's own), from the same even-odd
+    rasterization the DVH samples, so the two agree."""
     step = step or sampling_step(roi, 1.0)
-    total = 0
+    total = 0.0
     for plane in roi.planes:
+        lo, hi = plane_slab(plane, thickness, 0.0)
         polys = list(plane.polygons)
-        total += int(even_odd_mask(polys, grid_over(polys, step)).sum())
-    return total * step * step * thickness / 1000.0
+        total += int(even_odd_mask(polys, grid_over(polys, step)).sum()) * (hi - lo)
+    return total * step * step / 1000.0
