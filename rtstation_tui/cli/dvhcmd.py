@@ -59,6 +59,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except (ValueError, OSError) as exc:  # DoseError and StructureError are ValueErrors
         kind = "dose" if isinstance(exc, DoseError) else "structures" if isinstance(exc, StructureError) else ""
         return fail(f"{kind + ': ' if kind else ''}{exc}")
+    for roi in ss.rois:
+        if roi.problem and (not args.roi or roi.name in args.roi):
+            print(f"rtstation: warning: no DVH for {roi.problem}", file=sys.stderr)
     if grid.units.upper() != "GY":
         print(f"rtstation: warning: DoseUnits is {grid.units!r}: values labelled Gy are in that unit",
               file=sys.stderr)

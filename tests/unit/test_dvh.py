@@ -139,3 +139,17 @@ def test_slabs_tile_a_ct_whose_slice_spacing_varies() -> None:
     assert bounds == [(-1.25, 1.25), (1.25, 3.75), (3.75, 6.25), (6.25, 10.0), (10.0, 15.0), (15.0, 18.75)]
     assert roi_volume_cc(cyl2, step=0.1) == pytest.approx(100 * 20.0 / 1000, rel=0.01)
     assert (far2.planes[0].below, far2.planes[0].above) == (1.25, 1.25)
+
+
+def test_a_non_axial_roi_is_named_and_the_others_still_count(tmp_path) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(NELMS / "Cone_30_0.dcm")
+    roi = next(rc for rc in ds.ROIContourSequence if rc.ReferencedROINumber == 2)
+    data = list(roi.ContourSequence[0].ContourData)
+    data[2] = float(data[2]) + 5  # the first point 5 mm off its plane: a sagittal-ish contour
+    roi.ContourSequence[0].ContourData = data
+    ss = read_structures(ds)
+    cone = ss.roi("Cone_30_0")
+    assert cone.planes == () and "Cone_30_0" in cone.problem and "not axial" in cone.problem
+    assert ss.roi("POI_1").problem == ""

@@ -122,6 +122,7 @@ def compute(job: MetricsJob) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     else:
         notes.append("no structure set")
     rois = roi_rows(job, ss, grid) if ss is not None else []
+    notes += [r.problem for r in ss.rois if r.problem] if ss is not None else []
     plan = plan_row(job, facts.as_json(), grid, ss, rois)
     plan.update(computed=time.time(), seconds=round(time.monotonic() - started, 3),
                 status="ok" if grid is not None and ss is not None else "partial", detail="; ".join(notes))

@@ -42,6 +42,7 @@ class Roi:
     kind: str  # RTROIInterpretedType
     contours: int
     planes: tuple[Plane, ...]  # closed planar contours only, by increasing z
+    problem: str = ""  # why the ROI has no planes although it has contours (e.g. not axial)
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,11 @@ def read_structures(source: str | Path | Dataset) -> StructureSet:
     for rc in ds.get("ROIContourSequence", []):
         number = int(rc.get("ReferencedROINumber", 0) or 0)
         contours = list(rc.get("ContourSequence", []) or [])
-        rois.append(Roi(number, names.get(number, f"ROI {number}"), kinds.get(number, ""), len(contours),
-                        _planes(contours)))
+        name = names.get(number, f"ROI {number}")
+        try:
+            rois.append(Roi(number, name, kinds.get(number, ""), len(contours), _planes(contours)))
+        except StructureError as exc:  # this ROI only: the others still get their DVHs
+            rois.append(Roi(number, name, kinds.get(number, ""), len(contours), (), f"ROI {name!r}: {exc}"))
     for number, name in names.items():  # ROIs declared without any contour
         if all(r.number != number for r in rois):
             rois.append(Roi(number, name, kinds.get(number, ""), 0, ()))
@@ -91,8 +95,9 @@ def _planes(contours: list[Dataset]) -> tuple[Plane, ...]:
         if pts is None:
             continue
         if np.ptp(pts[:, 2]) > 0.5:
-            raise StructureError(f"a contour of ROI {c.get('ContourNumber', '?')} is not axial (z spans "
-                                 f"{pts[:, 2].min():.2f} to {pts[:, 2].max():.2f} mm)")
+            raise StructureError(f"contour {c.get('ContourNumber', '?')} is not axial (z spans "
+                                 f"{pts[:, 2].min():.2f} to {pts[:, 2].max():.2f} mm); only axial contours are "
+                                 f"supported")
         by_z[round(float(pts[:, 2].mean()), Z_DECIMALS)].append(pts[:, :2])
     return tuple(Plane(z, tuple(by_z[z])) for z in sorted(by_z))
 
