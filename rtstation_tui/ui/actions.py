@@ -10,7 +10,10 @@ import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from . import messages as m
+from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
+from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
 from .screens.nodes import NodesScreen
 from .screens.rules import RulesScreen
@@ -122,10 +125,10 @@ class StationActions:
 
     # -- screens ------------------------------------------------------------------------------------------------
     def action_rules(self: StationApp) -> None:
-        self.push_screen(RulesScreen())
+        self.push_screen(RulesScreen(self.config, self.facade))
 
     def action_nodes(self: StationApp) -> None:
-        self.push_screen(NodesScreen())
+        self.push_screen(NodesScreen(self.config, self.facade, self.last_echo))
 
     def action_settings(self: StationApp) -> None:
         self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)
@@ -137,7 +140,39 @@ class StationActions:
         except Exception as exc:  # unreadable or broken file: say so, keep the console
             self.notify(f"cannot read {self.config.path}: {exc}", title="Settings", severity="error")
             return
-        await self.push_screen(SettingsScreen(values))
+        await self.push_screen(SettingsScreen(values, self.config.path))
+
+    def action_help(self: StationApp) -> None:
+        """? / F1: the keys of the screen on top (not a help of the help)."""
+        screen = self.screen
+        if not isinstance(screen, HelpScreen):
+            rows = help_rows(screen)
+            self.push_screen(HelpScreen(SCOPE_NAMES.get(rows[0][0], "") if rows else "", rows))
+
+    # -- what screens ask for (messages from the command registry's keys) -----------------------------------------
+    def on_send_plans(self: StationApp, _: m.SendPlans) -> None:
+        self.action_send()
+
+    def on_echo_nodes(self: StationApp, _: m.EchoNodes) -> None:
+        self.action_echo()
+
+    def on_retry_failed(self: StationApp, _: m.RetryFailed) -> None:
+        self.action_retry_failed()
+
+    def on_cancel_sends(self: StationApp, _: m.CancelSends) -> None:
+        self.action_cancel_active()
+
+    def on_open_rules(self: StationApp, _: m.OpenRules) -> None:
+        self.action_rules()
+
+    def on_open_nodes(self: StationApp, _: m.OpenNodes) -> None:
+        self.action_nodes()
+
+    def on_open_settings(self: StationApp, _: m.OpenSettings) -> None:
+        self.action_settings()
+
+    async def on_quit_requested(self: StationApp, _: m.QuitRequested) -> None:
+        await self.action_quit()
 
     # -- quit -----------------------------------------------------------------------------------------------------
     def busy_reason(self: StationApp) -> str:

@@ -24,7 +24,6 @@ import time
 from typing import Any
 
 from textual.app import App
-from textual.binding import Binding
 from textual.css.query import NoMatches
 
 from ..engine.config.model import Config
@@ -36,6 +35,7 @@ from ..engine.intake.receiver import ReceiverError
 from ..engine.store.lock import StationLocked
 from ..engine.station import Station
 from .actions import StationActions
+from .commands.registry import CommandScope, bindings
 from .commands.station import StationCommands
 from .editing import ConfigEditing
 from .facade import EchoOutcome, Facade
@@ -54,11 +54,12 @@ EXIT_FALLBACK = 3.0  # s after the station stopped with the terminal gone: leave
 
 
 
-class StationApp(StationActions, ConfigEditing, App[int]):
+class StationApp(StationActions, ConfigEditing, CommandScope, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "rtstation"
     COMMANDS = App.COMMANDS | {StationCommands}
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    COMMAND_SCOPE = "app"
+    BINDINGS = bindings("app")
 
     def __init__(self, config: Config, *, theme: str | None = None, log_level: str | None = None,
                  listen: bool = True) -> None:

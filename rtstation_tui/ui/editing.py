@@ -18,7 +18,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 from ..engine.config.model import Config
 from ..engine.config.checks import ConfigError
@@ -28,13 +28,13 @@ from ..engine.intake.receiver import ReceiverError
 from ..engine.config.reload import ReloadError
 from .facade import EchoOutcome
 from .labels import Palette
+from .messages import EchoAnswered, Edit, SaveConfig
 from .themes import ThemeError, load_theme
 
 if TYPE_CHECKING:
     from .app import StationApp
 
 log = logging.getLogger("rtstation.console")
-Edit = Callable[[ConfigFile], None]
 LISTENER = ("ae_title", "bind", "port")
 KEPT = (*LISTENER, "data_dir")  # keys a command-line option may have overridden
 
@@ -58,11 +58,29 @@ def merged(running: Config, before: Config, after: Config) -> Config:
 
 
 class ConfigEditing:
-    """Mixin of ``StationApp``: one door for every editor's save."""
+    """Mixin of ``StationApp``: one door for every editor's save (editors post ``SaveConfig``; this answers)."""
 
     last_echo: dict[str, EchoOutcome]
     _save_lock: asyncio.Lock | None = None
     _saves: set[asyncio.Future[Config | None]] = set()
+
+    def on_save_config(self: StationApp, request: SaveConfig) -> None:
+        """An editor asks for a save: run it, then answer with the running configuration (None: not saved)."""
+
+        def answer(task: asyncio.Future[Config | None]) -> None:
+            if request.reply.done():  # the editor went away meanwhile: the save still completed
+                return
+            if task.cancelled():
+                request.reply.set_result(None)
+            elif task.exception() is not None:
+                request.reply.set_exception(task.exception())  # type: ignore[arg-type]
+            else:
+                request.reply.set_result(self.config if task.result() is not None else None)
+
+        asyncio.ensure_future(self.save_config(request.edit, request.what)).add_done_callback(answer)
+
+    def on_echo_answered(self: StationApp, message: EchoAnswered) -> None:
+        self.remember_echo(message.outcome)
 
     async def save_config(self: StationApp, edit: Edit, what: str) -> Config | None:
         """Edit, save and apply; None (and a notification saying why) when nothing was saved.
@@ -139,11 +157,3 @@ class ConfigEditing:
     def remember_echo(self: StationApp, outcome: EchoOutcome) -> None:
         self.last_echo[outcome.node] = outcome
 
-
-def describe_echo(outcome: Any) -> str:
-    """'OK 3 ms' or 'FAILED: <the exact reason>' (the nodes table and the notifications say the same)."""
-    if outcome is None:
-        return "–"
-    if outcome.ok:
-        return f"OK {outcome.rtt_ms:.0f} ms" if outcome.rtt_ms is not None else "OK"
-    return f"FAILED: {outcome.message}"

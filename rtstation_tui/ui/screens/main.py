@@ -12,7 +12,6 @@ import time
 from typing import Any, Iterable
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
@@ -27,22 +26,15 @@ from ..widgets.details import PlanDetailsView
 from ..widgets.logpane import LogPane
 from ..widgets.plantree import PlanTree
 from ..widgets.progress import ProgressArea
+from ..commands.registry import CommandScope, bindings
 
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
 
 
-class MainScreen(Screen[None]):
+class MainScreen(CommandScope, Screen[None]):
     AUTO_FOCUS = "#tree"
-    BINDINGS = [
-        Binding("s", "app.send", "Send"),
-        Binding("e", "app.echo", "Echo"),
-        Binding("slash", "filter", "Filter"),
-        Binding("l", "toggle_log", "Log"),
-        Binding("r", "app.rules", "Rules"),
-        Binding("n", "app.nodes", "Nodes"),
-        Binding("S", "app.settings", "Settings", show=False),  # 80 columns: in the palette and the README
-        Binding("q", "app.quit", "Quit"),
-    ]
+    COMMAND_SCOPE = "main"
+    BINDINGS = bindings("main")
 
     def __init__(self, config: Config, facade: Facade, log_level: int, palette: Palette | None = None) -> None:
         super().__init__()
