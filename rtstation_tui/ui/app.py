@@ -54,7 +54,7 @@ EXIT_FALLBACK = 3.0  # s after the station stopped with the terminal gone: leave
 
 
 
-class StationApp(StationActions, ConfigEditing, CommandScope, App[int]):
+class StationApp(StationActions, ConfigEditing, CommandScope):
     CSS_PATH = "app.tcss"
     TITLE = "rtstation"
     COMMANDS = App.COMMANDS | {StationCommands}
@@ -83,10 +83,6 @@ class StationApp(StationActions, ConfigEditing, CommandScope, App[int]):
         self._starting: asyncio.Future[None] | None = None
         self.rate = RateMeter()
         self.last_echo: dict[str, EchoOutcome] = {}  # per node, shown by the nodes screen
-
-    @property
-    def main(self) -> MainScreen:
-        return self._main
 
     def get_driver_class(self) -> Any:
         """Textual's Linux driver, plus noticing a hung-up terminal (``ui/terminal.py``)."""
