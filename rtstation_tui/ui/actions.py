@@ -11,6 +11,8 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+from textual import on
+
 from . import messages as m
 from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
@@ -148,29 +150,10 @@ class StationActions(ConsoleBase):
             self.push_screen(HelpScreen(SCOPE_NAMES.get(rows[0][0], "") if rows else "", rows))
 
     # -- what screens ask for (messages from the command registry's keys) -----------------------------------------
-    def on_send_plans(self, _: m.SendPlans) -> None:
-        self.action_send()
-
-    def on_echo_nodes(self, _: m.EchoNodes) -> None:
-        self.action_echo()
-
-    def on_retry_failed(self, _: m.RetryFailed) -> None:
-        self.action_retry_failed()
-
-    def on_cancel_sends(self, _: m.CancelSends) -> None:
-        self.action_cancel_active()
-
-    def on_open_rules(self, _: m.OpenRules) -> None:
-        self.action_rules()
-
-    def on_open_nodes(self, _: m.OpenNodes) -> None:
-        self.action_nodes()
-
-    def on_open_settings(self, _: m.OpenSettings) -> None:
-        self.action_settings()
-
-    async def on_quit_requested(self, _: m.QuitRequested) -> None:
-        await self.action_quit()
+    @on(m.AppCommand)
+    async def _app_command(self, message: m.AppCommand) -> None:
+        """SendPlans, OpenNodes, QuitRequested, …: each names the action it asks for."""
+        await self.run_action(message.ACTION)
 
     # -- quit -----------------------------------------------------------------------------------------------------
     def busy_reason(self) -> str:

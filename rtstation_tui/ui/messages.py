@@ -9,7 +9,7 @@ app decides what it means (open the nodes editor, save the file, remember an ech
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from textual.message import Message
 
@@ -20,36 +20,58 @@ Edit = Callable[[ConfigFile], None]
 
 
 # -- commands of the main screen (the registry binds their keys; the app runs them) ------------------------------
-class SendPlans(Message):
+class AppCommand(Message):
+    """A request for one of the app's actions; ``ACTION`` names it (``StationApp.action_<ACTION>``)."""
+
+    ACTION: ClassVar[str] = ""
+
+
+class SendPlans(AppCommand):
     """Send the marked plans (or the one under the cursor): the app opens the send dialog."""
 
+    ACTION = "send"
 
-class EchoNodes(Message):
+
+class EchoNodes(AppCommand):
     """C-ECHO every enabled node."""
 
+    ACTION = "echo"
 
-class RetryFailed(Message):
+
+class RetryFailed(AppCommand):
     """Queue the failed send jobs of the selected plans again."""
 
+    ACTION = "retry_failed"
 
-class CancelSends(Message):
+
+class CancelSends(AppCommand):
     """Cancel the queued and running send jobs of the selected plans (after a question)."""
 
+    ACTION = "cancel_active"
 
-class OpenRules(Message):
+
+class OpenRules(AppCommand):
     """Open the rules editor."""
 
+    ACTION = "rules"
 
-class OpenNodes(Message):
+
+class OpenNodes(AppCommand):
     """Open the nodes editor."""
 
+    ACTION = "nodes"
 
-class OpenSettings(Message):
+
+class OpenSettings(AppCommand):
     """Open the settings editor (the app reads the file first)."""
 
+    ACTION = "settings"
 
-class QuitRequested(Message):
+
+class QuitRequested(AppCommand):
     """Leave the console (the app asks first when objects arrive or jobs run)."""
+
+    ACTION = "quit"
 
 
 # -- the editors ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from tui_support import FakeSender, fill_store, make_app, make_config, screen_text, until
 
+from rtstation_tui.ui.app import StationApp
 from rtstation_tui.ui.commands.registry import BY_ID, COMMANDS, Command, bindings, screen_commands
 from rtstation_tui.ui.commands.station import palette_entries
 from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
@@ -178,5 +179,7 @@ def test_each_command_is_complete_and_ids_are_unique():
         assert (c.message is None) != (not c.action), f"{c.id}: exactly one of action and message"
         assert c.keys or c.palette, f"{c.id}: a command without a key must be in the palette"
         assert not c.overrides or c.overrides in BY_ID, c.id
+        if c.message is not None:  # the app has the action the message asks for
+            assert callable(getattr(StationApp, f"action_{c.message.ACTION}", None)), c.id
     with pytest.raises(KeyError, match="no commands for scope 'nope'"):
         bindings("nope")

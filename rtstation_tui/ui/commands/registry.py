@@ -16,7 +16,6 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 from textual.binding import Binding
 from textual.dom import DOMNode
-from textual.message import Message
 
 from .. import messages as m
 
@@ -41,7 +40,7 @@ class Command:
     help: str
     scopes: tuple[str, ...]  # the screens/widgets that bind it (see SCOPE_NAMES)
     action: str = ""  # an action of the node it is bound on, or …
-    message: type[Message] | None = None  # … a message posted to the app
+    message: type[m.AppCommand] | None = None  # … a message posted to the app (it runs the action it names)
     show: bool = True  # in the footer
     palette: bool = True  # in the command palette (cursor moves are not)
     priority: bool = False
