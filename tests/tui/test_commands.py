@@ -183,3 +183,21 @@ def test_each_command_is_complete_and_ids_are_unique():
             assert callable(getattr(StationApp, f"action_{c.message.ACTION}", None)), c.id
     with pytest.raises(KeyError, match="no commands for scope 'nope'"):
         bindings("nope")
+
+
+async def test_escape_clears_the_filter_from_the_box_and_leaves_the_log_without_clearing(config):
+    """Esc is a registry command now (it was a key_ method): the same two meanings as before, by focus."""
+    app = make_app(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tree = app.main.tree
+        await until(pilot, lambda: len(tree.patients) == 2, what="patients")
+        await pilot.press("slash", *"SYN")
+        await until(pilot, lambda: not app.main.filtering and set(tree.patients) == {"SYN001"}, what="filtered")
+        await pilot.press("enter", "l", "escape")  # in the log pane Esc is the log's (it closes a log search) …
+        await pilot.pause()
+        assert app.main.query_one("#log").has_focus and set(tree.patients) == {"SYN001"}  # … the filter stays
+        await pilot.press("l")
+        await until(pilot, lambda: tree.has_focus, what="back from the log")
+        await pilot.press("slash", "escape")  # typing in the box: Esc clears and hides it
+        await until(pilot, lambda: not app.main.filtering and len(tree.patients) == 2, what="filter cleared")
+        assert not app.main.query_one("#filter").display and tree.has_focus

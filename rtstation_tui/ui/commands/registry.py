@@ -90,6 +90,8 @@ COMMANDS: tuple[Command, ...] = (
     _c("echo", "e", "Echo", "C-ECHO nodes", "Check that every enabled node answers", MAIN, message=m.EchoNodes),
     _c("filter", "slash", "Filter", "Filter patients", "Filter the tree by patient ID, name or plan label (Esc "
        "clears)", MAIN, action="filter"),
+    _c("clear-filter", "escape", "Clear filter", "Clear filter", "Empty the filter box and show every patient",
+       MAIN, action="clear_filter", show=False),
     _c("log", "l", "Log", "Focus log", "Move to the log pane and back (v level, f follow, / search)", MAIN,
        action="toggle_log"),
     _c("retry", "", "", "Retry failed sends", "Queue the failed send jobs of the selected plan(s) again", MAIN,
@@ -119,7 +121,7 @@ COMMANDS: tuple[Command, ...] = (
     _c("log-search", "slash", "Search log", "Search log", "Find text in the log pane", ("log",), action="search",
        overrides="filter"),
     _c("log-leave", "escape", "Back", "Leave log", "Back to the tree", ("log",), action="leave", show=False,
-       palette=False),
+       palette=False, overrides="clear-filter"),
     # the nodes and rules editors
     _c("back", "escape", "Back", "Back", "Back to the main screen", ("entries",), action="app.pop_screen"),
     _c("add", "a", "Add", "Add", "Add an entry", ("entries",), action="add"),

@@ -227,7 +227,7 @@ class MainScreen(CommandScope, Screen[None]):
                 event.input.display = False
             self.tree.focus()
 
-    def key_escape(self) -> None:
+    def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if box.display and (box.has_focus or self.tree.has_focus):
             box.value = ""
