@@ -30,7 +30,6 @@ from .labels import Palette
 from .messages import EchoAnswered, Edit, SaveConfig
 from .themes import ThemeError, load_theme
 
-
 log = logging.getLogger("rtstation.console")
 LISTENER = ("ae_title", "bind", "port")
 KEPT = (*LISTENER, "data_dir")  # keys a command-line option may have overridden
@@ -68,8 +67,8 @@ class ConfigEditing(ConsoleBase):
                 return
             if task.cancelled():
                 request.reply.set_result(None)
-            elif task.exception() is not None:
-                request.reply.set_exception(task.exception())  # type: ignore[arg-type]
+            elif (exc := task.exception()) is not None:
+                request.reply.set_exception(exc)
             else:
                 request.reply.set_result(self.config if task.result() is not None else None)
 

@@ -17,8 +17,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from ...engine.config.nodes import NodeConfig
-from ..widgets.form import FieldSpec, Form
 from ..commands.registry import CommandScope, bindings
+from ..widgets.form import FieldSpec, Form
 
 REQUIRED = ("name", "ae_title", "host", "port")
 

@@ -18,8 +18,8 @@ from textual.widgets import Button, Input, Label
 
 from ...engine.config.nodes import parse_adhoc
 from ...engine.config.rules import INCLUDE_PARTS, RuleConfig, label_pattern_problem
-from ..widgets.form import FieldSpec, Form
 from ..commands.registry import CommandScope, bindings
+from ..widgets.form import FieldSpec, Form
 
 
 class ListSuggester(Suggester):

@@ -16,8 +16,8 @@ from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
-from ..facade import SendPreview
 from ..commands.registry import CommandScope, bindings
+from ..facade import SendPreview
 
 
 def describe(p: SendPreview) -> Text:

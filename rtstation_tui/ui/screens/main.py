@@ -19,6 +19,7 @@ from textual.worker import Worker
 
 from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
+from ..commands.registry import CommandScope, bindings
 from ..facade import Facade, PatientRow, PlanRow
 from ..labels import JobState, Palette
 from ..widgets.bars import StationHeader, StatusLine
@@ -26,7 +27,6 @@ from ..widgets.details import PlanDetailsView
 from ..widgets.logpane import LogPane
 from ..widgets.plantree import PlanTree
 from ..widgets.progress import ProgressArea
-from ..commands.registry import CommandScope, bindings
 
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
 

@@ -16,9 +16,9 @@ from textual.widgets import DataTable, Footer, Label, Static
 from ...engine.config.tomlfile import ConfigFile
 from ...engine.config.model import Config
 from ...engine.config.nodes import NodeConfig
+from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.nodeform import NodeForm
-from ..commands.registry import bindings
 from ..facade import Facade
 from ..labels import describe_echo
 from ..messages import EchoAnswered

@@ -15,10 +15,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.config.rules import RuleConfig
+from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
 from ..dryrun import PlanVerdicts, dry_run
-from ..commands.registry import bindings
 from .entries import EntryTableScreen
 
 SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}

@@ -18,10 +18,10 @@ from textual.widgets import Footer, Input, Label
 
 from ...engine.config.model import SECTIONS, Config
 from ...engine.config.tomlfile import ConfigFile
+from ..commands.registry import CommandScope, bindings
 from ..messages import SaveConfig
 from ..themes import available_themes
 from ..widgets.form import FieldSpec, Form
-from ..commands.registry import CommandScope, bindings
 
 # (section.key, label, help)
 FIELDS: tuple[tuple[str, str, str], ...] = (

@@ -18,9 +18,9 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine.plans.bundle import Member
+from ..commands.registry import CommandScope, bindings
 from ..facade import PatientRow, PlanRow
 from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
-from ..commands.registry import CommandScope, bindings
 
 
 @dataclass(frozen=True)
