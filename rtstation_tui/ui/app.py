@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 from textual.app import App
-from textual.binding import Binding
 from textual.css.query import NoMatches
 
 from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
@@ -34,6 +33,7 @@ from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.station import Station
 from .actions import StationActions
+from .commands.registry import CommandScope, bindings
 from .commands.station import StationCommands
 from .editing import ConfigEditing
 from .labels import Palette
@@ -51,11 +51,12 @@ EXIT_FALLBACK = 3.0  # s after the station stopped with the terminal gone: leave
 
 
 
-class StationApp(StationActions, ConfigEditing, App[int]):
+class StationApp(StationActions, ConfigEditing, CommandScope):
     CSS_PATH = "app.tcss"
     TITLE = "rtstation"
     COMMANDS = App.COMMANDS | {StationCommands}
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    COMMAND_SCOPE = "app"
+    BINDINGS = bindings("app")
 
     def __init__(self, config: Config, *, theme: str | None = None, log_level: str | None = None,
                  listen: bool = True) -> None:
@@ -80,10 +81,6 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._starting: asyncio.Future[None] | None = None
         self.rate = RateMeter()
         self.last_echo: dict[str, EchoOutcome] = {}  # per node, shown by the nodes screen
-
-    @property
-    def main(self) -> MainScreen:
-        return self._main
 
     def get_driver_class(self) -> Any:
         """Textual's Linux driver, plus noticing a hung-up terminal (``ui/terminal.py``)."""
