@@ -36,7 +36,7 @@ def config(tmp_path, monkeypatch):
 async def open_metrics(pilot) -> MetricsScreen:
     app = pilot.app
     await until(pilot, lambda: app.main.tree.patients, what="patients")
-    await app.push_screen(MetricsScreen(app.api))
+    await pilot.press("m")
     await until(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.curves, what="DVH curves")
     await pilot.pause()
     return app.screen

@@ -14,7 +14,6 @@ from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, SelectionList, Static
@@ -22,6 +21,7 @@ from textual.widgets.selection_list import Selection
 
 from ...engine.api import StationAPI
 from ...engine.metrics.views import DvhCurve, PlanMetrics
+from ..commands.registry import CommandScope, bindings
 from ..widgets.dvhplot import DvhPlot, _interp, colour
 
 # table column → (sort field of the metrics query, header)
@@ -51,16 +51,10 @@ def readout(curves: list[DvhCurve], visible: set[str], dose: float) -> Text:
     return text if shown else Text("no ROI shown (space toggles the ROI under the cursor)", style="dim")
 
 
-class MetricsScreen(Screen[None]):
+class MetricsScreen(CommandScope, Screen[None]):
     AUTO_FOCUS = "#metrics-plans"
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("slash", "filter", "Filter"),
-        Binding("o", "sort", "Sort"),
-        Binding("comma,less_than_sign", "cursor(-1)", "◀ Gy", key_display="<"),
-        Binding("full_stop,greater_than_sign", "cursor(1)", "Gy ▶", key_display=">"),
-        Binding("a", "all_rois", "All ROIs"),
-    ]
+    COMMAND_SCOPE = "metrics"
+    BINDINGS = bindings("metrics")
 
     def __init__(self, api: StationAPI) -> None:
         super().__init__()
