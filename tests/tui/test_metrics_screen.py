@@ -73,3 +73,19 @@ async def test_toggle_cursor_and_filter(config):
         await until(pilot, lambda: [p.label for p in screen.plans] == ["B1"], what="B1 alone")
         await pilot.press("escape")
         assert not isinstance(app.screen, MetricsScreen)
+
+
+async def test_metrics_stored_while_the_screen_is_open_show_up(config):
+    from rtstation_tui.engine.events import MetricsComputed
+    from rtstation_tui.engine.metrics import tables
+
+    app = make_app(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_metrics(pilot)
+        assert len(screen.plans) == 2
+        index = Index(config.data_dir)
+        [prost] = [p for p in screen.plans if p.label == "PROST1"]
+        tables.forget(index.conn, [prost.plan_uid])  # as if recomputed: the server rewrote its rows
+        index.close()
+        app.apply_events([MetricsComputed(prost.plan_uid, "SYN001", "PROST1", "ok", 1.0)])
+        await until(pilot, lambda: [p.label for p in screen.plans] == ["B1"], what="the table re-read")
