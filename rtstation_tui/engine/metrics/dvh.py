@@ -97,7 +97,7 @@ class _Accumulator:
 
     def __init__(self, bin_gy: float) -> None:
         self.bin = bin_gy
-        self.hist = np.zeros(0)
+        self.hist: np.ndarray = np.zeros(0)
         self.integral = 0.0
         self.lo, self.hi = math.inf, -math.inf
         self.outside = 0.0

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from functools import partial
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -91,14 +91,15 @@ class MetricsScreen(CommandScope, Screen[None]):
 
     # -- plans ------------------------------------------------------------------------------------------------
     def reload(self) -> None:
-        # the coroutine function, not a coroutine: an exclusive worker cancelled before it starts leaves nothing
-        # un-awaited behind
-        self.run_worker(self._load, group="plans", exclusive=True, exit_on_error=False)
+        self._load()
 
     def metrics_changed(self) -> None:
         """The app calls this when metrics of some plan were stored (MetricsComputed)."""
         self.reload()
 
+    # @work: the worker calls the coroutine function when it starts, so an exclusive worker cancelled before it
+    # starts leaves no never-awaited coroutine behind
+    @work(group="plans", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
         field, _ = COLUMNS[self.sort_index]
         sort = ("-" if self.descending else "") + field
@@ -172,8 +173,9 @@ class MetricsScreen(CommandScope, Screen[None]):
         for b in plan.beams if plan else ():
             energy = f"{b.energy:g}{'X' if b.energy_unit == 'MV' else ''}" if b.energy is not None else ""
             beams.add_row(b.name, energy, _num(b.mu, 0), b.gantry)
-        self.run_worker(partial(self._curves, plan_uid), group="curves", exclusive=True, exit_on_error=False)
+        self._curves(plan_uid)
 
+    @work(group="curves", exclusive=True, exit_on_error=False)
     async def _curves(self, plan_uid: str | None) -> None:
         curves = await asyncio.to_thread(self.api.dvh_curves, plan_uid) if plan_uid else []
         self.curves = curves

@@ -79,8 +79,8 @@ def render_lines(curves: Sequence[tuple[int, DvhCurve]], width: int, height: int
         line = Text(f"{label:>3s}" + ("┤" if label else "│"), style="dim")
         for c in range(cols):
             if dots[r][c]:
-                who = owner[r][c]
-                line.append(chr(0x2800 + dots[r][c]), style=colour(who) if who is not None else "")
+                drawn_by = owner[r][c]
+                line.append(chr(0x2800 + dots[r][c]), style=colour(drawn_by) if drawn_by is not None else "")
             elif c == cursor_col:
                 line.append("┊", style="bold")
             else:
