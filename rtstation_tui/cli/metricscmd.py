@@ -34,8 +34,9 @@ COLUMN_SOURCES = {name: column for name, (column, _) in FIELDS.items()}
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("metrics", parents=[common], help="plan metrics database: filter, sort, export; DVHs")
     p.add_argument("--where", action="append", default=[], metavar="EXPR",
-                   help="filter, e.g. 'label~ADP', 'max_dose>60Gy', 'machine=TrueBeam*', 'received>2026-01-01' "
-                        "(repeatable, or joined with ',' / 'and')")
+                   help="filter, e.g. 'label~ADP', 'max_dose>60Gy', 'machine=TrueBeam*', 'received>2026-01-01', "
+                        "and on ROIs 'roi:Lung*.mean>20Gy', 'roi:PTV*.D95<57Gy', 'roi:Lung*.V20Gy>30' (a [metrics] "
+                        "dvh_points entry, %% of the ROI) (repeatable, or joined with ',' / 'and')")
     p.add_argument("--columns", metavar="A,B,...", help=f"columns of the table and CSV (default: "
                    f"{','.join(DEFAULT_COLUMNS)}); fields: {', '.join(sorted(FIELDS))}")
     p.add_argument("--sort", default="-received", metavar="FIELD,-FIELD", help="sort order (default -received)")
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if bad:
         return fail(f"--columns: unknown field {bad[0]!r}; fields: {', '.join(sorted(FIELDS))}", 2)
     try:
-        where = parse_where(args.where)
+        where = parse_where(args.where, config.metrics.dvh_points)
         order = parse_sort(args.sort)
     except QueryError as exc:
         return fail(str(exc), 2)

@@ -268,7 +268,7 @@ class Station:
         return queries.unconnected(self.index.conn, patient_id)
 
     def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
-        return metrics_views.plan_metrics(self.index.conn, where, sort, limit)
+        return metrics_views.plan_metrics(self.index.conn, where, sort, limit, self.config.metrics.dvh_points)
 
     def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
         return metrics_views.dvh_curves(self.index.conn, plan_uid)

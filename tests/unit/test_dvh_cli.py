@@ -84,6 +84,12 @@ def test_metrics_cli_formats_and_errors(capsys: pytest.CaptureFixture[str], conf
     assert "--columns: unknown field 'dose'" in capsys.readouterr().err
     assert main(["--config", str(conf), "metrics", "--where", "mu>>3"]) == 2
     assert "'>3' is not a number" in capsys.readouterr().err
+    for where, found in (("roi:Tumor Bed.D95>14Gy", ["B1"]), ("roi:heart.max>5Gy", []),
+                         ("roi:Lt*.mean<1Gy and machine=txmachine", ["B1"])):
+        assert main(["--config", str(conf), "metrics", "--where", where, "--json"]) == 0
+        assert [p["label"] for p in json.loads(capsys.readouterr().out)] == found, where
+    assert main(["--config", str(conf), "metrics", "--where", "roi:Lt Lung.V20Gy>10"]) == 2
+    assert "(configured: none)" in capsys.readouterr().err
     assert main(["--config", str(conf), "metrics", "--dvh", "B1"]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("ROI") and "Tumor Bed" in table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -25,13 +26,24 @@ PLANS = [  # label, machine, approval, max dose Gy, received
 ]
 
 
+ROIS = {  # the DVH rows filters on ROIs look at
+    "adp lung": [{"plan_uid": "1.2.1", "roi_number": 1, "name": "Lung_L", "mean_gy": 12.0, "max_gy": 66.0,
+                  "volume_cc": 1500.0, "d_gy": json.dumps({"95": 1.0}),
+                  "points": json.dumps({"V20Gy": {"cc": 450.0, "percent": 30.0}, "D0.03cc": 64.0})},
+                 {"plan_uid": "1.2.1", "roi_number": 2, "name": "PTV", "mean_gy": 60.1, "max_gy": 66.0,
+                  "volume_cc": 150.0, "d_gy": json.dumps({"95": 57.5}), "points": "{}"}],
+    "H&N": [{"plan_uid": "1.2.2", "roi_number": 1, "name": "PTV_70", "mean_gy": 70.2, "max_gy": 72.5,
+             "volume_cc": 300.0, "d_gy": json.dumps({"95": 66.0}), "points": "{}"}],
+}
+
+
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
     c = Index(tmp_path).conn  # the index schema, with the metrics migration
     for i, (label, machine, approval, dmax, day) in enumerate(PLANS):
         tables.save(c, {"plan_uid": f"1.2.{i}", "label": label, "machine": machine, "approval": approval,
                         "max_dose_gy": dmax, "received": datetime.fromisoformat(day + "T12:00").timestamp(),
-                        "status": "ok", "facts": "{}"}, [])
+                        "status": "ok", "facts": "{}"}, ROIS.get(label, []))
     return c
 
 
@@ -53,6 +65,21 @@ def test_filters_of_the_issue(conn: sqlite3.Connection) -> None:
     assert labels(conn, "approval=approved", "label~adp") == ["ADP_PROST"]
     assert labels(conn, "approval=APPROVED and machine!=Halcyon, max_dose<80") == ["ADP_PROST"]
     assert labels(conn, "max_dose!=78.2") == ["adp lung", "Breast", "H&N"]  # no dose is "not 78.2"
+
+
+def test_filters_on_the_rois_dvhs(conn: sqlite3.Connection) -> None:
+    def roi(*where: str) -> list[str]:
+        w = parse_where(list(where), ("V20Gy", "D0.03cc"))
+        return [r[0] for r in conn.execute(f"SELECT label FROM metric_plans WHERE {w.sql} ORDER BY label", w.params)]
+
+    assert roi("roi:ptv*.D95<60Gy") == ["adp lung"]  # 57.5 Gy; H&N's PTV_70 has 66 Gy
+    assert roi("roi:PTV*.mean>6500cGy") == ["H&N"]
+    assert roi("roi:Lung*.V20Gy>=30") == ["adp lung"] and roi("roi:Lung*.V20Gy>30%") == []
+    assert roi("roi:Lung_L.V20Gy<500cc") == ["adp lung"]
+    assert roi("roi:Lung_L.D0.03cc>60Gy, approval=UNAPPROVED") == ["adp lung"]
+    assert roi("roi:Heart.max>1") == []  # no such ROI: no plan
+    with pytest.raises(QueryError, match=r"V5Gy is neither .*\(configured: V20Gy, D0.03cc\)"):
+        parse_where(["roi:Lung*.V5Gy>3"], ("V20Gy", "D0.03cc"))
 
 
 def test_sorting_puts_unknown_values_last(conn: sqlite3.Connection) -> None:

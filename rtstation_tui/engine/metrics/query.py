@@ -5,6 +5,11 @@ Why SQL and not Python: a filter over 10,000 plans must answer in well under a s
 the table's columns without loading the facts. Values are always bound parameters, never pasted into the SQL.
 Text compares ignore case; ``=`` with ``*``, ``?`` or ``[`` is a glob; ``~`` is "contains". Doses take Gy or cGy
 (no unit: Gy), dates take ``YYYY-MM-DD`` (local time; ``=`` means that day) or ``YYYY-MM-DDTHH:MM``.
+
+A plan also matches on its ROIs' DVHs: ``roi:NAME.FIELD OP VALUE`` (NAME a glob, any case) holds when some ROI
+of the plan has it: ``roi:Lung*.mean>20Gy``, ``roi:PTV*.D95<57Gy``, ``roi:Heart.max>=40Gy``, ``roi:BODY.volume>
+20000`` (cc), and the ``[metrics] dvh_points`` stored with each ROI: ``roi:Lung*.V20Gy>30`` (% of the ROI; ``30cc``
+for cc), ``roi:Cord.D0.03cc>45Gy``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,12 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 OPERATORS = ("!=", ">=", "<=", "!~", "~", "=", ">", "<")
 _COND = re.compile(r"^\s*([A-Za-z_]+)\s*(!=|>=|<=|!~|~|=|>|<)\s*(.*?)\s*$")
-_SPLIT = re.compile(r"\s*,\s*(?=[A-Za-z_]+\s*(?:!=|>=|<=|!~|~|=|>|<))|\s+and\s+", re.IGNORECASE)
+_ROI_COND = re.compile(r"^\s*roi:(?P<name>.+)\.(?P<field>[A-Za-z]+[0-9.]*(?:%|cc|Gy|cGy)?)\s*"
+                       r"(?P<op>!=|>=|<=|=|>|<)\s*(?P<value>.*?)\s*$", re.IGNORECASE)
+_SPLIT = re.compile(r"\s*,\s*(?=(?:roi:[^,]*?|[A-Za-z_]+)\s*(?:!=|>=|<=|!~|~|=|>|<))|\s+and\s+", re.IGNORECASE)
+ROI_FIELDS = {"mean": ("mean_gy", "dose"), "min": ("min_gy", "dose"), "max": ("max_gy", "dose"),
+              "volume": ("volume_cc", "number")}
+D_KEYS = ("99", "98", "95", "50", "5", "2", "1")  # the Dx every ROI row holds (dvh.D_LEVELS)
 _DOSE = re.compile(r"^([-+]?\d+(?:\.\d*)?|\.\d+)\s*(gy|cgy)?$", re.IGNORECASE)
 
 
@@ -42,16 +52,54 @@ class Where:
     params: tuple[object, ...]
 
 
-def parse_where(expressions: list[str]) -> Where:
+def parse_where(expressions: list[str], points: tuple[str, ...] | None = None) -> Where:
+    """``points``: the configured ``[metrics] dvh_points`` (a ROI filter on another point is refused by name);
+    None: not known here, any well-formed point is taken."""
     parts: list[str] = []
     params: list[object] = []
     for expr in expressions:
         for cond in _SPLIT.split(expr.strip()):
             if cond:
-                sql, values = condition(cond)
+                sql, values = roi_condition(cond, points) if cond.lstrip().lower().startswith("roi:") \
+                    else condition(cond)
                 parts.append(sql)
                 params.extend(values)
     return Where(" AND ".join(parts), tuple(params))
+
+
+def roi_condition(text: str, points: tuple[str, ...] | None) -> tuple[str, list[object]]:
+    m = _ROI_COND.match(text)
+    if m is None:
+        raise QueryError(f"filter {text!r} is not roi:NAME.FIELD OP VALUE (e.g. roi:Lung*.mean>20Gy; fields: "
+                         f"{', '.join(ROI_FIELDS)}, D{'/D'.join(D_KEYS)}, or a [metrics] dvh_points entry)")
+    name, field, op, raw = m["name"].strip(), m["field"], m["op"], m["value"].strip("'\"")
+    column, kind = _roi_column(field, raw, points, text)
+    value = _dose(raw, text) if kind == "dose" else _number(raw.rstrip("%").removesuffix("cc").strip(), text)
+    match = "GLOB" if any(c in name for c in "*?[") else "="
+    cmp_sql, cmp_values = _compare(column, op, value)
+    return (f"EXISTS (SELECT 1 FROM metric_rois r WHERE r.plan_uid = metric_plans.plan_uid AND lower(r.name) "
+            f"{match} lower(?) AND {cmp_sql})", [name, *cmp_values])
+
+
+def _roi_column(field: str, raw: str, points: tuple[str, ...] | None, text: str) -> tuple[str, str]:
+    """SQL expression over metric_rois r and its kind, for a ROI field."""
+    lower = field.lower()
+    if lower in ROI_FIELDS:
+        column, kind = ROI_FIELDS[lower]
+        return f"r.{column}", kind
+    if re.fullmatch(r"[Dd]\d+", field) and field[1:] in D_KEYS:
+        return f"json_extract(r.d_gy, '$.\"{field[1:]}\"')", "dose"
+    if points is not None and field not in points:
+        configured = ", ".join(points) or "none"
+        raise QueryError(f"filter {text!r}: {field} is neither {', '.join(ROI_FIELDS)}, D{'/D'.join(D_KEYS)} nor "
+                         f"a [metrics] dvh_points entry (configured: {configured})")
+    if not re.fullmatch(r"[DV]\d+(\.\d+)?(%|cc|Gy|cGy)?", field):
+        raise QueryError(f"filter {text!r}: unknown ROI field {field!r}")
+    key = field.replace('"', "")
+    if field.startswith("V"):
+        unit = "cc" if raw.lower().endswith("cc") else "percent"
+        return f"json_extract(r.points, '$.\"{key}\".{unit}')", "number"
+    return f"json_extract(r.points, '$.\"{key}\"')", "dose"
 
 
 def condition(text: str) -> tuple[str, list[object]]:

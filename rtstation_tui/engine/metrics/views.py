@@ -69,9 +69,10 @@ def _gantry(b: dict[str, object]) -> str:
 
 
 def plan_metrics(conn: sqlite3.Connection, where: Sequence[str] = (), sort: str = "-received",
-                 limit: int = 1000) -> list[PlanMetrics]:
-    """Plans matching the filters (``query.py``; QueryError names a bad one), sorted, at most ``limit``."""
-    w = parse_where(list(where))
+                 limit: int = 1000, points: tuple[str, ...] | None = None) -> list[PlanMetrics]:
+    """Plans matching the filters (``query.py``; QueryError names a bad one), sorted, at most ``limit``.
+    ``points``: the configured ``[metrics] dvh_points`` that ROI filters may use."""
+    w = parse_where(list(where), points)
     sql = (f"SELECT * FROM metric_plans{' WHERE ' + w.sql if w.sql else ''} ORDER BY {parse_sort(sort)} "
            f"LIMIT {int(limit)}")
     out = []
