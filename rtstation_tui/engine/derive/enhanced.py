@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence as DSequence
 
-from .overlay import DERIVED_SERIES_NUMBER_OFFSET, derived_uid
+from .uids import DERIVED_SERIES_NUMBER_OFFSET, derived_uid
 
 MR, CT, PET = "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.128"
 CLASSIC_OF = {

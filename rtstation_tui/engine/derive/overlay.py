@@ -16,12 +16,11 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import pack_bits
 from pydicom.sequence import Sequence as DSequence
-from pydicom.uid import generate_uid
 
 from .rois import MAX_OVERLAY_GROUPS, RoiGroup
+from .uids import DERIVED_SERIES_NUMBER_OFFSET, derived_uid
 
 FIRST_GROUP = 0x6000
-DERIVED_SERIES_NUMBER_OFFSET = 1000  # a new series number near the source's, that no scanner uses for acquisitions
 
 
 class OverlayError(ValueError):
@@ -35,11 +34,6 @@ class OverlayOptions:
 
     description: str = "{original} + contours"
     structure_set_label: str = ""
-
-
-def derived_uid(*parts: str) -> str:
-    """A UID fixed by its sources (pydicom's root + a hash): the same derivation always names the same object."""
-    return str(generate_uid(entropy_srcs=["rtstation derive", *parts]))
 
 
 def _free_groups(ds: Dataset, needed: int) -> list[int]:

@@ -15,7 +15,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from .overlay import DERIVED_SERIES_NUMBER_OFFSET, derived_uid
+from .uids import DERIVED_SERIES_NUMBER_OFFSET, derived_uid
 from .rois import Roi, RoiGroup
 
 SCT = "SCT"
