@@ -10,28 +10,30 @@ images, written into ``--out`` (the station's store is only read).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 from pathlib import Path
-from typing import Sequence
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Sequence
 
 from ..engine.config.model import Config
-from ..engine.derive.enhanced import EnhancedError, split_enhanced
-from ..engine.derive.masks import group_masks, sort_images
-from ..engine.derive.overlay import OverlayError, OverlayOptions, overlay_series, series_description
-from ..engine.derive.rasterize import GeometryError
-from ..engine.derive.rois import RoiSelection, SelectionError, group_rois, list_rois, select_rois
-from ..engine.derive.seg import SegError, segmentation
-from ..engine.derive.sources import ContourInputs, SourceError, from_files, from_store, read, structure_set_of_plan
-from ..engine.store.index import Index
 from .output import fail, print_json
-from .send import resolve_plan
 
-log = logging.getLogger(__name__)
-ERRORS = (SourceError, SelectionError, GeometryError, OverlayError, SegError, EnhancedError)
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from ..engine.derive.sources import ContourInputs
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    """What a derivation refuses with a message for the user. Imported here, not at the top: highdicom and the
+    rasterizer cost half a second that every other ``rtstation`` command would pay."""
+    from ..engine.derive.enhanced import EnhancedError
+    from ..engine.derive.overlay import OverlayError
+    from ..engine.derive.rasterize import GeometryError
+    from ..engine.derive.rois import SelectionError
+    from ..engine.derive.seg import SegError
+    from ..engine.derive.sources import SourceError
+    return (SourceError, SelectionError, GeometryError, OverlayError, SegError, EnhancedError)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -53,8 +55,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         k.add_argument("--type", metavar="TYPE", action="append", default=[],
                        help="RT ROI Interpreted Type to keep, e.g. PTV, CTV, ORGAN (repeatable)")
         k.add_argument("--merge", action="store_true", help="all selected ROIs in one mask (default: one per ROI)")
-        k.add_argument("--description", metavar="TEMPLATE", default="{original} + contours" if kind == "overlay"
-                       else "{original} SEG", help="SeriesDescription; {original}, {rois}, {structure_set}")
+        k.add_argument("--description", metavar="TEMPLATE", default="",
+                       help="SeriesDescription template: {original}, {rois}, {structure_set} (default "
+                       + ("'{original} + contours')" if kind == "overlay" else "'{original} SEG')"))
         k.add_argument("--out", metavar="DIR", type=Path, required=True)
         k.add_argument("--json", action="store_true")
         k.set_defaults(func=run_contours)
@@ -66,7 +69,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.set_defaults(func=run_classic)
 
 
-def write_datasets(datasets: Sequence[Dataset], out: Path) -> list[Path]:
+def write_datasets(datasets: Sequence["Dataset"], out: Path) -> list[Path]:
     """Each dataset as ``<Modality>.<SOPInstanceUID>.dcm`` in ``out``, atomically (temp file, then rename)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -81,7 +84,11 @@ def write_datasets(datasets: Sequence[Dataset], out: Path) -> list[Path]:
     return paths
 
 
-def _inputs(args: argparse.Namespace, config: Config) -> ContourInputs:
+def _inputs(args: argparse.Namespace, config: Config) -> "ContourInputs":
+    from ..engine.derive.sources import SourceError, from_files, from_store, structure_set_of_plan
+    from ..engine.store.index import Index
+    from .send import resolve_plan
+
     if args.rtstruct is not None:
         if not args.images:
             raise SourceError("--rtstruct needs --images (the image files or folders)")
@@ -107,35 +114,32 @@ def _report(args: argparse.Namespace, results: list[dict[str, object]]) -> int:
 
 
 def run_contours(args: argparse.Namespace, config: Config) -> int:
+    from ..engine.derive.contours import ContourRequest, overlay_for, seg_for
+    from ..engine.derive.rois import RoiSelection
+
+    request = ContourRequest(RoiSelection(tuple(args.roi), tuple(args.exclude), tuple(args.type)), args.merge,
+                             args.description)
+    make = overlay_for if args.kind == "overlay" else seg_for
     try:
         inputs = _inputs(args, config)
-        rs = inputs.structure_set
-        rois = select_rois(list_rois(rs), RoiSelection(tuple(args.roi), tuple(args.exclude), tuple(args.type)))
-        groups = group_rois(rois, args.merge, limit=16 if args.kind == "overlay" else 10_000)
-        label = str(rs.get("StructureSetLabel", "") or "")
         results = []
         for images in inputs.series.values():
-            images = sort_images(images)
-            masks = group_masks(rs, images, groups)
-            if args.kind == "overlay":
-                derived = overlay_series(images, masks, groups, str(rs.SOPInstanceUID),
-                                         OverlayOptions(args.description, label))
-            else:
-                names = ", ".join(r.name for r in rois)
-                text = series_description(args.description, str(images[0].get("SeriesDescription", "") or ""),
-                                          names, label)
-                derived = [segmentation(images, masks, groups, str(rs.SOPInstanceUID), text)]
-            paths = write_datasets(derived, args.out)
-            results.append({"kind": args.kind, "series_uid": str(derived[0].SeriesInstanceUID),
-                            "description": str(derived[0].get("SeriesDescription", "")), "files": len(paths),
+            derived = make(inputs.structure_set, images, request)
+            paths = write_datasets(derived.datasets, args.out)
+            first = derived.datasets[0]
+            results.append({"kind": args.kind, "series_uid": str(first.SeriesInstanceUID),
+                            "description": str(first.get("SeriesDescription", "")), "files": len(paths),
                             "source_series_uid": str(images[0].SeriesInstanceUID),
-                            "rois": [r.name for r in rois]})
-    except ERRORS as exc:
+                            "rois": [r.name for r in derived.rois]})
+    except _errors() as exc:
         return fail(str(exc), 2)
     return _report(args, results)
 
 
 def _classic_sources(args: argparse.Namespace, config: Config) -> list[Path]:
+    from ..engine.derive.sources import SourceError
+    from ..engine.store.index import Index
+
     if args.files and args.series:
         raise SourceError("give FILE... or --series, not both")
     if args.files:
@@ -151,6 +155,9 @@ def _classic_sources(args: argparse.Namespace, config: Config) -> list[Path]:
 
 
 def run_classic(args: argparse.Namespace, config: Config) -> int:
+    from ..engine.derive.enhanced import split_enhanced
+    from ..engine.derive.sources import read
+
     try:
         results = []
         for path in _classic_sources(args, config):
@@ -158,7 +165,7 @@ def run_classic(args: argparse.Namespace, config: Config) -> int:
             write_datasets(images, args.out)
             results.append({"kind": "classic", "source": str(path), "series_uid": str(images[0].SeriesInstanceUID),
                             "description": str(images[0].get("SeriesDescription", "")), "files": len(images)})
-    except ERRORS as exc:
+    except _errors() as exc:
         return fail(str(exc), 2)
     return _report(args, results)
 
