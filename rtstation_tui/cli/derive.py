@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        help="SeriesDescription template: {original}, {rois}, {structure_set} (default "
                        + ("'{original} + contours')" if kind == "overlay" else "'{original} SEG')"))
         k.add_argument("--out", metavar="DIR", type=Path, required=True)
+        k.add_argument("--png", metavar="DIR", type=Path, help="also QA pictures (image + ROI outlines) into DIR")
         k.add_argument("--json", action="store_true")
         k.set_defaults(func=run_contours)
     c = kinds.add_parser("classic", parents=[common], help="split Enhanced MR/CT (multi-frame) into classic images")
@@ -118,7 +119,7 @@ def run_contours(args: argparse.Namespace, config: Config) -> int:
     from ..engine.derive.rois import RoiSelection
 
     request = ContourRequest(RoiSelection(tuple(args.roi), tuple(args.exclude), tuple(args.type)), args.merge,
-                             args.description)
+                             args.description, previews=args.png is not None)
     make = overlay_for if args.kind == "overlay" else seg_for
     try:
         inputs = _inputs(args, config)
@@ -126,11 +127,15 @@ def run_contours(args: argparse.Namespace, config: Config) -> int:
         for images in inputs.series.values():
             derived = make(inputs.structure_set, images, request)
             paths = write_datasets(derived.datasets, args.out)
+            if args.png is not None:
+                args.png.mkdir(parents=True, exist_ok=True)
+                for name, png in derived.previews:
+                    (args.png / name).write_bytes(png)
             first = derived.datasets[0]
             results.append({"kind": args.kind, "series_uid": str(first.SeriesInstanceUID),
                             "description": str(first.get("SeriesDescription", "")), "files": len(paths),
                             "source_series_uid": str(images[0].SeriesInstanceUID),
-                            "rois": [r.name for r in derived.rois]})
+                            "rois": [r.name for r in derived.rois], "previews": len(derived.previews)})
     except _errors() as exc:
         return fail(str(exc), 2)
     return _report(args, results)

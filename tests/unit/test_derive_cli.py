@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 
 from derive_support import MR_IMAGE, NELMS_SPHERE, image, nelms_ct, save
 from helpers import rtstation
@@ -50,8 +52,13 @@ def test_overlay_from_files_with_a_selection_that_matches_nothing(config: Path, 
     assert "no ROI matches" in proc.stderr and "Sphere_30_0 (ORGAN)" in proc.stderr
     assert not (tmp_path / "o").exists()
     rtstation("derive", "overlay", "--rtstruct", str(NELMS_SPHERE), "--images", str(tmp_path / "ct"),
-              "--type", "organ", "--out", str(tmp_path / "o"), config=config)
+              "--type", "organ", "--out", str(tmp_path / "o"), "--png", str(tmp_path / "png"), config=config)
     assert len(list((tmp_path / "o").glob("CT.*.dcm"))) == 20
+    pngs = sorted((tmp_path / "png").glob("*.png"))
+    assert len(pngs) == 7  # the slices whose mask is not empty (the poles' contours are smaller than a pixel)
+    rgb = np.asarray(Image.open(pngs[3]).convert("RGB"))
+    yellow = (rgb == [255, 255, 0]).all(axis=-1)  # the ROI's display colour
+    assert 100 < yellow.sum() < 1000
 
 
 def test_unknown_structure_set_is_named(config: Path, tmp_path: Path) -> None:
