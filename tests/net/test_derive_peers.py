@@ -1,5 +1,6 @@
 """[DERIVE] against real tools: Orthanc accepts the overlay series and the SEG into the source's study, and
-dicom3tools' dciodvfy finds nothing in the derived images that it does not find in their sources."""
+dicom3tools' dciodvfy finds nothing in the derived images (overlay copies, SEG, split classic images) that it does
+not find in their sources."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import re
 import subprocess
 from pathlib import Path
 
+import highdicom as hd
+import pydicom
 import pytest
 
-from derive_support import NELMS_SPHERE, nelms_ct
+from derive_support import CT_IMAGE, MR_IMAGE, NELMS_SPHERE, image, nelms_ct, save
 from helpers import PEER_ENV, dcmtk, rtstation
 from peers import Orthanc
+from rtstation_tui.engine.derive.enhanced import split_enhanced
 
 DCIODVFY = Path("/usr/bin/dciodvfy")
 
@@ -61,3 +65,16 @@ def test_dciodvfy_finds_nothing_new_in_the_derived_images(derived) -> None:
         assert _findings(f) - source == set(), f
     seg = _findings(derived["seg"][0])
     assert not [e for e in seg if e.startswith("Error")], seg
+
+
+@pytest.mark.parametrize("sop_class", [CT_IMAGE, MR_IMAGE], ids=["ct", "mr"])
+def test_dciodvfy_finds_nothing_new_in_split_images(sop_class: str, tmp_path: Path) -> None:
+    classic = [pydicom.dcmread(save(image(sop_class, f"1.2.3.8.{k + 1}", "1.2.3.8.100", "1.2.3.8.200", "1.2.3.8.300",
+                                          rows=16, cols=16, ipp=(0, 0, 3.0 * k), number=k + 1, seed=k),
+                                    tmp_path / f"src{k}.dcm")) for k in range(3)]
+    convert = (hd.legacy.LegacyConvertedEnhancedCTImage if sop_class == CT_IMAGE
+               else hd.legacy.LegacyConvertedEnhancedMRImage)
+    mf = convert(classic, "1.2.3.8.500", 5, "1.2.3.8.501", 1)
+    split = split_enhanced(mf)
+    split[1].save_as(tmp_path / "split.dcm", enforce_file_format=True)
+    assert _findings(tmp_path / "split.dcm") - _findings(tmp_path / "src1.dcm") == set()

@@ -76,3 +76,32 @@ def test_a_classic_image_is_not_split(tmp_path: Path) -> None:
     ct = image(CT_IMAGE, "1.2.3.9", "1.2.3.10", "1.2.3.11", "1.2.3.12", rows=8, cols=8, ipp=(0, 0, 0))
     with pytest.raises(EnhancedError, match="1.2.3.9 .* is not an Enhanced"):
         split_enhanced(ct)
+
+
+def test_legacy_enhanced_ct_splits_into_ct_images(tmp_path: Path) -> None:
+    classic = [pydicom.dcmread(save(image(CT_IMAGE, f"1.2.3.7.{k + 1}", "1.2.3.7.100", "1.2.3.7.200", "1.2.3.7.300",
+                                          rows=16, cols=16, ipp=(0, 0, 3.0 * k), number=k + 1, seed=k),
+                                    tmp_path / f"ct{k}.dcm")) for k in range(3)]
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(classic, "1.2.3.7.500", 5, "1.2.3.7.501", 1)
+    images = split_enhanced(mf)
+    assert [i.SOPClassUID for i in images] == [CT_IMAGE] * 3
+    by_z = {float(c.ImagePositionPatient[2]): c for c in classic}  # the converter orders frames its own way
+    assert all(np.array_equal(i.pixel_array, by_z[float(i.ImagePositionPatient[2])].pixel_array) for i in images)
+    assert "PixelPresentation" not in images[0] and list(images[0].ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
+
+
+def test_per_frame_echo_time_frame_type_and_acquisition_time(tmp_path: Path) -> None:
+    """What a scanner's Enhanced MR carries per frame (a multi-echo series) reaches each classic image."""
+    mf = _enhanced(_classic(tmp_path), None, tmp_path)
+    for k, frame in enumerate(mf.PerFrameFunctionalGroupsSequence):
+        echo = pydicom.Dataset()
+        echo.EffectiveEchoTime = 10.0 * (k + 1)
+        frame.MREchoSequence = pydicom.Sequence([echo])
+        kind = pydicom.Dataset()
+        kind.FrameType = ["DERIVED", "PRIMARY", "T2_MAP", "NONE"] if k == 4 else ["ORIGINAL", "PRIMARY", "M", "NONE"]
+        frame.MRImageFrameTypeSequence = pydicom.Sequence([kind])
+        frame.FrameContentSequence[0].FrameAcquisitionDateTime = f"2026010112{k:02d}00"
+    images = split_enhanced(mf)
+    assert [float(i.EchoTime) for i in images] == [10, 20, 30, 40, 50]
+    assert list(images[4].ImageType) == ["DERIVED", "PRIMARY", "T2_MAP"]
+    assert images[2].AcquisitionDateTime == "20260101120200" and images[2].AcquisitionTime == "120200"

@@ -37,8 +37,13 @@ EXCLUDED = {"PixelData", "NumberOfFrames", "SharedFunctionalGroupsSequence", "Pe
             "ExtendedOffsetTable", "ExtendedOffsetTableLengths", "SourceImageEvidenceSequence",
             "ReferencedImageEvidenceSequence", "FrameIncrementPointer", "ConcatenationUID",
             "ConcatenationFrameOffsetNumber", "InConcatenationNumber", "InConcatenationTotalNumber",
-            "RepresentativeFrameNumber", "ContentQualification"}
-# functional group macros not flattened element by element (handled by _special, or references to the sources)
+            "RepresentativeFrameNumber", "ContentQualification",
+            "ReferencedSeriesSequence",  # the multi-frame's common instance references; SourceImageSequence says it
+            # Enhanced image module attributes without a classic counterpart (dciodvfy: "not in the IOD")
+            "PixelPresentation", "VolumetricProperties", "VolumeBasedCalculationTechnique", "ComplexImageComponent",
+            "AcquisitionContrast", "AcquisitionContextSequence"}
+# functional group macros not flattened element by element (FrameContentSequence by _frame_content; the
+# legacy converter's references to its classic sources)
 NOT_FLATTENED = {"FrameContentSequence", "ConversionSourceAttributesSequence"}
 RENAMED = {"FrameType": "ImageType", "EffectiveEchoTime": "EchoTime"}
 NEEDED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
@@ -56,11 +61,26 @@ def _flatten(target: Dataset, groups: Dataset) -> None:
                 _frame_content(target, macro.value[0])
             continue
         for elem in macro.value[0]:
+            if macro.keyword.endswith("FrameTypeSequence") and elem.keyword != "FrameType":
+                continue  # PixelPresentation, VolumetricProperties...: Enhanced-only, no classic counterpart
             renamed = RENAMED.get(elem.keyword)
             if renamed is not None:
                 target[renamed] = DataElement(tag_for_keyword(renamed), elem.VR, copy.deepcopy(elem.value))
             else:
                 target[elem.tag] = copy.deepcopy(elem)
+
+
+def _classic_terms(image: Dataset, classic: str) -> None:
+    """Enhanced MR names with a different classic one: ResonantNucleus is ImagedNucleus; RescaleType is part of
+    Pixel Value Transformation in Enhanced MR and of no classic MR module (its intercept and slope are kept)."""
+    if classic != MR:
+        return
+    if "ResonantNucleus" in image:
+        if "ImagedNucleus" not in image:
+            image.ImagedNucleus = image.ResonantNucleus
+        del image.ResonantNucleus
+    if "RescaleType" in image:
+        del image.RescaleType
 
 
 def _frame_content(target: Dataset, item: Dataset) -> None:
@@ -130,6 +150,9 @@ def split_enhanced(ds: Dataset) -> list[Dataset]:
         if missing:
             raise EnhancedError(f"{ds.SOPInstanceUID} frame {i + 1}: no {', '.join(missing)} in its functional "
                                 "groups; not converted")
+        _classic_terms(image, classic)
+        if len(image.get("ImageType", [])) == 4 and image.ImageType[3] == "NONE":
+            image.ImageType = list(image.ImageType)[:3]  # FrameType's "no derived contrast", not a classic term
         image.SOPClassUID, image.SOPInstanceUID = classic, derived_uid(series_uid, str(i + 1))
         image.SeriesInstanceUID, image.InstanceNumber = series_uid, i + 1
         image.SeriesNumber = int(ds.get("SeriesNumber", 0) or 0) + DERIVED_SERIES_NUMBER_OFFSET
