@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -62,7 +63,7 @@ class ImageGrid:
         return cls(int(ds.Rows), int(ds.Columns), (ipp[0], ipp[1], ipp[2]), (iop[0], iop[1], iop[2]),
                    (iop[3], iop[4], iop[5]), (ps[0], ps[1]))
 
-    @property
+    @cached_property
     def normal(self) -> np.ndarray:
         n = np.cross(np.asarray(self.row_dir), np.asarray(self.col_dir))
         return n / np.linalg.norm(n)
@@ -137,6 +138,15 @@ def slice_tolerance(grids: Sequence[ImageGrid]) -> float:
     return 0.5 * min(steps) if steps else 0.5
 
 
+def plane_distances(points: np.ndarray, grids: Sequence[ImageGrid]) -> np.ndarray:
+    """|distance| of each point (P×3) from each image plane (K grids): P×K, in one vectorized step (a series of
+    150 images × 10 ROIs × 150 contours is 225 000 pairs)."""
+    origins = np.asarray([g.origin for g in grids], dtype=float)
+    normals = np.stack([g.normal for g in grids])
+    offsets = np.einsum("kj,kj->k", origins, normals)
+    return np.abs(points @ normals.T - offsets[None, :])
+
+
 def rasterize_roi(contours: Sequence[Contour], grids: Sequence[ImageGrid]) -> np.ndarray:
     """A mask per image (n_images × rows × cols, bool) for one ROI's contours."""
     if not grids:
@@ -149,11 +159,11 @@ def rasterize_roi(contours: Sequence[Contour], grids: Sequence[ImageGrid]) -> np
         return masks
     tol = slice_tolerance(grids)
     per_image: dict[int, list[np.ndarray]] = {}
-    for c in contours:
-        dists = [abs(g.plane_distance(c.points.mean(axis=0))) for g in grids]
-        best = int(np.argmin(dists))
-        if dists[best] > tol:
-            log.debug("contour at %s mm from the nearest image plane: on no image", round(dists[best], 2))
+    dists = plane_distances(np.stack([c.points.mean(axis=0) for c in contours]), grids)
+    for c, row_of_dists in zip(contours, dists):
+        best = int(np.argmin(row_of_dists))
+        if row_of_dists[best] > tol:
+            log.debug("contour at %s mm from the nearest image plane: on no image", round(row_of_dists[best], 2))
             continue
         col, row, _ = grids[best].project(c.points)
         per_image.setdefault(best, []).append(np.stack([col, row], axis=1))
