@@ -13,11 +13,12 @@ from typing import Sequence
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from helpers import DATA
+from rtstation_tui.synthetic import _save
 
 NELMS_SPHERE = DATA / "nelms" / "Sphere_30_0.dcm"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -27,13 +28,8 @@ NELMS_Z = [-27.0 + 3 * k for k in range(20)]
 
 
 def save(ds: Dataset, path: Path, ts: str = ExplicitVRLittleEndian) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ts
-    ds.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    """Write with file meta (the synthetic patients' writer, in Explicit VR: closer to what scanners send)."""
+    return _save(ds, path, ts)
 
 
 def image(sop_class: str, uid: str, series: str, study: str, for_uid: str, *, rows: int, cols: int,

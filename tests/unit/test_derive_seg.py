@@ -6,7 +6,6 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
-import pydicom
 import pytest
 
 from derive_support import CT_IMAGE, circle, image, structure_set
