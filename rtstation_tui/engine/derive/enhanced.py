@@ -14,11 +14,11 @@ from __future__ import annotations
 import copy
 from typing import Iterator
 
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence as DSequence
+from pydicom.uid import UID
 
 from .uids import DERIVED_SERIES_NUMBER_OFFSET, derived_uid
 
@@ -45,7 +45,7 @@ EXCLUDED = {"PixelData", "NumberOfFrames", "SharedFunctionalGroupsSequence", "Pe
 # functional group macros not flattened element by element (FrameContentSequence by _frame_content; the
 # legacy converter's references to its classic sources)
 NOT_FLATTENED = {"FrameContentSequence", "ConversionSourceAttributesSequence"}
-RENAMED = {"FrameType": "ImageType", "EffectiveEchoTime": "EchoTime"}
+RENAMED = {"FrameType": 0x00080008, "EffectiveEchoTime": 0x00180081}  # → ImageType, EchoTime
 NEEDED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 
 
@@ -65,7 +65,7 @@ def _flatten(target: Dataset, groups: Dataset) -> None:
                 continue  # PixelPresentation, VolumetricProperties...: Enhanced-only, no classic counterpart
             renamed = RENAMED.get(elem.keyword)
             if renamed is not None:
-                target[renamed] = DataElement(tag_for_keyword(renamed), elem.VR, copy.deepcopy(elem.value))
+                target[renamed] = DataElement(renamed, elem.VR, copy.deepcopy(elem.value))
             else:
                 target[elem.tag] = copy.deepcopy(elem)
 
@@ -168,7 +168,8 @@ def split_enhanced(ds: Dataset) -> list[Dataset]:
             image.PixelData = pixels
             image["PixelData"].VR = ds["PixelData"].VR
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = classic, image.SOPInstanceUID
+        meta.MediaStorageSOPClassUID = UID(classic)
+        meta.MediaStorageSOPInstanceUID = image.SOPInstanceUID
         meta.TransferSyntaxUID = ts
         image.file_meta = meta
         out.append(image)
