@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
-from derive_support import NELMS_SPHERE, nelms_ct
+from derive_support import NELMS_SPHERE, circle, nelms_ct, structure_set
+from helpers import DATA
 from rtstation_tui.engine.derive.masks import group_masks, sort_images
 from rtstation_tui.engine.derive.overlay import OverlayError, OverlayOptions, overlay_series
+from rtstation_tui.engine.derive.rasterize import ImageGrid
 from rtstation_tui.engine.derive.rois import RoiGroup, group_rois, list_rois
 
 
@@ -78,3 +81,20 @@ def test_bad_template_names_the_allowed_fields(nelms) -> None:
     rs, images, groups, masks = nelms
     with pytest.raises(OverlayError, match="original"):
         overlay_series(images, masks, groups, "1.2.3", OverlayOptions(description="{series} + RT"))
+
+
+def test_compressed_source_keeps_its_encapsulated_pixel_data(tmp_path: Path) -> None:
+    """A JPEG 2000 CT (pydicom's test file): the copy carries the same fragments in the same transfer syntax."""
+    src = pydicom.dcmread(DATA / "pydicom" / "J2K_pixelrep_mismatch.dcm")
+    grid = ImageGrid.of(src)
+    u, v = np.asarray(grid.row_dir), np.asarray(grid.col_dir)
+    centre = np.asarray(grid.origin) + 256 * grid.spacing[1] * u + 256 * grid.spacing[0] * v
+    rs = structure_set([src], [("Lesion", "GTV", [[circle(centre, u, v, 20.0)]])])
+    groups = group_rois(list_rois(rs), merge=True)
+    masks = group_masks(rs, [src], groups)
+    (ds,) = overlay_series([src], masks, groups, str(rs.SOPInstanceUID))
+    (path,) = _write([ds], tmp_path)
+    back = pydicom.dcmread(path)
+    assert back.file_meta.TransferSyntaxUID == src.file_meta.TransferSyntaxUID
+    assert back.PixelData == src.PixelData
+    assert (back.overlay_array(0x6000).astype(bool) == masks[0][0]).all() and masks[0].sum() > 1000
