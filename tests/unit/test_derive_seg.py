@@ -6,9 +6,10 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+import pydicom
 import pytest
 
-from derive_support import CT_IMAGE, circle, image, structure_set
+from derive_support import CT_IMAGE, NELMS_SPHERE, circle, image, nelms_ct, structure_set
 from rtstation_tui.engine.derive.masks import group_masks, sort_images
 from rtstation_tui.engine.derive.rois import group_rois, list_rois
 from rtstation_tui.engine.derive.seg import SegError, segmentation
@@ -53,3 +54,16 @@ def test_roi_missing_every_image_is_refused_by_name(case) -> None:
     rs, images, groups, masks = case
     with pytest.raises(SegError, match="Cord covers no pixel"):
         segmentation(images, [masks[0], np.zeros_like(masks[1])], groups, "1.2.3")
+
+
+def test_nelms_sphere_seg_read_back_equals_the_mask(tmp_path: Path) -> None:
+    images = sort_images([pydicom.dcmread(p) for p in nelms_ct(tmp_path / "ct")])
+    rs = pydicom.dcmread(NELMS_SPHERE)
+    groups = group_rois(list_rois(rs), merge=False)
+    (mask,) = group_masks(rs, images, groups)
+    segmentation(images, [mask], groups, str(rs.SOPInstanceUID)).save_as(tmp_path / "seg.dcm")
+    back = hd.seg.segread(tmp_path / "seg.dcm")
+    arr = back.get_pixels_by_source_instance([str(i.SOPInstanceUID) for i in images],
+                                             assert_missing_frames_are_empty=True)
+    assert int((arr[..., 0].astype(bool) != mask).sum()) == 0 and mask.sum() == 6584
+    assert back.get_segment_description(1).SegmentLabel == "Sphere_30_0"
