@@ -58,14 +58,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         k.add_argument("--description", metavar="TEMPLATE", default="",
                        help="SeriesDescription template: {original}, {rois}, {structure_set} (default "
                        + ("'{original} + contours')" if kind == "overlay" else "'{original} SEG')"))
-        k.add_argument("--out", metavar="DIR", type=Path, required=True)
+        k.add_argument("--out", metavar="DIR", type=Path, required=True, help="folder for the derived files")
         k.add_argument("--png", metavar="DIR", type=Path, help="also QA pictures (image + ROI outlines) into DIR")
         k.add_argument("--json", action="store_true")
         k.set_defaults(func=run_contours)
     c = kinds.add_parser("classic", parents=[common], help="split Enhanced MR/CT (multi-frame) into classic images")
     c.add_argument("files", metavar="FILE", type=Path, nargs="*", help="Enhanced / Legacy Converted files")
     c.add_argument("--series", metavar="UID", help="every multi-frame instance of this stored series")
-    c.add_argument("--out", metavar="DIR", type=Path, required=True)
+    c.add_argument("--out", metavar="DIR", type=Path, required=True, help="folder for the classic images")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=run_classic)
 
