@@ -14,7 +14,7 @@ from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
-            "synthcmd"]
+            "synthcmd", "derive"]
 EXIT_USAGE = 2
 
 
