@@ -14,7 +14,7 @@ from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
-            "synthcmd", "dvhcmd", "metricscmd", "reportcmd"]
+            "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd"]
 EXIT_USAGE = 2
 
 

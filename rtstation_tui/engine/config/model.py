@@ -44,6 +44,7 @@ class ReceiverConfig:
     durability: str = _c("fsync", choices=("fsync", "os"))
     max_pdu: int = _c(65536, min=0, max=4_194_304)
     network_timeout_s: float = _c(60.0, min=1, max=86400)
+    split_enhanced: bool = _c(False)  # also store classic images split from Enhanced MR/CT/PET (originals kept)
 
 
 @dataclass(frozen=True)
