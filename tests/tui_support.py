@@ -67,10 +67,27 @@ def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast
         make_patient(tmp_path / "syn", "SYN001", name="DEMO^ANNA", slices=3, rows=8, cols=8, label="PROST1",
                      machine="TrueBeam1", seed="rtstation-tui-snapshots")
         paths.append(tmp_path / "syn")
+    import_settled(config, paths)
+
+
+def fill_plans(config: Config, tmp_path: Path, plans: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+    """Synthetic plans (patient ID, patient name, label), several per patient if asked; returns label → plan UID."""
+    out, paths = {}, []
+    for pid, name, label in plans:
+        folder = tmp_path / "plans" / f"{pid}-{label}"
+        out[label] = make_patient(folder, pid, name=name, slices=2, rows=8, cols=8, label=label,
+                                  seed=f"console-{pid}-{label}").plan_uid
+        paths.append(folder)
+    import_settled(config, paths)
+    return out
+
+
+def import_settled(config: Config, paths: Sequence[Path]) -> None:
+    """Import ``paths`` as the network would store them, then settle the bundles at the fixed time."""
     store, index = Store(config.data_dir, "os"), Index(config.data_dir)
     store.load_known(index.known_pairs())
     writer = BatchWriter(index)
-    Importer(store, index, writer).run(paths, "import", "ECLIPSE")
+    Importer(store, index, writer).run(list(paths), "import", "ECLIPSE")
     writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))

@@ -13,11 +13,10 @@ import sys
 from ..engine.plans.bundle import Bundle, bundle_for
 from ..engine.config.model import Config
 from ..engine.store.index import Index
-from ..engine.config.nodes import resolve_node
 from ..engine.outbound.queue import JobQueue
 from ..engine.outbound.rules import PlanFacts, decide
 from ..engine.config.rules import RuleConfig
-from ..engine.outbound.sender import parts_for
+from ..engine.outbound.dryrun import would_queue
 from ..engine.store.files import Store
 from .output import fail, print_json
 from .send import resolve_plan
@@ -85,19 +84,10 @@ def check(args: argparse.Namespace, config: Config) -> int:
 
 def would_get(config: Config, bundle: Bundle, targets: tuple[str, ...], include: tuple[str, ...]) -> list[dict]:
     """Per target: how many objects are new to it, and how many it acknowledged before or has queued."""
-    queue = JobQueue(config.data_dir)
-    store = Store(config.data_dir, config.receiver.durability)
-    paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(include))]
-    out = []
-    for target in targets:
-        try:
-            name = resolve_node(target, config.nodes).name
-        except ValueError as exc:
-            out.append({"node": target, "new": 0, "already": 0, "error": str(exc)})
-            continue
-        have = queue.delivered(name, paths) | queue.pending(name, paths)
-        out.append({"node": name, "new": len(paths) - len(have), "already": len(have)})
-    return out
+    would = would_queue(JobQueue(config.data_dir), Store(config.data_dir, config.receiver.durability), config.nodes,
+                        bundle, targets, include)
+    return [{"node": w.node, "new": w.new, "already": w.already, **({"error": w.error} if w.error else {})}
+            for w in would]
 
 
 def test(args: argparse.Namespace, config: Config) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from textual import on
 
 from . import messages as m
+from ..engine.api import SendPreview
 from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
 from .dialogs.help import HelpScreen
@@ -59,6 +60,9 @@ class StationActions(ConsoleBase):
 
     async def _send(self, plans: list[str]) -> None:
         previews = await asyncio.to_thread(self.api.send_preview, plans)
+        previews = await self._confirm_hidden(previews)
+        if not previews:
+            return
         nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews))
         if not nodes:
             return
@@ -76,6 +80,25 @@ class StationActions(ConsoleBase):
         for uid in list(tree.marked):
             tree.marked.discard(uid)
             tree._relabel(uid)
+
+    async def _confirm_hidden(self, previews: list[SendPreview]) -> list[SendPreview]:
+        """Marked plans the filter now hides are named, and sent only if the operator says so (Esc: left out)."""
+        shown = self.main.tree.plans
+        hidden = [p for p in previews if p.plan_uid not in shown]
+        if not hidden:
+            return previews
+        names = "\n".join(f"  {p.label or '(no label)'}  {p.patient_id} {p.patient_name.replace('^', ' ').strip()}"
+                          for p in hidden)
+        n = len(hidden)
+        message = (f"{n} marked plan{'s are' if n != 1 else ' is'} not shown by the filter:\n{names}\n"
+                   f"Send {'them' if n != 1 else 'it'} too?")
+        if await self.push_screen_wait(ConfirmDialog("Send hidden plans?", message, "Send them too",
+                                                     "Leave them out")):
+            return previews
+        rest = [p for p in previews if p.plan_uid in shown]
+        if not rest:
+            self.notify("Nothing sent: every marked plan is hidden by the filter.", title="Send", severity="warning")
+        return rest
 
     def action_echo(self) -> None:
         if why := self.send_unavailable():

@@ -2,7 +2,8 @@
 
 One worker per node with its own threads (up to the node's ``max_associations``), so a dead or slow node never
 delays the others: a plan to three nodes takes about as long as to the slowest one. A scheduler polls the queue
-twice a second, so jobs added by another process (``rtstation send`` in another shell) start within a second.
+twice a second, so jobs added by another process (``rtstation send`` in another shell) start within a second;
+the same poll notices jobs another process changed (``queuewatch``) and announces them like its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..store.index import Index
 from ..loops import Ticker
 from ..config.nodes import NodeConfig, resolve_node
 from ..store.lock import pid_alive
+from .queuewatch import QueueWatch
 from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, JobQueue, JobRow, NewItem
 from ..config.retry import parse_schedule
 from .scu import AssociationFailed, EchoResult, accepted_pairs, associate, close, contexts_for, echo, store
@@ -59,6 +61,7 @@ class Sender:
         self.store = store_
         self.bus = bus
         self.queue = JobQueue(config.data_dir)
+        self.watch = QueueWatch(self.queue.path)
         self._pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
         self._running: dict[int, str] = {}  # job id -> node name
         self._per_node: dict[str, int] = {}
@@ -86,6 +89,7 @@ class Sender:
         await self._ticker.stop()
         pools = list(self._pools.values())
         await asyncio.to_thread(lambda: [p.shutdown(wait=True) for p in pools])
+        self.watch.close()
 
     def kick(self) -> None:
         """Look at the queue now (safe from any thread)."""
@@ -94,6 +98,8 @@ class Sender:
     async def _poll(self) -> None:
         if self._stopping.is_set():
             return
+        for changed in await asyncio.to_thread(self.watch.changed):
+            self._announce(changed)
         for job in await asyncio.to_thread(self.queue.due, time.time()):
             self._maybe_run(job)
 
@@ -307,8 +313,12 @@ class Sender:
     def _post_changed(self, job_id: int) -> None:
         job = self.queue.job(job_id)
         if job is not None:
-            self.bus.post(JobChanged(job.id, job.node, job.plan_uid, job.label, job.state, job.done, job.total,
-                                     job.failed, job.error))
+            self.watch.note(job)
+            self._announce(job)
+
+    def _announce(self, job: JobRow) -> None:
+        self.bus.post(JobChanged(job.id, job.node, job.plan_uid, job.label, job.state, job.done, job.total,
+                                 job.failed, job.error))
 
     def _progress(self, job: JobRow, done: int, nbytes: int, rate: float) -> None:
         self.bus.post(JobProgress(job.id, job.node, job.plan_uid, job.label, done, job.total, nbytes,

@@ -133,6 +133,7 @@ class SendPreview:
     instances: int
     nbytes: int
     missing: str = ""
+    patient_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class LooseObject:
 @dataclass(frozen=True)
 class Verdict:
     rule: str
-    outcome: str  # send, hold, no-match, disabled, not-evaluated
+    outcome: str  # send, nothing-new (matches; its targets have it all), hold, no-match, disabled, not-evaluated
     reason: str
 
 
@@ -197,6 +198,13 @@ def search(conn: sqlite3.Connection, text: str) -> list[str]:
                         " LIKE ?1 ESCAPE '\\' UNION SELECT patient_id FROM plans WHERE label LIKE ?1 ESCAPE '\\'"
                         " ORDER BY 1", (_like(text),))
     return [r[0] for r in rows]
+
+
+def filter_shows(text: str, patient_id: str, patient_name: str, label: str) -> bool:
+    """Whether the console's filter ``text`` shows a plan: the patient matches (ID or name: all its plans), or the
+    plan's label does (that plan only). Case-insensitive and literal, as ``search``; one rule for every view."""
+    needle = text.casefold()
+    return not needle or any(needle in v.casefold() for v in (patient_id, patient_name, label))
 
 
 def label_matches(conn: sqlite3.Connection, text: str, limit: int = 20) -> list[str]:
@@ -303,7 +311,7 @@ def send_preview(conn: sqlite3.Connection, plan_uids: Sequence[str]) -> list[Sen
         for m in ordered:
             counts[m.modality or "?"] = counts.get(m.modality or "?", 0) + 1
         out.append(SendPreview(uid, b.patient_id, b.label, tuple(counts.items()), len(ordered),
-                               sum(m.size for m in ordered), b.missing_summary()))
+                               sum(m.size for m in ordered), b.missing_summary(), b.patient_name))
     return out
 
 

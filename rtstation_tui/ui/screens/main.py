@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from ...engine.api import StationAPI
 from ...engine.config.model import Config
@@ -26,7 +26,7 @@ from ..labels import JobState, Palette
 from ..widgets.bars import StationHeader, StatusLine
 from ..widgets.details import PlanDetailsView
 from ..widgets.logpane import LogPane
-from ..widgets.plantree import PlanTree
+from ..widgets.plantree import NodeData, PlanTree
 from ..widgets.progress import ProgressArea
 
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
@@ -122,9 +122,11 @@ class MainScreen(CommandScope, Screen[None]):
                 return self.api.patients(), []
             return self.api.patients(text), self.api.label_matches(text)
 
+        keep_open = self.tree.expanded_patients()  # clearing or changing the filter keeps open patients open
         rows, open_ = await asyncio.to_thread(read)
+        self.tree.filter_text = text
         self.tree.show_patients(rows)
-        for pid in open_:  # matched by a plan label: open the patient so the plan is in view
+        for pid in [*keep_open, *open_]:  # matched by a plan label: open the patient so the plan is in view
             node = self.tree.patient_node(pid)
             if node is not None:
                 node.expand()
@@ -150,6 +152,7 @@ class MainScreen(CommandScope, Screen[None]):
                 unconnected = {pid for pid in loaded if self.tree.unconnected_open(pid)}
                 rows, plans = await asyncio.to_thread(self._read, pids, loaded, text)
                 self.tree.upsert_patients(rows)
+                self._refresh_patient_hint(rows)
                 for pid, prs in plans.items():
                     self.tree.set_plans(pid, prs)
                 for pid in unconnected:  # an open list is kept true; closed ones are read when opened
@@ -175,16 +178,25 @@ class MainScreen(CommandScope, Screen[None]):
         self.run_worker(self._load_unconnected(message.patient_id), group="children", exit_on_error=False)
 
     # -- details --------------------------------------------------------------------------------------------------
+    def _refresh_patient_hint(self, rows: list[PatientRow]) -> None:
+        """The patient under the cursor got a new row (a plan arrived): the details say what its tree row says."""
+        data = self.tree.cursor_data
+        if data is not None and data.kind == "patient" and any(r.patient_id == data.patient_id for r in rows):
+            self._show_hint(data)
+
+    def _show_hint(self, data: NodeData | None) -> None:
+        row = self.tree.patients.get(data.patient_id) if data is not None else None
+        hint = (f"Patient {row.patient_id}  {row.patient_name.replace('^', ' ')}: {row.plans} plan"
+                f"{'' if row.plans == 1 else 's'}. Enter opens it.") if row else ""
+        if data is not None and data.kind == "unconnected":
+            hint = "Objects of this patient that no plan references (Enter lists them)."
+        self.query_one(PlanDetailsView).show(None, hint)
+
     def on_tree_node_highlighted(self, event: PlanTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
         data = event.node.data
         if data is None or data.kind != "plan":
             self.shown_plan = None
-            row = self.tree.patients.get(data.patient_id) if data is not None else None
-            hint = (f"Patient {row.patient_id}  {row.patient_name.replace('^', ' ')}: {row.plans} plan(s)."
-                    " Enter opens it.") if row else ""
-            if data is not None and data.kind == "unconnected":
-                hint = "Objects of this patient that no plan references (Enter lists them)."
-            self.query_one(PlanDetailsView).show(None, hint)
+            self._show_hint(data)
             return
         if data.plan_uid != self.shown_plan:
             self.shown_plan = data.plan_uid
@@ -271,6 +283,12 @@ class MainScreen(CommandScope, Screen[None]):
             self.load_details()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Workers never take the console down (the station must keep receiving): their errors are shown."""
-        if event.worker.error is not None:
-            self.notify(f"{event.worker.name}: {event.worker.error}", severity="error")
+        """Workers never take the console down (the station must keep receiving): their errors are shown.
+
+        Only real errors: a worker replaced by a newer one (typing in the filter) ends cancelled, which is no error;
+        and an error without a message is named by its type."""
+        error = event.worker.error
+        if error is None or event.state != WorkerState.ERROR or isinstance(error, asyncio.CancelledError):
+            return
+        self.notify(str(error) or type(error).__name__, title=f"Error in {event.worker.name}", severity="error",
+                    timeout=15)

@@ -21,7 +21,7 @@ from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
 from .entries import EntryTableScreen
 
-SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
+SYMBOL = {"send": "✓", "nothing-new": "=", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
 
 
 def matches(r: RuleConfig) -> str:

@@ -78,12 +78,20 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         shown = [format_line(line) for line in lines if self._visible(line)]
         if shown:
             self.log_widget.write_lines(shown, scroll_end=self.follow)
+            self._follow()
 
     def refilter(self) -> None:
         log = self.log_widget
         log.clear()
         log.write_lines([format_line(line) for line in self.lines if self._visible(line)], scroll_end=self.follow)
+        self._follow()
         self.query_one("#log-title", Static).update(self._title())
+
+    def _follow(self) -> None:
+        """"follow on" means the newest line is in view, always. ``Log`` scrolls only when it already was at the end,
+        which after a re-filter (the old scroll offset of a longer list) it is not: it showed the oldest lines."""
+        if self.follow:
+            self.log_widget.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def action_cycle_level(self) -> None:
         self.level = LEVELS[(LEVELS.index(self.level) + 1) % len(LEVELS)] if self.level in LEVELS else logging.INFO

@@ -4,6 +4,8 @@ Why it never rebuilds: operators keep a patient open and the cursor on a plan wh
 rebuild on every event would lose both. Nodes are found by patient ID / plan UID and re-labelled, added (in sorted
 position) or removed one by one; Textual's Tree keeps the cursor on the same node when lines move.
 Children load lazily (``LoadChildren`` on first expand), so opening the tree costs one row per patient.
+With a filter on (``filter_text``), a patient matched by a plan label lists only the matching plans
+(``queries.filter_shows``): the cursor, marks by Space and a send can never land on a plan the filter hides.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.plans.queries import LooseObject, PatientRow, PlanRow
+from ...engine.plans.queries import LooseObject, PatientRow, PlanRow, filter_shows
 from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
 
@@ -60,6 +62,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
         self.marked: set[str] = set()
         self.sends: dict[str, dict[str, JobState]] = {}
         self.loaded: set[str] = set()  # patients whose plans are in the tree
+        self.filter_text = ""  # the main screen's filter: plans it hides are not in the tree (nor in ``plans``)
         self._pnodes: dict[str, TreeNode[NodeData]] = {}
         self._plan_nodes: dict[str, TreeNode[NodeData]] = {}
         self._unconnected: dict[str, TreeNode[NodeData]] = {}
@@ -78,6 +81,14 @@ class PlanTree(CommandScope, Tree[NodeData]):
 
     def find_plan(self, label: str) -> str | None:
         return next((uid for uid, p in self.plans.items() if p.label == label), None)
+
+    def expanded_patients(self) -> list[str]:
+        return [pid for pid, node in self._pnodes.items() if node.is_expanded]
+
+    def shows(self, row: PlanRow) -> bool:
+        """The filter lets this plan be listed (and so selected)."""
+        patient = self.patients.get(row.patient_id)
+        return filter_shows(self.filter_text, row.patient_id, patient.patient_name if patient else "", row.label)
 
     # -- updates (all on the event loop) -----------------------------------------------------------------------
     def show_patients(self, rows: Iterable[PatientRow]) -> None:
@@ -116,6 +127,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
         if pnode is None:
             return
         self.loaded.add(patient_id)
+        rows = [r for r in rows if self.shows(r)]
         wanted = {r.plan_uid for r in rows}
         for uid in [u for u, n in self._plan_nodes.items() if n.data and n.data.patient_id == patient_id]:
             if uid not in wanted:
