@@ -15,7 +15,7 @@ from rtstation_tui.engine.plans.queries import SendPreview
 from rtstation_tui.ui.themes import ThemeCatalog, ThemeError, available_themes, load_theme
 
 PREVIEW = SendPreview("1.2.3", "123456", "B1", (("CT", 97), ("RTSTRUCT", 1), ("RTPLAN", 1), ("RTDOSE", 1)), 100,
-                      52_000_000, "")
+                      52_000_000, "", "DOE^JOHN")
 
 
 class Host(App[None]):
@@ -60,7 +60,7 @@ async def test_send_dialog_says_what_will_be_sent_in_send_order(nodes):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         text = str(dialog.query_one("#send-what").render())
-        assert "B1 (123456): 97 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 100 objects, 52.0 MB" in text
+        assert "B1  patient 123456  DOE JOHN\n   97 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 100 objects, 52.0 MB" in text
         assert "incomplete: 3 CT missing" in text
         assert "Send 2 plans" in str(dialog.query_one(".dialog-title").render())
 

@@ -58,7 +58,7 @@ def _send_verdict(d: Decision, would: list[WouldQueue]) -> Verdict:
         f", {w.already} already there or queued" if w.already else "") for w in would)
     if would and all(w.new == 0 and not w.error for w in would):
         return Verdict(d.rule, NOTHING_NEW, f"matched, nothing to queue: {per}")
-    return Verdict(d.rule, "send", f"matched: would send to {per}" if would else d.describe())
+    return Verdict(d.rule, "send", f"matched: send to {per}" if would else d.describe())
 
 
 def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle, queue: JobQueue | None = None,

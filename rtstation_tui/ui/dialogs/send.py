@@ -21,14 +21,20 @@ from ..commands.registry import CommandScope, bindings
 
 
 def describe(p: SendPreview) -> Text:
-    """'B1  patient 123456 DOE JOHN: 1 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 4 objects, 0.6 MB', in send order.
+    """Who and what, in send order::
+
+        B1  patient 123456 DOE JOHN
+           1 CT, 1 RTSTRUCT, 1 RTPLAN, 1 RTDOSE = 4 objects, 0.6 MB
+           incomplete: 97 CT missing
 
     Label, patient ID and name, every count: the operator checks each plan before it leaves (a filter or a mark
-    made earlier must never send a plan nobody looked at)."""
+    made earlier must never send a plan nobody looked at). The counts have a line of their own so that a long
+    name never pushes a number out of an 80-column dialog."""
     counts = ", ".join(f"{n} {modality}" for modality, n in p.counts)
     name = p.patient_name.replace("^", " ").strip()
-    text = Text.assemble((p.label or "(no label)", "bold"), f"  patient {p.patient_id}{' ' + name if name else ''}:"
-                         f" {counts} = {p.instances} object{'s' if p.instances != 1 else ''}, {p.nbytes / 1e6:.1f} MB")
+    text = Text.assemble((p.label or "(no label)", "bold"), f"  patient {p.patient_id}{'  ' + name if name else ''}"
+                         f"\n   {counts} = {p.instances} object{'s' if p.instances != 1 else ''}, "
+                         f"{p.nbytes / 1e6:.1f} MB")
     if p.missing:
         text.append(f"\n   incomplete: {p.missing}", "bold")
     return text
