@@ -44,7 +44,7 @@ def would_queue(queue: JobQueue, store: Store, nodes: Sequence[NodeConfig], bund
     out = []
     for target in targets:
         try:
-            name = resolve_node(target, nodes).name
+            name = resolve_node(target, tuple(nodes)).name
         except ValueError as exc:
             out.append(WouldQueue(target, 0, 0, str(exc)))
             continue
