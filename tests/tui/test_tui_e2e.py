@@ -60,3 +60,38 @@ def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path
     wait_for(lambda: not alive(pid), 40, what="the console to exit after SIGHUP")
     log = (data_dir / "logs" / "rtstation.log").read_text()
     assert "SIGHUP: stopping" in log and "receiver stopped" in log and "terminal lost: station stopped" in log
+
+
+def test_in_tmux_a_label_filter_sends_only_the_matching_plan(tmp_path: Path, tmux: Tmux, qa: StoreSCP) -> None:
+    """[CONSOLE]: filtering ``LIVE`` once listed the patient's BIG1 too, ``j`` landed on it and ``s`` sent it."""
+    import pydicom
+    from tui_support import fill_plans
+
+    from rtstation_tui.engine.config.model import load_config
+
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", free_port(), extra=(
+        f'[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {qa.port}\n')))
+    fill_plans(load_config(config), tmp_path, [("PAT01", "DOE^JANE", "BIG1"), ("PAT01", "DOE^JANE", "LIVE"),
+                                               ("PAT02", "ROE^RITA", "BIG2")])
+    tmux.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)],
+               {"TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none", "PYTHONPATH": os.getcwd()})
+    wait_for(lambda: "PAT02" in tmux.screen() and "listening" in tmux.screen(), 30,
+             what=f"patients in the tree; screen:\n{tmux.screen()}")
+    tmux.keys("/")
+    tmux.keys("-l", "LIVE")
+    wait_for(lambda: "PAT02" not in tmux.screen() and "LIVE" in tmux.screen(), 20,
+             what=f"the filter applied; screen:\n{tmux.screen()}")
+    tmux.keys("Enter")
+    for key in ("j", "j", "j", "k", "k", "k", "j"):  # up and down through everything the filter lists
+        tmux.keys(key)
+    wait_for(lambda: "Plan      LIVE" in tmux.screen(), 20, what=f"details of LIVE; screen:\n{tmux.screen()}")
+    assert "BIG1" not in tmux.screen()
+    tmux.keys("s")
+    wait_for(lambda: "Send 1 plan" in tmux.screen(), 20, what=f"send dialog; screen:\n{tmux.screen()}")
+    assert "LIVE  patient PAT01  DOE JANE" in tmux.screen() and "BIG1" not in tmux.screen()
+    tmux.keys("Space")
+    wait_for(lambda: "Chosen: QA" in tmux.screen(), 10, what=f"QA chosen; screen:\n{tmux.screen()}")
+    tmux.keys("Enter")
+    wait_for(lambda: "QA: done" in tmux.screen(), 30, what=f"'QA: done' in the tree; screen:\n{tmux.screen()}")
+    labels = {pydicom.dcmread(f, stop_before_pixels=True).get("RTPlanLabel") for f in qa.files()}
+    assert labels == {None, "LIVE"} and len(qa.files()) == 5, (labels, qa.files())

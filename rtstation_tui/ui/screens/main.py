@@ -32,6 +32,18 @@ from ..widgets.progress import ProgressArea
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
 
 
+class FilterInput(Input):
+    """The tree's filter box. Enter hands the focus to the tree at once, inside the key's own handling: as a
+    message (``Submitted``) it came after the next keys, so a fast ``Enter j`` typed the ``j`` into the filter
+    (which then matched nothing) instead of moving the cursor."""
+
+    async def action_submit(self) -> None:
+        if not self.value.strip():
+            self.display = False
+        self.screen.set_focus(self.screen.query_one(PlanTree))  # now, not after a refresh as ``focus()`` would
+        await super().action_submit()
+
+
 class MainScreen(CommandScope, Screen[None]):
     AUTO_FOCUS = "#tree"
     COMMAND_SCOPE = "main"
@@ -57,7 +69,7 @@ class MainScreen(CommandScope, Screen[None]):
         yield StationHeader(st.ae_title, f"{st.bind}:{st.port}", folder.name if folder else "off", id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield Input(placeholder="filter: patient ID, name or plan label (Esc clears)", id="filter")
+                yield FilterInput(placeholder="filter: patient ID, name or plan label (Esc clears)", id="filter")
                 yield PlanTree(id="tree")
             with VerticalScroll(id="right"):  # Tab reaches it: ↑↓ PgUp PgDn scroll long chains
                 yield PlanDetailsView(id="details")
@@ -131,7 +143,9 @@ class MainScreen(CommandScope, Screen[None]):
             if node is not None:
                 node.expand()
         self.ready = True
-        hint = "Select a plan to see its details." if rows else "Nothing received yet."
+        hint = "Select a plan to see its details." if rows else (
+            f"No patient ID, name or plan label contains {text!r} (Esc clears the filter)." if text
+            else "Nothing received yet.")
         self.query_one(PlanDetailsView).show(None, hint)
         self.shown_plan = None
         self.mark_dirty(())
