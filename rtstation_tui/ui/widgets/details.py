@@ -3,6 +3,11 @@ came from and its send history. Rendered from a ``PlanDetails`` computed in a wo
 
 Why Rich tables in one Static: the pane is read, not navigated; one renderable re-renders in one go and scrolls
 as a whole inside the VerticalScroll around it.
+
+At 80x24 the pane is ~44 columns wide, and every fact must stay readable: numbers never shrink (counts are
+``no_wrap`` with their own width), names and errors wrap instead of being cut, the received time of the chain is
+short (the full date is a fact above), and the latest send state per node is a fact too (the tree row, one line,
+cannot hold three nodes).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -24,6 +30,29 @@ STATES = {"ready": "ready, complete", "ready-incomplete": "ready, incomplete", "
 def when(ts: float) -> str:
     """Received time as operators read it (local time, minutes)."""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "?"
+
+
+def clock_or_day(ts: float, newest: float) -> str:
+    """'09:30' on the newest arrival's day, else '01-02 09:30': the chain's column stays narrow."""
+    if not ts:
+        return "?"
+    same_day = time.localtime(ts)[:3] == time.localtime(newest)[:3]
+    return time.strftime("%H:%M" if same_day else "%m-%d %H:%M", time.localtime(ts))
+
+
+def _sends(history: tuple[JobInfo, ...], pal: Palette) -> Text:
+    """The newest job per node, in words, a line each: 'QA done 4/4', 'ARCHIVE failed 0/4 (association rejected)'."""
+    latest: dict[str, JobInfo] = {}
+    for job in sorted(history, key=lambda j: j.id):
+        latest[job.node] = job
+    text = Text()
+    for i, job in enumerate(latest.values()):
+        style = pal.error if job.state == "failed" else pal.ok if job.state == "done" else pal.accent
+        text.append("\n" if i else "")
+        text.append(f"{job.node} {job.state} {job.done}/{job.total}", style)
+        if job.state == "failed" and job.error:
+            text.append(f" ({job.error})")
+    return text
 
 
 def _facts(d: PlanDetails, pal: Palette) -> Table:
@@ -42,6 +71,10 @@ def _facts(d: PlanDetails, pal: Palette) -> Table:
     t.add_row("State", status)
     if d.conflicts:
         t.add_row("Conflicts", Text(f"{d.conflicts} object(s) received twice with different content", pal.error))
+    if d.chain:
+        t.add_row("Received", when(max(g.received_at for g in d.chain)))
+    if d.history:
+        t.add_row("Sends", _sends(d.history, pal))
     return t
 
 
@@ -57,11 +90,16 @@ def _beams(d: PlanDetails) -> Table:
 def _chain(d: PlanDetails, pal: Palette) -> Table:
     """Every object grouped by part and series, in send order, with its source and arrival."""
     t = Table(title="Reference chain", title_justify="left", box=None, padding=(0, 1), show_edge=False)
-    for col in ("object", "n", "from", "received"):
-        t.add_column(col, justify="right" if col == "n" else "left", no_wrap=col != "from")
-    for g in d.chain:
+    newest = max((g.received_at for g in d.chain), default=0.0)
+    counts = [str(g.count) for g in d.chain] + [str(m.count) for m in d.missing_groups]
+    times = [clock_or_day(g.received_at, newest) for g in d.chain]
+    t.add_column("object", overflow="fold")
+    t.add_column("n", justify="right", no_wrap=True, min_width=max(map(len, counts), default=1))
+    t.add_column("from", overflow="fold")
+    t.add_column("received", no_wrap=True, min_width=max(map(len, times), default=8))
+    for g, at in zip(d.chain, times):
         name = g.modality if g.part != "image" else f"{g.modality} series …{g.series_uid[-8:]}"
-        t.add_row(Text(name, pal.error if g.conflict else ""), str(g.count), ", ".join(g.sources), when(g.received_at))
+        t.add_row(Text(name, pal.error if g.conflict else ""), str(g.count), ", ".join(g.sources), at)
     for miss in d.missing_groups:
         t.add_row(Text(f"{miss.what} missing", f"bold {pal.warn}"), str(miss.count),
                   Text(f"e.g. …{miss.example_uid[-16:]}", "dim"), "")
@@ -69,14 +107,16 @@ def _chain(d: PlanDetails, pal: Palette) -> Table:
 
 
 def _history(rows: tuple[JobInfo, ...], pal: Palette) -> RenderableType:
-    t = Table(title="Send history", title_justify="left", box=None, padding=(0, 1), show_edge=False)
-    for col in ("node", "state", "instances", "error"):
-        t.add_column(col)
+    """One line per job (node, state, counts), its error on the lines below: a table column for the error was
+    crushed to a word per line at 80 columns."""
+    parts: list[RenderableType] = [Text("Send history", "italic")]
     for r in rows:
         style = pal.error if r.state == "failed" else pal.ok if r.state == "done" else ""
-        t.add_row(r.node, Text(r.state, style), f"{r.done}/{r.total}" + (f" ({r.failed} failed)" if r.failed else ""),
-                  r.error or "")
-    return t
+        parts.append(Padding(Text.assemble(f"job {r.id}  {r.node}  ", (r.state, style), f"  {r.done}/{r.total}",
+                                           f" ({r.failed} failed)" if r.failed else ""), (0, 0, 0, 1)))
+        if r.error:
+            parts.append(Padding(Text(r.error, "dim" if r.state != "failed" else ""), (0, 0, 0, 3)))
+    return Group(*parts)
 
 
 def render_details(d: PlanDetails, pal: Palette) -> RenderableType:
