@@ -70,12 +70,12 @@ def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast
     import_settled(config, paths)
 
 
-def fill_plans(config: Config, tmp_path: Path, plans: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+def fill_plans(config: Config, tmp_path: Path, plans: Sequence[tuple[str, str, str]], slices: int = 2) -> dict[str, str]:
     """Synthetic plans (patient ID, patient name, label), several per patient if asked; returns label → plan UID."""
     out, paths = {}, []
     for pid, name, label in plans:
         folder = tmp_path / "plans" / f"{pid}-{label}"
-        out[label] = make_patient(folder, pid, name=name, slices=2, rows=8, cols=8, label=label,
+        out[label] = make_patient(folder, pid, name=name, slices=slices, rows=8, cols=8, label=label,
                                   seed=f"console-{pid}-{label}").plan_uid
         paths.append(folder)
     import_settled(config, paths)
