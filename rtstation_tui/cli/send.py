@@ -35,8 +35,20 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="with --wait: stop waiting after SECONDS (the jobs stay queued; exit 1 if not all done)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds above 0")
+    return value
 
 
 def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
@@ -68,14 +80,20 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         return fail(str(exc), 2)
     jobs = [r.job_id for r in results if r.job_id is not None]
+    if args.timeout is not None and not args.wait:
+        return fail("--timeout needs --wait", 2)
     lock = DataDirLock(config.data_dir)
     server = _server_running(lock)
+    deadline = time.monotonic() + args.timeout if args.timeout is not None else None
     if args.wait and jobs:
         if server:
-            _wait_polling(sender.queue, jobs, args.json)
+            finished = _wait_polling(sender.queue, jobs, args.json, deadline)
         else:
-            asyncio.run(_run_here(sender, jobs, args.json))
+            finished = asyncio.run(_run_here(sender, jobs, args.json, deadline))
             lock.release()
+        if not finished:
+            print(f"rtstation: stopped waiting after {args.timeout:g} s; the unfinished jobs stay in the queue "
+                  f"(rtstation queue; rtstation queue cancel JOB to drop one)", file=sys.stderr)
     elif not server and jobs and not args.json:
         print("no server is running on this data_dir: the jobs start with the next `rtstation serve` (or use --wait)")
     return _report(sender.queue, results, args.json, waited=args.wait)
@@ -90,7 +108,8 @@ def _server_running(lock: DataDirLock) -> bool:
     return False
 
 
-def _wait_polling(queue: JobQueue, jobs: list[int], quiet: bool) -> None:
+def _wait_polling(queue: JobQueue, jobs: list[int], quiet: bool, deadline: float | None = None) -> bool:
+    """Until every job is done, failed or cancelled (True), or the deadline passed (False)."""
     last: dict[int, str] = {}
     while True:
         rows = [queue.job(j) for j in jobs]
@@ -100,15 +119,17 @@ def _wait_polling(queue: JobQueue, jobs: list[int], quiet: bool) -> None:
                 print(f"job {r.id} {r.node}: {r.state} {r.done}/{r.total}" + (f" ({r.error})" if r.error else ""),
                       file=sys.stderr)
         if all(r is None or r.state not in ACTIVE for r in rows):
-            return
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
         time.sleep(0.2)  # polling another process's queue: nothing to wait on but the database
 
 
-async def _run_here(sender: Sender, jobs: list[int], quiet: bool) -> None:
+async def _run_here(sender: Sender, jobs: list[int], quiet: bool, deadline: float | None) -> bool:
     sender.bus.start()
     await sender.start()
     try:
-        await asyncio.to_thread(_wait_polling, sender.queue, jobs, quiet)
+        return await asyncio.to_thread(_wait_polling, sender.queue, jobs, quiet, deadline)
     finally:
         await sender.stop()
         await sender.bus.stop()

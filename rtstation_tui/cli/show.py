@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..engine.config.model import Config
+from ..engine.config.model import DEFAULT_CONFIG_PATHS, Config
 from ..engine.store.index import Index
 from ..engine.plans.listing import patients_json
-from .output import print_json
+from .output import fail, print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -19,11 +19,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if config.path is None and not (config.data_dir / "index.sqlite").exists():
+        # nothing to show, and a read must not create ./var: say where a configuration was looked for
+        looked = ["--config (not given)", "$RTSTATION_CONFIG (not set)", *DEFAULT_CONFIG_PATHS]
+        return fail(f"no configuration found (looked at {', '.join(looked)}) and no index in {config.data_dir}; "
+                    "pass --config PATH", 1)
     index = Index(config.data_dir)
     data = patients_json(index.conn, args.patient)
-    if args.json:
+    if args.json and not (args.patient and not data):
         print_json(data)
         return 0
+    if args.patient and not data:
+        return fail(f"no patient with PatientID {args.patient!r} in {config.data_dir}", 1)
     if not data:
         print(f"no objects in {config.data_dir}")
     for patient in data:

@@ -266,14 +266,25 @@ def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | N
             raise ConfigError(file, "", f"cannot read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(file, "", f"not valid TOML: {exc}") from None
-    data = apply_overrides(data, overrides or {})
-    return parse_config(data, file)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return parse_config(apply_overrides(data, given), file)
+    except ConfigError as exc:  # a bad --port is the command line's, not the file's: say so
+        option = next((k for k in given if exc.key == ".".join(OVERRIDE_KEYS[k])), None)
+        if option is None:
+            raise
+        raise ConfigError("command line", "", f"--{option.replace('_', '-')} {given[option]}: {exc.message}"
+                          f" (overrides [{OVERRIDE_KEYS[option][0]}] {OVERRIDE_KEYS[option][1]} of {file})"
+                          ) from None
+
+
+OVERRIDE_KEYS = {"port": ("station", "port"), "data_dir": ("station", "data_dir"),
+                 "ae_title": ("station", "ae_title"), "theme": ("ui", "theme")}
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Command-line options win over the file; they are validated like file values."""
-    mapping = {"port": ("station", "port"), "data_dir": ("station", "data_dir"),
-               "ae_title": ("station", "ae_title"), "theme": ("ui", "theme")}
+    mapping = OVERRIDE_KEYS
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for key, value in overrides.items():
         if value is None:

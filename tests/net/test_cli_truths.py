@@ -1,0 +1,67 @@
+"""[CONSOLE] small CLI truths: what ``show``, the command-line options and ``send --wait`` say is so."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from helpers import free_port, rtstation, station_toml, write_config
+
+from rtstation_tui.engine.config.model import load_config
+from rtstation_tui.engine.outbound.queue import JobQueue
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RTSTATION_CONFIG"}
+    return {**env, "PYTHONPATH": os.getcwd(), **extra}
+
+
+def test_show_of_an_unknown_patient_says_so_and_exits_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", free_port()))
+    proc = rtstation("show", "--patient", "NOPE", config=config, check=False)
+    assert proc.returncode == 1
+    assert "no patient with PatientID 'NOPE'" in proc.stderr
+
+
+def test_show_without_a_configuration_names_where_it_looked_and_creates_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rtstation_tui", "show"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc
+    assert "no configuration found" in proc.stderr and "./rtstation.toml" in proc.stderr
+    assert "/etc/rtstation/rtstation.toml" in proc.stderr and "RTSTATION_CONFIG" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no ./var
+
+
+def test_a_bad_port_on_the_command_line_is_reported_as_the_command_lines(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", free_port()))
+    proc = rtstation("--port", "70000", "show", config=config, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rtstation: configuration error: command line: --port 70000: 70000 is out of range")
+
+
+def test_send_wait_timeout_stops_waiting_on_a_node_that_is_down_and_keeps_the_job(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tui_support import fill_plans
+
+    extra = (f'[[nodes]]\nname = "DOWN"\nae_title = "NOBODY"\nhost = "127.0.0.1"\nport = {free_port()}\n'
+             'retry = "10x1h"\n')
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", free_port(), extra=extra))
+    fill_plans(load_config(config), tmp_path, [("PAT01", "DOE^JANE", "LIVE")])
+    # without --timeout this waits through ten hours of retries (the subprocess timeout would fail the test)
+    proc = rtstation("send", "--plan", "LIVE", "--to", "DOWN", "--wait", "--timeout", "3", config=config,
+                     check=False, timeout=90)
+    assert proc.returncode == 1, proc
+    assert "stopped waiting after 3 s" in proc.stderr and "stay in the queue" in proc.stderr
+    [job] = JobQueue(load_config(config).data_dir).jobs(active_only=True)
+    assert job.state in ("waiting-retry", "queued") and job.node == "DOWN"
+
+
+def test_timeout_without_wait_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", free_port()))
+    proc = rtstation("send", "--plan", "X", "--to", "QA", "--timeout", "0", config=config, check=False)
+    assert proc.returncode == 2 and "expected a number of seconds above 0" in proc.stderr
