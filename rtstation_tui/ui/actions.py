@@ -63,7 +63,8 @@ class StationActions(ConsoleBase):
         previews = await self._confirm_hidden(previews)
         if not previews:
             return
-        nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews))
+        failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
+        nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews, failed))
         if not nodes:
             return
         try:

@@ -222,3 +222,39 @@ async def test_an_error_notification_never_covers_the_forms_save_and_cancel(tmp_
                 for y in range(r.y, r.bottom):
                     on_top, _ = dialog.get_widget_at(x, y)
                     assert on_top is button or button in on_top.ancestors, (x, y, on_top)
+
+
+async def test_the_footer_at_80_columns_holds_setup_and_help(tmp_path):
+    app = make_app(make_config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        footer = screen_text(app).splitlines()[-1]
+        for key in ("s Send", "/ Filter", "S Setup", "q Quit", "? Help"):
+            assert key in footer, footer
+
+
+async def test_an_empty_store_says_how_to_send_data_in(tmp_path):
+    port = free_port()
+    app = make_app(make_config(tmp_path, port=port), listen=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        text = " ".join(str(app.main.query_one("#details").content).split())
+        assert f"Send DICOM to AE title RTSTATION at 127.0.0.1 port {port}" in text, text
+        assert f"storescu -aec RTSTATION 127.0.0.1 {port}" in text
+
+
+async def test_the_send_dialog_marks_a_node_whose_last_echo_failed(tmp_path):
+    config = make_config(tmp_path)
+    fill_store(config, tmp_path)
+    sender = FakeSender(down=("ARCHIVE",))
+    app = make_app(config, sender=sender)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(app.main.tree.patients) == 2, what="patients")
+        await pilot.press("e")
+        await until(pilot, lambda: "ARCHIVE" in app.last_echo and "QA" in app.last_echo, what="echoes")
+        await pilot.press("enter", "down", "s")
+        await until(pilot, lambda: isinstance(app.screen, SendDialog), what="send dialog")
+        text = screen_text(app)
+        assert "ARCHIVE  ORTHANC@127.0.0.1:4242  ✗ no C-ECHO" in text, text
+        assert "last C-ECHO failed: connection refused" in text
+        assert "QA  STORESCP@127.0.0.1:11200  ✗" not in text

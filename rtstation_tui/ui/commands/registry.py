@@ -102,9 +102,9 @@ COMMANDS: tuple[Command, ...] = (
        MAIN, message=m.OpenRules),
     _c("nodes", "n", "Nodes", "Nodes", "Edit the DICOM nodes (add, edit, delete, enable, C-ECHO one)", MAIN,
        message=m.OpenNodes),
-    # S is not in the 80-column footer: it is in the palette, the help screen and the README
-    _c("settings", "S", "Settings", "Settings", "Station AE title, address, port, allowlist, import folder, log "
-       "level, theme", MAIN, message=m.OpenSettings, show=False),
+    # S is in the footer (compact, 80 columns hold it), in the palette, the help screen and the README
+    _c("settings", "S", "Setup", "Settings", "Station AE title, address, port, allowlist, import folder, log "
+       "level, theme", MAIN, message=m.OpenSettings),
     # M is not in the 80-column footer either: in the palette, the help screen and the README
     _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
        "selected one", MAIN, message=m.OpenMetrics, show=False),

@@ -6,7 +6,7 @@ accident" — a send needs an explicit Space on each node, then Enter.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -45,10 +45,12 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
     COMMAND_SCOPE = "send"
     BINDINGS = bindings("send")
 
-    def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview]) -> None:
+    def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview],
+                 echo_failed: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.nodes = list(nodes)
         self.previews = list(previews)
+        self.echo_failed = dict(echo_failed or {})  # node → why its last C-ECHO failed (this console's)
 
     def compose(self) -> ComposeResult:
         n = len(self.previews)
@@ -58,13 +60,23 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
                          else Text("nothing to send"), id="send-what")
             yield Label("To (↑↓ move, Space choose, Enter send, Esc cancel):")
             yield SelectionList[str](
-                *(Selection(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)"),
-                            node.name, False, disabled=not node.enabled) for node in self.nodes),
+                *(Selection(self._node_text(node), node.name, False, disabled=not node.enabled)
+                  for node in self.nodes),
                 id="send-nodes")
+            failed = [n.name for n in self.nodes if n.name in self.echo_failed]
+            if failed:  # the reason in full, wrapped under the list (a list row would cut it)
+                yield Static(Text("\n").join(Text(f"✗ {name}: last C-ECHO failed: {self.echo_failed[name]}",
+                                                  "bold red") for name in failed), id="send-echo-failed")
             yield Label("Chosen: none", id="send-chosen")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send", id="send", variant="primary")
                 yield Button("Cancel", id="cancel")
+
+    def _node_text(self, node: NodeConfig) -> Text:
+        text = Text(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)"))
+        if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
+            text.append("  ✗ no C-ECHO", "bold red")
+        return text
 
     def on_mount(self) -> None:
         nodes = self.query_one(SelectionList)

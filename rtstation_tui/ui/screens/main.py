@@ -8,6 +8,7 @@ from a thread, so no ``call_from_thread`` is needed anywhere.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any, Iterable
 
@@ -76,7 +77,8 @@ class MainScreen(CommandScope, Screen[None]):
         yield ProgressArea(id="progress")
         yield LogPane(self.log_level, id="logpane")
         yield StatusLine(id="status")
-        yield Footer()
+        # compact, no palette hint (Ctrl+P is on the help screen): 80 columns hold the most used keys, S and ? too
+        yield Footer(compact=True, show_command_palette=False)
 
     # Widgets are looked up once (compose order guarantees them): timers and flushes that run while the screen is
     # taken down at exit then touch detached widgets harmlessly instead of failing a query.
@@ -129,13 +131,14 @@ class MainScreen(CommandScope, Screen[None]):
         """The top level: one row per patient (filtered by ``filter_text``), children stay unloaded."""
         text = self.filter_text
 
-        def read() -> tuple[list[PatientRow], list[str]]:
+        def read() -> tuple[list[PatientRow], list[str], bool]:
             if not text:
-                return self.api.patients(), []
-            return self.api.patients(text), self.api.label_matches(text)
+                rows = self.api.patients()
+                return rows, [], rows or self.api.status().receives
+            return self.api.patients(text), self.api.label_matches(text), True
 
         keep_open = self.tree.expanded_patients()  # clearing or changing the filter keeps open patients open
-        rows, open_ = await asyncio.to_thread(read)
+        rows, open_, receives = await asyncio.to_thread(read)
         self.tree.filter_text = text
         self.tree.show_patients(rows)
         for pid in [*keep_open, *open_]:  # matched by a plan label: open the patient so the plan is in view
@@ -145,10 +148,21 @@ class MainScreen(CommandScope, Screen[None]):
         self.ready = True
         hint = "Select a plan to see its details." if rows else (
             f"No patient ID, name or plan label contains {text!r} (Esc clears the filter)." if text
-            else "Nothing received yet.")
+            else self._how_to_send_in(receives))
         self.query_one(PlanDetailsView).show(None, hint)
         self.shown_plan = None
         self.mark_dirty(())
+
+    def _how_to_send_in(self, receives: bool) -> str:
+        """An empty store's first screen says how data gets in, with this station's own AE title and address."""
+        st = self.config.station
+        host = st.bind if st.bind not in ("", "0.0.0.0", "::") else socket.gethostname()
+        if not receives:
+            return ("Nothing received yet. This console does not listen (--no-listen): import files with "
+                    "rtstation import PATH.")
+        return (f"Nothing received yet.\n\nSend DICOM to AE title {st.ae_title} at {host} port {st.port}, for example "
+                f"from a shell:\n  storescu -aec {st.ae_title} {host} {st.port} RP*.dcm\nor import files: "
+                "rtstation import PATH")
 
     def mark_dirty(self, patients: Iterable[str]) -> None:
         """Patients whose rows (and plans, if loaded) must be re-read; one refresh loop at a time."""
