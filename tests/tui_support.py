@@ -164,7 +164,8 @@ class FakeSender:
         for node in nodes:
             self.sent.append((plan_uid, [node], origin))
             ids.append(len(self.sent))
-            self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4))
+            self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4, created=FIXED_TIME,
+                                            origin=origin))
         return ids
 
     def echo(self, node: str) -> EchoOutcome:

@@ -73,10 +73,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
     try:
         if args.sop:
-            results = sender.enqueue_instances(args.sop, targets, force=args.force)
+            results = sender.enqueue_instances(args.sop, targets, force=args.force, origin="cli")
         else:
             plan_uid = resolve_plan(index, args.plan, args.patient)
-            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force)
+            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force, origin="cli")
     except ValueError as exc:
         return fail(str(exc), 2)
     jobs = [r.job_id for r in results if r.job_id is not None]

@@ -58,7 +58,7 @@ def test_send_wait_timeout_stops_waiting_on_a_node_that_is_down_and_keeps_the_jo
     assert proc.returncode == 1, proc
     assert "stopped waiting after 3 s" in proc.stderr and "stay in the queue" in proc.stderr
     [job] = JobQueue(load_config(config).data_dir).jobs(active_only=True)
-    assert job.state in ("waiting-retry", "queued") and job.node == "DOWN"
+    assert job.state in ("waiting-retry", "queued") and job.node == "DOWN" and job.origin == "cli"
 
 
 def test_timeout_without_wait_is_refused(tmp_path: Path) -> None:

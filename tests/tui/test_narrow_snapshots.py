@@ -10,7 +10,7 @@ import re
 
 import pytest
 from rich.console import Console
-from tui_support import NODES, FakeSender, QueueRow, fill_plans, make_app, screen_text, until
+from tui_support import FIXED_TIME, NODES, FakeSender, QueueRow, fill_plans, make_app, screen_text, until
 
 from helpers import station_toml, write_config
 from rtstation_tui.engine.config.model import load_config
@@ -38,9 +38,11 @@ def config(tmp_path, monkeypatch):
 
 def sender_with_history(uid: str) -> FakeSender:
     sender = FakeSender()
-    sender.queue.rows += [QueueRow(1, "QA", uid, LABEL, "done", 103, 103),
-                          QueueRow(2, "ARCHIVE", uid, LABEL, "failed", 0, 103, 103, error=ERROR),
-                          QueueRow(3, "OLD_TPS", uid, LABEL, "waiting-retry", 40, 103, error="connection refused")]
+    at = {"created": FIXED_TIME}
+    sender.queue.rows += [QueueRow(1, "QA", uid, LABEL, "done", 103, 103, origin="rule:to-qa", **at),
+                          QueueRow(2, "ARCHIVE", uid, LABEL, "failed", 0, 103, 103, error=ERROR, origin="manual", **at),
+                          QueueRow(3, "OLD_TPS", uid, LABEL, "waiting-retry", 40, 103, error="connection refused",
+                                   origin="cli", **at)]
     return sender
 
 
@@ -87,6 +89,7 @@ async def test_every_fact_is_whole_somewhere_at_80x24(config):
         assert max(len(line.rstrip()) for line in lines) <= pane.content_region.width
         assert "…" not in re.sub(r"series …\w+|…[\d.]+", "", text), text  # nothing cut but the UID abbreviations
         assert "CT series 100 ECLIPSE 09:30" in text, text  # the count whole, source and time beside it
-        for fact in ("QA done 103/103", "ARCHIVE failed 0/103", "OLD_TPS waiting-retry 40/103", ERROR,
+        for fact in ("job 1 2026-01-02 09:30 QA done 103/103 by rule to-qa", "by operator", "by CLI (rtstation send)",
+                     "QA done 103/103", "ARCHIVE failed 0/103", "OLD_TPS waiting-retry 40/103", ERROR,
                      "PAT-2026-000123 VANDERBERGHE-MONTGOMERY ALEXANDRA MARIA", "2026-01-02 09:30"):
             assert fact in text, (fact, text)

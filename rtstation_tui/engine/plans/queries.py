@@ -67,6 +67,8 @@ class JobInfo:
     bytes_done: int = 0
     bytes_total: int = 0
     error: str = ""
+    created: float = 0.0  # when it was queued (epoch seconds)
+    origin: str = ""  # who asked: manual (the console's operator), cli, rule:NAME
 
 
 @dataclass(frozen=True)

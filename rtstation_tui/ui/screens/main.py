@@ -134,7 +134,7 @@ class MainScreen(CommandScope, Screen[None]):
         def read() -> tuple[list[PatientRow], list[str], bool]:
             if not text:
                 rows = self.api.patients()
-                return rows, [], rows or self.api.status().receives
+                return rows, [], bool(rows) or self.api.status().receives
             return self.api.patients(text), self.api.label_matches(text), True
 
         keep_open = self.tree.expanded_patients()  # clearing or changing the filter keeps open patients open

@@ -106,14 +106,23 @@ def _chain(d: PlanDetails, pal: Palette) -> Table:
     return t
 
 
+def who(origin: str) -> str:
+    """The queue's origin as the operator reads it: 'operator', 'rule to-qa', 'CLI'."""
+    if origin.startswith("rule:"):
+        return f"rule {origin[5:]}"
+    return {"manual": "operator", "cli": "CLI (rtstation send)", "api": "API"}.get(origin, origin)
+
+
 def _history(rows: tuple[JobInfo, ...], pal: Palette) -> RenderableType:
     """One line per job (node, state, counts), its error on the lines below: a table column for the error was
     crushed to a word per line at 80 columns."""
     parts: list[RenderableType] = [Text("Send history", "italic")]
     for r in rows:
         style = pal.error if r.state == "failed" else pal.ok if r.state == "done" else ""
-        parts.append(Padding(Text.assemble(f"job {r.id}  {r.node}  ", (r.state, style), f"  {r.done}/{r.total}",
-                                           f" ({r.failed} failed)" if r.failed else ""), (0, 0, 0, 1)))
+        parts.append(Padding(Text.assemble(f"job {r.id}  " + (f"{when(r.created)}  " if r.created else "") + f"{r.node}  ",
+                                           (r.state, style),
+                                           f"  {r.done}/{r.total}", f" ({r.failed} failed)" if r.failed else "",
+                                           (f"  by {who(r.origin)}", "dim") if r.origin else ""), (0, 0, 0, 1)))
         if r.error:
             parts.append(Padding(Text(r.error, "dim" if r.state != "failed" else ""), (0, 0, 0, 3)))
     return Group(*parts)
