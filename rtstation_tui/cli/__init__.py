@@ -17,6 +17,30 @@ COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "imp
             "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd"]
 EXIT_USAGE = 2
 
+# One example per subcommand, shown by its --help (``describe``): what an operator types first.
+EXAMPLES = {
+    "tui": "rtstation --config /etc/rtstation/rtstation.toml",
+    "serve": "rtstation serve --config /etc/rtstation/rtstation.toml",
+    "show": "rtstation show --patient 123456",
+    "send": "rtstation send --plan B1 --patient 123456 --to QA,ARCHIVE --wait --timeout 600",
+    "echo": "rtstation echo QA ORTHANC@10.0.0.5:4242",
+    "queue": "rtstation queue --active; rtstation queue cancel 12",
+    "rules": "rtstation rules test --plan B1",
+    "rules check": "rtstation rules check",
+    "rules test": "rtstation rules test --plan B1 --patient 123456",
+    "import": "rtstation import /media/usb/export.zip",
+    "index": "rtstation index --rebuild",
+    "cleanup": "rtstation cleanup --dry-run",
+    "synth": "rtstation synth --patients 3 --slices 50 /tmp/synthetic",
+    "derive": "rtstation derive seg --plan B1 --patient 123456 --roi 'PTV*' --out /tmp/seg",
+    "derive overlay": "rtstation derive overlay --plan B1 --roi 'PTV*' --out /tmp/overlay --png /tmp/qa",
+    "derive seg": "rtstation derive seg --plan B1 --roi 'PTV*' --exclude '*z*' --out /tmp/seg",
+    "derive classic": "rtstation derive classic --out /tmp/classic MR_enhanced.dcm",
+    "dvh": "rtstation dvh RD.dcm RS.dcm --roi PTV --step 0.5",
+    "metrics": "rtstation metrics --where 'max_dose>60Gy' --sort -max_dose",
+    "report": "rtstation report --month 2026-11",
+}
+
 
 def common_options(suppress: bool = False) -> argparse.ArgumentParser:
     """The station options. Subcommands get them with SUPPRESS defaults, so ``rtstation --port 5 serve`` and
@@ -41,7 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub, common)
+    describe(sub)
     return parser
+
+
+def describe(sub: argparse._SubParsersAction, prefix: str = "") -> None:
+    """Every subcommand's --help opens with its one-line description and ends with an example (``EXAMPLES``)."""
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    for name, parser in sub.choices.items():
+        full = f"{prefix}{name}"
+        parser.description = parser.description or helps.get(name)
+        if full in EXAMPLES and not parser.epilog:
+            parser.epilog = f"example:\n  {EXAMPLES[full]}"
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                describe(action, f"{full} ")
 
 
 def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]

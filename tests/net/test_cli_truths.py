@@ -65,3 +65,25 @@ def test_timeout_without_wait_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", free_port()))
     proc = rtstation("send", "--plan", "X", "--to", "QA", "--timeout", "0", config=config, check=False)
     assert proc.returncode == 2 and "expected a number of seconds above 0" in proc.stderr
+
+
+def test_every_subcommands_help_has_a_description_and_an_example() -> None:
+    import argparse
+
+    from rtstation_tui.cli import build_parser
+
+    def walk(sub: argparse._SubParsersAction, prefix: str = ""):  # type: ignore[type-arg]
+        for name, parser in sub.choices.items():
+            yield f"{prefix}{name}", parser
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    yield from walk(action, f"{prefix}{name} ")
+
+    [top] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    seen = 0
+    for name, parser in walk(top):
+        text = parser.format_help()
+        assert parser.description and parser.description.strip(), name
+        assert "\nexample:\n  rtstation " in text, (name, text[-300:])
+        seen += 1
+    assert seen >= 20
