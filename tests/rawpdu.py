@@ -70,5 +70,10 @@ def ended(sock: socket.socket, timeout: float) -> bool:
         return True
     except (ConnectionResetError, BrokenPipeError):
         return True
-    except TimeoutError:
+    except (TimeoutError, BlockingIOError):
         return False
+    except OSError:  # closed here
+        return True
+    finally:
+        if sock.fileno() != -1:
+            sock.settimeout(None)

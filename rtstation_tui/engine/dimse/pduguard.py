@@ -73,6 +73,7 @@ class Guard:
         self.reason: str | None = None  # why we cut the connection
         self.reported = False  # its end is already logged and audited (by us or the receiver)
         self.closed = False
+        self.eof = False
 
     @property
     def authenticated(self) -> bool:
@@ -105,6 +106,9 @@ class Guard:
 
     def consumed(self, data: memoryview, send: Callable[[bytes], Any]) -> None:
         """Follow the PDU stream through bytes just read; raise ``PduRefused`` on a rule broken."""
+        if not data:
+            self.eof = True  # the peer is gone, whenever its socket is closed here (stock loops: at ACSE timeout)
+            return
         self.received += len(data)
         i, n = 0, len(data)
         while i < n:

@@ -109,7 +109,8 @@ class _Conn:
 
     @property
     def live(self) -> bool:
-        if self.evicted or (self.guard is not None and (self.guard.closed or self.guard.reason is not None)):
+        g = self.guard
+        if self.evicted or (g is not None and (g.closed or g.eof or g.reason is not None)):
             return False
         try:
             return bool(self.sock.fileno() != -1)

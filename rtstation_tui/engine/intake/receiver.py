@@ -216,6 +216,9 @@ class Receiver:
         calling = str(assoc.requestor.ae_title).strip()
         peer = f"{normal_ip(assoc.requestor.address)}:{assoc.requestor.port}"
         session_id = self.index.open_session("association", "network", calling, peer, os.getpid())
+        # this thread's own SQLite connection: association threads come and go, and each connection left behind
+        # holds its fds (index + WAL) until the garbage collector happens to find it
+        self.index.close()
         with self._lock:
             self._next_id += 1
             st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
