@@ -8,7 +8,9 @@ spool guard in ``spool.py``) replace private pynetdicom 3.0.4 internals. When py
 no longer fits, ``[network] fast_paths = false`` (or ``RTSTATION_STOCK_PYNETDICOM=1``, which wins over the file)
 runs pynetdicom's own loops and temp files, slower but tested (``tests/net/test_stock_pynetdicom.py``). What stays
 in both modes because it is a correctness fix, not a speed-up: TCP_NODELAY, chunked receive and send, the TLS
-handshake in the connection's thread (``tls.py``) and the logged association reject (``association.reject``).
+handshake in the connection's thread, the connection caps (``tls.py``), the PDU rules (``pduguard.py``), the logged
+association reject (``association.reject``), the answer to unserved requests (``association.answer_unserved``)
+and the refusal of non-storage contexts at negotiation (``_refuse_known_services``).
 """
 
 from __future__ import annotations
