@@ -92,6 +92,27 @@ def test_a_4gb_pdu_header_before_any_association_is_never_buffered(tmp_path, por
         server.kill()
 
 
+def test_a_pdata_longer_than_our_maximum_pdu_is_refused_before_its_body_is_read(tmp_path, port, pynetdicom_mode):
+    server = start(tmp_path, port, "max_pdu = 16384")
+    try:
+        base = rss_mb(server)
+        s = associate(port, abstract=CT_STORAGE)
+        s.sendall(struct.pack(">BBI", 4, 0, 0xFFFFFFF0))
+        s.settimeout(5)
+        try:
+            for _ in range(64):
+                s.sendall(b"\0" * (1 << 20))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        assert ended(s, 5)
+        s.close()
+        assert rss_mb(server) - base < 20
+        assert "announcing 4294967280 bytes longer than the maximum PDU length we announced" in server.text()
+        storescu(port, BREAST[:1])
+    finally:
+        server.kill()
+
+
 def test_trickled_association_requests_cannot_lock_a_sender_out(tmp_path, port, pynetdicom_mode):
     """50 connections trickling an A-ASSOCIATE-RQ (no authentication at all): 10 from one address, of which 8 are
     kept, and 8 from each of 5 others, which fill the 48 connections of max_associations = 16. The oldest makes room
