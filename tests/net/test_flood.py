@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 
 from helpers import Serve, echoscu, station_toml, wait_for, write_config
+from test_tls import dcmtk_tls, pki, tls_section  # noqa: F401  (pki is a fixture)
 
 LIMITS = "max_associations = 1\nnetwork_timeout_s = 5"
 
@@ -92,3 +93,21 @@ def test_hostile_pdus_never_stop_the_receiver(serve, port):
             s.sendall(data)
         assert echoscu(port).returncode == 0, f"not serving after {name}"
     assert serve.proc is not None and serve.proc.poll() is None
+
+
+def test_silent_tls_handshakes_make_room_for_a_tls_sender(tmp_path, port, pki):  # noqa: F811
+    """Connections that never send a ClientHello count as not yet associations: the 19th drops the oldest."""
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, receiver=LIMITS,
+                                                          extra=tls_section(pki, timeout=30)))
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    idle: list[socket.socket] = []
+    try:
+        for i in range(18):
+            idle.append(connect_from(f"127.0.1.{i + 1}", port))
+        proc = dcmtk_tls("echoscu", port, pki.client_key, pki.client_crt, pki.ca)
+        assert proc.returncode == 0, f"a TLS sender was locked out by silent handshakes: {proc.stderr}"
+        assert closed_by_peer(idle[0]), "the oldest silent handshake should have been dropped to make room"
+    finally:
+        for s in idle:
+            s.close()
+        server.kill()

@@ -106,12 +106,21 @@ class _Conn:
     started: float
     guard: Guard | None = None
     evicted: bool = False
+    handshaking: bool = False  # TLS: wrap_socket has detached the accepted socket and not returned yet
+    fd: int = -1  # the same through adopting and TLS wrapping (both take the accepted socket's fd over)
 
     @property
     def live(self) -> bool:
         g = self.guard
-        if self.evicted or (g is not None and (g.closed or g.eof or g.reason is not None)):
+        if self.evicted:
             return False
+        if self.handshaking:
+            return True
+        if g is not None:
+            if g.closed or g.eof or g.reason is not None:
+                return False
+            if getattr(self.sock, "guard", None) is not g:
+                return True  # being adopted: the accepted socket's fd already reads -1, the new one is not here yet
         try:
             return bool(self.sock.fileno() != -1)
         except (OSError, ValueError):
@@ -158,7 +167,7 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         ip = normal_ip(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
-        conn = _Conn(ip, request, time.monotonic())
+        conn = _Conn(ip, request, time.monotonic(), fd=request.fileno())
         with self._conns_lock:
             self._conns = [c for c in self._conns if c.live]
             waiting = [c for c in self._conns if c.unauthenticated]
@@ -192,9 +201,17 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
         try:
             ctx = self.ssl_context
             if ctx is not None and not isinstance(request, ssl.SSLSocket):
-                request = self._handshake(ctx, request, client_address)
+                if conn is not None:
+                    conn.handshaking = True
+                try:
+                    request = self._handshake(ctx, request, client_address)
+                finally:
+                    if conn is not None:
+                        conn.handshaking = False
                 if request is None:
-                    return  # closed: no longer live
+                    if conn is not None:
+                        conn.evicted = True  # closed
+                    return
             if self.limits is not None and conn is not None and not conn.evicted:
                 request = self._guarded(request, conn, client_address)
             elif conn is not None:
@@ -211,6 +228,7 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
         if isinstance(request, GuardedSSLSocket):
             request.guard = guard
         elif not isinstance(request, ssl.SSLSocket):
+            conn.guard = guard  # first: adopting detaches the accepted socket, whose fd then reads -1
             request = GuardedSocket.adopt(request, guard)
         conn.sock, conn.guard = request, guard
         return request
@@ -218,8 +236,9 @@ class HandshakeInThreadServer(ThreadedAssociationServer):
     def _evict(self, victim: _Conn, newcomer: str) -> None:
         if victim.guard is not None:
             victim.guard.reported = True
-        try:
-            socket.socket.shutdown(victim.sock, socket.SHUT_RDWR)  # its thread sees the end and finishes
+        try:  # on a duplicate of its fd: its socket object may be mid-handshake in its own thread
+            with socket.fromfd(victim.fd, socket.AF_INET, socket.SOCK_STREAM) as dup:
+                dup.shutdown(socket.SHUT_RDWR)  # its thread sees the end and finishes
         except (OSError, ValueError):
             pass
         self._log_refusal(f"dropped a connection from {victim.ip} that was not yet an association (open "
