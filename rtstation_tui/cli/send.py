@@ -120,7 +120,9 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
         job = queue.job(r.job_id) if r.job_id is not None else None
         out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
                     "already_delivered": r.already_delivered, "already_queued": r.already_queued,
-                    "state": job.state if job else "nothing to send", "error": job.error if job else ""})
+                    "state": job.state if job else "nothing to send", "error": job.error if job else "",
+                    "done": job.done if job else 0, "failed": job.failed if job else 0,
+                    "attempts": job.attempts if job else 0})
     if as_json:
         print_json(out)
     else:

@@ -1,8 +1,10 @@
 """The DICOM client side: associations to nodes, C-ECHO, C-STORE of stored files.
 
 Presentation contexts come from the files actually sent: one per (SOP class, stored transfer syntax) so the stored
-bytes go out unchanged, plus an uncompressed fallback per SOP class whose syntax is not plain Little Endian, used
-only when the peer refuses the first (then the object is decoded, keeping every UID). Private and Ion plan SOP
+bytes go out unchanged, plus an uncompressed fallback context per pair (Implicit VR Little Endian, which every SCP
+must accept, and Explicit VR Little Endian where the stored syntax is neither), used only when the peer refuses
+the first (then the object is re-encoded by ``transcode``, keeping every UID). One object that cannot go fails
+alone with its reason; the job goes on. Private and Ion plan SOP
 classes are proposed as they are. One association per destination per thread; TCP_NODELAY on every socket.
 """
 
@@ -22,6 +24,7 @@ from pynetdicom.presentation import build_context
 from ..config.nodes import NodeConfig
 from ..dimse.requestor import prepare_requestor
 from ..dimse.settings import apply_send_settings
+from .transcode import CannotTranscode, uncompressed_little_endian
 
 log = logging.getLogger("rtstation.sender")
 
@@ -73,9 +76,7 @@ def contexts_for(pairs: Iterable[tuple[str, str]]) -> list[Any]:
     contexts: list[Any] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for sop_class, ts in pairs:
-        wanted = [(sop_class, (ts,))]
-        if ts not in UNCOMPRESSED:
-            wanted.append((sop_class, UNCOMPRESSED))
+        wanted = [(sop_class, (ts,)), (sop_class, fallback_syntaxes(ts))]
         for cls, syntaxes in wanted:
             if (cls, syntaxes) not in seen:
                 seen.add((cls, syntaxes))
@@ -83,6 +84,13 @@ def contexts_for(pairs: Iterable[tuple[str, str]]) -> list[Any]:
     if len(contexts) > MAX_CONTEXTS:
         raise ValueError(f"{len(contexts)} presentation contexts needed, at most {MAX_CONTEXTS} per association")
     return contexts
+
+
+def fallback_syntaxes(ts: str) -> tuple[str, ...]:
+    """The uncompressed syntaxes proposed beside a stored one, in a context of their own: every SCP must accept
+    Implicit VR Little Endian, so an object in any other syntax (Explicit VR Little or Big Endian, compressed)
+    can still go, re-encoded; one stored as Implicit VR Little Endian needs nothing else."""
+    return tuple(u for u in UNCOMPRESSED if u != ts) or (IMPLICIT,)
 
 
 def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_context: Any = None,
@@ -180,19 +188,28 @@ def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: 
     """C-STORE one stored file: its own bytes if the peer took its syntax, else decoded to an uncompressed one."""
     assoc.dimse_timeout = timeout_s + size / 1e6  # dimse_timeout covers the whole transfer: ~1 MB/s worst case
     if (sop_class, ts) in accepted:
-        return _outcome(assoc.send_c_store(path))
+        try:
+            return _outcome(assoc.send_c_store(path))
+        except (OSError, ValueError) as exc:  # the stored file vanished or is not what the index says
+            if not assoc.is_established:
+                return StoreOutcome(False, None, f"association lost while sending {path}: {exc}")
+            return StoreOutcome(False, None, f"cannot send the stored file {path}: {exc}", permanent=True)
     fallback = next((u for u in UNCOMPRESSED if (sop_class, u) in accepted), None)
     if fallback is None:
         return StoreOutcome(False, None, f"the peer accepts no transfer syntax for SOP class {sop_class} "
                             f"({pydicom.uid.UID(sop_class).name})", permanent=True)
     try:
-        ds = pydicom.dcmread(path)
-        if ds.file_meta.TransferSyntaxUID.is_compressed:
-            ds.decompress(generate_instance_uid=False)  # the RT references must stay valid
-    except Exception as exc:  # no codec, corrupt pixel data: this instance cannot go to this peer
-        return StoreOutcome(False, None, f"cannot decode {pydicom.uid.UID(ts).name} for a peer that accepts only "
-                            f"uncompressed data: {exc}", permanent=True)
-    return _outcome(assoc.send_c_store(ds))
+        ds = uncompressed_little_endian(path)  # every UID kept: the RT references must stay valid
+    except CannotTranscode as exc:  # no codec, corrupt pixel data: this instance cannot go to this peer
+        return StoreOutcome(False, None, str(exc), permanent=True)
+    except OSError as exc:
+        return StoreOutcome(False, None, f"cannot read the stored file {path}: {exc.strerror or exc}",
+                            permanent=True)
+    try:
+        return _outcome(assoc.send_c_store(ds))
+    except ValueError as exc:  # pynetdicom found no context for it or could not encode it: this object alone
+        return StoreOutcome(False, None, f"cannot send it re-encoded as {pydicom.uid.UID(fallback).name}: {exc}",
+                            permanent=True)
 
 
 def _outcome(rsp: Any) -> StoreOutcome:
