@@ -22,7 +22,7 @@ from pynetdicom import AE, evt
 from pynetdicom.presentation import build_context
 
 from ..config.nodes import NodeConfig
-from ..dimse.requestor import prepare_requestor
+from ..dimse.requestor import note_peer_abort, peer_abort, prepare_requestor
 from ..dimse.settings import apply_send_settings
 from .transcode import CannotTranscode, uncompressed_little_endian
 
@@ -32,6 +32,11 @@ IMPLICIT, EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
 UNCOMPRESSED = (EXPLICIT, IMPLICIT)
 MAX_CONTEXTS = 128
 WARNING_STATUSES = {0x0001, 0xB000, 0xB006, 0xB007}
+# Failure statuses worth another try later: out of resources (0xA7xx), processing failure, resource limitation,
+# duplicate invocation, cancel. Any other failure (0xA9xx dataset does not match the SOP class, 0xCxxx cannot
+# understand, 0x0122 SOP class not supported, 0x0124 not authorised, ...) is final for that instance and node:
+# the same bytes would be refused again.
+TRANSIENT_STATUSES = frozenset({0x0110, 0x0210, 0x0213, 0xFE00})
 VERIFICATION = "1.2.840.10008.1.1"
 
 apply_send_settings()  # chunked send of stored files; pynetdicom's per-PDU debug handlers off
@@ -46,7 +51,18 @@ _RJ_REASONS = {
 
 
 class AssociationFailed(Exception):
-    """Could not establish an association; the message says why in words an operator can act on."""
+    """Could not establish an association; the message says why in words an operator can act on. ``permanent``:
+    the peer rejected it permanently (A-ASSOCIATE-RJ result 1): retrying on a schedule cannot help until someone
+    changes a configuration (``rtstation queue retry`` then tries again)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def is_transient(status: int) -> bool:
+    """Whether a C-STORE failure status may succeed on a later attempt (see TRANSIENT_STATUSES)."""
+    return status in TRANSIENT_STATUSES or status & 0xFF00 == 0xA700
 
 
 @dataclass(frozen=True)
@@ -101,10 +117,12 @@ def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_contex
     ae.requested_contexts = contexts
     tls_args = (ssl_context, node.host) if ssl_context is not None else None
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title.strip(), tls_args=tls_args,
-                         evt_handlers=[(evt.EVT_CONN_OPEN, partial(_on_conn_open, fast_paths))])
+                         evt_handlers=[(evt.EVT_CONN_OPEN, partial(_on_conn_open, fast_paths)),
+                                       (evt.EVT_PDU_RECV, note_peer_abort)])
     if assoc.is_established:
         return assoc
-    raise AssociationFailed(describe_failure(assoc, node))
+    permanent = bool(assoc.is_rejected and assoc.acceptor.primitive.result == 1)
+    raise AssociationFailed(describe_failure(assoc, node), permanent=permanent)
 
 
 def describe_failure(assoc: Any, node: NodeConfig) -> str:
@@ -117,6 +135,9 @@ def describe_failure(assoc: Any, node: NodeConfig) -> str:
     tcp = probe_tcp(node)
     if tcp is not None:
         return tcp
+    aborted = peer_abort(assoc)
+    if aborted is not None:
+        return f"{aborted.describe()}; it may refuse our AE title or every proposed SOP class"
     if assoc.is_aborted:
         return "the peer aborted the association (it may refuse our AE title or every proposed SOP class)"
     return "TCP connects but no DICOM association was established (not a DICOM port, or TLS expected?)"
@@ -187,9 +208,10 @@ def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: 
           accepted: set[tuple[str, str]]) -> StoreOutcome:
     """C-STORE one stored file: its own bytes if the peer took its syntax, else decoded to an uncompressed one."""
     assoc.dimse_timeout = timeout_s + size / 1e6  # dimse_timeout covers the whole transfer: ~1 MB/s worst case
+    started = time.monotonic()
     if (sop_class, ts) in accepted:
         try:
-            return _outcome(assoc.send_c_store(path))
+            return _outcome(assoc, assoc.send_c_store(path), started)
         except (OSError, ValueError) as exc:  # the stored file vanished or is not what the index says
             if not assoc.is_established:
                 return StoreOutcome(False, None, f"association lost while sending {path}: {exc}")
@@ -206,17 +228,31 @@ def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: 
         return StoreOutcome(False, None, f"cannot read the stored file {path}: {exc.strerror or exc}",
                             permanent=True)
     try:
-        return _outcome(assoc.send_c_store(ds))
+        return _outcome(assoc, assoc.send_c_store(ds), started)
     except ValueError as exc:  # pynetdicom found no context for it or could not encode it: this object alone
         return StoreOutcome(False, None, f"cannot send it re-encoded as {pydicom.uid.UID(fallback).name}: {exc}",
                             permanent=True)
 
 
-def _outcome(rsp: Any) -> StoreOutcome:
+def _outcome(assoc: Any, rsp: Any, started: float) -> StoreOutcome:
     if rsp is None or not hasattr(rsp, "Status"):
-        return StoreOutcome(False, None, "no C-STORE response (timeout, abort or connection lost)")
+        return StoreOutcome(False, None, _no_response(assoc, time.monotonic() - started))
     status = int(rsp.Status)
     if status == 0 or status in WARNING_STATUSES:
         return StoreOutcome(True, status, "" if status == 0 else f"warning status 0x{status:04X}")
     comment = str(getattr(rsp, "ErrorComment", "") or "")
-    return StoreOutcome(False, status, f"failure status 0x{status:04X}{': ' + comment if comment else ''}")
+    permanent = not is_transient(status)
+    final = " (final: the peer refuses this object, it is not retried)" if permanent else ""
+    return StoreOutcome(False, status, f"failure status 0x{status:04X}{': ' + comment if comment else ''}{final}",
+                        permanent=permanent)
+
+
+def _no_response(assoc: Any, waited: float) -> str:
+    """Why a C-STORE got no response: the peer's A-ABORT (with its source and reason), the connection, or our
+    DIMSE timeout: an operator acts differently on each."""
+    aborted = peer_abort(assoc)
+    if aborted is not None:
+        return aborted.describe()
+    if waited >= assoc.dimse_timeout * 0.95:
+        return f"no C-STORE response within {assoc.dimse_timeout:.0f} s (timeout); the association was aborted"
+    return "no C-STORE response: the connection was lost (closed by the peer or the network)"
