@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu,
-                     wait_for, write_config)
+                     wait_for, write_config, zip_with_unreadable_member)
 from peers import StoreSCP
 from waiting import until
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
@@ -218,5 +218,26 @@ async def test_a_folder_moved_in_whole_is_imported_only_when_recursive(tmp_path,
             assert moved == sorted(["top.dcm"] + [f"export/{Path(f).name}" for f in BREAST])
         else:
             assert moved == ["top.dcm"] and len(list((folder / "export").iterdir())) == 4
+    finally:
+        await station.stop()
+
+
+async def test_an_encrypted_zip_is_quarantined_with_its_reason_and_the_folder_goes_on(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    station, _, _ = await start_station(tmp_path, folder, after="delete")
+    try:
+        zip_with_unreadable_member(tmp_path / "locked.zip", {"a/ct.dcm": Path(BREAST[0]).read_bytes()}, "a/rp.dcm",
+                                   "encrypted").rename(folder / "locked.zip")
+        quarantine = tmp_path / "var" / "quarantine"
+        await until(lambda: list(quarantine.glob("*locked.zip.reason.txt")), what="the archive quarantined")
+        [reason] = list(quarantine.glob("*locked.zip.reason.txt"))
+        assert "a/rp.dcm: encrypted (password required)" in reason.read_text()
+        assert not (folder / "locked.zip").exists()  # moved out of the folder, never tried again
+        (folder / "later.dcm").write_bytes(Path(BREAST[1]).read_bytes())
+        await until(lambda: len(stored_files(tmp_path / "var")) == 2, what="a later file imported")
+        await until(lambda: not (folder / "later.dcm").exists(), what="after_import = delete")
+        [rec] = [r for r in audit_records(tmp_path / "var" / "logs", "import_folder") if "locked" in r["file"]]
+        assert rec["outcome"] == "quarantined"
     finally:
         await station.stop()

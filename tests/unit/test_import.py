@@ -3,10 +3,14 @@ its reason, never deleted."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
+from pathlib import Path
 
-from helpers import BREAST, DATA, dataset_bytes, rtstation, show_json, stored_files
+import pytest
+
+from helpers import BREAST, DATA, dataset_bytes, rtstation, show_json, stored_files, zip_with_unreadable_member
 
 RTDOSE_UID = "1.9.999.999.99.9.9999.9999.20030818153516"
 
@@ -59,3 +63,24 @@ def test_zip_is_expanded_and_its_junk_quarantined(config, data_dir, tmp_path):
     assert not (tmp_path.parent / "evil").exists() and not (data_dir / "evil").exists()
     [patient] = show_json(config)
     assert patient["plans"][0]["label"] == "B1"
+
+
+@pytest.mark.parametrize("kind, why", [("encrypted", "encrypted (password required)"),
+                                       ("method", "compression method")])
+def test_a_zip_with_an_unreadable_member_is_quarantined_and_the_import_goes_on(config, data_dir, tmp_path, kind, why):
+    src = tmp_path / "in"
+    src.mkdir()
+    first, *rest = BREAST
+    zip_with_unreadable_member(src / "a-export.zip", {"export/ct.dcm": Path(first).read_bytes()}, "export/rp.dcm",
+                               kind)
+    for f in rest:
+        shutil.copy(f, src)
+    proc = rtstation("import", str(src), "--json", config=config, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1 and data["stored"] == 4, data  # the archive's readable member and the 3 files
+    [(name, reason)] = [(q["file"], q["reason"]) for q in data["quarantined"]]
+    assert name.endswith("a-export.zip") and "export/rp.dcm" in reason and why in reason
+    [kept] = [p for p in (data_dir / "quarantine").iterdir() if p.name.endswith("a-export.zip")]
+    assert kept.read_bytes() == (src / "a-export.zip").read_bytes()  # a copy: the user's file is left alone
+    assert why in Path(f"{kept}.reason.txt").read_text()
