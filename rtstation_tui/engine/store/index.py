@@ -78,11 +78,15 @@ class Index(Database):
 
     # -- instances -------------------------------------------------------------------------------------------
     def add(self, records: Iterable[IndexRecord]) -> int:
-        """Index stored objects in one transaction; duplicates are not new rows. Returns rows added."""
+        """Index stored objects in one transaction. Returns rows added.
+
+        A duplicate is offered too: its file is usually indexed already (the path is unique, so nothing is added),
+        but not after a crash between placing files and committing their batch (kill -9 during an import). Then
+        the next import of the same files finds them as duplicates, and this is what indexes them."""
         added = 0
         with self.transaction() as conn:
             for rec in records:
-                if rec.placed.status != "duplicate" and self._insert(conn, rec):
+                if self._insert(conn, rec):
                     added += 1
         return added
 
