@@ -241,3 +241,48 @@ async def test_an_encrypted_zip_is_quarantined_with_its_reason_and_the_folder_go
         assert rec["outcome"] == "quarantined"
     finally:
         await station.stop()
+
+
+async def test_symlinks_out_of_the_folder_are_not_followed_and_quarantine_never_widens_a_mode(tmp_path):
+    folder, outside = tmp_path / "in", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    target = outside / "elsewhere.dcm"
+    target.write_bytes(Path(BREAST[0]).read_bytes())
+    secret = outside / "shadow"
+    secret.write_text("root:$6$secret\n")
+    secret.chmod(0o600)
+    (folder / "link.dcm").symlink_to(target)
+    (folder / "secret").symlink_to(secret)
+    private = folder / "private.txt"  # a broken file of the folder itself, readable by its owner only
+    private.write_text("not DICOM\n")
+    private.chmod(0o600)
+    station, _, _ = await start_station(tmp_path, folder, after="delete")
+    try:
+        (folder / "good.dcm").write_bytes(Path(BREAST[1]).read_bytes())
+        await until(lambda: not (folder / "good.dcm").exists() and not private.exists(), what="the folder handled")
+        quarantine = tmp_path / "var" / "quarantine"
+        await until(lambda: len(audit_records(tmp_path / "var" / "logs", "import_folder")) >= 4,
+                    what="every path accounted for")
+    finally:
+        await station.stop()
+    [stored] = stored_files(tmp_path / "var")
+    assert dataset_bytes(stored) == dataset_bytes(Path(BREAST[1]))  # the link's target was not imported
+    kept = [p for p in quarantine.iterdir() if not p.name.endswith(".reason.txt")]
+    assert [p.name.split("-", 3)[3] for p in kept] == ["private.txt"]  # the linked secret was not copied
+    assert kept[0].stat().st_mode & 0o777 == 0o600
+    assert (folder / "link.dcm").is_symlink() and (folder / "secret").is_symlink()  # left alone
+    assert target.exists() and secret.read_text().startswith("root:")
+    refused = [r for r in audit_records(tmp_path / "var" / "logs", "import_folder") if r["outcome"] == "refused"]
+    assert sorted(Path(r["file"]).name for r in refused) == ["link.dcm", "secret"]
+
+
+def test_a_one_shot_import_copies_a_private_file_into_quarantine_without_widening_its_mode(tmp_path):
+    config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", free_port()))
+    private = tmp_path / "private.txt"
+    private.write_text("not DICOM\n")
+    private.chmod(0o600)
+    rtstation("import", str(private), config=config, check=False)
+    [kept] = [p for p in (tmp_path / "var" / "quarantine").iterdir() if not p.name.endswith(".reason.txt")]
+    assert kept.read_text() == "not DICOM\n" and private.exists()
+    assert kept.stat().st_mode & 0o777 == 0o600

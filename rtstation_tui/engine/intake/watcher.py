@@ -88,6 +88,7 @@ class ImportWatcher:
         self._dirs: set[Path] = set()  # directories to scan (moved in whole, created)
         self._seen: dict[Path, _Seen] = {}  # candidates waiting to settle
         self._done: dict[str, tuple[int, int]] = {}  # kept or unreadable files: (size, mtime_ns) when handled
+        self._outside: set[str] = set()  # symbolic links out of the folder, already refused (and logged)
         self._next_rescan = 0.0
         self._pause_until = 0.0
         self._stopping = threading.Event()
@@ -261,17 +262,37 @@ class ImportWatcher:
                     ready.append((seen.since, p))
         return [p for _, p in sorted(ready)]
 
-    @staticmethod
-    def _stat(p: Path) -> tuple[int, int] | None:
+    def _stat(self, p: Path) -> tuple[int, int] | None:
         try:
             st = p.stat()
         except OSError:
             return None
-        return (st.st_size, st.st_mtime_ns) if os.path.isfile(p) else None
+        if not os.path.isfile(p) or not self._inside(p):
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _inside(self, p: Path) -> bool:
+        """Whether ``p``, symlinks resolved, is still in the folder. A symlink out of it is never followed: whoever
+        may write into the folder could otherwise make the station import (or copy into quarantine) any file it
+        can read, such as a root-only one. Refused once per link, with a warning."""
+        assert self.folder is not None
+        real = Path(os.path.realpath(p))
+        if real.is_relative_to(os.path.realpath(self.folder)):
+            return True
+        if str(p) not in self._outside:
+            self._outside.add(str(p))
+            log.warning("import folder: %s is a symbolic link to %s, outside the folder: not followed, left alone",
+                        p, real)
+            audit("import_folder", file=str(p), outcome="refused", action="left (symbolic link out of the folder)",
+                  calling_ae=self.cfg.source_ae)
+        return False
 
     # -- importing (worker thread) ---------------------------------------------------------------------------
     def _import(self, files: list[Path]) -> None:
         stats = {p: self._stat(p) for p in files}
+        files = [p for p in files if stats[p] is not None]  # gone, or turned into a link out of the folder
+        if not files:
+            return
         outcomes: dict[Path, str] = {}
         try:
             report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True, kind=FolderOrigin,
