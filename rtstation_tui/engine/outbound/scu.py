@@ -11,11 +11,16 @@ classes are proposed as they are. One association per destination per thread; TC
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import pydicom
 from pynetdicom import AE, evt
@@ -23,12 +28,13 @@ from pynetdicom.presentation import build_context
 
 from ..config.nodes import NodeConfig
 from ..dimse.requestor import note_peer_abort, peer_abort, prepare_requestor
+from ..dicom.header import dataset_offset
 from ..dimse.settings import apply_send_settings
 from .transcode import CannotTranscode, uncompressed_little_endian
 
 log = logging.getLogger("rtstation.sender")
 
-IMPLICIT, EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
+IMPLICIT, EXPLICIT, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99"
 UNCOMPRESSED = (EXPLICIT, IMPLICIT)
 MAX_CONTEXTS = 128
 WARNING_STATUSES = {0x0001, 0xB000, 0xB006, 0xB007}
@@ -211,7 +217,8 @@ def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: 
     started = time.monotonic()
     if (sop_class, ts) in accepted:
         try:
-            return _outcome(assoc, assoc.send_c_store(path), started)
+            with evenly_framed(path, ts) as sendable:
+                return _outcome(assoc, assoc.send_c_store(sendable), started)
         except (OSError, ValueError) as exc:  # the stored file vanished or is not what the index says
             if not assoc.is_established:
                 return StoreOutcome(False, None, f"association lost while sending {path}: {exc}")
@@ -232,6 +239,27 @@ def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: 
     except ValueError as exc:  # pynetdicom found no context for it or could not encode it: this object alone
         return StoreOutcome(False, None, f"cannot send it re-encoded as {pydicom.uid.UID(fallback).name}: {exc}",
                             permanent=True)
+
+
+@contextmanager
+def evenly_framed(path: str, ts: str) -> Iterator[str]:
+    """The file to send for ``path``: itself, or for a deflated dataset of odd length a padded temp copy.
+
+    Why: PS3.5 A.5 pads a deflate stream with one trailing NUL to an even length, and every PDV must be even;
+    files written by other software sometimes are not, and DCMTK and Orthanc then abort the association ("Odd
+    Fragment Length"). The stored file is left as it was (it is what was imported); the NUL after the deflate
+    stream's last block is ignored by every inflater."""
+    if ts != DEFLATED or (os.path.getsize(path) - dataset_offset(Path(path))) % 2 == 0:
+        yield path
+        return
+    fd, padded = tempfile.mkstemp(suffix=".dcm", prefix="rtstation-padded-")
+    try:
+        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.write(b"\0")
+        yield padded
+    finally:
+        os.unlink(padded)
 
 
 def _outcome(assoc: Any, rsp: Any, started: float) -> StoreOutcome:
