@@ -36,6 +36,9 @@ PROGRESS_EVERY = 0.1
 CANCEL_CHECK = 0.25  # s between looks at the job's state while sending
 
 
+LEVEL_KEYS = {"series": "Series Instance UID", "study": "Study Instance UID", "patient": "PatientID"}
+
+
 @dataclass(frozen=True)
 class Enqueued:
     node: str
@@ -146,15 +149,24 @@ class Sender:
         return [self._enqueue(resolve_node(spec, self.config.nodes), members, bundle.plan_uid, bundle.patient_id,
                               bundle.label, origin, force) for spec in nodes]
 
+    def enqueue_level(self, level: str, uid: str, nodes: Iterable[str], *, origin: str = "manual",
+                      force: bool = False) -> list[Enqueued]:
+        """A job per node for everything stored under one series, study or patient: plan objects and unconnected
+        ones alike (900 loose CT slices are one ``--series``, not 900 ``--sop``)."""
+        sops = self.index.sop_uids_of(level, uid)
+        if not sops:
+            raise ValueError(f"no {level} {uid!r} in the index (give its {LEVEL_KEYS[level]})")
+        return self.enqueue_instances(sops, nodes, origin=origin, force=force, label=f"{level} {uid}")
+
     def enqueue_instances(self, sop_uids: list[str], nodes: Iterable[str], *, origin: str = "manual",
-                          force: bool = False) -> list[Enqueued]:
+                          force: bool = False, label: str = "") -> list[Enqueued]:
         """A job per node for a set of instances (e.g. unconnected objects an operator picked)."""
         members = members_by_sop(self.index.conn, sop_uids)
         missing = set(sop_uids) - {m.sop_uid for m in members}
         if missing:
             raise ValueError(f"not in the index: {', '.join(sorted(missing))}")
         patients = sorted({self._patient_of(m) for m in members})
-        label = f"{len(members)} instances"
+        label = f"{label + ': ' if label else ''}{len(members)} instances"
         return [self._enqueue(resolve_node(spec, self.config.nodes), members, "", ", ".join(patients), label,
                               origin, force) for spec in nodes]
 

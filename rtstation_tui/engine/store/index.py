@@ -133,6 +133,12 @@ class Index(Database):
                 n += 1
         return n
 
+    def sop_uids_of(self, level: str, uid: str) -> list[str]:
+        """SOP Instance UIDs stored under one series, study or patient (``level``), connected to a plan or not."""
+        column = {"series": "series_uid", "study": "study_uid", "patient": "patient_id"}[level]
+        rows = self.conn.execute(f"SELECT DISTINCT sop_uid FROM instances WHERE {column}=? ORDER BY sop_uid", (uid,))
+        return [r[0] for r in rows]
+
     def known_pairs(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.conn.execute("SELECT sop_uid, path FROM instances ORDER BY id")]
 
