@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
-from helpers import BREAST, DATA, Serve, rtstation, show_json, storescu, wait_for
+from helpers import BREAST, DATA, Serve, rtstation, show_json, stored_files, storescu, wait_for
 
 
 def test_restart_and_rebuild_give_the_same_listing(config, tmp_path, port):
@@ -45,3 +46,18 @@ def test_index_catches_up_with_files_it_never_saw(config, data_dir, tmp_path):
         assert "indexed 4 stored files the index did not know" in server.text()
     finally:
         server.kill()
+
+
+def test_a_stored_file_truncated_while_stopped_is_named_at_start_and_left_out_of_a_rebuild(config, data_dir, tmp_path):
+    rtstation("import", *BREAST, config=config)
+    [dose] = [f for f in stored_files(data_dir) if f.name.startswith("RTDOSE.")]
+    with open(dose, "r+b") as fh:
+        fh.truncate(dose.stat().st_size // 2)
+    server = Serve(config, tmp_path / "serve.log").start()
+    try:
+        wait_for(lambda: "damaged behind the station's back" in server.text(), what="the damaged file named")
+        assert str(dose) in server.text()
+    finally:
+        server.kill()
+    out = json.loads(rtstation("index", "--rebuild", "--json", config=config).stdout)
+    assert out["indexed"] == 3 and any(dose.name in u for u in out["unreadable"]), out

@@ -81,3 +81,24 @@ def test_an_abort_by_the_peer_is_named_as_such_and_a_job_that_gives_up_counts_it
     items = job_items(config)
     assert {i["state"] for i in items} == {"failed"}, "a job that gave up left instances queued"
     assert job["failed"] == 4 and job["done"] == 0
+
+
+def test_a_stored_file_truncated_behind_the_stations_back_is_not_forwarded_and_is_named(tmp_path):
+    from helpers import stored_files
+
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        config = configure(tmp_path, node("QA", scp.spec, retry="2x1s"))
+        rtstation("import", *BREAST, config=config)
+        [dose] = [f for f in stored_files(tmp_path / "var") if f.name.startswith("RTDOSE.")]
+        dose_uid = pydicom.dcmread(dose, stop_before_pixels=True).SOPInstanceUID
+        with open(dose, "r+b") as fh:  # a disk error or a script cut it short
+            fh.truncate(dose.stat().st_size // 2)
+        job = send_b1(config, "QA")
+        items = {i["sop_uid"]: i for i in job_items(config)}
+    finally:
+        scp.stop()
+    assert job["state"] == "failed" and job["done"] == 3 and job["failed"] == 1 and job["attempts"] == 0, job
+    assert items[dose_uid]["state"] == "failed"
+    assert str(dose) in items[dose_uid]["error"] and "not forwarded" in items[dose_uid]["error"]
+    assert dose_uid not in {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in scp.files()}

@@ -26,7 +26,9 @@ from ..config.nodes import NodeConfig, resolve_node
 from ..store.lock import pid_alive
 from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, JobQueue, JobRow, NewItem
 from ..config.retry import parse_schedule
-from .scu import AssociationFailed, EchoResult, accepted_pairs, associate, close, contexts_for, echo, store
+from .scu import (AssociationFailed, EchoResult, StoreOutcome, accepted_pairs, associate, close, contexts_for, echo,
+                  store)
+from .verify import damage
 from ..store.files import Store
 from ..dimse.tls import client_context
 
@@ -277,8 +279,9 @@ class Sender:
                     checked = time.monotonic()
                     if self.queue.state_of(job_id) == CANCELLED:
                         break
-                out = store(assoc, item.path, item.sop_class, item.transfer_syntax, item.size, node.timeout_s,
-                            accepted)
+                broken = damage(item.path, item.size, item.transfer_syntax)
+                out = StoreOutcome(False, None, broken, permanent=True) if broken else \
+                    store(assoc, item.path, item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted)
                 if out.ok:
                     self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
                     done, sent_bytes = done + 1, sent_bytes + item.size
