@@ -25,6 +25,7 @@ import os
 import shutil
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,15 @@ from ..audit import audit
 from ..config.model import Config
 from ..events import EventBus, ImportFolderState
 from ..loops import Ticker
-from .ingest import FolderOrigin
+from ..dicom.header import BadDicom
+from .holding import Holds
+from .ingest import FolderOrigin, check_file, has_preamble
 
 log = logging.getLogger("rtstation.watcher")
 RESCAN_SECONDS = 30.0
 RETRY_SECONDS = 2.0  # how often a missing folder is looked for again
 FAILED_PAUSE = 10.0  # after an import failed as a whole (store full)
+HOLD_SECONDS, HOLD_SETTLES = 30.0, 10  # a broken file unchanged this long (or settles) is complete: quarantined
 BATCH = 200  # files per import session; a stop waits for one batch at most
 SOURCE = FolderOrigin.source  # "import-folder"
 OFF, WATCHING, ERROR = "off", "watching", "error"
@@ -67,6 +71,8 @@ class _Handler(FileSystemEventHandler):
             return  # a folder's mtime changes with every file created in it: the files' own events suffice
         raw = event.dest_path if event.event_type == "moved" else event.src_path
         path = Path(os.fsdecode(raw))
+        if event.event_type == "closed":
+            self.watcher.holds.closed(path)
         self.watcher.note(path, is_dir=event.is_directory)
 
 
@@ -89,6 +95,7 @@ class ImportWatcher:
         self._seen: dict[Path, _Seen] = {}  # candidates waiting to settle
         self._done: dict[str, tuple[int, int]] = {}  # kept or unreadable files: (size, mtime_ns) when handled
         self._outside: set[str] = set()  # symbolic links out of the folder, already refused (and logged)
+        self.holds = Holds(max(HOLD_SECONDS, HOLD_SETTLES * self.cfg.settle_seconds))
         self._next_rescan = 0.0
         self._pause_until = 0.0
         self._stopping = threading.Event()
@@ -258,7 +265,8 @@ class ImportWatcher:
                 seen = self._seen.get(p)
                 if seen is None or (seen.size, seen.mtime_ns) != st:
                     self._seen[p] = _Seen(st[0], st[1], now)
-                elif now - seen.since >= self.cfg.settle_seconds and now >= self._pause_until:
+                elif (now - seen.since >= self.cfg.settle_seconds and now >= self._pause_until
+                      and self.holds.due(p, st, now - seen.since)):
                     ready.append((seen.since, p))
         return [p for _, p in sorted(ready)]
 
@@ -290,9 +298,9 @@ class ImportWatcher:
     # -- importing (worker thread) ---------------------------------------------------------------------------
     def _import(self, files: list[Path]) -> None:
         stats = {p: self._stat(p) for p in files}
-        files = [p for p in files if stats[p] is not None]  # gone, or turned into a link out of the folder
+        files = [p for p in files if stats[p] is not None and not self._hold_if_incomplete(p, stats[p])]
         if not files:
-            return
+            return  # gone, turned into a link out of the folder, or held
         outcomes: dict[Path, str] = {}
         try:
             report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True, kind=FolderOrigin,
@@ -305,6 +313,7 @@ class ImportWatcher:
         for p in files:
             with self._lock:
                 self._seen.pop(p, None)
+            self.holds.forget(p)
             outcome = outcomes.get(p, "error")
             action = self._after(p, outcome, stats[p])
             audit("import_folder", file=str(p), outcome=outcome, action=action, calling_ae=self.cfg.source_ae)
@@ -315,6 +324,25 @@ class ImportWatcher:
             log.warning("import folder: quarantined %s: %s", f, reason)
         for f, reason in report.errors:
             log.error("import folder: %s: %s", f, reason)
+
+    def _hold_if_incomplete(self, p: Path, st: tuple[int, int] | None) -> bool:
+        """True when ``p`` fails the store's check while it may still grow: it is held (see ``holding``)."""
+        assert st is not None
+        with self._lock:
+            seen = self._seen.get(p)
+        stable_for = time.monotonic() - seen.since if seen is not None else 0.0
+        if self.holds.complete(p, st, stable_for):
+            return False  # whatever it is now, it stays so: ingest stores or quarantines it
+        try:
+            if not has_preamble(p) and zipfile.is_zipfile(p):
+                return False
+            check_file(p)
+        except BadDicom as exc:
+            self.holds.hold(p, st, str(exc))
+            return True
+        except OSError:
+            return False  # the importer reports it
+        return False
 
     def _after(self, p: Path, outcome: str, st: tuple[int, int] | None) -> str:
         """Apply after_import to a file that was imported; returns what was done with it."""
