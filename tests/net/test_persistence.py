@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 from helpers import BREAST, DATA, Serve, rtstation, show_json, stored_files, storescu, wait_for
 
@@ -61,3 +62,63 @@ def test_a_stored_file_truncated_while_stopped_is_named_at_start_and_left_out_of
         server.kill()
     out = json.loads(rtstation("index", "--rebuild", "--json", config=config).stdout)
     assert out["indexed"] == 3 and any(dose.name in u for u in out["unreadable"]), out
+
+
+def serve_once(config) -> tuple[int, str]:
+    """``rtstation serve`` that is expected to refuse to start: its exit code and what it printed."""
+    proc = rtstation("serve", config=config, check=False, timeout=60)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_damaged_index_at_start_is_named_with_what_to_do_and_a_rebuild_recovers(config, data_dir, tmp_path):
+    rtstation("import", *BREAST, config=config)
+    with open(data_dir / "index.sqlite", "r+b") as fh:
+        fh.write(b"this is not SQLite" * 6)  # the header is gone
+    code, text = serve_once(config)
+    assert code == 1 and "Traceback" not in text, text
+    assert f"{data_dir / 'index.sqlite'}: the index database is damaged" in text
+    assert "rtstation index --rebuild" in text
+    out = json.loads(rtstation("index", "--rebuild", "--json", config=config).stdout)
+    assert out["indexed"] == 4
+    [patient] = show_json(config)
+    assert len(patient["plans"]) == 1
+
+
+def damage_an_index_page(db: Path, name: str) -> None:
+    """Overwrite the b-tree page of one SQL index: the tables stay readable, PRAGMA quick_check fails."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name=?", (name,)).fetchone()[0]
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(db, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\xee" * page_size)
+
+
+def test_a_damaged_queue_is_named_and_repair_keeps_the_delivery_history(config, data_dir, tmp_path):
+    from peers import StoreSCP
+
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        text = config.read_text() + (f'\n[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\n'
+                                     f'port = {scp.port}\n')
+        config.write_text(text)
+        rtstation("import", *BREAST, config=config)
+        rtstation("send", "--plan", "B1", "--to", "QA", "--wait", config=config)
+        damage_an_index_page(data_dir / "queue.sqlite", "ix_items_sop")
+        code, out = serve_once(config)
+        assert code == 1 and "Traceback" not in out, out
+        assert f"{data_dir / 'queue.sqlite'}: the queue database is damaged" in out and "queue repair" in out
+        repaired = rtstation("queue", "repair", config=config).stdout
+        assert "kept 1 jobs and 4 instance records" in repaired and "queue.sqlite.damaged-" in repaired
+        [job] = json.loads(rtstation("queue", "--json", config=config).stdout)
+        assert (job["state"], job["done"], job["total"]) == ("done", 4, 4)
+        again = rtstation("send", "--plan", "B1", "--to", "QA", config=config).stdout
+        assert "no job, 0 instances, 4 already delivered" in again  # the history still prevents a resend
+        server = Serve(config, tmp_path / "serve.log").start()
+        server.stop()
+    finally:
+        scp.stop()
+    assert list(data_dir.glob("queue.sqlite.damaged-*")), "the damaged queue must be kept"

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -85,7 +86,10 @@ def rebuild(data_dir: Path) -> dict[str, object]:
     """Recreate ``index.sqlite`` from the store. The caller makes sure no server uses this data_dir.
 
     An index from a newer release is refused like at open: its tables may hold what this version cannot rebuild."""
-    INDEX.refuse_newer_file(data_dir / "index.sqlite")
+    try:
+        INDEX.refuse_newer_file(data_dir / "index.sqlite")
+    except sqlite3.DatabaseError as exc:  # damaged beyond reading its version: exactly what a rebuild is for
+        log.warning("the old index %s is damaged (%s); it is replaced", data_dir / "index.sqlite", exc)
     store = Store(data_dir)
     fresh_dir = data_dir / "tmp" / "rebuild"
     fresh_dir.mkdir(parents=True, exist_ok=True)
