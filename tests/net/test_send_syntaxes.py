@@ -122,3 +122,27 @@ def test_one_undecodable_object_fails_alone_with_its_reason_and_the_rest_is_deli
     assert "1 of 9 instances cannot be sent" in job["error"]
     assert items[bad_uid]["state"] == "failed" and "cannot decode JPEG-LS Lossless" in items[bad_uid]["error"]
     assert {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in scp.files()} == set(sources)
+
+
+def test_every_stored_syntax_reaches_an_orthanc_that_accepts_only_implicit_vr(tmp_path):
+    from peers import Orthanc
+
+    folder, sources = mixed_syntax_patient(tmp_path)
+    orthanc = Orthanc(tmp_path / "orthanc", accepted=(ImplicitVRLittleEndian,)).start()
+    try:
+        config = configure(tmp_path, node("ORTHANC", orthanc.spec, retry="1x1s"))
+        rtstation("import", str(folder), config=config)
+        out = rtstation("send", "--plan", "TS1", "--to", "ORTHANC", "--wait", "--json", config=config, check=False)
+        [job] = json.loads(out.stdout)
+        assert job["state"] == "done", (job, [(i["sop_uid"], i["error"]) for i in job_items(config)])
+        for sop, src in sources.items():
+            got_path = tmp_path / "o.dcm"
+            got_path.write_bytes(orthanc.file_of(sop))
+            got, original = pydicom.dcmread(got_path), pydicom.dcmread(src)
+            assert got.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian, src.name
+            assert (got.SeriesInstanceUID, got.StudyInstanceUID) == (original.SeriesInstanceUID,
+                                                                     original.StudyInstanceUID)
+            if "PixelData" in original:
+                assert (got.pixel_array == original.pixel_array).all(), f"pixels differ for {src.name}"
+    finally:
+        orthanc.stop()
