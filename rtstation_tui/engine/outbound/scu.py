@@ -94,17 +94,24 @@ def make_ae(node: NodeConfig, station_ae: str) -> AE:
 
 
 def contexts_for(pairs: Iterable[tuple[str, str]]) -> list[Any]:
-    """Presentation contexts for (SOP class, transfer syntax) pairs; raises ValueError past 128."""
+    """Presentation contexts for (SOP class, transfer syntax) pairs: each stored syntax as it is, then the
+    uncompressed fallbacks while there is room (128 per association); ValueError when the stored syntaxes alone
+    need more."""
+    ordered = sorted(set(pairs))
+    wanted = [(cls, (ts,)) for cls, ts in ordered] + [(cls, fallback_syntaxes(ts)) for cls, ts in ordered]
     contexts: list[Any] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
-    for sop_class, ts in pairs:
-        wanted = [(sop_class, (ts,)), (sop_class, fallback_syntaxes(ts))]
-        for cls, syntaxes in wanted:
-            if (cls, syntaxes) not in seen:
-                seen.add((cls, syntaxes))
-                contexts.append(build_context(cls, list(syntaxes)))
-    if len(contexts) > MAX_CONTEXTS:
-        raise ValueError(f"{len(contexts)} presentation contexts needed, at most {MAX_CONTEXTS} per association")
+    for n, (cls, syntaxes) in enumerate(wanted):
+        if not syntaxes or (cls, syntaxes) in seen:
+            continue
+        if len(contexts) == MAX_CONTEXTS:
+            if n < len(ordered):
+                raise ValueError(f"{len(ordered)} (SOP class, transfer syntax) pairs need more than "
+                                 f"{MAX_CONTEXTS} presentation contexts, the most one association carries")
+            log.warning("no room for every uncompressed fallback context: %d pairs", len(ordered))
+            break
+        seen.add((cls, syntaxes))
+        contexts.append(build_context(cls, list(syntaxes)))
     return contexts
 
 
@@ -112,7 +119,9 @@ def fallback_syntaxes(ts: str) -> tuple[str, ...]:
     """The uncompressed syntaxes proposed beside a stored one, in a context of their own: every SCP must accept
     Implicit VR Little Endian, so an object in any other syntax (Explicit VR Little or Big Endian, compressed)
     can still go, re-encoded; one stored as Implicit VR Little Endian needs nothing else."""
-    return tuple(u for u in UNCOMPRESSED if u != ts) or (IMPLICIT,)
+    if ts == IMPLICIT:
+        return ()
+    return (IMPLICIT,) if ts == EXPLICIT else UNCOMPRESSED
 
 
 def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_context: Any = None,
