@@ -122,3 +122,24 @@ def test_a_damaged_queue_is_named_and_repair_keeps_the_delivery_history(config, 
     finally:
         scp.stop()
     assert list(data_dir.glob("queue.sqlite.damaged-*")), "the damaged queue must be kept"
+
+
+def test_a_disk_that_cannot_be_written_at_start_is_said_in_words(config, data_dir):
+    """RLIMIT_FSIZE = 0 on ``serve``: every write fails as on a full disk (EFBIG, as ENOSPC would)."""
+    import resource
+    import subprocess
+    import sys
+
+    rtstation("import", *BREAST, config=config)
+    for extra in data_dir.glob("*.sqlite-*"):
+        extra.unlink()
+
+    def no_writes() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    proc = subprocess.run([sys.executable, "-m", "rtstation_tui", "serve", "--config", str(config)],
+                          preexec_fn=no_writes, capture_output=True, text=True, timeout=60)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in text, text
+    assert "index.sqlite: cannot read or write the index database" in text and "the disk may be full" in text
+    assert "is damaged" not in text  # a sound file must not be called damaged

@@ -8,6 +8,7 @@ Opening brings the file to its schema's version (``store/schema``): tables are c
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -41,13 +42,27 @@ class DatabaseUnusable(SchemaError):
 
 
 def unusable(path: Path, name: str, exc: BaseException) -> DatabaseUnusable:
-    """The operator's message for ``exc`` raised while opening or checking ``path``."""
+    """The operator's message for ``exc`` raised while opening or checking ``path``: a full disk, an I/O failure
+    (the file may be sound: nothing to repair yet) or a damaged file (with its repair)."""
     text = str(exc)
+    free = _free_mb(path.parent)
     if "full" in text or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return DatabaseUnusable(f"{path}: cannot write the {name} database: the disk is full ({text}). Free space "
-                                f"on {path.parent} (or move data_dir), then start again; nothing was changed")
+        return DatabaseUnusable(f"{path}: cannot write the {name} database: the disk is full ({text}; {free}). Free "
+                                f"space on {path.parent} (or move data_dir), then start again; nothing was changed")
+    if isinstance(exc, OSError) or any(w in text for w in ("disk I/O error", "unable to open", "readonly")):
+        return DatabaseUnusable(f"{path}: cannot read or write the {name} database ({text}; {free}): the disk may be "
+                                f"full, read-only or failing. Fix that, then start again; the file is left as it is. "
+                                f"Should it fail the same way on a sound disk, {REMEDY.get(name, 'restore it')}")
     return DatabaseUnusable(f"{path}: the {name} database is damaged ({text}). To go on, "
                             f"{REMEDY.get(name, 'restore it from a backup')}")
+
+
+def _free_mb(folder: Path) -> str:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return "free space unknown"
+    return f"{st.f_bavail * st.f_frsize / 1e6:.0f} MB free there"
 
 
 class Database:
