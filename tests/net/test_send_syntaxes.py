@@ -55,6 +55,15 @@ def mixed_syntax_patient(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     return out, {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: f for f in files}
 
 
+def import_and_send_ts1(tmp_path: Path, folder: Path, name: str, spec: str) -> None:
+    """Import the mixed-syntax plan and send it to one peer; the job must end done."""
+    config = configure(tmp_path, node(name, spec, retry="1x1s"))
+    rtstation("import", str(folder), config=config)
+    out = rtstation("send", "--plan", "TS1", "--to", name, "--wait", "--json", config=config, check=False)
+    [job] = json.loads(out.stdout)
+    assert job["state"] == "done", (job, [(i["sop_uid"], i["error"]) for i in job_items(config)])
+
+
 def implicit_only_scp(tmp_path: Path) -> StoreSCP:
     return StoreSCP(tmp_path / "scp", extra=("+xi",)).start()
 
@@ -65,11 +74,7 @@ def test_every_stored_syntax_reaches_an_implicit_only_peer_with_uids_and_pixels_
     assert {EXPLICIT_BE, JPEG_LS, JPEG_LOSSLESS, JPEG_BASELINE} <= syntaxes
     scp = implicit_only_scp(tmp_path)
     try:
-        config = configure(tmp_path, node("IMPLICIT", scp.spec, retry="1x1s"))
-        rtstation("import", str(folder), config=config)
-        out = rtstation("send", "--plan", "TS1", "--to", "IMPLICIT", "--wait", "--json", config=config, check=False)
-        [job] = json.loads(out.stdout)
-        assert job["state"] == "done", (job, [(i["sop_uid"], i["error"]) for i in job_items(config)])
+        import_and_send_ts1(tmp_path, folder, "IMPLICIT", scp.spec)
     finally:
         scp.stop()
     received = {pydicom.dcmread(f).SOPInstanceUID: pydicom.dcmread(f) for f in scp.files()}
@@ -130,11 +135,7 @@ def test_every_stored_syntax_reaches_an_orthanc_that_accepts_only_implicit_vr(tm
     folder, sources = mixed_syntax_patient(tmp_path)
     orthanc = Orthanc(tmp_path / "orthanc", accepted=(ImplicitVRLittleEndian,)).start()
     try:
-        config = configure(tmp_path, node("ORTHANC", orthanc.spec, retry="1x1s"))
-        rtstation("import", str(folder), config=config)
-        out = rtstation("send", "--plan", "TS1", "--to", "ORTHANC", "--wait", "--json", config=config, check=False)
-        [job] = json.loads(out.stdout)
-        assert job["state"] == "done", (job, [(i["sop_uid"], i["error"]) for i in job_items(config)])
+        import_and_send_ts1(tmp_path, folder, "ORTHANC", orthanc.spec)
         for sop, src in sources.items():
             got_path = tmp_path / "o.dcm"
             got_path.write_bytes(orthanc.file_of(sop))
