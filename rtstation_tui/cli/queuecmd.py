@@ -1,18 +1,24 @@
-"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``."""
+"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``; ``queue repair`` and
+``queue reset`` for a damaged queue.sqlite (stop the server first)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+from dataclasses import asdict
 
 from ..engine.config.model import Config
 from ..engine.outbound.queue import JobQueue
+from ..engine.outbound.queue_repair import repair, reset
+from ..engine.store.lock import DataDirLock, StationLocked
 from .output import fail, print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("queue", parents=[common], help="list send jobs; show, retry or cancel one")
-    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel"], default="list")
+    p = sub.add_parser("queue", parents=[common], help="list send jobs; show, retry or cancel one; repair or "
+                       "reset a damaged queue")
+    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel", "repair", "reset"],
+                   default="list")
     p.add_argument("job", nargs="?", type=int)
     p.add_argument("--active", action="store_true", help="only queued, sending and waiting jobs")
     p.add_argument("--json", action="store_true")
@@ -20,6 +26,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if args.action in ("repair", "reset"):
+        return _mend(args, config)
     queue = JobQueue(config.data_dir)
     if args.action == "list":
         jobs = queue.jobs(active_only=args.active)
@@ -54,4 +62,24 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not ok:
         return fail(f"job {job.id} is {job.state}: cannot {args.action} it now")
     print(f"job {job.id}: {'queued again' if args.action == 'retry' else 'cancelled'}")
+    return 0
+
+
+def _mend(args: argparse.Namespace, config: Config) -> int:
+    """Repair (keep what is readable) or reset the queue, with no server on the data_dir."""
+    lock = DataDirLock(config.data_dir)
+    try:
+        lock.acquire()
+    except StationLocked as exc:
+        return fail(f"{exc}: stop it before the queue {args.action}")
+    try:
+        result = repair(config.data_dir) if args.action == "repair" else reset(config.data_dir)
+    finally:
+        lock.release()
+    if args.json:
+        print_json(asdict(result))
+    else:
+        lost = f"; {result.unreadable_jobs} jobs lost their instance list" if result.unreadable_jobs else ""
+        print(f"queue {args.action}: kept {result.jobs} jobs and {result.items} instance records{lost}; the old "
+              f"file is {result.damaged_copy}")
     return 0

@@ -1,4 +1,5 @@
-"""``rtstation send --plan UID|LABEL --to NODE[,NODE...]``: queue a plan bundle for one or many nodes.
+"""``rtstation send --plan UID|LABEL --to NODE[,NODE...]``: queue a plan bundle for one or many nodes; ``--sop``,
+``--series``, ``--study`` or ``--patient`` (alone) send what is stored there instead, plan objects or not.
 
 With a server running on the data_dir, the jobs go into its queue and it starts them within a second. Without one,
 ``--wait`` runs the sender in this process until every job ends; otherwise the jobs wait for the next ``serve``.
@@ -26,11 +27,15 @@ from .output import fail, print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("send", parents=[common], help="send a plan bundle to one or more nodes")
-    what = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser("send", parents=[common], help="send a plan bundle, instances, a series, a study or a "
+                       "patient to one or more nodes")
+    what = p.add_mutually_exclusive_group()
     what.add_argument("--plan", metavar="UID|LABEL", help="plan SOP Instance UID or RTPlanLabel")
     what.add_argument("--sop", action="append", metavar="UID", help="send these instances (repeatable)")
-    p.add_argument("--patient", metavar="ID", help="PatientID, when a label is used by several patients")
+    what.add_argument("--series", metavar="UID", help="every stored instance of this Series Instance UID")
+    what.add_argument("--study", metavar="UID", help="every stored instance of this Study Instance UID")
+    p.add_argument("--patient", metavar="ID", help="alone: every stored instance of this PatientID; with --plan: "
+                   "the patient whose plan label is meant, when several patients use it")
     p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
@@ -59,9 +64,18 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail(f"--include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}", 2)
     sender = Sender(config, index, Store(config.data_dir, config.receiver.durability), EventBus())
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
+    level = next((k for k in ("series", "study") if getattr(args, k)), "patient" if not args.plan and not args.sop
+                 and args.patient else None)
+    if level is None and not args.plan and not args.sop:
+        return fail("say what to send: --plan, --sop, --series, --study or --patient", 2)
+    if args.include and not args.plan:
+        return fail("--include selects parts of a plan bundle: use it with --plan", 2)
     try:
         if args.sop:
             results = sender.enqueue_instances(args.sop, targets, force=args.force)
+        elif level is not None:
+            uid = args.patient if level == "patient" else getattr(args, level)
+            results = sender.enqueue_level(level, uid, targets, force=args.force)
         else:
             plan_uid = resolve_plan(index, args.plan, args.patient)
             results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force)
@@ -120,7 +134,9 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
         job = queue.job(r.job_id) if r.job_id is not None else None
         out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
                     "already_delivered": r.already_delivered, "already_queued": r.already_queued,
-                    "state": job.state if job else "nothing to send", "error": job.error if job else ""})
+                    "state": job.state if job else "nothing to send", "error": job.error if job else "",
+                    "done": job.done if job else 0, "failed": job.failed if job else 0,
+                    "attempts": job.attempts if job else 0})
     if as_json:
         print_json(out)
     else:

@@ -72,6 +72,8 @@ class Station:
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
+        for db in (self.index, self.sender.queue):  # a damaged file is named now, with what to do
+            db.check_integrity()
         self.add_service(self.sender)
         if config.retention.auto and config.retention.days > 0:
             self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))

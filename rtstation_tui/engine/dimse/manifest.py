@@ -115,7 +115,8 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_CS}._dataset_file", "attribute", "the temp file; the spool failure travels on it", (_ST, "spool.py")),
     Internal(f"{_CS}._context_id", "attribute", "presentation context of the request", (_ST,)),
     Internal("pynetdicom.dul.LOGGER", "import", "log as pynetdicom does for DUL errors", (_A, _ST)),
-    Internal("pynetdicom.pdu.A_ABORT_RQ", "import", "the abort sent when the DUL loop fails", (_A,),
+    Internal("pynetdicom.pdu.A_ABORT_RQ", "import", "the abort sent when the DUL loop fails; recognised with its "
+             "source and reason when a peer aborts our outgoing association", (_A, _RQ),
              "ad54d2859b2b4d65"),
     Internal("pynetdicom.pdu.P_DATA_TF", "import", "built by hand from one PDU body", (_W,), "6fdbc751c92b9874"),
     Internal("pynetdicom.pdu_items.PresentationDataValueItem", "import", "built by hand, value a memoryview", (_W,),

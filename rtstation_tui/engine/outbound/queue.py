@@ -208,6 +208,16 @@ class JobQueue(Database):
             conn.execute("UPDATE jobs SET failed=? WHERE id=?", (failed.fetchone()[0], job_id))
         self._tx(tx)
 
+    def fail_remaining(self, job_id: int, error: str) -> None:
+        """A job given up: instances not delivered become ``failed`` (those already failed keep their own reason)
+        and the job's counter says how many."""
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE items SET state='failed', error=? WHERE job_id=? AND state IN ('queued','sending')",
+                         (error, job_id))
+            failed = conn.execute("SELECT count(*) FROM items WHERE job_id=? AND state='failed'", (job_id,))
+            conn.execute("UPDATE jobs SET failed=? WHERE id=?", (failed.fetchone()[0], job_id))
+        self._tx(tx)
+
     def recover(self, alive: Callable[[int], bool]) -> list[tuple[int, list[ItemRow]]]:
         """Jobs a dead process was sending go back to the queue; acknowledged instances stay done.
 
