@@ -13,7 +13,7 @@ from ..engine.config.model import ConfigError, find_config_file, load_config
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
-            "synthcmd"]
+            "synthcmd", "anonymize"]
 EXIT_USAGE = 2
 
 

@@ -13,6 +13,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .anonymize import AnonymizeConfig, parse_anonymize
 from .checks import ConfigError, check_value
 from .checks import setting as _c
 from .nodes import NodeConfig
@@ -93,6 +94,7 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    anonymize: AnonymizeConfig = AnonymizeConfig()
     path: Path | None = None
 
     @property
@@ -151,8 +153,10 @@ def parse_config(data: dict[str, Any], file: str, base: Path | None = None) -> C
             parts[key] = tuple(
                 build_dataclass(ARRAYS[key], item, f"{key}[{i}]", file) for i, item in enumerate(value)
             )
+        elif key == "anonymize":
+            parts[key] = parse_anonymize(value, file)
         else:
-            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS]))
+            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS, "anonymize"]))
     config = Config(**parts, path=Path(file) if file != "<defaults>" else None)
     return finish(config, file, base)
 
@@ -177,7 +181,11 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
-    return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls)
+    anon = config.anonymize
+    if anon.key_file is not None:
+        anon = replace(anon, key_file=_absolute(anon.key_file, base))
+    return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls,
+                   anonymize=anon)
 
 
 def _absolute(p: Path, base: Path) -> Path:
