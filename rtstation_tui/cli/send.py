@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
+    p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "
+                   "profile (the store keeps the originals)")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -59,12 +61,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail(f"--include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}", 2)
     sender = Sender(config, index, Store(config.data_dir, config.receiver.durability), EventBus())
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
+    transform = f"anonymize:{args.anonymize}" if args.anonymize else ""
     try:
         if args.sop:
-            results = sender.enqueue_instances(args.sop, targets, force=args.force)
+            results = sender.enqueue_instances(args.sop, targets, force=args.force, transform=transform)
         else:
             plan_uid = resolve_plan(index, args.plan, args.patient)
-            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force)
+            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force, transform=transform)
     except ValueError as exc:
         return fail(str(exc), 2)
     jobs = [r.job_id for r in results if r.job_id is not None]

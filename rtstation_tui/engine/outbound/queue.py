@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, node TEXT NOT NULL, node_json TEXT NOT NULL, plan_uid TEXT, patient_id TEXT,
     label TEXT, origin TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0,
     created REAL, updated REAL, error TEXT NOT NULL DEFAULT '', total INTEGER, done INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER, bytes_done INTEGER NOT NULL DEFAULT 0, owner_pid INTEGER);
+    failed INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER, bytes_done INTEGER NOT NULL DEFAULT 0, owner_pid INTEGER,
+    transform TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS ix_jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS ix_jobs_plan ON jobs(plan_uid);
 CREATE TABLE IF NOT EXISTS items (
@@ -57,6 +58,7 @@ class JobRow:
     bytes_total: int
     bytes_done: int
     owner_pid: int | None
+    transform: str = ""  # e.g. "anonymize:rt-research": the peer gets transformed copies, the store keeps originals
 
     @property
     def active(self) -> bool:
@@ -101,6 +103,9 @@ class NewItem:
 class JobQueue(Database):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(Path(data_dir) / "queue.sqlite", SCHEMA)
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(jobs)")}
+        if "transform" not in columns:  # a queue from before transforms existed
+            self.conn.execute("ALTER TABLE jobs ADD COLUMN transform TEXT NOT NULL DEFAULT ''")
 
     def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self.transaction() as conn:
@@ -108,15 +113,15 @@ class JobQueue(Database):
 
     # -- adding ----------------------------------------------------------------------------------------------
     def add_job(self, node: NodeConfig, items: Sequence[NewItem], *, plan_uid: str = "", patient_id: str = "",
-                label: str = "", origin: str = "manual") -> int:
+                label: str = "", origin: str = "manual", transform: str = "") -> int:
         now = time.time()
 
         def tx(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO jobs (node, node_json, plan_uid, patient_id, label, origin, state, next_try, created,"
-                " updated, total, bytes_total) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated, total, bytes_total, transform) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (node.name, json.dumps(asdict(node)), plan_uid, patient_id, label, origin, QUEUED, now, now, now,
-                 len(items), sum(i.size for i in items)))
+                 len(items), sum(i.size for i in items), transform))
             job_id = int(cur.lastrowid or 0)
             conn.executemany("INSERT INTO items (job_id, seq, sop_uid, sop_class, modality, path, size,"
                              " transfer_syntax, state) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -125,25 +130,26 @@ class JobQueue(Database):
             return job_id
         return int(self._tx(tx))
 
-    def delivered(self, node: str, paths: Iterable[str]) -> set[str]:
-        """Of ``paths``, those already acknowledged by ``node`` in any job (never send them twice by accident)."""
+    def delivered(self, node: str, paths: Iterable[str], transform: str = "") -> set[str]:
+        """Of ``paths``, those already acknowledged by ``node`` in any job (never send them twice by accident).
+        Per transform: the anonymized copy and the original are different objects to the peer."""
         wanted = list(paths)
         out: set[str] = set()
         for chunk in _chunks(wanted, 500):
             q = (f"SELECT DISTINCT i.path FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.node=? AND"
-                 f" i.state='done' AND i.path IN ({','.join('?' * len(chunk))})")
-            out.update(r[0] for r in self.conn.execute(q, (node, *chunk)))
+                 f" j.transform=? AND i.state='done' AND i.path IN ({','.join('?' * len(chunk))})")
+            out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
-    def pending(self, node: str, paths: Iterable[str]) -> set[str]:
-        """Of ``paths``, those already waiting in an active job for ``node``."""
+    def pending(self, node: str, paths: Iterable[str], transform: str = "") -> set[str]:
+        """Of ``paths``, those already waiting in an active job for ``node`` (with the same transform)."""
         wanted = list(paths)
         out: set[str] = set()
         for chunk in _chunks(wanted, 500):
             q = (f"SELECT DISTINCT i.path FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.node=? AND"
-                 f" j.state IN ('queued','sending','waiting-retry') AND i.state IN ('queued','sending')"
-                 f" AND i.path IN ({','.join('?' * len(chunk))})")
-            out.update(r[0] for r in self.conn.execute(q, (node, *chunk)))
+                 f" j.transform=? AND j.state IN ('queued','sending','waiting-retry') AND i.state IN"
+                 f" ('queued','sending') AND i.path IN ({','.join('?' * len(chunk))})")
+            out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
     # -- reading ---------------------------------------------------------------------------------------------
