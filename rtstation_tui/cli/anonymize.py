@@ -10,11 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..engine.audit import audit
+from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.config.rules import INCLUDE_PARTS
 from ..engine.logsetup import setup_logging
 from ..engine.outbound.sender import parts_for
-from ..engine.plans.bundle import bundle_for
 from ..engine.store.files import Store
 from ..engine.store.index import Index
 from ..engine.transforms.anonymize import NewPatient, build
@@ -22,7 +23,7 @@ from ..engine.transforms.base import TransformError
 from ..engine.transforms.files import read_objects, write_objects
 from ..engine.transforms.mapping import MappingTable
 from .output import fail, print_json
-from .send import resolve_plan
+from .send import resolve_bundle
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
+    configure_audit(config.log_dir, config.logging.retention_days)
     if args.lookup:
         return _lookup(config, args.lookup, args.json)
     if not args.out:
@@ -52,12 +54,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
     index = Index(config.data_dir)
     store = Store(config.data_dir, config.receiver.durability)
     try:
-        plan_uid = resolve_plan(index, args.plan, args.patient)
+        bundle = resolve_bundle(index, args.plan, args.patient)
     except ValueError as exc:
         return fail(str(exc), 2)
-    bundle = bundle_for(index.conn, plan_uid)
-    if bundle is None:
-        return fail(f"plan {plan_uid} is not in the index", 2)
+    plan_uid = bundle.plan_uid
     members = bundle.ordered(parts_for(include))
     profile = args.profile or config.anonymize.default_profile
     try:
@@ -67,6 +67,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail(f"anonymize: {exc}", 1)
     written = write_objects(objects, Path(args.out), fsync=config.receiver.durability == "fsync")
     new_ids = sorted({str(ds.PatientID) for ds in objects})
+    # who took which patient out of the station, de-identified as whom: the audit trail's question
+    audit("anonymize_export", plan_uid=plan_uid, label=bundle.label, patient_id=bundle.patient_id,
+          new_patient_ids=new_ids, profile=profile, key_id=transform.key.key_id, files=len(written), out=args.out)
     result = {"plan_uid": plan_uid, "label": bundle.label, "profile": profile, "transform": transform.describe(),
               "files": [str(p) for p in written], "patient_ids": new_ids}
     if args.json:
@@ -82,6 +85,7 @@ def _lookup(config: Config, value: str, as_json: bool) -> int:
     if not path.exists():
         return fail(f"no mapping table at {path}: nothing was anonymized with this data_dir", 1)
     rows = MappingTable(config.data_dir).reverse(value.strip())
+    audit("anonymize_lookup", value=value.strip(), found=len(rows))  # re-identification is always on record
     if as_json:
         print_json([{"kind": k, "original": o, "key_id": key} for k, o, key in rows])
     for kind, original, key_id in rows if not as_json else []:

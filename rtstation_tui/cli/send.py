@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 
-from ..engine.plans.bundle import find_plans
+from ..engine.plans.bundle import Bundle, bundle_for, find_plans
 from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.events import EventBus
@@ -50,6 +50,15 @@ def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
         listing = "; ".join(f"{r['label']} of patient {r['patient_id']} ({r['sop_uid']})" for r in rows)
         raise ValueError(f"label {plan!r} is ambiguous, it matches: {listing}. Use the UID or --patient")
     return uids[0]
+
+
+def resolve_bundle(index: Index, plan: str, patient: str | None) -> Bundle:
+    """The bundle of a plan named by UID or label (ValueError with the candidates or what is missing)."""
+    plan_uid = resolve_plan(index, plan, patient)
+    bundle = bundle_for(index.conn, plan_uid)
+    if bundle is None:
+        raise ValueError(f"plan {plan_uid} is not in the index")
+    return bundle
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

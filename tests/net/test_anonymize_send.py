@@ -96,3 +96,21 @@ def test_a_refused_bundle_sends_nothing_and_says_why(tmp_path):
         assert bad.returncode == 2 and "unknown anonymize profile 'nope'" in bad.stderr and "rt-research" in bad.stderr
     finally:
         scp.stop()
+
+
+def test_copies_left_by_a_crash_never_reach_the_store_and_go_at_start(tmp_path):
+    from helpers import Serve
+
+    config = configure(tmp_path, "")
+    make_patient(tmp_path / "syn", "SYN-3", slices=2, rows=16, cols=16, label="LEFT")
+    rtstation("import", str(tmp_path / "syn"), config=config)
+    rtstation("anonymize", "--plan", "LEFT", "--out", str(tmp_path / "var" / "tmp" / "outgoing" / "job-7"),
+              config=config)  # what an attempt killed mid-way leaves behind
+    before = hashes(tmp_path / "var")
+    server = Serve(config, tmp_path / "serve.log").start()
+    try:
+        assert not (tmp_path / "var" / "tmp" / "outgoing").exists()
+    finally:
+        server.stop()
+    assert hashes(tmp_path / "var") == before
+    assert [p["patient_id"] for p in show_json(config)] == ["SYN-3"]

@@ -285,3 +285,31 @@ def test_dciodvfy_finds_no_new_errors(profile, tmp_path):
     for source, out in zip(originals.values(), outputs):
         new = _dciodvfy_errors(out) - _dciodvfy_errors(source)
         assert not new, f"{profile}: {out.name} (from {source.name}): {new}"
+
+
+def test_sample_config_documents_a_valid_anonymize_section():
+    import tomllib
+
+    from helpers import ROOT
+
+    text = (ROOT / "sample_config" / "rtstation.toml").read_text()
+    block = re.search(r"^# \[anonymize\]\n(?:#.*\n)+", text, re.M)
+    assert block, "the sample config documents [anonymize]"
+    toml = "\n".join(line[2:] for line in block.group(0).splitlines())
+    config = parse_config(tomllib.loads(toml), "sample")
+    assert config.anonymize.profile("trial").dates == "keep" and config.anonymize.patient_id == "RESEARCH-{n:04d}"
+
+
+def test_private_elements_go_unless_listed_as_safe(tmp_path):
+    [ds] = read_objects([DATA / "breast_boost" / "rtplan.dcm"])
+    block = ds.private_block(0x3253, "ACME RT 1.0", create=True)
+    block.add_new(0x10, "LO", "gating: on")
+    block.add_new(0x11, "LO", "patient nickname")
+    ds.BeamSequence[0].private_block(0x0019, "ACME RT 1.0", create=True).add_new(0x05, "LO", "nested")
+    safe = _config(tmp_path, tmp_path / "var", extra={"profiles": {"p": {"retain_safe_private": ["(3253,xx10)"]}}})
+    [out] = build(safe, "p").apply([ds])
+    kept = [e.value for e in out if e.tag.is_private]
+    assert kept == ["ACME RT 1.0", "gating: on"]  # the creator of the kept element's block stays with it
+    assert not [e for e in out.BeamSequence[0] if e.tag.is_private]
+    [basic] = build(safe, "basic").apply([ds])
+    assert not [e for e in basic if e.tag.is_private]
