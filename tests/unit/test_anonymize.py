@@ -276,8 +276,8 @@ def _dciodvfy_errors(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("profile", ["basic", "rt-research"])
 def test_dciodvfy_finds_no_new_errors(profile, tmp_path):
-    rtstation("import", str(_synthetic(tmp_path / "syn")), str(DATA / "breast_boost"),
-              config=_station(tmp_path, "a"), check=False)
+    rtstation("import", str(_synthetic(tmp_path / "syn")), *(str(DATA / s) for s in ("breast_boost", "slicerrt",
+              "nelms", "pydicom")), config=_station(tmp_path, "a"), check=False)
     originals = {pydicom.dcmread(f).SOPInstanceUID: f for f in stored_files(tmp_path / "a")}
     transform = build(_config(tmp_path, tmp_path / "var"), profile)
     objects = read_objects(originals.values())

@@ -146,7 +146,7 @@ class ProfilePolicy(ElementAnonymizer):
         if element.VR in DATE_VRS and "D" in code:
             element.value = DUMMY_DATES[element.VR] if element.value else element.value  # no dates, no intervals
             return True
-        if code == "X" or code == "XD":
+        if code in ("X", "XD") or element.VR == "SQ" and "X" in code:  # an empty sequence is worse than none
             del dataset[element.tag]
             return True
         if "Z" in code:
