@@ -132,7 +132,8 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
         job = queue.job(r.job_id) if r.job_id is not None else None
         out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
                     "already_delivered": r.already_delivered, "already_queued": r.already_queued,
-                    "state": job.state if job else "nothing to send", "error": job.error if job else ""})
+                    "state": job.state if job else "nothing to send", "error": job.error if job else "",
+                    "transform": job.transform if job else ""})
     if as_json:
         print_json(out)
     else:
@@ -140,7 +141,8 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
             extra = f", {o['already_delivered']} already delivered" if o["already_delivered"] else ""
             extra += f", {o['already_queued']} already queued" if o["already_queued"] else ""
             job = f"job {o['job_id']}" if o["job_id"] is not None else "no job"
-            print(f"{o['node']}: {job}, {o['instances']} instances{extra}: {o['state']}"
+            sent_as = f" as {o['transform']}" if o["transform"] else ""
+            print(f"{o['node']}: {job}, {o['instances']} instances{sent_as}{extra}: {o['state']}"
                   + (f" ({o['error']})" if o["error"] else ""))
     if waited and any(o["job_id"] is not None and o["state"] != DONE for o in out):
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pydicom
@@ -42,7 +43,9 @@ def test_orthanc_files_an_anonymized_plan_as_one_patient_and_one_study(tmp_path)
         before = hashes(tmp_path / "var")
         out = rtstation("send", "--plan", "PROST_1", "--to", "RESEARCH,QA", "--anonymize", "rt-research", "--wait",
                         "--json", config=config)
-        assert [r["state"] for r in json.loads(out.stdout)] == ["done", "done"]
+        assert [(r["state"], r["transform"]) for r in json.loads(out.stdout)] == [("done", "anonymize:rt-research")] * 2
+        listing = rtstation("queue", config=config).stdout
+        assert re.search(r"RESEARCH\s+PROST_1\s+as anonymize:rt-research\s+done", listing), listing
 
         patients, studies = orthanc.get("/patients"), orthanc.get("/studies")
         assert len(patients) == 1 and len(studies) == 1
