@@ -152,16 +152,19 @@ class FakeSender:
 
     def __init__(self, down: tuple[str, ...] = ("ARCHIVE",)) -> None:
         self.sent: list[tuple[str, list[str], str]] = []
+        self.transforms: dict[int, str] = {}  # send number → transform, for sends of transformed copies
         self.echoed: list[str] = []
         self.down = down
         self.queue = FakeQueue()
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Any = None, origin: str = "manual",
-                  force: bool = False) -> list[int]:
+                  force: bool = False, transform: str = "") -> list[int]:
         ids = []
         for node in nodes:
             self.sent.append((plan_uid, [node], origin))
             ids.append(len(self.sent))
+            if transform:
+                self.transforms[len(self.sent)] = transform
             self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4))
         return ids
 

@@ -199,11 +199,17 @@ class Facade:
                                    sum(m.size for m in ordered), b.missing_summary()))
         return out
 
-    def send(self, plan_uids: Iterable[str], nodes: list[str]) -> list[int]:
+    def send(self, plan_uids: Iterable[str], nodes: list[str], transforms: dict[str, str] | None = None) -> list[int]:
+        """``transforms``: node → e.g. ``anonymize:rt-research`` for the nodes that get transformed copies."""
         sender = self._need_sender()
+        transforms = transforms or {}
+        plain = [n for n in nodes if n not in transforms]
         jobs: list[int] = []
         for uid in plan_uids:
-            jobs += sender.send_plan(uid, nodes, origin="manual")
+            if plain:
+                jobs += sender.send_plan(uid, plain, origin="manual")
+            for node in (n for n in nodes if n in transforms):
+                jobs += sender.send_plan(uid, [node], origin="manual", transform=transforms[node])
         return jobs
 
     def echo(self, node: str) -> EchoOutcome:

@@ -97,7 +97,9 @@ class AnonymizeConfig:
         raise ValueError(f"unknown anonymize profile {name!r}; profiles: {', '.join(self.profile_names())}")
 
     def profile_names(self) -> list[str]:
-        return sorted({*BUILTIN_PROFILES, *(p.name for p in self.profiles)})
+        """Every profile, the default first (what the console offers first)."""
+        names = sorted({*BUILTIN_PROFILES, *(p.name for p in self.profiles)})
+        return sorted(names, key=lambda n: n != self.default_profile)
 
 
 def parse_anonymize(table: Any, file: str) -> AnonymizeConfig:
