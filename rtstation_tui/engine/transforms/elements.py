@@ -139,19 +139,27 @@ class ProfilePolicy(ElementAnonymizer):
             if element.VR in DATE_VRS:  # a date the table does not list: no dates unless an option keeps them
                 return self._empty(element)
             return False  # dicognito's handlers: other names, addresses, IDs, UIDs
-        if code in ("U", "XZU") or element.VR == "SQ" and "D" in code:
-            return False  # UIDs get remapped; sequences are walked into
+        if code in ("U", "XZU"):
+            return False  # UIDs get remapped (in sequences too: they are walked into)
+        if element.VR == "SQ":  # what may go, goes (an empty sequence is worse than none); D: walked into
+            return self._sequence(dataset, element, code)
         if element.VR in ("PN", "UI") and "D" in code:
             return False  # dicognito invents a consistent name
         if element.VR in DATE_VRS and "D" in code:
             element.value = DUMMY_DATES[element.VR] if element.value else element.value  # no dates, no intervals
             return True
-        if code in ("X", "XD") or element.VR == "SQ" and "X" in code:  # an empty sequence is worse than none
+        if code in ("X", "XD"):
             del dataset[element.tag]
             return True
         if "Z" in code:
             return self._empty(element)
         return self._dummy(dataset, element)
+
+    def _sequence(self, dataset: Dataset, element: DataElement, code: str) -> bool:
+        if "X" in code:
+            del dataset[element.tag]
+            return True
+        return False if "D" in code else self._empty(element)
 
     def _empty(self, element: DataElement) -> bool:
         element.value = [] if element.VR == "SQ" else None
