@@ -13,6 +13,14 @@ import pytest
 from helpers import DATA, Serve, free_port, station_toml, wait_for, write_config
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_themes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An empty $XDG_CONFIG_HOME: a developer's own ~/.config/rtstation/themes never changes what a test sees."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+        yield
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()
@@ -26,6 +34,18 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def config(tmp_path: Path, data_dir: Path, port: int) -> Path:
     return write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port))
+
+
+@pytest.fixture(params=["fast", "stock"])
+def pynetdicom_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once with our fast paths and once with pynetdicom's stock loops (``RTSTATION_STOCK_PYNETDICOM``,
+    inherited by every ``rtstation`` process the test starts): the fallback for a pynetdicom upgrade stays tested.
+    Ask for it before ``serve`` so the variable is set when the server starts."""
+    if request.param == "stock":
+        monkeypatch.setenv("RTSTATION_STOCK_PYNETDICOM", "1")
+    else:
+        monkeypatch.delenv("RTSTATION_STOCK_PYNETDICOM", raising=False)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -77,14 +77,17 @@ def show_json(config: Path) -> list[dict[str, Any]]:
 class Serve:
     """``rtstation serve`` as a real process; its stdout goes to ``log`` so tests can read what operators see."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, command: Sequence[str] = (sys.executable, "-m", "rtstation_tui"),
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+        """``command``: how to run rtstation (default: this checkout; an installed ``rtstation`` script works too)."""
         self.config, self.log = config, log
+        self.command, self.cwd, self.env = list(command), cwd, env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready: str = "serving") -> Serve:
         fh = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "rtstation_tui", "serve", "--config", str(self.config)],
-                                     stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([*self.command, "serve", "--config", str(self.config)], cwd=self.cwd,
+                                     env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         fh.close()
         wait_for(lambda: ready in self.text() or self.proc.poll() is not None, 30, what="rtstation serve to start")
         if self.proc.poll() is not None:

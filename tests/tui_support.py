@@ -10,19 +10,25 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is imported: stable snapshots, fast tests
 
 import waiting
 from helpers import DATA, station_toml, write_config
 
+from rtstation_tui.engine.api import EchoOutcome, StationAPI, StationStatus
 from rtstation_tui.engine.config.model import Config, load_config
+from rtstation_tui.engine.config.rules import RuleConfig
+from rtstation_tui.engine.events import Subscriber
 from rtstation_tui.engine.intake.importer import BatchWriter, Importer
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.logsetup import setup_logging
+from rtstation_tui.engine.plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts,
+                                                SendPreview, latest_sends)
 from rtstation_tui.engine.plans.readiness import settled_states
+from rtstation_tui.engine.station import Station
 from rtstation_tui.engine.store.files import Store
 from rtstation_tui.synthetic import make_patient
 from rtstation_tui.ui.app import StationApp
@@ -65,9 +71,7 @@ def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast
     store.load_known(index.known_pairs())
     writer = BatchWriter(index)
     Importer(store, index, writer).run(paths, "import", "ECLIPSE")
-    flush = getattr(writer, "flush", None)
-    if callable(flush):
-        flush()
+    writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))
     index.save_bundle_states(settled_states(index, index.patient_ids()))
@@ -98,36 +102,17 @@ REAL = object()
 
 
 def make_app(config: Config, *, listen: bool = False, sender: Any = REAL, theme: str | None = None) -> StationApp:
-    """The console on ``config``. ``sender``: the station's real one, a test double, or None (a build without)."""
+    """The console on ``config``. ``sender``: the station's real one, a FakeSender, or None (a station that cannot
+    send). With a double the console talks to a ``FakeStation``: the real station's listings, the double's jobs."""
     setup_logging(config, stream=None, file=False)  # as run_console does (minus the file): levels set
     app = StationApp(config, theme=theme, listen=listen)
     app.animation_level = "none"
     if sender is not REAL:
-        app.station.sender = sender  # type: ignore[assignment]
+        app.api = FakeStation(app.station, sender)
     return app
 
 
-@dataclass(frozen=True)
-class EchoResult:
-    ok: bool
-    node: str
-    rtt_ms: float | None
-    message: str
-
-
-@dataclass
-class QueueRow:
-    id: int
-    node: str
-    plan_uid: str
-    label: str
-    state: str
-    done: int
-    total: int
-    failed: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-    error: str = ""
+QueueRow = JobInfo  # the fake queue's rows are what the console is shown
 
 
 class FakeQueue:
@@ -148,7 +133,7 @@ class FakeQueue:
 
 
 class FakeSender:
-    """The sender's API as the console uses it (``station.sender``), recording calls instead of sending."""
+    """A send queue and C-ECHO that record calls instead of sending (the station's side of FakeStation)."""
 
     def __init__(self, down: tuple[str, ...] = ("ARCHIVE",)) -> None:
         self.sent: list[tuple[str, list[str], str]] = []
@@ -168,11 +153,11 @@ class FakeSender:
             self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4))
         return ids
 
-    def echo(self, node: str) -> EchoResult:
+    def echo(self, node: str) -> EchoOutcome:
         self.echoed.append(node)
         if node in self.down:
-            return EchoResult(False, node, None, "connection refused")
-        return EchoResult(True, node, 1.5, "")
+            return EchoOutcome(node, False, None, "connection refused")
+        return EchoOutcome(node, True, 1.5, "")
 
     def retry(self, job_id: int) -> bool:
         return self._set(job_id, "failed", "queued")
@@ -181,8 +166,100 @@ class FakeSender:
         return self._set(job_id, "queued", "cancelled") or self._set(job_id, "waiting-retry", "cancelled")
 
     def _set(self, job_id: int, old: str, new: str) -> bool:
-        for row in self.queue.rows:
+        rows = self.queue.rows
+        for i, row in enumerate(rows):
             if row.id == job_id and row.state == old:
-                row.state = new
+                rows[i] = replace(row, state=new)
                 return True
         return False
+
+
+class FakeStation:
+    """``StationAPI`` over a real (not started, or started) station's index, with sends going to a FakeSender.
+
+    ``sender=None``: a station that cannot send now (as one whose start failed): status says why."""
+
+    def __init__(self, real: Station, sender: FakeSender | None) -> None:
+        self.real = real
+        self.sender = sender
+
+    @property
+    def config(self) -> Config:
+        return self.real.config
+
+    def status(self) -> StationStatus:
+        status = self.real.status()
+        return status if self.sender is not None else replace(status, send_unavailable="this station has no sender")
+
+    def patients(self, text: str = "", only: Sequence[str] | None = None) -> list[PatientRow]:
+        return self.real.patients(text, only)
+
+    def label_matches(self, text: str, limit: int = 20) -> list[str]:
+        return self.real.label_matches(text, limit)
+
+    def plans_of(self, patient_id: str) -> list[PlanRow]:
+        return [replace(p, sends=latest_sends(self._history(p.plan_uid))) for p in self.real.plans_of(patient_id)]
+
+    def unconnected(self, patient_id: str) -> list[LooseObject]:
+        return self.real.unconnected(patient_id)
+
+    def plan_details(self, plan_uid: str) -> PlanDetails | None:
+        d = self.real.plan_details(plan_uid)
+        return replace(d, history=tuple(self._history(plan_uid))) if d is not None else None
+
+    def received_since(self, since: float) -> int:
+        return self.real.received_since(since)
+
+    def free_disk_mb(self) -> float:
+        return self.real.free_disk_mb()
+
+    def job_counts(self) -> tuple[int, int]:
+        counts = self._sender().queue.counts()
+        return sum(counts.get(s, 0) for s in ("queued", "sending", "waiting-retry")), counts.get("failed", 0)
+
+    def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]:
+        return self.real.send_preview(plan_uids)
+
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        return [j for uid in plan_uids for node in nodes for j in self._sender().send_plan(
+            uid, [node], origin="manual", transform=(transforms or {}).get(node, ""))]
+
+    def echo(self, node: str) -> EchoOutcome:
+        return self._sender().echo(node)
+
+    def jobs(self, active_only: bool = True) -> list[JobInfo]:
+        return self._sender().queue.jobs(active_only)
+
+    def retry_failed(self, plan_uids: Sequence[str]) -> list[int]:
+        sender = self._sender()
+        return [r.id for uid in plan_uids for r in sender.queue.history(uid) if sender.retry(r.id)]
+
+    def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
+        sender = self._sender()
+        return [r.id for uid in plan_uids for r in sender.queue.history(uid) if sender.cancel(r.id)]
+
+    def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = 50) -> list[PlanVerdicts]:
+        return self.real.dry_run(rules, limit)
+
+    def reload(self, config: Config) -> list[str]:
+        return self.real.reload(config)
+
+    async def restart_receiver(self, config: Config, timeout: float = 30.0) -> list[str]:
+        return await self.real.restart_receiver(config, timeout)
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        return self.real.subscribe(fn)
+
+    def _history(self, plan_uid: str) -> list[JobInfo]:
+        return self.sender.queue.history(plan_uid) if self.sender is not None else []
+
+    def _sender(self) -> FakeSender:
+        if self.sender is None:
+            raise RuntimeError("this station has no sender")
+        return self.sender
+
+
+def _conforms(real: Station, fake: FakeStation) -> tuple[StationAPI, StationAPI]:
+    """Never called: mypy (tests/unit/test_typing.py) checks here that both implement the console's interface."""
+    return real, fake

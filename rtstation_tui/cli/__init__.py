@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from ..engine.config.model import ConfigError, find_config_file, load_config
+from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args, config) or 0)
+    except SchemaError as exc:  # a database from a newer release, or one no release wrote: never touched
+        print(f"rtstation: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except TlsError as exc:
         return fail(f"TLS: {exc}", 2)
     with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:  # a dead node must not delay the others
-        results: list[EchoResult] = list(pool.map(lambda nc: echo(nc[0], config.station.ae_title, nc[1]),
+        results: list[EchoResult] = list(pool.map(lambda nc: echo(nc[0], config.station.ae_title, nc[1],
+                                                                      config.network.fast_paths),
                                                   zip(nodes, contexts)))
     if args.json:
         print_json([{"node": r.node, "address": n.describe(), "ok": r.ok, "rtt_ms": r.rtt_ms, "message": r.message}

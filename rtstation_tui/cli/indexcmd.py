@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace, config: Config) -> int:
     if not args.rebuild:
         index = Index(config.data_dir)
-        info = {"instances": index.count_instances(), "patients": len(index.patient_ids()), "path": str(index.path)}
+        info = {"instances": index.count_instances(), "patients": len(index.patient_ids()), "path": str(index.path),
+                "schema_version": index.schema.version}
         print_json(info) if args.json else print(f"{info['instances']} instances, {info['patients']} patients "
                                                  f"in {info['path']}")
         return 0

@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import pydicom
 
+from .api import EchoOutcome, StationStatus
 from .audit import audit, configure as configure_audit
 from .config.model import Config
+from .config.rules import RuleConfig
 from .events import EventBus, ReceiverState, Subscriber
 from .intake.importer import ImportReport, Importer
 from .store.lock import DataDirLock, pid_alive
 from .store.index import Index
 from .store.indexer import Indexer
+from .plans import queries
+from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
 from .plans.readiness import Readiness
 from .intake.rebuild import reconcile
 from .intake.receiver import Receiver, ReceiverError
 from .config.reload import ReloadError, config_changes, effective
+from .outbound.dryrun import dry_run
+from .outbound.queue import ACTIVE, JobRow
 from .outbound.retention import RetentionService
 from .outbound.rules import RulesService
 from .outbound.sender import Sender
@@ -49,6 +56,8 @@ class Service(Protocol):
 
 
 class Station:
+    """Runs the engine; also the in-process implementation of ``api.StationAPI`` (the methods at the end)."""
+
     def __init__(self, config: Config, *, receive: bool = True) -> None:
         self.config = config
         self.bus = EventBus()
@@ -72,6 +81,7 @@ class Station:
         self.receiver_detail = ""
         self._lock = DataDirLock(data_dir)
         self._started = False
+        self._start_error = ""
         self._background: set[asyncio.Task[Any]] = set()
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -83,6 +93,16 @@ class Station:
     async def start(self) -> None:
         """Start everything. A receiver that cannot listen leaves the rest running and raises ReceiverError."""
         self._lock.acquire()
+        try:
+            await self._start_services()
+        except Exception as exc:  # sends would be queued with no worker to run them: say so (status())
+            self._start_error = f"the station did not start ({exc})"
+            raise
+        self._spawn(asyncio.to_thread(reconcile, self.store, self.index), "reconcile")
+        if self.receiver is not None:
+            await self.start_receiver()
+
+    async def _start_services(self) -> None:
         configure_audit(self.config.log_dir, self.config.logging.retention_days)
         self.bus.start()
         await asyncio.to_thread(self._recover)
@@ -91,9 +111,6 @@ class Station:
         await self.readiness.start()
         for service in self.services:
             await service.start(self)
-        self._spawn(asyncio.to_thread(reconcile, self.store, self.index), "reconcile")
-        if self.receiver is not None:
-            await self.start_receiver()
 
     async def start_receiver(self) -> None:
         assert self.receiver is not None
@@ -216,3 +233,87 @@ class Station:
                 log.error("%s failed: %s", name, t.exception())
 
         task.add_done_callback(done)
+
+    # -- StationAPI: what the console reads and asks, as plain frozen data (engine/api.py) ----------------------
+    def status(self) -> StationStatus:
+        w, r = self.watcher, self.receiver
+        return StationStatus(self.config.station.ae_title, r.address if r is not None else "", r is not None,
+                             self.receiver_state, self.receiver_detail, w.state, str(w.folder or ""), w.detail,
+                             self._start_error)
+
+    def patients(self, text: str = "", only: Sequence[str] | None = None) -> list[PatientRow]:
+        conn = self.index.conn
+        if not text:
+            return queries.patients(conn, only)
+        found = queries.search(conn, text)
+        if only is not None:
+            within = set(only)
+            found = [pid for pid in found if pid in within]
+        return queries.patients(conn, found)
+
+    def label_matches(self, text: str, limit: int = 20) -> list[str]:
+        return queries.label_matches(self.index.conn, text, limit)
+
+    def plans_of(self, patient_id: str) -> list[PlanRow]:
+        return [replace(p, sends=queries.latest_sends(self._history(p.plan_uid)))
+                for p in queries.plans_of(self.index.conn, patient_id)]
+
+    def unconnected(self, patient_id: str) -> list[LooseObject]:
+        return queries.unconnected(self.index.conn, patient_id)
+
+    def plan_details(self, plan_uid: str) -> PlanDetails | None:
+        details = queries.plan_details(self.index.conn, plan_uid)
+        return replace(details, history=tuple(self._history(plan_uid))) if details is not None else None
+
+    def received_since(self, since: float) -> int:
+        return queries.received_since(self.index.conn, since)
+
+    def free_disk_mb(self) -> float:
+        return shutil.disk_usage(self.config.data_dir).free / 1e6
+
+    def job_counts(self) -> tuple[int, int]:
+        counts = self.sender.queue.counts()
+        return sum(counts.get(s, 0) for s in ACTIVE), counts.get("failed", 0)
+
+    def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]:
+        return queries.send_preview(self.index.conn, plan_uids)
+
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes."""
+        groups: dict[str, list[str]] = {}
+        for node in nodes:
+            groups.setdefault((transforms or {}).get(node, ""), []).append(node)
+        return [job for uid in plan_uids for transform, group in groups.items()
+                for job in self.sender.send_plan(uid, group, origin="manual", transform=transform)]
+
+    def echo(self, node: str) -> EchoOutcome:
+        started = time.monotonic()
+        try:
+            r = self.sender.echo(node)
+        except Exception as exc:  # an unknown or unreachable node is an answer, not a crash of the caller
+            return EchoOutcome(node, False, (time.monotonic() - started) * 1000, str(exc))
+        return EchoOutcome(r.node, bool(r.ok), r.rtt_ms, r.message)
+
+    def jobs(self, active_only: bool = True) -> list[JobInfo]:
+        return [_job_info(j) for j in self.sender.queue.jobs(active_only=active_only)]
+
+    def retry_failed(self, plan_uids: Sequence[str]) -> list[int]:
+        """Acknowledged instances of a retried job are not resent."""
+        return [j.id for uid in plan_uids for j in self.sender.queue.history(uid)
+                if j.state == "failed" and self.sender.retry(j.id)]
+
+    def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
+        return [j.id for uid in plan_uids for j in self.sender.queue.history(uid)
+                if j.state in ACTIVE and self.sender.cancel(j.id)]
+
+    def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
+        return dry_run(self.index.conn, rules, limit)
+
+    def _history(self, plan_uid: str) -> list[JobInfo]:
+        return [_job_info(j) for j in self.sender.queue.history(plan_uid)]
+
+
+def _job_info(j: JobRow) -> JobInfo:
+    return JobInfo(j.id, j.node, j.plan_uid, j.label, j.state, j.done, j.total, j.failed, j.bytes_done,
+                   j.bytes_total, j.error or "")

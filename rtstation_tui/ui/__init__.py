@@ -1,1 +1,1 @@
-"""The operator console (Textual). Talks to the engine only through engine.station.Station and its events."""
+"""The operator console (Textual). Talks to the engine only through ``engine.api.StationAPI`` and its events."""

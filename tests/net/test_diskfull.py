@@ -93,7 +93,7 @@ async def test_an_association_whose_connection_thread_dies_is_still_closed_and_l
     await station.start()
     try:
         monkeypatch.setattr(dimse_messages, "NamedTemporaryFile", FailingSpool)
-        monkeypatch.setattr(cstore_wire.TempDataset, "write", FailingSpool.write)  # netfast's own spool files
+        monkeypatch.setattr(cstore_wire.TempDataset, "write", FailingSpool.write)  # the fast path's own spool files
         failed = await asyncio.to_thread(storescu, port, [DATA / "breast_boost" / "ct.0.dcm"], aet="DYING",
                                          check=False)
         assert failed.returncode != 0

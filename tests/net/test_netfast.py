@@ -1,33 +1,27 @@
-"""The fast receive path (engine/netfast.py, engine/cstore_wire.py): pinned internals, byte-exact wire encodings,
-and behaviour on a live association (active, C-ECHO, cleanup after an abort mid-dataset).
+"""The fast receive path (engine/dimse/acceptor.py, cstore_wire.py): byte-exact wire encodings, and behaviour on a
+live association (active, C-ECHO, cleanup after an abort mid-dataset).
 
-The first two tests exist to fail loudly: netfast replaces private pynetdicom 3.0.4 methods per association. If
-pynetdicom is upgraded, re-read the methods named in the failure, port netfast to them, then update the hashes.
+The pynetdicom internals these replace are pinned in engine/dimse/manifest.py and checked by
+tests/unit/test_dimse_manifest.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import socket
 import time
 from io import BytesIO
 from pathlib import Path
 
-import pynetdicom
 import pytest
 from pydicom.filewriter import write_file_meta_info
-from pynetdicom import AE, fsm
+from pynetdicom import AE
 from pynetdicom.association import Association
-from pynetdicom.dimse import DIMSEServiceProvider
-from pynetdicom.dimse_messages import C_ECHO_RQ, C_STORE_RQ, C_STORE_RSP, DIMSEMessage
+from pynetdicom.dimse_messages import C_ECHO_RQ, C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dsutils import create_file_meta, encode
-from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.service_class import StorageServiceClass
-from pynetdicom.transport import AssociationSocket, RequestHandler
+from pynetdicom.transport import AssociationSocket
 
 from helpers import free_port, station_toml, wait_for, write_config
 from waiting import until
@@ -35,45 +29,6 @@ from rtstation_tui.engine.dimse import acceptor as netfast, cstore_wire
 from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.engine.station import Station
 from rtstation_tui.synthetic import make_ct
-
-# sha256[:16] of the source of every pynetdicom function netfast replaces or whose behaviour it copies
-PINNED = {
-    "DULServiceProvider.__init__": (DULServiceProvider.__init__, "c82dafa9438ddf70"),
-    "DULServiceProvider.run_reactor": (DULServiceProvider.run_reactor, "e3a10eb3a0931e48"),
-    "DULServiceProvider._read_pdu_data": (DULServiceProvider._read_pdu_data, "19f2d4e38c13c835"),
-    "DULServiceProvider._is_transport_event": (DULServiceProvider._is_transport_event, "8725ed03bb8fbdef"),
-    "DULServiceProvider._process_recv_primitive": (DULServiceProvider._process_recv_primitive, "4c0ebbb3e646e35e"),
-    "DULServiceProvider.stop_dul": (DULServiceProvider.stop_dul, "28a7e0be126e7b30"),
-    "Association.__init__": (Association.__init__, "eb07516b8009ad8f"),
-    "Association._run_reactor": (Association._run_reactor, "f28838c5559e462a"),
-    "Association._serve_request": (Association._serve_request, "2f24c1759cdf6c8c"),
-    "Association.kill": (Association.kill, "8f9713666a7f4cff"),
-    "DIMSEServiceProvider.receive_primitive": (DIMSEServiceProvider.receive_primitive, "5f99c86b14a15cef"),
-    "DIMSEMessage.decode_msg": (DIMSEMessage.decode_msg, "f51c777e841a76be"),
-    "StorageServiceClass.SCP": (StorageServiceClass.SCP, "63afca7fc6c6e7ee"),
-}
-
-
-def _digest(fn: object) -> str:
-    return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]  # type: ignore[arg-type]
-
-
-def test_pynetdicom_is_the_exact_version_netfast_was_written_for():
-    assert pynetdicom.__version__ == netfast.SUPPORTED_VERSION == "3.0.4", (
-        "pynetdicom changed version: engine/netfast.py replaces its private internals; re-check them, then update "
-        "SUPPORTED_VERSION, the pin in pyproject.toml and the hashes in this file")
-
-
-def test_the_pynetdicom_internals_netfast_replaces_are_unchanged():
-    changed = [name for name, (fn, digest) in PINNED.items() if _digest(fn) != digest]
-    assert not changed, f"pynetdicom internals changed under engine/netfast.py: {changed}"
-    assert {"Evt9", "Evt10"} <= {e for e, _ in fsm.TRANSITION_TABLE}
-    assert "dimse.receive_primitive" in inspect.getsource(fsm.DT_2)
-    handle = inspect.getsource(RequestHandler.handle)  # EVT_CONN_OPEN fires before the threads start
-    assert handle.index("EVT_CONN_OPEN") < handle.index("assoc.start()")
-    for attr in ("_affected_sop_class_uid", "_affected_sop_instance_uid", "_dataset_path", "_dataset_file",
-                 "_context_id"):
-        assert hasattr(C_STORE, attr), attr
 
 
 def _acceptor() -> tuple[Association, socket.socket]:

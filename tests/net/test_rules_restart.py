@@ -77,6 +77,7 @@ async def test_rules_installed_on_an_existing_store_do_not_forward_old_plans(tmp
     with sqlite3.connect(tmp_path / "var" / "index.sqlite") as conn:  # as a store from before rules existed
         conn.execute("DROP TABLE rule_marks")
         conn.execute("DELETE FROM meta WHERE key='rules_baseline'")
+        conn.execute("PRAGMA user_version=0")  # such a store predates schema versions too
 
     new = make_patient(tmp_path / "new", "NEW1", label="NEW", slices=2, rows=8, cols=8)
     station = make(tmp_path, port)
@@ -109,7 +110,7 @@ async def test_importing_a_plan_never_re_forwards_the_patients_other_plans(tmp_p
 
 
 async def test_held_plans_are_known_after_a_restart(tmp_path):
-    from rtstation_tui.engine.outbound.rules import held_plans
+    from rtstation_tui.engine.plans.queries import held_plans
 
     patient = make_patient(tmp_path / "p", "HELD1", label="H", slices=2, rows=8, cols=8)
     port = free_port()

@@ -51,7 +51,7 @@ def modality_of(sop: str, data_dir: Path) -> str:
                 if sop in f.name)
 
 
-def test_b1_reaches_storescp_and_orthanc_at_once_in_order_with_same_bytes(tmp_path):
+def test_b1_reaches_storescp_and_orthanc_at_once_in_order_with_same_bytes(pynetdicom_mode, tmp_path):
     scp = StoreSCP(tmp_path / "scp").start()
     orthanc = Orthanc(tmp_path / "orthanc").start()
     try:

@@ -86,7 +86,7 @@ def dcmtk_tls(tool: str, port: int, key: Path, crt: Path, ca: Path, *files: str)
     return subprocess.run(cmd, env=PEER_ENV, capture_output=True, text=True, timeout=60)
 
 
-def test_echo_and_store_over_tls_with_a_client_certificate(tls_serve, port, pki, tmp_path):
+def test_echo_and_store_over_tls_with_a_client_certificate(pynetdicom_mode, tls_serve, port, pki, tmp_path):
     assert "DICOM TLS" in tls_serve.text()
     assert dcmtk_tls("echoscu", port, pki.client_key, pki.client_crt, pki.ca).returncode == 0
     proc = dcmtk_tls("storescu", port, pki.client_key, pki.client_crt, pki.ca, *BREAST)
@@ -113,7 +113,7 @@ def test_untrusted_or_plain_clients_are_refused_and_logged(tls_serve, port, pki,
     assert all(r["tls"] for r in opened)
 
 
-def test_an_idle_connection_never_blocks_other_clients(tls_serve, port, pki):
+def test_an_idle_connection_never_blocks_other_clients(pynetdicom_mode, tls_serve, port, pki):
     """The silent peer holds a TCP connection open without a ClientHello. With pynetdicom's inline handshake the
     next client would wait until the silent one gave up; here it is served at once, and the silent one is dropped
     after handshake_timeout_s (1 s in this config)."""

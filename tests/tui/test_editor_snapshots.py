@@ -9,7 +9,7 @@ from tui_support import fill_store, make_app, until
 
 from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.ui.dialogs.nodeform import NodeForm
-from rtstation_tui.ui.facade import Facade
+from rtstation_tui.engine.station import Station
 from rtstation_tui.ui.screens.settings import SettingsScreen
 from rtstation_tui.ui.widgets import logpane
 
@@ -19,7 +19,7 @@ SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "12
 @pytest.fixture
 def config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(Facade, "free_disk_mb", lambda self: 123_456.0)
+    monkeypatch.setattr(Station, "free_disk_mb", lambda self: 123_456.0)
     monkeypatch.setattr(logpane, "clock", lambda ts: "09:30:00")
     copy_sample(tmp_path)
     cfg = load_config("rtstation.toml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tui_support import FakeSender, QueueRow, fill_store, make_app, make_config, screen_text, until
 
 from rtstation_tui.engine.events import LogEvent
-from rtstation_tui.ui import facade as facade_module
+from rtstation_tui.engine.plans import queries as queries_module
 
 B1 = "1.2.246.352.71.5.320687012.24189.20090603083342"
 
@@ -33,8 +33,8 @@ async def test_opening_reads_no_reference_chain(tmp_path, monkeypatch):
     fill_store(config, tmp_path)
     calls: list[str] = []
     for name in ("bundle_for", "patient_view"):
-        real = getattr(facade_module, name)
-        monkeypatch.setattr(facade_module, name, lambda *a, _n=name, _r=real: (calls.append(_n), _r(*a))[1])
+        real = getattr(queries_module, name)
+        monkeypatch.setattr(queries_module, name, lambda *a, _n=name, _r=real: (calls.append(_n), _r(*a))[1])
     app = make_app(config)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(app.main.tree.patients) == 2, what="patients")
@@ -67,30 +67,30 @@ async def test_persisted_jobs_show_at_start_and_history_in_tree_and_details(tmp_
         assert "association rejected" in screen_text(app)
 
 
-def test_facade_patients_with_a_broad_filter(tmp_path):
+def test_patients_query_with_a_broad_filter(tmp_path):
     """More IDs than SQLite host parameters: still answered (read all, keep the matches)."""
     from rtstation_tui.engine.station import Station
-    from rtstation_tui.ui.facade import Facade
 
     station = Station(make_config(tmp_path), receive=False)
     conn = station.index.conn
     conn.executemany("INSERT INTO patients VALUES (?,?,?)", [(f"P{i:05d}", f"N^{i}", 0) for i in range(2000)])
     wanted = [f"P{i:05d}" for i in range(0, 2000, 2)]
-    rows = Facade(station).patients(wanted)
+    rows = station.patients(only=wanted)
     assert [r.patient_id for r in rows] == wanted
     station.index.close()
 
 
-def test_facade_search_is_literal(tmp_path):
+def test_patient_search_is_literal(tmp_path):
     """'_' and '%' in a typed filter are characters, not LIKE wildcards."""
+    from rtstation_tui.engine.plans.queries import search
     from rtstation_tui.engine.station import Station
-    from rtstation_tui.ui.facade import Facade
 
     station = Station(make_config(tmp_path), receive=False)
     station.index.conn.executemany("INSERT INTO patients VALUES (?,?,?)",
                                    [("AB_12", "X^Y", 0), ("ABX12", "X^Y", 0), ("P50%", "A^B", 0), ("P500", "A^B", 0)])
-    facade = Facade(station)
-    assert facade.search("b_1") == ["AB_12"]
-    assert facade.search("50%") == ["P50%"]
-    assert sorted(facade.search("x^y")) == ["ABX12", "AB_12"]
+    conn = station.index.conn
+    assert search(conn, "b_1") == ["AB_12"]
+    assert search(conn, "50%") == ["P50%"]
+    assert sorted(search(conn, "x^y")) == ["ABX12", "AB_12"]
+    assert [p.patient_id for p in station.patients("b_1")] == ["AB_12"]  # what the console's filter asks
     station.index.close()

@@ -85,3 +85,32 @@ def test_sample_config_documents_every_rule_key():
     text = SAMPLE.read_text().split("[[rules]]", 1)[1]
     for f in fields(RuleConfig):
         assert f"\n{f.name} =" in text or f"\n# {f.name} =" in text, f"[[rules]] {f.name} is not in the sample config"
+
+
+@pytest.mark.parametrize(("text", "env", "fast"), [
+    ("", None, True),
+    ("[network]\nfast_paths = false\n", None, False),
+    ("", "1", False),
+    ("[network]\nfast_paths = true\n", "yes", False),
+    ("[network]\nfast_paths = false\n", "0", True),
+    ("[network]\nfast_paths = false\n", "", False),
+])
+def test_fast_paths_switch_and_the_environment_variable_that_overrides_it(tmp_path, monkeypatch, text, env, fast):
+    if env is None:
+        monkeypatch.delenv("RTSTATION_STOCK_PYNETDICOM", raising=False)
+    else:
+        monkeypatch.setenv("RTSTATION_STOCK_PYNETDICOM", env)
+    path = tmp_path / "rt.toml"
+    path.write_text(text)
+    assert load_config(path).network.fast_paths is fast
+
+
+def test_bad_fast_paths_values_are_named(tmp_path, monkeypatch):
+    path = tmp_path / "rt.toml"
+    path.write_text('[network]\nfast_paths = "no"\n')
+    with pytest.raises(ConfigError, match=r"\[network\] fast_paths: 'no' is not allowed: use true or false"):
+        load_config(path)
+    path.write_text("")
+    monkeypatch.setenv("RTSTATION_STOCK_PYNETDICOM", "maybe")
+    with pytest.raises(ConfigError, match="RTSTATION_STOCK_PYNETDICOM='maybe' is not allowed: use 1"):
+        load_config(path)

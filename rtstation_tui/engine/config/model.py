@@ -20,6 +20,8 @@ from .nodes import NodeConfig
 from .rules import RuleConfig, validate_rules
 
 DEFAULT_CONFIG_PATHS = ("./rtstation.toml", "/etc/rtstation/rtstation.toml")
+ENV_STOCK_PYNETDICOM = "RTSTATION_STOCK_PYNETDICOM"  # 1: [network] fast_paths = false, whatever the file says
+_ENV_YES, _ENV_NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,14 @@ class ReceiverConfig:
     durability: str = _c("fsync", choices=("fsync", "os"))
     max_pdu: int = _c(65536, min=0, max=4_194_304)
     network_timeout_s: float = _c(60.0, min=1, max=86400)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """How we drive pynetdicom. ``fast_paths`` False: its stock loops and temp files (the upgrade fallback; see
+    ``engine/dimse/settings.py``)."""
+
+    fast_paths: bool = _c(True)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
+    themes_dir: Path | None = _c(None)  # user themes; None: $XDG_CONFIG_HOME/rtstation/themes (ui/themes)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class Config:
 
     station: StationConfig = StationConfig()
     receiver: ReceiverConfig = ReceiverConfig()
+    network: NetworkConfig = NetworkConfig()
     logging: LoggingConfig = LoggingConfig()
     ui: UiConfig = UiConfig()
     import_: ImportConfig = ImportConfig()
@@ -113,6 +125,7 @@ class Config:
 SECTIONS: dict[str, tuple[str, type]] = {
     "station": ("station", StationConfig),
     "receiver": ("receiver", ReceiverConfig),
+    "network": ("network", NetworkConfig),
     "logging": ("logging", LoggingConfig),
     "ui": ("ui", UiConfig),
     "import": ("import_", ImportConfig),
@@ -181,11 +194,30 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
+    network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
     anon = config.anonymize
     if anon.key_file is not None:
         anon = replace(anon, key_file=_absolute(anon.key_file, base))
-    return replace(config, station=station, logging=replace(config.logging, dir=log_dir), import_=imp, tls=tls,
-                   anonymize=anon)
+    ui = config.ui
+    if ui.themes_dir is not None:
+        ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
+    return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
+                   import_=imp, tls=tls, ui=ui, anonymize=anon)
+
+
+def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:
+    """``[network] fast_paths`` as ``RTSTATION_STOCK_PYNETDICOM`` overrides it (1/true/yes/on: stock pynetdicom;
+    0/false/no/off: fast paths; unset or empty: the file decides). Why an environment variable too: after a
+    pynetdicom upgrade an operator must be able to fall back without editing a file the console may rewrite."""
+    raw = (os.environ if environ is None else environ).get(ENV_STOCK_PYNETDICOM, "").strip().lower()
+    if not raw:
+        return configured
+    if raw in _ENV_YES:
+        return False
+    if raw in _ENV_NO:
+        return True
+    raise ConfigError("environment", "", f"{ENV_STOCK_PYNETDICOM}={raw!r} is not allowed: use 1 (stock pynetdicom "
+                      f"loops) or 0 (our fast paths), or leave it unset to follow [network] fast_paths")
 
 
 def _absolute(p: Path, base: Path) -> Path:

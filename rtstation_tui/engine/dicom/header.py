@@ -6,6 +6,7 @@ everything the index, the bundles and the rules need is pulled out here, once, i
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -130,9 +131,16 @@ def value_problems(info: InstanceInfo) -> list[str]:
             problems.append(f"PatientID is {len(pid)} characters long (at most 64 allowed)")
     for what, value in (("SOP Instance UID", info.sop_uid), ("SOP Class UID", info.sop_class),
                         ("Study Instance UID", info.study_uid), ("Series Instance UID", info.series_uid)):
-        if value and not (len(value) <= 64 and _UID.fullmatch(value)):
+        if value and not _valid_uid(value):
             problems.append(f"{what} {_show(value)} is not a valid UID")
     return problems
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_uid(value: str) -> bool:
+    """Cached: the class, study and series UIDs repeat for every instance of a series, and this runs on the
+    receive path once per C-STORE."""
+    return len(value) <= 64 and _UID.fullmatch(value) is not None
 
 
 def _show(value: str, limit: int = 40) -> str:

@@ -1,6 +1,6 @@
 """A pydicom-free header read for plain images (CT, MR, PT, ...): the common case of the receive path.
 
-Why: after pynetdicom's polling was removed (``netfast.py``), ``pydicom.dcmread`` of each received header became
+Why: after pynetdicom's polling was removed (``dimse/acceptor.py``), ``pydicom.dcmread`` of each received header became
 the largest single cost on the C-STORE response path (~25% of the GIL time in a py-spy profile of a 1000-slice
 receive, see README "Benchmarks"). A planning CT is hundreds of objects whose header holds nothing but a dozen
 identity values; walking its top-level elements and reading those values directly is several times cheaper.

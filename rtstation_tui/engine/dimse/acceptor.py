@@ -7,7 +7,7 @@ PDUs and before each response goes out), PDUs are read 4 KiB at a time and copie
 command set is decoded and every response encoded through pydicom's generic machinery.
 
 ``accelerate(assoc, tmp_dir)``, called from ``EVT_CONN_OPEN`` (before the association's threads start), replaces
-per association, never in site-packages:
+per association, never in site-packages (the DIMSE part, C-STORE decoding and serving, is ``acceptor_store.py``):
 
 - the DUL loop: ``select()`` on the peer socket and a wake-up socketpair (rung when a primitive is queued for
   sending or the DUL is stopped) instead of ``sleep(0.001)``;
@@ -24,7 +24,10 @@ per association, never in site-packages:
 Everything else (association negotiation and rejection, C-ECHO, other DIMSE messages, odd encodings, release,
 abort, timers, the state machine) still runs pynetdicom's own code. Handlers for the per-PDU/per-message events
 (``EVT_DATA_RECV``, ``EVT_PDU_RECV``, ``EVT_DIMSE_RECV``) switch the matching fast path off. These are private
-internals: the version is pinned in ``pyproject.toml`` and ``tests/test_netfast.py`` fails loudly when they change.
+internals: the version is pinned in ``pyproject.toml``, every one is listed in ``manifest.py`` and
+``tests/unit/test_dimse_manifest.py`` fails loudly when one changes. ``[network] fast_paths = false`` (or
+``RTSTATION_STOCK_PYNETDICOM=1``) leaves pynetdicom's own loops in place: the receiver then never calls
+``accelerate``.
 """
 
 from __future__ import annotations
@@ -36,27 +39,26 @@ import socket
 import ssl
 import struct
 import threading
-from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
 
 import pynetdicom
-from pynetdicom import _config, evt
-from pynetdicom.association import LOGGER as ASSOC_LOG
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom import evt
 from pynetdicom.dul import LOGGER as DUL_LOG
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.pdu_primitives import A_ASSOCIATE, P_DATA
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.utils import make_target
 
 from . import cstore_wire
+from .acceptor_store import StoreService
+from .association import association_ended
+from .manifest import PYNETDICOM_VERSION as SUPPORTED_VERSION
 
-SUPPORTED_VERSION = "3.0.4"
 DUL_WAIT = 0.02  # s: longest idle sleep of the DUL loop (ARTIM and idle timers are checked this often)
 ASSOC_WAIT = 0.05  # s: same for the association loop (network timeout, DUL death)
 PREALLOCATE_MAX = 4 << 20  # PDUs up to this size are read into one preallocated buffer
 _HEADER = struct.Struct(">BBL")
-log = logging.getLogger("rtstation.netfast")
+log = logging.getLogger("rtstation.dimse")
 _warned = threading.Event()
 
 
@@ -96,11 +98,7 @@ class _UserQueue(_RingQueue):
         super().put(item, block, timeout)
 
 
-class _FastStore(C_STORE):
-    """A C-STORE-RQ decoded here: its dataset is already in a temp file of ours."""
-
-
-class _Accelerator:
+class _Accelerator(StoreService):
     """The per-association state and the replacement methods bound onto its pynetdicom objects."""
 
     def __init__(self, assoc: Any, tmp_dir: Path) -> None:
@@ -110,7 +108,7 @@ class _Accelerator:
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
         self.cmd = bytearray()
-        self.pending: tuple[int, _FastStore, cstore_wire.TempDataset] | None = None  # C-STORE whose dataset is arriving
+        self.pending = None
         self.stock_busy = False  # pynetdicom's own decoder holds a partial message
         self.reactor_running = threading.Event()  # negotiation done, EVT_ACCEPTED handlers returned
         self._stock_receive = self.dimse.receive_primitive
@@ -270,70 +268,6 @@ class _Accelerator:
         dul.event_queue.put(event)
         dul._recv_pdu.put(pdu)
 
-    # -- DIMSE (runs on the DUL thread, from the state machine) ------------------------------------------------
-    def receive_primitive(self, primitive: P_DATA) -> None:
-        """``DIMSEServiceProvider.receive_primitive``: C-STORE-RQs here, every other message to pynetdicom."""
-        for context_id, data in primitive.presentation_data_value_list:
-            if self.stock_busy:
-                self._to_stock(context_id, data)
-                continue
-            control = data[0]
-            if control & 1:  # command fragment
-                if self.pending is not None:
-                    DUL_LOG.error("Command received before the previous C-STORE dataset ended; dataset dropped")
-                    self.pending[2].discard()
-                    self.pending = None
-                self.cmd += data[1:]
-                if control & 2:
-                    cmd = bytes(self.cmd)
-                    self.cmd.clear()
-                    if not self._start_store(context_id, cmd):
-                        self._to_stock(context_id, b"\x03" + cmd)
-            elif self.pending is None:
-                self._to_stock(context_id, data)
-            else:
-                self.pending[2].write(data[1:])
-                if control & 2:
-                    cx_id, request, tmp = self.pending
-                    self.pending = None
-                    tmp.close()
-                    if self.reactor_running.is_set() and self.dimse.msg_queue.empty():
-                        self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-offs
-                    else:  # EVT_ACCEPTED handlers may still be running: the association thread serves it after them
-                        self.dimse.msg_queue.put((cx_id, request))
-
-    def _to_stock(self, context_id: int, data: Any) -> None:
-        p = P_DATA()
-        p.presentation_data_value_list = [[context_id, bytes(data)]]
-        self._stock_receive(p)
-        self.stock_busy = self.dimse.message is not None
-
-    def _start_store(self, context_id: int, cmd: bytes) -> bool:
-        if not _config.STORE_RECV_CHUNKED_DATASET or self.assoc._handlers.get(evt.EVT_DIMSE_RECV):
-            return False
-        cx = self.assoc._accepted_cx.get(context_id)
-        rq = cstore_wire.parse_store_request(cmd)
-        if cx is None or rq is None:
-            return False
-        req = _FastStore()
-        try:
-            req.MessageID, req.Priority = rq.message_id, rq.priority
-            req.AffectedSOPClassUID, req.AffectedSOPInstanceUID = rq.sop_class, rq.sop_instance
-            if rq.move_originator_aet is not None:
-                req.MoveOriginatorApplicationEntityTitle = rq.move_originator_aet
-            if rq.move_originator_id is not None:
-                req.MoveOriginatorMessageID = rq.move_originator_id
-        except (ValueError, TypeError):
-            return False  # pynetdicom decodes it again and refuses it in its own words
-        tmp = cstore_wire.TempDataset(self.tmp_dir)  # out of space: recorded for the handler (0xA700), not raised
-        tmp.write(cstore_wire.file_meta(rq.sop_class, rq.sop_instance, str(cx.transfer_syntax[0])))
-        req.DataSet = BytesIO()  # pynetdicom's chunked mode leaves it empty too; is_valid_request wants one
-        req._context_id = context_id
-        req._dataset_path = Path(tmp.name)
-        req._dataset_file = tmp  # type: ignore[assignment]
-        self.pending = (context_id, req, tmp)
-        return True
-
     # -- association thread ------------------------------------------------------------------------------------
     def assoc_reactor(self) -> None:
         """``Association._run_reactor``: blocks on a doorbell instead of ``sleep(0.001)``; same checks."""
@@ -358,98 +292,3 @@ class _Accelerator:
                 bell.wait(ASSOC_WAIT)
         finally:
             self._discard_queued()
-
-    def _discard_queued(self) -> None:
-        """Datasets received but never handed to the handler (the association ended first): never acknowledged."""
-        while True:
-            try:
-                _, msg = self.dimse.msg_queue.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(msg, _FastStore) and isinstance(msg._dataset_file, cstore_wire.TempDataset):
-                msg._dataset_file.discard()
-
-    def serve_request(self, msg: Any, context_id: int) -> None:
-        """``Association._serve_request`` + ``StorageServiceClass.SCP`` for our C-STOREs; the rest: stock."""
-        a = self.assoc
-        if type(msg) is not _FastStore or not _config.UNRESTRICTED_STORAGE_SERVICE:
-            self._stock_serve(msg, context_id)
-            return
-        tmp = msg._dataset_file
-        cx = a._accepted_cx.get(context_id)
-        if a._sent_release or cx is None:
-            tmp.discard()
-            self._stock_serve(msg, context_id)  # logs and ignores, or aborts, as pynetdicom does
-            return
-        self.dimse.cancel_req = {}
-        a._is_paused = True
-        a.abort = a._abort_nonblocking  # as pynetdicom's ``attempt`` context does around the handler
-        try:
-            status: Any = evt.trigger(a, evt.EVT_C_STORE, {"request": msg, "context": cx.as_tuple})
-        except Exception as exc:
-            ASSOC_LOG.error("Exception in handler bound to 'evt.EVT_C_STORE'")
-            ASSOC_LOG.exception(exc)
-            status = 0xC211
-        finally:
-            a.abort = a._abort_blocking
-            tmp.discard()
-            a._is_paused = False
-        self.dimse.cancel_req = {}
-        if not a.is_established:
-            return
-        if not isinstance(status, int) or not 0 <= status <= 0xFFFF:
-            self._stock_response(msg, context_id, status)
-            return
-        rsp = cstore_wire.store_response(msg.AffectedSOPClassUID, msg.AffectedSOPInstanceUID, msg.MessageID, status)
-        p = P_DATA()
-        p.presentation_data_value_list = [[context_id, b"\x03" + rsp]]
-        a.dul.send_pdu(p)
-
-    def _stock_response(self, msg: Any, context_id: int, status: Any) -> None:
-        """A status Dataset (or nonsense) from the handler: let pynetdicom build the response as it would."""
-        from pynetdicom.service_class import StorageServiceClass
-
-        rsp = C_STORE()
-        rsp.MessageID = msg.MessageID
-        rsp.MessageIDBeingRespondedTo = msg.MessageID
-        rsp.AffectedSOPInstanceUID = msg.AffectedSOPInstanceUID
-        rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
-        rsp = StorageServiceClass(self.assoc).validate_status(status, rsp)
-        self.dimse.send_msg(rsp, context_id)
-
-
-def association_ended(a: Any) -> bool:
-    """One look at whether the association is over (release asked, abort, connection gone, network timeout); if so
-    it is ended the way pynetdicom's ``_run_reactor`` ends it and True is returned. Shared by both loops we run
-    (``assoc_reactor`` here, the sender's ``sculoop``)."""
-    if a.is_established and a.acse.is_release_requested():
-        # EVT_RELEASED before the A-RELEASE-RP is queued (pynetdicom: after): the DUL sends it at once now, and the
-        # peer's closing (EVT_CONN_CLOSE) must not overtake EVT_RELEASED
-        a.is_released, a.is_established = True, False
-        evt.trigger(a, evt.EVT_RELEASED, {})
-        a.acse.send_release(is_response=True)
-        ASSOC_LOG.info("Association Released")
-        a.kill()
-        return True
-    if a.acse.is_aborted():
-        ASSOC_LOG.info("Association Aborted" + (" (A-P-ABORT)" if a.acse.is_aborted("a-p-abort") else ""))
-        a.dul.receive_pdu(wait=False)
-        a.is_aborted, a.is_established = True, False
-        evt.trigger(a, evt.EVT_ABORTED, {})
-        a.kill()
-        return True
-    if not a.dul.is_alive():
-        a.kill()
-        return True
-    if a.dul.idle_timer_expired():
-        ASSOC_LOG.error("Network timeout reached")
-        if a.network_timeout_response == "A-RELEASE":
-            a._is_paused = True
-            a._reactor_checkpoint.wait()
-            a.release()
-            a._is_paused = False
-        else:
-            a.abort()
-        a.kill()
-        return True
-    return False

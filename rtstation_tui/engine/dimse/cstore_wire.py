@@ -2,10 +2,10 @@
 
 Why: on a busy receive path pydicom's generic element machinery dominates the per-message cost (decoding the
 C-STORE-RQ command set, encoding the C-STORE-RSP, writing the file meta of each temp file: ~40% of the GIL time
-once pynetdicom's polling is gone, see ``netfast.py``). These few fixed layouts are small and fully specified
+once pynetdicom's polling is gone, see ``acceptor.py``). These few fixed layouts are small and fully specified
 (PS3.7 E.1 command sets, always Implicit VR Little Endian; PS3.10 7.1 file meta, always Explicit VR Little
 Endian), so they are written out here and checked byte for byte against pydicom/pynetdicom in
-``tests/test_netfast.py``. Anything unusual is refused (``None``) and left to pynetdicom's own code.
+``tests/net/test_netfast.py``. Anything unusual is refused (``None``) and left to pynetdicom's own code.
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ class TempDataset:
     """A received dataset's temp file; stands in for pynetdicom's NamedTemporaryFile (``close()``, ``name``).
 
     Out of space (``spool.SPACE_ERRNOS``: disk full, quota, file-size limit) while writing: the file is truncated
-    at once to give the space back, the rest of the dataset is swallowed, and ``spool.record_failure()`` tells the
-    C-STORE handler, which answers 0xA700 and the association goes on (as ``spool.py`` does for pynetdicom's files).
+    at once to give the space back, the rest of the dataset is swallowed, and ``failed`` (read through
+    ``spool.failure(request)``: the request carries this file) tells the C-STORE handler, which answers 0xA700 and the
+    association goes on (as ``spool.py`` does for pynetdicom's files).
     """
 
     __slots__ = ("fd", "name", "failed")
@@ -193,7 +194,6 @@ class TempDataset:
         if exc.errno not in spool.SPACE_ERRNOS:
             raise exc
         self.failed = exc
-        spool.record_failure(self.name, exc)
         if self.fd is not None:
             try:
                 os.ftruncate(self.fd, 0)
@@ -206,9 +206,8 @@ class TempDataset:
             self.fd = None
 
     def discard(self) -> None:
-        """Gone without the handler having run (abort) or after it: remove the file and any failure record."""
+        """Gone without the handler having run (abort) or after it: remove the file."""
         self.close()
-        spool.forget(self.name)
         try:
             os.unlink(self.name)
         except OSError:

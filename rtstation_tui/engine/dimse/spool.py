@@ -9,9 +9,11 @@ runs, after the whole dataset has been spooled.
 
 ``install()`` replaces the module attribute ``pynetdicom.dimse_messages.NamedTemporaryFile`` (never the library's
 files) with a factory whose files, on such a failure, free what they hold at once, swallow the rest of that
-dataset, and remember why. The C-STORE handler asks ``failure(path)`` and answers 0xA700 (out of resources): the
-association lives on, nothing is stored, and the sender may retry later. Tested by ``tests/test_diskfull.py``, which
-fails loudly if a pynetdicom upgrade changes how the spool is written.
+dataset, and remember why in their ``failed`` attribute. The file travels with the C-STORE request (pynetdicom
+copies it to ``request._dataset_file``; the fast path sets the same attribute), so the handler asks
+``failure(event.request)`` and answers 0xA700 (out of resources): the association lives on, nothing is stored, and
+the sender may retry later. No table keyed by path: the answer is on the request it belongs to. Tested by
+``tests/net/test_diskfull.py``; the pynetdicom code this relies on is pinned in ``manifest.py``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,11 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-import threading
 from typing import IO, Any
 
 from pynetdicom import dimse_messages
 
 SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-_failures: dict[str, OSError] = {}
-_lock = threading.Lock()
 
 
 class _NoFlush:
@@ -60,7 +59,6 @@ class GuardedSpoolFile:
         if exc.errno not in SPACE_ERRNOS:
             raise exc
         self.failed = exc
-        record_failure(self.name, exc)
         try:
             os.ftruncate(self._inner.fileno(), 0)  # give the space back now, not when the handler runs
         except OSError:
@@ -71,7 +69,6 @@ class GuardedSpoolFile:
             self._inner.close()
         except OSError:  # the final flush of a failed file may fail again; the descriptor is closed regardless
             pass
-        forget(self.name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -100,22 +97,12 @@ def install() -> None:
     dimse_messages.NamedTemporaryFile = _guarded_named_temporary_file  # type: ignore[attr-defined]
 
 
-def failure(path: str | os.PathLike[str]) -> OSError | None:
-    """Why the dataset spooled at ``path`` could not be written completely (None: it was). The record is taken:
-    the C-STORE handler asks once, and a spool writer that closes its file before the handler runs need not
-    know when to forget it."""
-    with _lock:
-        return _failures.pop(os.fspath(path), None)
+def uninstall() -> None:
+    """Stock pynetdicom temp files again (``[network] fast_paths = false``); idempotent."""
+    dimse_messages.NamedTemporaryFile = tempfile.NamedTemporaryFile  # type: ignore[attr-defined]
 
 
-def record_failure(path: str | os.PathLike[str], exc: OSError) -> None:
-    """Remember that the spool file at ``path`` lost data for lack of space (for any spool writer, e.g. a faster
-    receive path that writes its own temp files: it calls this, truncates its file and skips the rest)."""
-    with _lock:
-        _failures[os.fspath(path)] = exc
-
-
-def forget(path: str | os.PathLike[str]) -> None:
-    """The spool file is gone without a C-STORE handler having asked (an aborted transfer): drop its record."""
-    with _lock:
-        _failures.pop(os.fspath(path), None)
+def failure(request: Any) -> OSError | None:
+    """Why the dataset of this C-STORE request could not be written completely to its temp file (None: it was, or
+    the file is pynetdicom's unguarded one). Set by the spool writer on the DUL thread before the handler runs."""
+    return getattr(getattr(request, "_dataset_file", None), "failed", None)

@@ -1,6 +1,7 @@
-"""Ingest of files and folders (``rtstation import``, the watched import folder): the same store, index, bundling and
-readiness as the network path. Non-DICOM or broken files are quarantined with the reason beside them, never deleted.
-ZIP archives are expanded (member names are never used as paths: no zip-slip).
+"""Import of files and folders (``rtstation import``, the watched import folder): walks them, expands ZIP archives
+(member names are never used as paths: no zip-slip) and hands each file to ``ingest`` (the network's path: same
+checks, store, audit and index); this module only turns the outcomes into an ``ImportReport``. Non-DICOM or broken
+files are quarantined with the reason beside them, never deleted.
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ import logging
 import os
 import secrets
 import shutil
-import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..audit import audit, audit_object
-from ..dicom.header import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
 from ..store.index import Index, IndexRecord
 from ..store.files import Placed, Store
-from ..dicom.lengthwalk import verify_structure
+from .ingest import (FAILED, QUARANTINED, SKIPPED, Destination, ImportOrigin, Ingested, has_preamble, ingest,
+                     quarantine)
 
 log = logging.getLogger("rtstation.import")
-MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
 
 
 @dataclass
@@ -50,27 +48,6 @@ class ImportReport:
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped]}
 
 
-def check_file(path: Path) -> InstanceInfo:
-    """Header and structure of a file to import; BadDicom says why it cannot be stored."""
-    try:
-        info = read_header(path)
-    except BadDicom:
-        if _has_preamble(path):
-            raise
-        try:
-            info = read_header(path, force=True)  # a raw dataset without preamble/meta (old exports)
-        except BadDicom as exc:
-            raise BadDicom(f"not DICOM: no 'DICM' marker at byte 128, and not a raw dataset either ({exc})") from None
-    verify_structure(path, dataset_offset(path), info.transfer_syntax)
-    return info
-
-
-def _has_preamble(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(132)
-    return len(head) == 132 and head[128:] == b"DICM"
-
-
 class Importer:
     """Imports into ``store``; ``writer`` receives each record (the Station's indexer, or a batch writer)."""
 
@@ -78,19 +55,24 @@ class Importer:
         self.store = store
         self.index = index
         self.writer = writer
+        self._into = Destination(store, writer)
 
     def run(self, paths: Iterable[Path], source: str, calling_ae: str, *, move_bad: bool = False,
-            on_done: Callable[[Path, str], None] | None = None) -> ImportReport:
+            on_done: Callable[[Path, str], None] | None = None,
+            kind: type[ImportOrigin] = ImportOrigin) -> ImportReport:
         """Import every file below ``paths`` in one session. ``on_done(path, outcome)`` is told each file's fate.
 
         ``move_bad``: broken files are moved into quarantine (the watched folder consumes its files); otherwise a
         copy goes there and the source is left alone (a one-shot import must never alter the user's folder or CD).
+        ``kind``: the origin each file is ingested with (``FolderOrigin`` for the watched folder).
         """
         report = ImportReport()
         report.session_id = self.index.open_session("import", source, calling_ae, "", os.getpid())
         try:
             for path in _walk(paths):
-                outcome = self.import_path(path, report, source, calling_ae, move_bad, report.session_id)
+                origin = kind(path=path, calling_ae=calling_ae, session_id=report.session_id, source=source,
+                              consume_bad=move_bad)
+                outcome = self.import_path(path, report, origin)
                 if on_done is not None:
                     on_done(path, outcome)
         finally:
@@ -105,56 +87,50 @@ class Importer:
         assert report.session_id is not None
         self.index.end_session(report.session_id, report.stored + report.conflicts, 0, len(report.quarantined))
 
-    def import_path(self, path: Path, report: ImportReport, source: str, calling_ae: str, move_bad: bool,
-                    session_id: int | None) -> str:
+    def import_path(self, path: Path, report: ImportReport, origin: ImportOrigin) -> str:
         """Returns "stored", "duplicate", "conflict", "quarantined", "skipped", "zip" or "error"."""
         try:
-            if not _has_preamble(path) and zipfile.is_zipfile(path):
-                self._import_zip(path, report, source, calling_ae, session_id)
+            if not has_preamble(path) and zipfile.is_zipfile(path):
+                self._import_zip(path, report, origin)
                 return "zip"
-            info = check_file(path)
-            if info.sop_class == MEDIA_DIRECTORY:
-                report.skipped.append((str(path), "DICOMDIR: a media index, not an object"))
-                return "skipped"
-        except BadDicom as exc:
-            return self._quarantine(path, str(exc), report, source, move_bad)
-        except FileNotFoundError:
-            report.errors.append((str(path), "file vanished before it could be read"))
-            log.warning("import: %s vanished before it could be read", path)
-            return "error"
         except OSError as exc:
-            report.errors.append((str(path), f"cannot read: {exc.strerror or exc}"))
-            log.error("import: cannot read %s: %s", path, exc)
-            return "error"
-        try:
-            placed = self.store.import_file(path, info)
-        except FileNotFoundError:
-            report.errors.append((str(path), "file vanished while it was being imported"))
-            log.warning("import: %s vanished while it was being imported", path)
-            return "error"
-        report.count(placed)
-        if placed.status == "conflict":
-            log.warning("import: conflict: %s %s (%s) differs from the stored version; both kept (%s)",
-                        info.modality, info.sop_uid, path.name, placed.relpath)
-        if problems := value_problems(info):
-            log.warning("import: stored %s %s as %s despite: %s", info.modality, path.name, placed.relpath,
-                        "; ".join(problems))
-        audit_object(info, placed, source=source, calling_ae=calling_ae, file=str(path))
-        self.writer(IndexRecord(info, placed, source, calling_ae, time.time(), session_id))
-        return placed.status
+            return self._error(path, report, "read", exc)
+        return self._count(path, report, ingest(path, origin, self._into))
 
-    def _quarantine(self, path: Path, reason: str, report: ImportReport, source: str, move: bool) -> str:
-        try:
-            self.store.quarantine(path, reason, move=move, details={"source": source})
-        except FileNotFoundError:
-            report.errors.append((str(path), "file vanished before it could be quarantined"))
-            return "error"
-        report.quarantined.append((str(path), reason))
-        audit("quarantined", file=str(path), reason=reason, source=source)
-        return "quarantined"
+    def _count(self, path: Path, report: ImportReport, result: Ingested) -> str:
+        """The report's counts for what ``ingest`` did; the outcome for ``on_done``."""
+        if result.outcome == QUARANTINED:
+            report.quarantined.append((str(path), result.reason))
+        elif result.outcome == SKIPPED:
+            report.skipped.append((str(path), result.reason))
+        elif result.outcome == FAILED:
+            assert result.error is not None
+            return self._error(path, report, result.stage, result.error)
+        else:
+            assert result.placed is not None
+            report.count(result.placed)
+        return result.outcome
 
-    def _import_zip(self, path: Path, report: ImportReport, source: str, calling_ae: str,
-                    session_id: int | None) -> None:
+    @staticmethod
+    def _error(path: Path, report: ImportReport, stage: str, exc: OSError) -> str:
+        """A file that vanished or cannot be read is reported and left alone; a store that cannot take files (disk
+        full) raises, so the whole run fails and the watched folder tries again later."""
+        if isinstance(exc, FileNotFoundError):
+            when = {"read": "before it could be read", "place": "while it was being imported",
+                    "quarantine": "before it could be quarantined"}[stage]
+            report.errors.append((str(path), f"file vanished {when}"))
+            if stage != "quarantine":
+                log.warning("import: %s vanished %s", path, when)
+            return "error"
+        if stage != "read":
+            raise exc
+        report.errors.append((str(path), f"cannot read: {exc.strerror or exc}"))
+        log.error("import: cannot read %s: %s", path, exc)
+        return "error"
+
+    def _import_zip(self, path: Path, report: ImportReport, origin: ImportOrigin) -> None:
+        """Each member is extracted to a temp file of ours and ingested from there (so it is moved, not copied,
+        into quarantine); member names never become paths."""
         workdir = self.store.tmp_dir / f"zip-{secrets.token_hex(6)}"
         workdir.mkdir(mode=0o700)
         try:
@@ -163,11 +139,11 @@ class Importer:
                     target = workdir / f"{n:06d}-{Path(member.filename).name[-80:] or 'member'}"
                     with zf.open(member) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
-                    outcome = self.import_path(target, report, source, calling_ae, True, session_id)
+                    outcome = self.import_path(target, report, replace(origin, path=target, consume_bad=True))
                     if outcome == "quarantined":
                         report.quarantined[-1] = (f"{path}!{member.filename}", report.quarantined[-1][1])
         except zipfile.BadZipFile as exc:
-            self._quarantine(path, f"broken ZIP archive: {exc}", report, source, True)
+            self._count(path, report, quarantine(path, f"broken ZIP archive: {exc}", origin, self.store))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -18,6 +18,7 @@ from ..dicom.header import BadDicom, read_header
 from ..store.index import Index, IndexRecord
 from ..plans.readiness import settled_states
 from ..store.files import Placed, Store
+from ..store.schema import INDEX
 
 log = logging.getLogger("rtstation.index")
 _VERSION = re.compile(r"~(\d+)\.dcm$")
@@ -77,7 +78,10 @@ def _index_files(store: Store, index: Index, rels: list[str], prov: dict[str, di
 
 
 def rebuild(data_dir: Path) -> dict[str, object]:
-    """Recreate ``index.sqlite`` from the store. The caller makes sure no server uses this data_dir."""
+    """Recreate ``index.sqlite`` from the store. The caller makes sure no server uses this data_dir.
+
+    An index from a newer release is refused like at open: its tables may hold what this version cannot rebuild."""
+    INDEX.refuse_newer_file(data_dir / "index.sqlite")
     store = Store(data_dir)
     fresh_dir = data_dir / "tmp" / "rebuild"
     fresh_dir.mkdir(parents=True, exist_ok=True)

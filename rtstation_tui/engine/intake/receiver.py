@@ -3,36 +3,36 @@
 Accepts Verification and every storage SOP class, private and unknown ones included, in whatever transfer syntax
 the peer proposes first: objects are stored as they came, byte for byte, never relabelled, never decoded.
 Association checks (called AE, calling-AE allowlist with host/CIDR, association limit) happen in ``EVT_REQUESTED`` so
-the log can say who was refused, from where and why.
+the log can say who was refused, from where and why. Each spooled dataset goes through ``ingest`` (the path imports
+take too) with the association's ``NetworkOrigin``; ``_reply`` turns the outcome into the C-STORE status.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from ..config.acl import check_calling, parse_acl_entry
-from ..audit import audit, audit_object
+from ..audit import audit
 from ..config.model import Config
-from ..dicom.header import BadDicom, dataset_offset, read_header, value_problems
 from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
-from ..store.index import Index, IndexRecord
+from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
-from ..dimse.spool import failure as spool_failure, install as install_spool_guard
+from ..dimse.association import nodelay, reject
+from ..dimse.settings import apply_receive_settings
+from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
-from ..dicom.lengthwalk import verify_structure
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
+from .ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, Ingested, NetworkOrigin, ingest
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -63,15 +63,11 @@ class _Assoc:
     failures: int = 0
     duplicates: int = 0
     full_disk_logged: bool = False
+    origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
 
-
-def configure_pynetdicom(tmp_dir: Path) -> None:
-    """Process-wide pynetdicom settings the receiver depends on."""
-    _config.STORE_RECV_CHUNKED_DATASET = True  # stream each dataset to a temp file, never into memory
-    _config.UNRESTRICTED_STORAGE_SERVICE = True  # private and unknown SOP classes are storage too
-    _config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost ~3% and flood the log
-    tempfile.tempdir = str(tmp_dir)  # chunked temp files on the store's filesystem: os.replace, not copy
-    install_spool_guard()  # a disk that fills mid-transfer gives 0xA700, not a silently vanished association
+    def __post_init__(self) -> None:
+        self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
+                                    session_id=self.session_id)
 
 
 class Receiver:
@@ -81,6 +77,7 @@ class Receiver:
         self.index = index
         self.indexer = indexer
         self.bus = bus
+        self._into = Destination(store, indexer.put)
         self.acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
         self.ae_title = config.station.ae_title.strip()
         self._server: Any = None
@@ -89,6 +86,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._next_id = 0
         self.ssl_context: Any = None  # set by the TLS setup when [tls] is enabled
+        self._fast_paths = config.network.fast_paths
 
     @property
     def address(self) -> str:
@@ -99,7 +97,8 @@ class Receiver:
 
     def start(self) -> None:
         rc = self.config.receiver
-        configure_pynetdicom(self.store.tmp_dir)
+        self._fast_paths = self.config.network.fast_paths  # restart-only: the spool mode is process-wide
+        apply_receive_settings(self.store.tmp_dir, self._fast_paths)
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = rc.max_pdu
         ae.network_timeout = rc.network_timeout_s
@@ -170,10 +169,9 @@ class Receiver:
 
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
-        sock = event.assoc.dul.socket.socket
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
+        nodelay(event.assoc)
+        if self._fast_paths:
+            accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
@@ -197,10 +195,7 @@ class Receiver:
         self.bus.post(AssociationRejected(calling, f"{peer_ip}:{peer_port}", reason))
         audit("association_rejected", calling_ae=calling, called_ae=called, peer=f"{peer_ip}:{peer_port}",
               reason=reason)
-        assoc.acse.send_reject(*rsd)
-        assoc.is_rejected = True
-        evt.trigger(assoc, evt.EVT_REJECTED, {})
-        assoc.kill()
+        reject(assoc, *rsd)
 
     def _on_accepted(self, event: Any) -> None:
         self._sweep_vanished()
@@ -220,7 +215,7 @@ class Receiver:
         st = self._assocs.get(event.assoc)
         if st is None:  # cannot happen for an accepted association; refuse rather than store unaccounted
             return STATUS_OUT_OF_RESOURCES
-        if (err := spool_failure(event.dataset_path)) is not None:
+        if (err := spool_failure(event.request)) is not None:
             return self._spool_failed(st, event, err)
         min_free = self.config.receiver.min_free_mb
         if min_free and self.store.free_mb() < min_free:
@@ -232,32 +227,33 @@ class Receiver:
             audit("store_refused", sop_uid=str(event.request.AffectedSOPInstanceUID or ""), calling_ae=st.calling_ae,
                   peer=st.peer, assoc_id=st.assoc_id, status="0xA700", reason=f"free disk below {min_free} MB")
             return STATUS_OUT_OF_RESOURCES
-        temp = Path(event.dataset_path)
-        try:
-            info = read_header(temp)
-            verify_structure(temp, dataset_offset(temp), info.transfer_syntax)
-        except BadDicom as exc:
+        announced = Announced(str(event.request.AffectedSOPInstanceUID or ""),
+                              str(event.request.AffectedSOPClassUID or ""))
+        return self._reply(st, ingest(Path(event.dataset_path), st.origin, self._into, announced), announced)
+
+    def _reply(self, st: _Assoc, result: Ingested, announced: Announced) -> int:
+        """The C-STORE status for what ``ingest`` did, and the association's counters."""
+        if result.outcome == QUARANTINED:
+            assert result.path is not None
             st.failures += 1
-            self._quarantine(temp, str(exc), st, event)
+            log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s",
+                        announced.sop_uid or "unknown", st.calling_ae, st.peer, result.path.name, result.reason)
+            self.bus.post(InstanceQuarantined(result.path.name, result.reason, st.calling_ae))
             return STATUS_CANNOT_UNDERSTAND
-        try:
-            placed = self.store.place(temp, info)
-        except OSError as exc:
+        if result.outcome == FAILED:
             st.failures += 1
-            log.error("cannot store %s from %s: %s", info.sop_uid, st.calling_ae, exc)
+            if result.stage == "quarantine":  # broken and could not even be kept: the peer must not forget it
+                log.error("cannot quarantine %s from %s (%s): %s", announced.sop_uid or "unknown", st.calling_ae,
+                          result.reason, result.error)
+                return STATUS_CANNOT_UNDERSTAND
+            sop = result.info.sop_uid if result.info is not None else announced.sop_uid
+            log.error("cannot store %s from %s: %s", sop, st.calling_ae, result.error)
             return STATUS_OUT_OF_RESOURCES
+        assert result.placed is not None
         st.instances += 1
-        st.nbytes += placed.size
-        if placed.status == "duplicate":
+        st.nbytes += result.placed.size
+        if result.outcome == DUPLICATE:
             st.duplicates += 1
-            log.info("duplicate %s %s from %s (identical bytes, already stored)", info.modality, info.sop_uid,
-                     st.calling_ae)
-        elif placed.status == "conflict":
-            log.warning("conflict: %s %s from %s differs from the stored version; both kept (%s)", info.modality,
-                        info.sop_uid, st.calling_ae, placed.relpath)
-        self._report_problems(info, placed.relpath, st, str(event.request.AffectedSOPInstanceUID or ""))
-        audit_object(info, placed, source="network", calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id)
-        self.indexer.put(IndexRecord(info, placed, "network", st.calling_ae, time.time(), st.session_id))
         return STATUS_SUCCESS
 
     def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:
@@ -269,30 +265,6 @@ class Receiver:
         audit("store_refused", sop_uid=sop, calling_ae=st.calling_ae, peer=st.peer, assoc_id=st.assoc_id,
               status="0xA700", reason=f"writing the received data failed: {err.strerror or err}")
         return STATUS_OUT_OF_RESOURCES
-
-    def _report_problems(self, info: Any, relpath: str, st: _Assoc, announced: str) -> None:
-        """Odd values are stored as sent (never lost), but the operator must be able to see why in the log."""
-        problems = value_problems(info)
-        if announced and announced != info.sop_uid:
-            problems.append(f"the C-STORE announced SOP Instance UID {announced!r}, the dataset holds "
-                            f"{info.sop_uid!r}")
-        if problems:
-            log.warning("stored %s from %s as %s despite: %s", info.modality, st.calling_ae, relpath,
-                        "; ".join(problems))
-
-    def _quarantine(self, temp: Path, reason: str, st: _Assoc, event: Any) -> None:
-        sop = str(event.request.AffectedSOPInstanceUID or "unknown")
-        try:
-            dest = self.store.quarantine(temp, reason, move=True, name=f"{sop}.dcm", details={
-                "calling_ae": st.calling_ae, "peer": st.peer, "sop_instance_uid": sop,
-                "sop_class_uid": str(event.request.AffectedSOPClassUID or "")})
-            log.warning("refused C-STORE of %s from %s@%s with 0xC000, kept in quarantine as %s: %s", sop,
-                        st.calling_ae, st.peer, dest.name, reason)
-            self.bus.post(InstanceQuarantined(dest.name, reason, st.calling_ae))
-            audit("quarantined", sop_uid=sop, file=dest.name, reason=reason, source="network", calling_ae=st.calling_ae,
-                  peer=st.peer, assoc_id=st.assoc_id)
-        except OSError as exc:
-            log.error("cannot quarantine %s from %s (%s): %s", sop, st.calling_ae, reason, exc)
 
     def _on_closed(self, event: Any) -> None:
         self._close_books(event.assoc, "released" if event.event is evt.EVT_RELEASED else "aborted")

@@ -36,16 +36,15 @@ from ..audit import audit
 from ..config.model import Config
 from ..events import EventBus, ImportFolderState
 from ..loops import Ticker
+from .ingest import FolderOrigin
 
 log = logging.getLogger("rtstation.watcher")
 RESCAN_SECONDS = 30.0
 RETRY_SECONDS = 2.0  # how often a missing folder is looked for again
 FAILED_PAUSE = 10.0  # after an import failed as a whole (store full)
 BATCH = 200  # files per import session; a stop waits for one batch at most
-SOURCE = "import-folder"
+SOURCE = FolderOrigin.source  # "import-folder"
 OFF, WATCHING, ERROR = "off", "watching", "error"
-KEPT_SCHEMA = ("CREATE TABLE IF NOT EXISTS import_kept (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-               " imported REAL)")
 
 
 @dataclass
@@ -275,7 +274,7 @@ class ImportWatcher:
         stats = {p: self._stat(p) for p in files}
         outcomes: dict[Path, str] = {}
         try:
-            report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True,
+            report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True, kind=FolderOrigin,
                                         on_done=lambda p, o: outcomes.__setitem__(p, o))
         except OSError as exc:  # the store cannot take them now (disk full, ...): they stay and are tried again
             self._pause_until = time.monotonic() + FAILED_PAUSE
@@ -339,7 +338,5 @@ class ImportWatcher:
                                  (str(p), st[0], st[1], time.time()))
 
     def _load_done(self) -> None:
-        conn = self._index.conn
-        conn.execute(KEPT_SCHEMA)
-        for r in conn.execute("SELECT path, size, mtime_ns FROM import_kept"):
+        for r in self._index.conn.execute("SELECT path, size, mtime_ns FROM import_kept"):
             self._done[r[0]] = (r[1], r[2])

@@ -16,25 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..store.db import Database
+from ..store.schema import QUEUE
 from ..config.nodes import NodeConfig
 
 QUEUED, SENDING, WAITING, DONE, FAILED, CANCELLED = "queued", "sending", "waiting-retry", "done", "failed", "cancelled"
 ACTIVE = (QUEUED, SENDING, WAITING)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY, node TEXT NOT NULL, node_json TEXT NOT NULL, plan_uid TEXT, patient_id TEXT,
-    label TEXT, origin TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0,
-    created REAL, updated REAL, error TEXT NOT NULL DEFAULT '', total INTEGER, done INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER, bytes_done INTEGER NOT NULL DEFAULT 0, owner_pid INTEGER,
-    transform TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS ix_jobs_state ON jobs(state);
-CREATE INDEX IF NOT EXISTS ix_jobs_plan ON jobs(plan_uid);
-CREATE TABLE IF NOT EXISTS items (
-    job_id INTEGER NOT NULL, seq INTEGER NOT NULL, sop_uid TEXT, sop_class TEXT, modality TEXT, path TEXT,
-    size INTEGER, transfer_syntax TEXT, state TEXT NOT NULL, status INTEGER, error TEXT NOT NULL DEFAULT '',
-    permanent INTEGER NOT NULL DEFAULT 0, sent_at REAL, PRIMARY KEY (job_id, seq));
-CREATE INDEX IF NOT EXISTS ix_items_sop ON items(sop_uid);
-"""
 
 
 @dataclass(frozen=True)
@@ -102,10 +88,7 @@ class NewItem:
 
 class JobQueue(Database):
     def __init__(self, data_dir: Path) -> None:
-        super().__init__(Path(data_dir) / "queue.sqlite", SCHEMA)
-        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(jobs)")}
-        if "transform" not in columns:  # a queue from before transforms existed
-            self.conn.execute("ALTER TABLE jobs ADD COLUMN transform TEXT NOT NULL DEFAULT ''")
+        super().__init__(Path(data_dir) / "queue.sqlite", QUEUE)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self.transaction() as conn:

@@ -19,7 +19,6 @@ import asyncio
 import fnmatch
 import logging
 import re
-import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,10 +35,6 @@ from ..config.rules import RuleConfig
 log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")
 RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
-MARKS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rule_marks (plan_uid TEXT PRIMARY KEY, signature TEXT, state TEXT, evaluated REAL,
-    held TEXT NOT NULL DEFAULT '');
-"""
 
 
 @dataclass(frozen=True)
@@ -168,17 +163,6 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
     return out
 
 
-def held_plans(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    """Plans some rule holds until they are complete (plan UID → rule names), as of their last evaluation.
-
-    For the console after a restart; live changes come as ``RulesEvaluated`` events."""
-    try:
-        rows = conn.execute("SELECT plan_uid, held FROM rule_marks WHERE held != ''").fetchall()
-    except sqlite3.OperationalError:  # no rules service has run on this data_dir yet
-        return {}
-    return {r[0]: tuple(r[1].split("\n")) for r in rows}
-
-
 # -- the service ---------------------------------------------------------------------------------------------
 class RulesService:
     """Station service: evaluates rules on each BundleReady, in a worker thread (never on the loop)."""
@@ -243,7 +227,6 @@ class RulesService:
 
     def _catch_up(self) -> None:
         conn = self.index.conn
-        conn.executescript(MARKS_SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('rules_baseline', ?)", (repr(time.time()),))
         baseline = float(conn.execute("SELECT value FROM meta WHERE key='rules_baseline'").fetchone()[0])
         marks = self._marks()

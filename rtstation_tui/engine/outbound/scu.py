@@ -12,14 +12,16 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Iterable
 
 import pydicom
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
 from pynetdicom.presentation import build_context
 
-from ..dimse.requestor import steady_requestor
 from ..config.nodes import NodeConfig
+from ..dimse.requestor import prepare_requestor
+from ..dimse.settings import apply_send_settings
 
 log = logging.getLogger("rtstation.sender")
 
@@ -28,10 +30,8 @@ UNCOMPRESSED = (EXPLICIT, IMPLICIT)
 MAX_CONTEXTS = 128
 WARNING_STATUSES = {0x0001, 0xB000, 0xB006, 0xB007}
 VERIFICATION = "1.2.840.10008.1.1"
-DUL_SEND_DELAY = 0.00005  # s
 
-_config.STORE_SEND_CHUNKED_DATASET = True  # send_c_store(path) streams the stored bytes, never decodes them
-_config.LOG_HANDLER_LEVEL = "none"  # its per-PDU debug handlers cost time on every message; we log ourselves
+apply_send_settings()  # chunked send of stored files; pynetdicom's per-PDU debug handlers off
 
 _RJ_REASONS = {
     (1, 1): "no reason given", (1, 2): "application context not supported",
@@ -54,14 +54,8 @@ class EchoResult:
     message: str
 
 
-def _nodelay(event: Any) -> None:
-    sock = event.assoc.dul.socket.socket
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    steady_requestor(event.assoc)  # pynetdicom's own loop can steal C-STORE responses under load (30 s stalls)
-    # The DUL thread sleeps this long whenever a loop found nothing (1 ms by default): each C-STORE waits for it
-    # twice. Our associations live only while they send, so a short sleep costs little CPU and most of the time.
-    event.assoc.dul._run_loop_delay = DUL_SEND_DELAY
+def _on_conn_open(fast_paths: bool, event: Any) -> None:
+    prepare_requestor(event.assoc, fast_paths)  # TCP_NODELAY; with fast paths our steady association loop
 
 
 def make_ae(node: NodeConfig, station_ae: str) -> AE:
@@ -91,13 +85,15 @@ def contexts_for(pairs: Iterable[tuple[str, str]]) -> list[Any]:
     return contexts
 
 
-def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_context: Any = None) -> Any:
-    """An established association, or AssociationFailed with the precise reason."""
+def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_context: Any = None,
+              fast_paths: bool = True) -> Any:
+    """An established association, or AssociationFailed with the precise reason. ``fast_paths``: ``[network]
+    fast_paths`` (False: pynetdicom's own association loop)."""
     ae = make_ae(node, station_ae)
     ae.requested_contexts = contexts
     tls_args = (ssl_context, node.host) if ssl_context is not None else None
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title.strip(), tls_args=tls_args,
-                         evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)])
+                         evt_handlers=[(evt.EVT_CONN_OPEN, partial(_on_conn_open, fast_paths))])
     if assoc.is_established:
         return assoc
     raise AssociationFailed(describe_failure(assoc, node))
@@ -134,10 +130,10 @@ def probe_tcp(node: NodeConfig) -> str | None:
         return str(exc.strerror or exc)
 
 
-def echo(node: NodeConfig, station_ae: str, ssl_context: Any = None) -> EchoResult:
+def echo(node: NodeConfig, station_ae: str, ssl_context: Any = None, fast_paths: bool = True) -> EchoResult:
     start = time.perf_counter()
     try:
-        assoc = associate(node, station_ae, [build_context(VERIFICATION)], ssl_context)
+        assoc = associate(node, station_ae, [build_context(VERIFICATION)], ssl_context, fast_paths)
     except AssociationFailed as exc:
         return EchoResult(False, node.name, None, str(exc))
     try:

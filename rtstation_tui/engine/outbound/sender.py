@@ -198,7 +198,7 @@ class Sender:
 
     def echo(self, node: str) -> EchoResult:
         cfg = resolve_node(node, self.config.nodes)
-        return echo(cfg, self.config.station.ae_title, self._ssl(cfg))
+        return echo(cfg, self.config.station.ae_title, self._ssl(cfg), self.config.network.fast_paths)
 
     def _ssl(self, node: NodeConfig) -> Any:
         return self.tls_client(node) if (node.tls and self.tls_client is not None) else None
@@ -249,7 +249,8 @@ class Sender:
         job_id = job.id
         try:
             assoc = associate(node, self.config.station.ae_title,
-                              contexts_for({(i.sop_class, i.transfer_syntax) for i in items}), self._ssl(node))
+                              contexts_for({(i.sop_class, i.transfer_syntax) for i in items}), self._ssl(node),
+                              self.config.network.fast_paths)
         except (AssociationFailed, ValueError) as exc:
             log.warning("job %d to %s (%s): %s", job_id, node.name, node.describe(), exc)
             self._schedule_retry(job_id, node, str(exc))

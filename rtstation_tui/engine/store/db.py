@@ -2,6 +2,7 @@
 
 Why per thread: a sqlite3 connection must not be used from two threads at once, and the engine reads from the
 asyncio loop's workers, the indexer, pynetdicom's association threads and the sender's node threads.
+Opening brings the file to its schema's version (``store/schema``): tables are created nowhere else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from .schema import Schema
 
 
 def connect(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
@@ -23,11 +26,12 @@ def connect(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
 
 
 class Database:
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: Schema) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.conn.executescript(schema)
+        self.schema = schema
+        schema.upgrade(self.conn, self.path)
 
     @property
     def conn(self) -> sqlite3.Connection:

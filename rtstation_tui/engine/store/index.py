@@ -15,40 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .db import Database
+from .schema import INDEX
 from ..dicom.header import InstanceInfo
 from .files import Placed
-
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS patients (patient_id TEXT PRIMARY KEY, patient_name TEXT, updated REAL);
-CREATE TABLE IF NOT EXISTS studies (study_uid TEXT PRIMARY KEY, patient_id TEXT);
-CREATE TABLE IF NOT EXISTS series (series_uid TEXT PRIMARY KEY, study_uid TEXT, patient_id TEXT, modality TEXT,
-    description TEXT);
-CREATE TABLE IF NOT EXISTS instances (
-    id INTEGER PRIMARY KEY, sop_uid TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, sop_class TEXT,
-    modality TEXT, transfer_syntax TEXT, patient_id TEXT, study_uid TEXT, series_uid TEXT, frame_of_ref TEXT,
-    instance_number INTEGER, description TEXT, path TEXT NOT NULL UNIQUE, size INTEGER, source TEXT,
-    calling_ae TEXT, received_at REAL, session_id INTEGER, conflict INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS ix_instances_sop ON instances(sop_uid);
-CREATE INDEX IF NOT EXISTS ix_instances_patient ON instances(patient_id);
-CREATE INDEX IF NOT EXISTS ix_instances_series ON instances(series_uid);
-CREATE INDEX IF NOT EXISTS ix_instances_session ON instances(session_id);
-CREATE TABLE IF NOT EXISTS refs (instance_id INTEGER NOT NULL, kind TEXT NOT NULL, uid TEXT NOT NULL, sop_class TEXT);
-CREATE INDEX IF NOT EXISTS ix_refs_instance ON refs(instance_id);
-CREATE INDEX IF NOT EXISTS ix_refs_uid ON refs(uid);
-CREATE TABLE IF NOT EXISTS plans (
-    instance_id INTEGER PRIMARY KEY, sop_uid TEXT, patient_id TEXT, label TEXT, name TEXT, approval TEXT,
-    machines TEXT, beams TEXT, num_beams INTEGER, fractions INTEGER, ion INTEGER, intent TEXT);
-CREATE INDEX IF NOT EXISTS ix_plans_patient ON plans(patient_id);
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY, kind TEXT, source TEXT, calling_ae TEXT, peer TEXT, started REAL, ended REAL,
-    pid INTEGER, instances INTEGER DEFAULT 0, bytes INTEGER DEFAULT 0, failures INTEGER DEFAULT 0,
-    evaluated INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS bundles (
-    plan_uid TEXT PRIMARY KEY, patient_id TEXT, state TEXT, complete INTEGER, signature TEXT, missing INTEGER,
-    summary TEXT, updated REAL);
-"""
 
 
 @dataclass(frozen=True)
@@ -65,8 +34,7 @@ class IndexRecord:
 
 class Index(Database):
     def __init__(self, data_dir: Path) -> None:
-        super().__init__(Path(data_dir) / "index.sqlite", SCHEMA)
-        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        super().__init__(Path(data_dir) / "index.sqlite", INDEX)
 
     # -- sessions: one per association or import run; readiness is evaluated when a session ends -------------
     def open_session(self, kind: str, source: str, calling_ae: str = "", peer: str = "", pid: int = 0) -> int:

@@ -21,19 +21,9 @@ from pathlib import Path
 from typing import Iterable
 
 from ..store.db import Database
+from ..store.schema import ANONYMIZE
 
 log = logging.getLogger("rtstation.anonymize")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS uids (
-    key_id TEXT NOT NULL, original TEXT NOT NULL, replacement TEXT NOT NULL, first_seen REAL,
-    PRIMARY KEY (key_id, original));
-CREATE INDEX IF NOT EXISTS ix_uids_replacement ON uids(replacement);
-CREATE TABLE IF NOT EXISTS patients (
-    key_id TEXT NOT NULL, original_id TEXT NOT NULL, original_name TEXT, n INTEGER NOT NULL, new_id TEXT NOT NULL,
-    new_name TEXT NOT NULL, first_seen REAL, PRIMARY KEY (key_id, original_id));
-CREATE INDEX IF NOT EXISTS ix_patients_new ON patients(new_id);
-"""
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ class MappingTable(Database):
     """Original ↔ replacement UIDs and patients, per key. Written only after a whole bundle was transformed."""
 
     def __init__(self, data_dir: Path) -> None:
-        super().__init__(Path(data_dir) / "anonymize.sqlite", SCHEMA)
+        super().__init__(Path(data_dir) / "anonymize.sqlite", ANONYMIZE)
 
     def patient(self, key_id: str, original_id: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM patients WHERE key_id=? AND original_id=?",

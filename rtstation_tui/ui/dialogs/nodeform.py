@@ -12,12 +12,12 @@ import socket
 from typing import Any, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from ...engine.config.nodes import NodeConfig
+from ..commands.registry import CommandScope, bindings
 from ..widgets.form import FieldSpec, Form
 
 REQUIRED = ("name", "ae_title", "host", "port")
@@ -56,8 +56,9 @@ def node_specs(taken: Sequence[str]) -> list[FieldSpec]:
     ]
 
 
-class NodeForm(ModalScreen[dict[str, Any] | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save", priority=True)]
+class NodeForm(CommandScope, ModalScreen[dict[str, Any] | None]):
+    COMMAND_SCOPE = "entry-form"
+    BINDINGS = bindings("entry-form")
 
     def __init__(self, node: NodeConfig | None, taken: Sequence[str]) -> None:
         super().__init__()

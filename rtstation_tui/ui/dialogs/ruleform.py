@@ -11,7 +11,6 @@ import re
 from typing import Any, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
@@ -19,6 +18,7 @@ from textual.widgets import Button, Input, Label
 
 from ...engine.config.nodes import parse_adhoc
 from ...engine.config.rules import INCLUDE_PARTS, RuleConfig, label_pattern_problem
+from ..commands.registry import CommandScope, bindings
 from ..widgets.form import FieldSpec, Form
 
 
@@ -93,8 +93,9 @@ def rule_specs(taken: Sequence[str], nodes: Sequence[str]) -> list[FieldSpec]:
     ]
 
 
-class RuleForm(ModalScreen[dict[str, Any] | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save", priority=True)]
+class RuleForm(CommandScope, ModalScreen[dict[str, Any] | None]):
+    COMMAND_SCOPE = "entry-form"
+    BINDINGS = bindings("entry-form")
 
     def __init__(self, rule: RuleConfig | None, taken: Sequence[str], nodes: Sequence[str]) -> None:
         super().__init__()

@@ -12,14 +12,14 @@ from typing import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
-from ..facade import SendPreview
+from ...engine.plans.queries import SendPreview
+from ..commands.registry import CommandScope, bindings
 
 
 def describe(p: SendPreview) -> Text:
@@ -32,13 +32,10 @@ def describe(p: SendPreview) -> Text:
     return text
 
 
-class SendDialog(ModalScreen[list[str] | None]):
+class SendDialog(CommandScope, ModalScreen[list[str] | None]):
     AUTO_FOCUS = "#send-nodes"
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("enter", "send", "Send", priority=True),
-        Binding("a", "anonymize", "Anonymize"),
-    ]
+    COMMAND_SCOPE = "send"
+    BINDINGS = bindings("send")
 
     def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview],
                  profiles: Sequence[str] = ()) -> None:

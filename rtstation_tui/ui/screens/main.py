@@ -1,6 +1,6 @@
 """The main screen: tree of patients and plans, details of the selected plan, progress, log and status line.
 
-Why the reading pattern is always "async worker → ``asyncio.to_thread(facade…)`` → apply on the loop": index
+Why the reading pattern is always "async worker → ``asyncio.to_thread(api…)`` → apply on the loop": index
 queries must never run on the event loop (a big patient's chain takes a while) and results must never be applied
 from a thread, so no ``call_from_thread`` is needed anywhere.
 """
@@ -12,15 +12,16 @@ import time
 from typing import Any, Iterable
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
 from textual.worker import Worker
 
+from ...engine.api import StationAPI
 from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
-from ..facade import Facade, PatientRow, PlanRow
+from ...engine.plans.queries import PatientRow, PlanRow
+from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette
 from ..widgets.bars import StationHeader, StatusLine
 from ..widgets.details import PlanDetailsView
@@ -31,23 +32,15 @@ from ..widgets.progress import ProgressArea
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
 
 
-class MainScreen(Screen[None]):
+class MainScreen(CommandScope, Screen[None]):
     AUTO_FOCUS = "#tree"
-    BINDINGS = [
-        Binding("s", "app.send", "Send"),
-        Binding("e", "app.echo", "Echo"),
-        Binding("slash", "filter", "Filter"),
-        Binding("l", "toggle_log", "Log"),
-        Binding("r", "app.rules", "Rules"),
-        Binding("n", "app.nodes", "Nodes"),
-        Binding("S", "app.settings", "Settings", show=False),  # 80 columns: in the palette and the README
-        Binding("q", "app.quit", "Quit"),
-    ]
+    COMMAND_SCOPE = "main"
+    BINDINGS = bindings("main")
 
-    def __init__(self, config: Config, facade: Facade, log_level: int, palette: Palette | None = None) -> None:
+    def __init__(self, config: Config, api: StationAPI, log_level: int, palette: Palette | None = None) -> None:
         super().__init__()
         self.config = config
-        self.facade = facade
+        self.api = api
         self.log_level = log_level
         self.palette = palette or Palette()
         self.filter_text = ""
@@ -126,8 +119,8 @@ class MainScreen(Screen[None]):
 
         def read() -> tuple[list[PatientRow], list[str]]:
             if not text:
-                return self.facade.patients(None), []
-            return self.facade.patients(self.facade.search(text)), self.facade.label_matches(text)
+                return self.api.patients(), []
+            return self.api.patients(text), self.api.label_matches(text)
 
         rows, open_ = await asyncio.to_thread(read)
         self.tree.show_patients(rows)
@@ -160,20 +153,19 @@ class MainScreen(Screen[None]):
                 for pid, prs in plans.items():
                     self.tree.set_plans(pid, prs)
                 for pid in unconnected:  # an open list is kept true; closed ones are read when opened
-                    self.tree.set_unconnected(pid, await asyncio.to_thread(self.facade.unconnected, pid))
+                    self.tree.set_unconnected(pid, await asyncio.to_thread(self.api.unconnected, pid))
         finally:
             self._refreshing = False
 
     def _read(self, pids: set[str], loaded: set[str], text: str) -> tuple[list[PatientRow], dict[str, list[PlanRow]]]:
-        only = pids & set(self.facade.search(text)) if text else pids
-        return self.facade.patients(sorted(only)), {pid: self.facade.plans(pid) for pid in loaded}
+        return self.api.patients(text, sorted(pids)), {pid: self.api.plans_of(pid) for pid in loaded}
 
     async def _load_children(self, patient_id: str) -> None:
-        plans = await asyncio.to_thread(self.facade.plans, patient_id)
+        plans = await asyncio.to_thread(self.api.plans_of, patient_id)
         self.tree.set_plans(patient_id, plans)
 
     async def _load_unconnected(self, patient_id: str) -> None:
-        members = await asyncio.to_thread(self.facade.unconnected, patient_id)
+        members = await asyncio.to_thread(self.api.unconnected, patient_id)
         self.tree.set_unconnected(patient_id, members)
 
     def on_plan_tree_load_children(self, message: PlanTree.LoadChildren) -> None:
@@ -204,7 +196,7 @@ class MainScreen(Screen[None]):
             self.run_worker(self._details(self.shown_plan), group="details", exclusive=True, exit_on_error=False)
 
     async def _details(self, plan_uid: str) -> None:
-        details = await asyncio.to_thread(self.facade.details, plan_uid)
+        details = await asyncio.to_thread(self.api.plan_details, plan_uid)
         if plan_uid == self.shown_plan:
             self.query_one(PlanDetailsView).show(details, "This plan is no longer in the index.", self.palette)
 
@@ -235,7 +227,7 @@ class MainScreen(Screen[None]):
                 event.input.display = False
             self.tree.focus()
 
-    def key_escape(self) -> None:
+    def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if box.display and (box.has_focus or self.tree.has_focus):
             box.value = ""

@@ -11,14 +11,14 @@ import asyncio
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.config.rules import RuleConfig
+from ...engine.plans.queries import PlanVerdicts
+from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
-from ..dryrun import PlanVerdicts, dry_run
 from .entries import EntryTableScreen
 
 SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
@@ -49,7 +49,8 @@ def dry_run_text(plans: list[PlanVerdicts]) -> Text:
 
 class RulesScreen(EntryTableScreen):
     TABLE_ID = "rules-table"
-    BINDINGS = [Binding("K,shift+up", "move(-1)", "Up"), Binding("J,shift+down", "move(1)", "Down")]
+    COMMAND_SCOPE = "rules"
+    BINDINGS = bindings("rules")
     COLUMNS = ("#", "name", "on", "targets", "matches")
 
     def compose(self) -> ComposeResult:
@@ -66,7 +67,7 @@ class RulesScreen(EntryTableScreen):
         self.refresh_rows()
 
     def refresh_rows(self, select: str | None = None) -> None:
-        config = self.app_.config
+        config = self.config
         table = self.table
         keep = select or self.selected
         table.clear()
@@ -81,21 +82,20 @@ class RulesScreen(EntryTableScreen):
         self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True, exit_on_error=False)
 
     async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:
-        facade = self.app_.facade
-        plans = await asyncio.to_thread(lambda: dry_run(facade.station.index.conn, rules))
+        plans = await asyncio.to_thread(self.api.dry_run, rules)
         self.dry_run = plans
         self.query_one("#dry-run-text", Static).update(dry_run_text(plans))
 
     def rule(self) -> RuleConfig | None:
-        return next((r for r in self.app_.config.rules if r.name == self.selected), None)
+        return next((r for r in self.config.rules if r.name == self.selected), None)
 
     # -- editing ----------------------------------------------------------------------------------------------
     def _form(self, rule: RuleConfig | None) -> RuleForm:
-        config = self.app_.config
+        config = self.config
         return RuleForm(rule, [r.name for r in config.rules], [n.name for n in config.nodes])
 
     def action_add(self) -> None:
-        if not self.app_.config.nodes:
+        if not self.config.nodes:
             self.notify("Add a node first (n): a rule needs a target.", severity="warning")
             return
         self.run_worker(self._add(), group="edit", exit_on_error=False)
@@ -128,7 +128,7 @@ class RulesScreen(EntryTableScreen):
 
     def action_move(self, delta: int) -> None:
         rule = self.rule()
-        names = [r.name for r in self.app_.config.rules]
+        names = [r.name for r in self.config.rules]
         if rule is None or not 0 <= names.index(rule.name) + delta < len(names):
             return
         self.run_worker(self._save(lambda cf: cf.move_entry("rules", rule.name, delta),

@@ -12,7 +12,6 @@ from dataclasses import Field, dataclass, fields
 from typing import Any, Callable
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import DescendantFocus
 from textual.message import Message
@@ -20,6 +19,7 @@ from textual.suggester import Suggester
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ...engine.config.checks import ConfigError, check_value
+from ..commands.registry import CommandScope, bindings
 
 Check = Callable[[Any], "str | None"]
 
@@ -114,10 +114,11 @@ def convert(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
     return checked, None  # normalised by the checker (APPROVED, INFO)
 
 
-class Form(VerticalScroll):
+class Form(CommandScope, VerticalScroll):
     """The fields of one form. The owner reads ``values()`` and ``problems()`` and may add its own (async) ones."""
 
-    BINDINGS = [Binding("down", "app.focus_next", show=False), Binding("up", "app.focus_previous", show=False)]
+    COMMAND_SCOPE = "form"
+    BINDINGS = bindings("form")
 
     class Edited(Message):
         def __init__(self, form: Form, key: str) -> None:

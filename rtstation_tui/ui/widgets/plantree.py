@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.plans.bundle import Member
-from ..facade import PatientRow, PlanRow
+from ...engine.plans.queries import LooseObject, PatientRow, PlanRow
+from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
 
 
@@ -30,12 +29,9 @@ class NodeData:
     plan_uid: str = ""
 
 
-class PlanTree(Tree[NodeData]):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("space", "toggle_mark", "Mark", key_display="␣", tooltip="Mark or unmark the plan for sending"),
-    ]
+class PlanTree(CommandScope, Tree[NodeData]):
+    COMMAND_SCOPE = "tree"
+    BINDINGS = bindings("tree")
 
     class LoadChildren(Message):
         """A patient was expanded for the first time: its plans must be read (in a worker)."""
@@ -141,13 +137,13 @@ class PlanTree(Tree[NodeData]):
             self._unconnected[patient_id] = pnode.add(unconnected_label(None, self.palette),
                                                       NodeData("unconnected", patient_id))
 
-    def set_unconnected(self, patient_id: str, members: list[Member]) -> None:
+    def set_unconnected(self, patient_id: str, members: list[LooseObject]) -> None:
         node = self._unconnected.get(patient_id)
         if node is None:
             return
         node.set_label(unconnected_label(len(members), self.palette))
         node.remove_children()
-        groups = Counter((m.modality or "?", m.series_uid, m.calling_ae or m.source) for m in members)
+        groups = Counter((m.modality or "?", m.series_uid, m.source) for m in members)
         for (modality, series, source), n in sorted(groups.items()):
             node.add_leaf(f"{modality} ×{n}  series …{series[-12:]}  from {source or '?'}",
                           NodeData("member", patient_id))

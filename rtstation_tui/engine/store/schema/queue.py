@@ -1,0 +1,35 @@
+"""The versions of ``data_dir/queue.sqlite``, the send queue. Append a ``Migration`` to change it (see the package
+docstring); never edit a released one.
+"""
+
+from __future__ import annotations
+
+from .base import Migration, Schema
+
+# Version 1 is the schema of the release before user_version existed (commit 78db9ea), statement for statement;
+# IF NOT EXISTS, so a queue that release wrote (user_version 0) is stamped in place with every row.
+V1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, node_json TEXT NOT NULL, plan_uid TEXT, patient_id TEXT,
+    label TEXT, origin TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0,
+    created REAL, updated REAL, error TEXT NOT NULL DEFAULT '', total INTEGER, done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER, bytes_done INTEGER NOT NULL DEFAULT 0, owner_pid INTEGER);
+CREATE INDEX IF NOT EXISTS ix_jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS ix_jobs_plan ON jobs(plan_uid);
+CREATE TABLE IF NOT EXISTS items (
+    job_id INTEGER NOT NULL, seq INTEGER NOT NULL, sop_uid TEXT, sop_class TEXT, modality TEXT, path TEXT,
+    size INTEGER, transfer_syntax TEXT, state TEXT NOT NULL, status INTEGER, error TEXT NOT NULL DEFAULT '',
+    permanent INTEGER NOT NULL DEFAULT 0, sent_at REAL, PRIMARY KEY (job_id, seq));
+CREATE INDEX IF NOT EXISTS ix_items_sop ON items(sop_uid);
+"""
+
+# Version 2: a job may send transformed copies (``send --anonymize``: "anonymize:PROFILE"); '' sends the stored
+# files as they are, which is what every job queued before this column existed did.
+V2 = """
+ALTER TABLE jobs ADD COLUMN transform TEXT NOT NULL DEFAULT '';
+"""
+
+QUEUE = Schema("queue", (
+    Migration(1, "the schema of the release before versions (78db9ea)", V1),
+    Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
+))
