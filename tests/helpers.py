@@ -54,9 +54,13 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
-def station_toml(data_dir: Path, port: int, *, extra: str = "", receiver: str = "", ae: str = "RTSTATION") -> str:
+def station_toml(data_dir: Path, port: int, *, extra: str = "", receiver: str = "", ae: str = "RTSTATION",
+                 metrics: bool = False) -> str:
+    """A station on loopback. Plan metrics are off unless asked for: their worker process would compute DVHs of
+    every ready plan in every test (CPU the shared machine lacks) and log at times no snapshot can pin."""
     return (f'[station]\nae_title = "{ae}"\nbind = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n\n'
-            f'[receiver]\nsettle_seconds = 30\nmin_free_mb = 0\ndurability = "os"\n{receiver}\n{extra}\n')
+            f'[receiver]\nsettle_seconds = 30\nmin_free_mb = 0\ndurability = "os"\n{receiver}\n\n'
+            f'[metrics]\nenabled = {str(metrics).lower()}\n\n{extra}\n')
 
 
 def rtstation(*args: str, config: Path | None = None, timeout: float = 120, check: bool = True,

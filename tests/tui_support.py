@@ -18,7 +18,7 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is importe
 import waiting
 from helpers import DATA, station_toml, write_config
 
-from rtstation_tui.engine.api import EchoOutcome, StationAPI, StationStatus
+from rtstation_tui.engine.api import DvhCurve, EchoOutcome, PlanMetrics, StationAPI, StationStatus
 from rtstation_tui.engine.config.model import Config, load_config
 from rtstation_tui.engine.config.rules import RuleConfig
 from rtstation_tui.engine.events import Subscriber
@@ -206,6 +206,12 @@ class FakeStation:
     def plan_details(self, plan_uid: str) -> PlanDetails | None:
         d = self.real.plan_details(plan_uid)
         return replace(d, history=tuple(self._history(plan_uid))) if d is not None else None
+
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        return self.real.plan_metrics(where, sort, limit)
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        return self.real.dvh_curves(plan_uid)
 
     def received_since(self, since: float) -> int:
         return self.real.received_since(since)

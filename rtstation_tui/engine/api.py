@@ -21,13 +21,14 @@ from .config.rules import RuleConfig
 from .config.reload import ReloadError
 from .events import Subscriber
 from .intake.receiver import ReceiverError
+from .metrics.views import DvhCurve, PlanMetrics
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
 from .store.lock import StationLocked
 
 # The errors a caller handles travel with the interface (over a socket they become HTTP statuses): ReceiverError
 # (the listener cannot bind: 503), ReloadError (a configuration that cannot be applied: 409), StationLocked (another
 # process owns the data_dir, at start).
-__all__ = ["EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
+__all__ = ["DvhCurve", "PlanMetrics", "EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
            "PlanRow", "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked"]
 
 
@@ -76,6 +77,16 @@ class StationAPI(Protocol):
     def unconnected(self, patient_id: str) -> list[LooseObject]: ...
 
     def plan_details(self, plan_uid: str) -> PlanDetails | None: ...
+
+    # -- plan metrics ([METRICS]) ------------------------------------------------------------------------------
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        """Plans with metrics matching ``where`` (``label~ADP``, ``max_dose>60Gy``…; a bad filter raises
+        ``QueryError``, a ValueError naming it), sorted by ``sort`` (``-max_dose,label``)."""
+        ...
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        """The plan's stored DVHs, one per ROI, resampled for plotting (empty before its metrics are computed)."""
+        ...
 
     # -- status line ----------------------------------------------------------------------------------------
     def received_since(self, since: float) -> int: ...

@@ -40,6 +40,9 @@ from .outbound.sender import Sender
 from .store.files import Store
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
+from .metrics import views as metrics_views
+from .metrics.service import MetricsService
+from .metrics.views import DvhCurve, PlanMetrics
 
 log = logging.getLogger("rtstation.station")
 
@@ -75,6 +78,9 @@ class Station:
         # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
         self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
         self.add_service(self.rules)
+        # plan metrics and DVHs of ready bundles, computed in a separate process (never on the receive path)
+        self.metrics = MetricsService(lambda: self.config, self.index, self.store, self.bus)
+        self.add_service(self.metrics)
         self.watcher = ImportWatcher(config, self.bus)  # state/detail: the import folder, for the console
         self.add_service(self.watcher)
         self.receiver_state = "stopped"
@@ -260,6 +266,12 @@ class Station:
 
     def unconnected(self, patient_id: str) -> list[LooseObject]:
         return queries.unconnected(self.index.conn, patient_id)
+
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        return metrics_views.plan_metrics(self.index.conn, where, sort, limit, self.config.metrics.dvh_points)
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        return metrics_views.dvh_curves(self.index.conn, plan_uid)
 
     def plan_details(self, plan_uid: str) -> PlanDetails | None:
         details = queries.plan_details(self.index.conn, plan_uid)

@@ -19,6 +19,7 @@ from .dialogs.confirm import ConfirmDialog
 from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
 from .host import ConsoleBase
+from .screens.metrics import MetricsScreen
 from .screens.nodes import NodesScreen
 from .screens.rules import RulesScreen
 from .screens.settings import SettingsScreen, settings_values
@@ -133,6 +134,9 @@ class StationActions(ConsoleBase):
 
     def action_nodes(self) -> None:
         self.push_screen(NodesScreen(self.config, self.api, self.last_echo))
+
+    def action_metrics(self) -> None:
+        self.push_screen(MetricsScreen(self.api))
 
     def action_settings(self) -> None:
         self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)

@@ -29,7 +29,7 @@ from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, ReceiverState, RulesEvaluated)
+                             LogEvent, MetricsComputed, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.station import Station
 from .actions import StationActions
@@ -38,6 +38,7 @@ from .commands.station import StationCommands
 from .editing import ConfigEditing
 from .labels import Palette
 from .screens.main import MainScreen
+from .screens.metrics import MetricsScreen
 from .terminal import ConsoleDriver, TerminalLost
 from .themes import ThemeCatalog, ThemeError
 from .widgets.bars import RateMeter
@@ -239,7 +240,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         main = self._main
         patients: set[str] = set()
         plans: set[str] = set()
-        settled = jobs_changed = False
+        settled = jobs_changed = metrics = False
         lines: list[LogLine] = []
         for ev in batch:
             if isinstance(ev, LogEvent):
@@ -264,6 +265,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
                 main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
+            elif isinstance(ev, MetricsComputed):
+                metrics = True
             elif isinstance(ev, (JobChanged, JobProgress)):
                 main.on_job_event(ev)
                 jobs_changed = jobs_changed or isinstance(ev, JobChanged)
@@ -275,6 +278,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         main.status.refresh_text()
         if jobs_changed:
             self.refresh_status()
+        if metrics and isinstance(self.screen, MetricsScreen):
+            self.screen.metrics_changed()
 
     @property
     def arriving(self) -> int:

@@ -68,6 +68,12 @@ class OpenSettings(AppCommand):
     ACTION = "settings"
 
 
+class OpenMetrics(AppCommand):
+    """Open the Metrics screen (plan metrics and DVHs)."""
+
+    ACTION = "metrics"
+
+
 class QuitRequested(AppCommand):
     """Leave the console (the app asks first when objects arrive or jobs run)."""
 

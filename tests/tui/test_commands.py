@@ -21,6 +21,7 @@ from rtstation_tui.ui.dialogs.help import HelpScreen
 from rtstation_tui.ui.dialogs.nodeform import NodeForm
 from rtstation_tui.ui.dialogs.ruleform import RuleForm
 from rtstation_tui.ui.dialogs.send import SendDialog
+from rtstation_tui.ui.screens.metrics import MetricsScreen
 from rtstation_tui.ui.screens.nodes import NodesScreen
 from rtstation_tui.ui.screens.rules import RulesScreen
 from rtstation_tui.ui.screens.settings import SettingsScreen
@@ -102,6 +103,8 @@ async def test_footer_and_palette_agree_on_every_screen(config):
         await check_here(pilot, SettingsScreen)
         await pilot.press("f1")
         await check_here(pilot, HelpScreen)
+        await pilot.press("escape", "escape", "m")
+        await check_here(pilot, MetricsScreen)
 
 
 async def test_a_footer_key_without_a_palette_entry_is_found(config):

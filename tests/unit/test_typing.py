@@ -25,6 +25,9 @@ CHECKED = [
     "rtstation_tui/ui/widgets/plantree.py",
     "rtstation_tui/ui/dialogs/send.py",
     "rtstation_tui/ui/labels.py",
+    "rtstation_tui/engine/metrics/views.py",
+    "rtstation_tui/ui/screens/metrics.py",
+    "rtstation_tui/ui/widgets/dvhplot.py",
 ]
 
 

@@ -8,6 +8,7 @@ fields as metadata, so adding a key is one line. Writing the file back (keeping 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
@@ -19,6 +20,8 @@ from .checks import setting as _c
 from .nodes import NodeConfig
 from .rules import RuleConfig, validate_rules
 
+# the DVH points metrics/compute.py understands (kept here so the config loader needs no NumPy import)
+_DVH_POINT = re.compile(r"^(D\d+(\.\d+)?(%|cc)?|V\d+(\.\d+)?(Gy|cGy)?)$")
 DEFAULT_CONFIG_PATHS = ("./rtstation.toml", "/etc/rtstation/rtstation.toml")
 ENV_STOCK_PYNETDICOM = "RTSTATION_STOCK_PYNETDICOM"  # 1: [network] fast_paths = false, whatever the file says
 _ENV_YES, _ENV_NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -42,6 +45,7 @@ class ReceiverConfig:
     durability: str = _c("fsync", choices=("fsync", "os"))
     max_pdu: int = _c(65536, min=0, max=4_194_304)
     network_timeout_s: float = _c(60.0, min=1, max=86400)
+    split_enhanced: bool = _c(False)  # also store classic images split from Enhanced MR/CT/PET (originals kept)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,12 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _c(True)  # compute plan metrics and DVHs when a bundle becomes ready
+    dvh_points: tuple[str, ...] = _c(())  # extra DVH points for every ROI: "V20Gy", "D2cc", "D95%"
+
+
+@dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
     themes_dir: Path | None = _c(None)  # user themes; None: $XDG_CONFIG_HOME/rtstation/themes (ui/themes)
@@ -104,6 +114,7 @@ class Config:
     import_: ImportConfig = ImportConfig()
     tls: TlsConfig = TlsConfig()
     retention: RetentionConfig = RetentionConfig()
+    metrics: MetricsConfig = MetricsConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
     anonymize: AnonymizeConfig = AnonymizeConfig()
@@ -131,6 +142,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "import": ("import_", ImportConfig),
     "tls": ("tls", TlsConfig),
     "retention": ("retention", RetentionConfig),
+    "metrics": ("metrics", MetricsConfig),
 }
 ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
 
@@ -194,6 +206,10 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
+    for i, point in enumerate(config.metrics.dvh_points):
+        if not _DVH_POINT.match(point):
+            raise ConfigError(file, f"metrics.dvh_points[{i}]", f"{point!r} is not a DVH point: use Dx% (D95%), "
+                              f"Dxcc (D2cc), VxGy (V20Gy) or VxcGy (V2000cGy)")
     network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
     anon = config.anonymize
     if anon.key_file is not None:

@@ -32,7 +32,9 @@ from ..dimse.settings import apply_receive_settings
 from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
-from .ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, Ingested, NetworkOrigin, ingest
+from .ingest import (DUPLICATE, FAILED, QUARANTINED, STORED, Announced, Destination, Ingested, NetworkOrigin,
+                     ingest)
+from .splitter import EnhancedSplitter, splits
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -78,6 +80,7 @@ class Receiver:
         self.indexer = indexer
         self.bus = bus
         self._into = Destination(store, indexer.put)
+        self.splitter = EnhancedSplitter(self._into)  # [receiver] split_enhanced; its thread starts on first use
         self.acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
         self.ae_title = config.station.ae_title.strip()
         self._server: Any = None
@@ -146,6 +149,7 @@ class Receiver:
             log.warning("aborting association from %s at shutdown", assoc.requestor.ae_title)
             assoc.abort()
         self._sweep_vanished()
+        self.splitter.stop()
         log.info("receiver stopped")
 
     def reload(self, config: Config) -> None:
@@ -254,6 +258,9 @@ class Receiver:
         st.nbytes += result.placed.size
         if result.outcome == DUPLICATE:
             st.duplicates += 1
+        elif result.outcome == STORED and self.config.receiver.split_enhanced and result.info is not None \
+                and splits(result.info.sop_class):
+            self.splitter.submit(self.store.abspath(result.placed.relpath), st.calling_ae)
         return STATUS_SUCCESS
 
     def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:

@@ -26,7 +26,7 @@ KEY_NAMES = {"slash": "/", "question_mark": "?", "space": "space", "escape": "Es
 SCOPE_NAMES = {"app": "Everywhere", "main": "Main screen", "tree": "Plan tree", "log": "Log pane",
                "entries": "Editor table", "nodes": "Nodes editor", "rules": "Rules editor",
                "settings": "Settings", "form": "Form fields", "entry-form": "Node / rule form",
-               "confirm": "Question", "send": "Send dialog", "help": "Help"}
+               "confirm": "Question", "send": "Send dialog", "help": "Help", "metrics": "Metrics screen"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,9 @@ COMMANDS: tuple[Command, ...] = (
     # S is not in the 80-column footer: it is in the palette, the help screen and the README
     _c("settings", "S", "Settings", "Settings", "Station AE title, address, port, allowlist, import folder, log "
        "level, theme", MAIN, message=m.OpenSettings, show=False),
+    # M is not in the 80-column footer either: in the palette, the help screen and the README
+    _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
+       "selected one", MAIN, message=m.OpenMetrics, show=False),
     _c("quit", "q", "Quit", "Quit rtstation", "Stop receiving (in-flight stores finish) and leave", MAIN,
        message=m.QuitRequested),
     # the plan tree
@@ -162,6 +165,19 @@ COMMANDS: tuple[Command, ...] = (
        "anonymize profiles (and back to none): it gets de-identified copies, the store keeps the originals",
        ("send",), action="anonymize"),
     _c("help-close", "escape", "Close", "Close help", "Back to the screen", ("help",), action="dismiss"),
+    # the Metrics screen
+    _c("metrics-back", "escape", "Back", "Back", "Back to the main screen (in the filter box: empty it first)",
+       ("metrics",), action="back"),
+    _c("metrics-filter", "slash", "Filter", "Filter plans", "Filter like rtstation metrics --where: label~ADP, "
+       "max_dose>60Gy, machine=TrueBeam*, received>2026-01-01 (Enter applies)", ("metrics",), action="filter"),
+    _c("metrics-sort", "o", "Sort", "Sort plans", "Sort by the next column (descending, then ascending); a click on "
+       "a column header sorts by it", ("metrics",), action="sort"),
+    _c("dvh-left", "comma,less_than_sign", "◀ Gy", "Dose cursor down", "Move the DVH plot's dose cursor to lower "
+       "doses; the line below reads each ROI's volume there", ("metrics",), action="cursor(-1)", key_display="<"),
+    _c("dvh-right", "full_stop,greater_than_sign", "Gy ▶", "Dose cursor up", "Move the DVH plot's dose cursor to "
+       "higher doses", ("metrics",), action="cursor(1)", key_display=">"),
+    _c("dvh-all", "a", "All ROIs", "All ROIs / none", "Show every ROI in the plot, or none (space toggles the one "
+       "under the cursor in the list)", ("metrics",), action="all_rois"),
 )
 BY_ID = {c.id: c for c in COMMANDS}
 

@@ -50,8 +50,26 @@ class EntryTableScreen(CommandScope, Screen[None]):
     def action_edit(self) -> None:
         raise NotImplementedError
 
-    def refresh_rows(self, select: str | None = None) -> None:
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The table's rows as (entry name, cells), in the file's order."""
         raise NotImplementedError
+
+    def after_refresh(self, names: list[str], where: str) -> None:
+        """What the screen shows around the table once its rows are rebuilt (title, detail, dry run)."""
+        raise NotImplementedError
+
+    def refresh_rows(self, select: str | None = None) -> None:
+        """Rebuild the table from ``self.config``, keeping the cursor on ``select`` or the entry selected before."""
+        table = self.table
+        keep = select or self.selected
+        table.clear()
+        rows = self.rows()
+        for name, cells in rows:
+            table.add_row(*cells, key=name)
+        names = [name for name, _ in rows]
+        self.keep_cursor(names, keep)
+        config = self.config
+        self.after_refresh(names, config.path.name if config.path else "built-in defaults")
 
     def action_cursor_down(self) -> None:
         self.table.action_cursor_down()

@@ -62,17 +62,11 @@ class NodesScreen(EntryTableScreen):
     def on_mount(self) -> None:
         self.refresh_rows()
 
-    def refresh_rows(self, select: str | None = None) -> None:
-        config = self.config
-        table = self.table
-        keep = select or self.selected
-        table.clear()
-        for n in config.nodes:
-            table.add_row(n.name, n.ae_title, f"{n.host}:{n.port}", "yes" if n.enabled else "no",
-                          describe_echo(self.echoes.get(n.name)), key=n.name)
-        names = [n.name for n in config.nodes]
-        self.keep_cursor(names, keep)
-        where = config.path.name if config.path else "built-in defaults"
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(n.name, (n.name, n.ae_title, f"{n.host}:{n.port}", "yes" if n.enabled else "no",
+                          describe_echo(self.echoes.get(n.name)))) for n in self.config.nodes]
+
+    def after_refresh(self, names: list[str], where: str) -> None:
         self.query_one("#nodes-title", Label).update(f"Nodes  ({len(names)}, from {where})  Enter edits")
         self.show_detail()
 

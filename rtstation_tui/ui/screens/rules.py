@@ -66,20 +66,15 @@ class RulesScreen(EntryTableScreen):
         self.dry_run: list[PlanVerdicts] = []
         self.refresh_rows()
 
-    def refresh_rows(self, select: str | None = None) -> None:
-        config = self.config
-        table = self.table
-        keep = select or self.selected
-        table.clear()
-        for i, r in enumerate(config.rules, start=1):
-            table.add_row(str(i), r.name, "yes" if r.enabled else "no", ", ".join(r.targets), matches(r), key=r.name)
-        names = [r.name for r in config.rules]
-        self.keep_cursor(names, keep)
-        where = config.path.name if config.path else "built-in defaults"
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(r.name, (str(i), r.name, "yes" if r.enabled else "no", ", ".join(r.targets), matches(r)))
+                for i, r in enumerate(self.config.rules, start=1)]
+
+    def after_refresh(self, names: list[str], where: str) -> None:
         self.query_one("#rules-title", Label).update(
             f"Rules  ({len(names)}, in order, from {where})  Enter edits" if names
             else "No [[rules]]: plans are sent by hand (s). Press a to add a rule.")
-        self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True, exit_on_error=False)
+        self.run_worker(self._dry_run(self.config.rules), group="dry-run", exclusive=True, exit_on_error=False)
 
     async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:
         plans = await asyncio.to_thread(self.api.dry_run, rules)

@@ -14,14 +14,14 @@ from typing import Any, Sequence
 import tomlkit
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Label
 
 from ...engine.config.model import SECTIONS, Config
 from ...engine.config.tomlfile import ConfigFile
 from ..commands.registry import CommandScope, bindings
 from ..messages import SaveConfig
 from ..themes import ThemeCatalog
-from ..widgets.form import FieldSpec, Form
+from ..widgets.form import FieldSpec, Form, FormHost
 
 # (section.key, label, help)
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -80,7 +80,8 @@ def write_settings(cf: ConfigFile, changes: dict[str, Any]) -> None:
             cf.set(section, name, value)
 
 
-class SettingsScreen(CommandScope, Screen[None]):
+class SettingsScreen(FormHost, CommandScope, Screen[None]):
+    FIRST_FIELD = "station.ae_title"
     COMMAND_SCOPE = "settings"
     BINDINGS = bindings("settings")
 
@@ -96,17 +97,6 @@ class SettingsScreen(CommandScope, Screen[None]):
         themes = ThemeCatalog.scan(self.themes_dir).names()  # a file added since the start is offered too
         yield Form(settings_specs(themes), self.values, id="settings-form")
         yield Footer()
-
-    @property
-    def form(self) -> Form:
-        return self.query_one(Form)
-
-    def on_mount(self) -> None:
-        self.form.focus_field("station.ae_title")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_save()
 
     def action_save(self) -> None:
         form = self.form
