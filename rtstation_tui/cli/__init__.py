@@ -15,7 +15,8 @@ from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
-            "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd"]
+            "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd",
+            "anonymize"]
 EXIT_USAGE = 2
 
 

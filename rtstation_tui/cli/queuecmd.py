@@ -38,7 +38,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             retry = ""
             if j.state == "waiting-retry":
                 retry = f", next try {datetime.datetime.fromtimestamp(j.next_try).strftime('%H:%M:%S')}"
-            print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16} {j.state:<13} {j.done}/{j.total}"
+            sent_as = f" as {j.transform}" if j.transform else ""  # the peer gets transformed copies
+            print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16}{sent_as} {j.state:<13} {j.done}/{j.total}"
                   f"{f' failed {j.failed}' if j.failed else ''} attempt {j.attempts + 1}{retry}"
                   f"{f'  {j.error}' if j.error else ''}")
         return 0
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print_json({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
                                                      "status": i.status, "error": i.error} for i in items]})
         else:
-            print(f"job {job.id}: {job.label} to {job.node}: {job.state} {job.done}/{job.total} {job.error}")
+            sent_as = f" as {job.transform}" if job.transform else ""
+            print(f"job {job.id}: {job.label} to {job.node}{sent_as}: {job.state} {job.done}/{job.total} {job.error}")
             for i in items:
                 print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}"
                       f"{f' 0x{i.status:04X}' if i.status else ''} {i.error}")

@@ -12,7 +12,7 @@ import asyncio
 import sys
 import time
 
-from ..engine.plans.bundle import find_plans
+from ..engine.plans.bundle import Bundle, bundle_for, find_plans
 from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.events import EventBus
@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
+    p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "
+                   "profile (the store keeps the originals)")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -53,6 +55,15 @@ def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
         listing = "; ".join(f"{r['label']} of patient {r['patient_id']} ({r['sop_uid']})" for r in rows)
         raise ValueError(f"label {plan!r} is ambiguous, it matches: {listing}. Use the UID or --patient")
     return uids[0]
+
+
+def resolve_bundle(index: Index, plan: str, patient: str | None) -> Bundle:
+    """The bundle of a plan named by UID or label (ValueError with the candidates or what is missing)."""
+    plan_uid = resolve_plan(index, plan, patient)
+    bundle = bundle_for(index.conn, plan_uid)
+    if bundle is None:
+        raise ValueError(f"plan {plan_uid} is not in the index")
+    return bundle
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -70,15 +81,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail("say what to send: --plan, --sop, --series, --study or --patient", 2)
     if args.include and not args.plan:
         return fail("--include selects parts of a plan bundle: use it with --plan", 2)
+    transform = f"anonymize:{args.anonymize}" if args.anonymize else ""
     try:
         if args.sop:
-            results = sender.enqueue_instances(args.sop, targets, force=args.force)
+            results = sender.enqueue_instances(args.sop, targets, force=args.force, transform=transform)
         elif level is not None:
             uid = args.patient if level == "patient" else getattr(args, level)
-            results = sender.enqueue_level(level, uid, targets, force=args.force)
+            results = sender.enqueue_level(level, uid, targets, force=args.force, transform=transform)
         else:
             plan_uid = resolve_plan(index, args.plan, args.patient)
-            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force)
+            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force, transform=transform)
     except ValueError as exc:
         return fail(str(exc), 2)
     jobs = [r.job_id for r in results if r.job_id is not None]
@@ -136,7 +148,8 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
                     "already_delivered": r.already_delivered, "already_queued": r.already_queued,
                     "state": job.state if job else "nothing to send", "error": job.error if job else "",
                     "done": job.done if job else 0, "failed": job.failed if job else 0,
-                    "attempts": job.attempts if job else 0})
+                    "attempts": job.attempts if job else 0,
+                    "transform": job.transform if job else ""})
     if as_json:
         print_json(out)
     else:
@@ -144,7 +157,8 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
             extra = f", {o['already_delivered']} already delivered" if o["already_delivered"] else ""
             extra += f", {o['already_queued']} already queued" if o["already_queued"] else ""
             job = f"job {o['job_id']}" if o["job_id"] is not None else "no job"
-            print(f"{o['node']}: {job}, {o['instances']} instances{extra}: {o['state']}"
+            sent_as = f" as {o['transform']}" if o["transform"] else ""
+            print(f"{o['node']}: {job}, {o['instances']} instances{sent_as}{extra}: {o['state']}"
                   + (f" ({o['error']})" if o["error"] else ""))
     if waited and any(o["job_id"] is not None and o["state"] != DONE for o in out):
         return 1

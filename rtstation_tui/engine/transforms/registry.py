@@ -1,0 +1,21 @@
+"""Transforms by the names rules, nodes and the command line use: ``anonymize:PROFILE`` (more come with [ACTIONS]).
+
+Why names: a queued job stores the name, not an object, so a restart rebuilds the same transform from the config.
+"""
+
+from __future__ import annotations
+
+from ..config.model import Config
+from .base import Transform, TransformError
+
+KINDS = ("anonymize",)
+
+
+def build_transform(spec: str, config: Config) -> Transform:
+    """The transform a spec names; TransformError says what is wrong and what exists."""
+    kind, _, arg = spec.strip().partition(":")
+    if kind == "anonymize":
+        from .anonymize import build
+
+        return build(config, arg or config.anonymize.default_profile)
+    raise TransformError(f"unknown transform {spec!r}: use one of {', '.join(k + ':NAME' for k in KINDS)}")
