@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
     p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "
-                   "profile (the store keeps the originals)")
+                   "profile (the store keeps the originals); the same as --transform anonymize:PROFILE")
+    p.add_argument("--transform", metavar="SPEC", help="send copies changed by one transform: anonymize:PROFILE, or "
+                   "overlay[:ROI,...] (image series with the structure set's ROIs as overlay planes)")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -81,7 +83,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail("say what to send: --plan, --sop, --series, --study or --patient", 2)
     if args.include and not args.plan:
         return fail("--include selects parts of a plan bundle: use it with --plan", 2)
-    transform = f"anonymize:{args.anonymize}" if args.anonymize else ""
+    if args.anonymize and args.transform:
+        return fail("--anonymize PROFILE is --transform anonymize:PROFILE: give one of them", 2)
+    transform = f"anonymize:{args.anonymize}" if args.anonymize else (args.transform or "")
     try:
         if args.sop:
             results = sender.enqueue_instances(args.sop, targets, force=args.force, transform=transform)

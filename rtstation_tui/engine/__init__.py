@@ -2,6 +2,6 @@
 
 Never imports Textual, Rich or the UI (an import-linter contract). Its sub-packages are layers, top to bottom
 (``pyproject.toml`` checks the order): ``station`` (the facade) → ``api`` → ``intake`` | ``outbound`` →
-``derive`` → ``plans`` | ``transforms`` → ``store`` | ``dimse`` → ``events``, ``audit``, ``loops``, ``logsetup`` →
+``transforms`` (outgoing copies) → ``derive`` → ``plans`` → ``store`` | ``dimse`` → ``events``, ``audit``, ``loops``, ``logsetup`` →
 ``config`` → ``dicom``.
 """

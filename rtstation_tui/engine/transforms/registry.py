@@ -1,4 +1,5 @@
-"""Transforms by the names rules, nodes and the command line use: ``anonymize:PROFILE`` (more come with [ACTIONS]).
+"""Transforms by the names rules, nodes and the command line use: ``anonymize:PROFILE``, ``overlay[:ROI,...]``
+(more come with [ACTIONS]).
 
 Why names: a queued job stores the name, not an object, so a restart rebuilds the same transform from the config.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from ..config.model import Config
 from .base import Transform, TransformError
 
-KINDS = ("anonymize",)
+KINDS = ("anonymize", "overlay")
 
 
 def build_transform(spec: str, config: Config) -> Transform:
@@ -18,4 +19,8 @@ def build_transform(spec: str, config: Config) -> Transform:
         from .anonymize import build
 
         return build(config, arg or config.anonymize.default_profile)
-    raise TransformError(f"unknown transform {spec!r}: use one of {', '.join(k + ':NAME' for k in KINDS)}")
+    if kind == "overlay":
+        from .overlay import build as build_overlay
+
+        return build_overlay(arg)
+    raise TransformError(f"unknown transform {spec!r}: use anonymize:PROFILE or overlay[:ROI,...]")
