@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..config.model import Config
 from ..transforms.files import read_objects, write_objects
+from ..transforms.base import TransformError
 from ..transforms.registry import build_transform
 from .queue import ItemRow
 
@@ -29,6 +30,8 @@ def prepare(config: Config, job_id: int, spec: str, items: Sequence[ItemRow]) ->
     folder = outgoing_dir(config.data_dir, job_id)
     discard(folder)
     objects = transform.apply(read_objects(i.path for i in items))
+    if len(objects) != len(items):  # the queue has one row per stored instance: never drop or invent silently
+        raise TransformError(f"{spec} made {len(objects)} objects of {len(items)}; a send job needs one for each")
     paths = write_objects(objects, folder, fsync=False)  # throw-away copies: nothing to make durable
     return {item.seq: str(path) for item, path in zip(items, paths)}
 
