@@ -64,11 +64,13 @@ class StationActions(ConsoleBase):
         if not previews:
             return
         failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
-        nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews, failed))
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed)
+        nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return
         try:
-            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes)
+            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes,
+                                           {n: t for n, t in dialog.transforms.items() if n in nodes})
         except Exception as exc:
             self.notify(str(exc), title="Send failed", severity="error")
             return

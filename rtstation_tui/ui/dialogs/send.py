@@ -1,7 +1,9 @@
 """The send dialog: choose one or more nodes with the keyboard, see what will be sent, confirm.
 
 Returns the chosen node names, or None when cancelled. Why nothing is pre-chosen: "nothing is sent twice by
-accident" — a send needs an explicit Space on each node, then Enter.
+accident" — a send needs an explicit Space on each node, then Enter. ``a`` on a node cycles through the anonymize
+profiles for that node (``transforms`` after the dialog closes): that node gets de-identified copies, the store
+keeps the originals.
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
     BINDINGS = bindings("send")
 
     def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview],
-                 echo_failed: Mapping[str, str] | None = None) -> None:
+                 profiles: Sequence[str] = (), echo_failed: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.nodes = list(nodes)
         self.previews = list(previews)
+        self.choices = ["", *(f"anonymize:{p}" for p in profiles)]  # "" : the stored bytes as they are
+        self.transforms: dict[str, str] = {}  # node name → transform, for the nodes that get copies
         self.echo_failed = dict(echo_failed or {})  # node → why its last C-ECHO failed (this console's)
 
     def compose(self) -> ComposeResult:
@@ -58,10 +62,10 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
             yield Label(f"Send {n} plan{'s' if n != 1 else ''}", classes="dialog-title")
             yield Static(Text("\n").join(describe(p) for p in self.previews) if self.previews
                          else Text("nothing to send"), id="send-what")
-            yield Label("To (↑↓ move, Space choose, Enter send, Esc cancel):")
+            anonymize = ", a anonymize" if len(self.choices) > 1 else ""  # pressed again: the next profile
+            yield Label(f"To (↑↓ move, Space choose{anonymize}, Enter send, Esc cancel):")
             yield SelectionList[str](
-                *(Selection(self._node_text(node), node.name, False, disabled=not node.enabled)
-                  for node in self.nodes),
+                *(Selection(self._prompt(node), node.name, False, disabled=not node.enabled) for node in self.nodes),
                 id="send-nodes")
             failed = [n.name for n in self.nodes if n.name in self.echo_failed]
             if failed:  # the reason in full, wrapped under the list (a list row would cut it)
@@ -72,21 +76,41 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
                 yield Button("Send", id="send", variant="primary")
                 yield Button("Cancel", id="cancel")
 
-    def _node_text(self, node: NodeConfig) -> Text:
-        text = Text(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)"))
-        if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
-            text.append("  ✗ no C-ECHO", "bold red")
-        return text
-
     def on_mount(self) -> None:
         nodes = self.query_one(SelectionList)
         nodes.focus()
         # the first enabled node under the cursor at once: a Space typed right away must choose it
         nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
 
+    def _prompt(self, node: NodeConfig) -> Text:
+        transform = self.transforms.get(node.name)
+        text = Text(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
+                    + (f"  → {transform}" if transform else ""))
+        if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
+            text.append("  ✗ no C-ECHO", "bold red")
+        return text
+
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore
-        chosen = self.chosen
+        self._show_chosen()
+
+    def _show_chosen(self) -> None:
+        chosen = [n + (f" ({self.transforms[n]})" if n in self.transforms else "") for n in self.chosen]
         self.query_one("#send-chosen", Label).update(f"Chosen: {', '.join(chosen) if chosen else 'none'}")
+
+    def action_anonymize(self) -> None:
+        """The next anonymize profile (or none) for the highlighted node."""
+        nodes = self.query_one("#send-nodes", SelectionList)
+        index = nodes.highlighted
+        if len(self.choices) < 2 or index is None or not self.nodes[index].enabled:
+            return
+        node = self.nodes[index]
+        following = self.choices[(self.choices.index(self.transforms.get(node.name, "")) + 1) % len(self.choices)]
+        if following:
+            self.transforms[node.name] = following
+        else:
+            self.transforms.pop(node.name, None)
+        nodes.replace_option_prompt_at_index(index, self._prompt(node))
+        self._show_chosen()
 
     @property
     def chosen(self) -> list[str]:
