@@ -31,6 +31,7 @@ EXAMPLES = {
     "rules check": "rtstation rules check",
     "rules test": "rtstation rules test --plan B1 --patient 123456",
     "import": "rtstation import /media/usb/export.zip",
+    "anonymize": "rtstation anonymize --plan B1 --patient 123456 --profile rt-research --out /tmp/anon",
     "index": "rtstation index --rebuild",
     "cleanup": "rtstation cleanup --dry-run",
     "synth": "rtstation synth --patients 3 --slices 50 /tmp/synthetic",
