@@ -60,6 +60,17 @@ def make_config(tmp_path: Path, port: int = 11112, extra: str = NODES) -> Config
     return load_config(write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port, extra=extra)))
 
 
+def snapshot_config(tmp_path: Path, monkeypatch: Any) -> Config:
+    """The snapshots' configuration: relative paths from ``tmp_path``, free disk and the log clock pinned."""
+    from rtstation_tui.ui.widgets import logpane
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Station, "free_disk_mb", lambda self: 123_456.0)
+    monkeypatch.setattr(logpane, "clock", lambda ts: "09:30:00")
+    write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", 11112, extra=NODES))
+    return load_config("rtstation.toml")
+
+
 def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast: bool = True) -> None:
     """breast_boost (plan B1, CTs missing) and one complete synthetic patient with fixed UIDs (either optional)."""
     paths = sorted((DATA / "breast_boost").glob("*.dcm")) if breast else []

@@ -6,9 +6,11 @@ the details, the rules dry run, the log pane's follow, cancelled workers as erro
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from editor_support import copy_sample, open_form
-from tui_support import FakeSender, fill_plans, fill_store, import_settled, make_app, make_config, screen_text, until
+from tui_support import FakeSender, fill_plans, fill_store, make_app, make_config, screen_text, until
 
 from helpers import free_port, rtstation
 from rtstation_tui.engine.config.model import load_config
@@ -148,8 +150,7 @@ async def test_the_details_of_a_patient_say_what_its_tree_row_says_as_plans_arri
         assert "PAT01  DOE JANE: 1 plan." in screen_text(app)
         make_patient(tmp_path / "more", "PAT01", name="DOE^JANE", slices=2, rows=8, cols=8, label="NEW2",
                      seed="console-more")
-        report = await pilot.app.main.run_worker(
-            __import__("asyncio").to_thread(app.station.importer().run, [tmp_path / "more"], "import", "PACS")).wait()
+        report = await asyncio.to_thread(app.station.importer().run, [tmp_path / "more"], "import", "PACS")
         assert report.stored
         await until(pilot, lambda: "2 plans" in str(app.main.tree.patient_node("PAT01").label), what="row: 2 plans")
         await until(pilot, lambda: "PAT01  DOE JANE: 2 plans." in screen_text(app), what="details: 2 plans")

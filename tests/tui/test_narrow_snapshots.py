@@ -5,18 +5,15 @@ pane (as scrolling would) and finds every fact whole: counts never cut to ``1…
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 
 import pytest
 from rich.console import Console
-from tui_support import FIXED_TIME, NODES, FakeSender, QueueRow, fill_plans, make_app, screen_text, until
+from tui_support import FIXED_TIME, FakeSender, QueueRow, fill_plans, make_app, screen_text, snapshot_config, until
 
-from helpers import station_toml, write_config
-from rtstation_tui.engine.config.model import load_config
-from rtstation_tui.engine.station import Station
 from rtstation_tui.ui.labels import Palette
-from rtstation_tui.ui.widgets import logpane
 from rtstation_tui.ui.widgets.details import render_details
 
 LABEL = "PROSTATE_BOOST_2"  # RTPlanLabel holds 16 characters
@@ -26,11 +23,7 @@ ERROR = ("association rejected by ORTHANC: called AE title not recognised (0x03)
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(Station, "free_disk_mb", lambda self: 123_456.0)
-    monkeypatch.setattr(logpane, "clock", lambda ts: "09:30:00")
-    write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", 11112, extra=NODES))
-    cfg = load_config("rtstation.toml")
+    cfg = snapshot_config(tmp_path, monkeypatch)
     uid = fill_plans(cfg, tmp_path, [("PAT-2026-000123", "VANDERBERGHE-MONTGOMERY^ALEXANDRA^MARIA", LABEL)],
                      slices=100)[LABEL]
     return cfg, uid
@@ -81,7 +74,7 @@ async def test_every_fact_is_whole_somewhere_at_80x24(config):
         tree_row = str(app.main.tree.plan_node(uid).label)
         assert LABEL in tree_row  # the label and the first send state at least fit the tree row
         pane = app.main.query_one("#details")
-        details = await app.main.run_worker(__import__("asyncio").to_thread(app.api.plan_details, uid)).wait()
+        details = await asyncio.to_thread(app.api.plan_details, uid)
         out = io.StringIO()
         Console(file=out, width=pane.content_region.width, color_system=None).print(render_details(details, Palette()))
         lines = out.getvalue().splitlines()

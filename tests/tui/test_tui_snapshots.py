@@ -9,22 +9,14 @@ SVGs in ``tests/__snapshots__/`` before committing them.
 from __future__ import annotations
 
 import pytest
-from tui_support import NODES, FakeSender, fill_store, make_app, screen_text, until
+from tui_support import FakeSender, fill_store, make_app, screen_text, snapshot_config, until
 
-from helpers import station_toml, write_config
-from rtstation_tui.engine.config.model import load_config
 from rtstation_tui.ui.dialogs.send import SendDialog
-from rtstation_tui.engine.station import Station
-from rtstation_tui.ui.widgets import logpane
 
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(Station, "free_disk_mb", lambda self: 123_456.0)
-    monkeypatch.setattr(logpane, "clock", lambda ts: "09:30:00")
-    write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", 11112, extra=NODES))
-    cfg = load_config("rtstation.toml")
+    cfg = snapshot_config(tmp_path, monkeypatch)
     fill_store(cfg, tmp_path)
     return cfg
 
