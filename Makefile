@@ -6,8 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test venv peers bench clean lint
 
-run: $(STAMP)
-	$(BIN)/rtstation --config sample_config/rtstation.toml --data-dir ./var
+# The tracked sample stays untouched: the first run copies it to ./var/rtstation.toml, which the editors change.
+run: $(STAMP) var/rtstation.toml
+	$(BIN)/rtstation --config var/rtstation.toml --data-dir ./var
+
+var/rtstation.toml:
+	mkdir -p var
+	cp -n sample_config/rtstation.toml var/rtstation.toml
 
 test: peers $(STAMP)
 	$(BIN)/lint-imports
