@@ -259,3 +259,24 @@ async def test_the_send_dialog_marks_a_node_whose_last_echo_failed(tmp_path):
         assert "ARCHIVE  ORTHANC@127.0.0.1:4242  ✗ no C-ECHO" in text, text
         assert "last C-ECHO failed: connection refused" in text
         assert "QA  STORESCP@127.0.0.1:11200  ✗" not in text
+
+
+async def test_enter_in_the_log_pane_shows_a_long_line_whole(tmp_path):
+    from rtstation_tui.ui.dialogs.logreader import LogReader
+
+    long = ("association from ECLIPSE_PLANNING_01 rejected: called AE title 'RTSTATION_TEST' is not ours, and the "
+            "calling AE is missing from [receiver] allowed_ae_titles (edit it with S, then Save) — end of line")
+    app = make_app(make_config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        app.main.logpane.add([LogLine(0, 30, "rtstation.receiver", long)])
+        assert "end of line" not in screen_text(app)  # cut at the pane's edge
+        await pilot.press("l", "enter")
+        await until(pilot, lambda: isinstance(app.screen, LogReader), what="the log reader")
+        await pilot.pause()
+        reader = app.screen.query_one("#log-reader-text")
+        assert long in str(reader.content)
+        assert reader.size.height >= 5  # two records, wrapped over several rows inside the 80 columns
+        assert "end of line" in screen_text(app)
+        await pilot.press("escape")
+        assert app.screen is app.main

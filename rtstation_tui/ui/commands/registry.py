@@ -26,7 +26,8 @@ KEY_NAMES = {"slash": "/", "question_mark": "?", "space": "space", "escape": "Es
 SCOPE_NAMES = {"app": "Everywhere", "main": "Main screen", "tree": "Plan tree", "log": "Log pane",
                "entries": "Editor table", "nodes": "Nodes editor", "rules": "Rules editor",
                "settings": "Settings", "form": "Form fields", "entry-form": "Node / rule form",
-               "confirm": "Question", "send": "Send dialog", "help": "Help", "metrics": "Metrics screen"}
+               "confirm": "Question", "send": "Send dialog", "help": "Help", "metrics": "Metrics screen",
+               "log-reader": "Log lines"}
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ COMMANDS: tuple[Command, ...] = (
        action="cycle_level"),
     _c("log-follow", "f", "Follow", "Follow log", "Keep the newest line in view, or stop there", ("log",),
        action="toggle_follow"),
+    _c("log-read", "enter", "Read", "Read log lines", "Open the lines the log pane shows, wrapped, to read them "
+       "whole", ("log",), action="read"),
     _c("log-search", "slash", "Search log", "Search log", "Find text in the log pane", ("log",), action="search",
        overrides="filter"),
     _c("log-leave", "escape", "Back", "Leave log", "Back to the tree", ("log",), action="leave", show=False,
@@ -165,6 +168,8 @@ COMMANDS: tuple[Command, ...] = (
        "anonymize profiles (and back to none): it gets de-identified copies, the store keeps the originals",
        ("send",), action="anonymize"),
     _c("help-close", "escape", "Close", "Close help", "Back to the screen", ("help",), action="dismiss"),
+    _c("reader-close", "escape", "Close", "Close log lines", "Back to the log pane", ("log-reader",),
+       action="dismiss"),
     # the Metrics screen
     _c("metrics-back", "escape", "Back", "Back", "Back to the main screen (in the filter box: empty it first)",
        ("metrics",), action="back"),

@@ -18,6 +18,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, Log, Static
 
 from ..commands.registry import CommandScope, bindings
+from ..dialogs.logreader import LogReader
 
 LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
 KEEP = 5000
@@ -103,6 +104,10 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         if self.follow:
             self.log_widget.scroll_end(animate=False)
         self.query_one("#log-title", Static).update(self._title())
+
+    def action_read(self) -> None:
+        """Enter: the shown lines, wrapped (a long error is cut at the pane's edge)."""
+        self.app.push_screen(LogReader([format_line(line) for line in self.lines if self._visible(line)]))
 
     def action_search(self) -> None:
         box = self.query_one("#log-search", Input)
