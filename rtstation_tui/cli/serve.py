@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 from ..engine.config.model import Config, ConfigError
@@ -22,25 +24,46 @@ log = logging.getLogger("rtstation.serve")
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run headless: receive, index, forward; logs to stdout")
+    p.add_argument("--no-receiver", action="store_true",
+                   help="no DICOM listener: only the watched import folder and the sender (rules, queue) run")
+    p.add_argument("--watch-folder", metavar="PATH", help="watch this folder instead of [import] folder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stdout, level=args.log_level)
+    watch = Path(args.watch_folder).absolute() if args.watch_folder else None
+
+    def with_options(cfg: Config) -> Config:
+        return replace(cfg, import_=replace(cfg.import_, folder=watch)) if watch is not None else cfg
 
     def reread() -> Config:
         from . import load  # the same file and command-line overrides as at start
 
-        return load(args)
+        return with_options(load(args))
 
     try:
-        return asyncio.run(serve(config, reread, fixed_level=args.log_level is not None))
+        return asyncio.run(serve(with_options(config), reread, fixed_level=args.log_level is not None,
+                                 receive=not args.no_receiver))
     except StationLocked as exc:
         return fail(str(exc))
 
 
-async def serve(config: Config, reread: Callable[[], Config] | None = None, *, fixed_level: bool = False) -> int:
-    station = Station(config)
+def effective(config: Config, address: str) -> list[str]:
+    """What this process runs with, as the log's first lines: a support call starts with them."""
+    acl = config.receiver.allowed_calling_aes
+    nodes = [f"{n.name} {n.describe()}" + ("" if n.enabled else " (disabled)") for n in config.nodes]
+    return [f"configuration: {config.path or 'built-in defaults (no file found)'}",
+            f"  AE {config.station.ae_title} on {address or 'no receiver (--no-receiver)'}",
+            f"  data_dir {config.data_dir}",
+            f"  allowed calling AEs: {', '.join(acl) if acl else 'any'}",
+            f"  import folder: {config.import_.folder or 'off'}",
+            f"  nodes: {'; '.join(nodes) if nodes else 'none'}"]
+
+
+async def serve(config: Config, reread: Callable[[], Config] | None = None, *, fixed_level: bool = False,
+                receive: bool = True) -> int:
+    station = Station(config, receive=receive)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,8 +76,11 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
         log.error("%s", exc)
         await station.stop()
         return 1
+    address = station.receiver.address if station.receiver else ""
+    for line in effective(config, address):
+        log.info("%s", line)
     log.info("rtstation %s serving: AE %s on %s, data in %s", _version(), config.station.ae_title,
-             station.receiver.address if station.receiver else "-", config.data_dir)
+             address or "- (no receiver)", config.data_dir)
     await stopping.wait()
     log.info("stopping: refusing new associations, finishing in-flight stores")
     await station.stop()

@@ -87,3 +87,38 @@ def test_every_subcommands_help_has_a_description_and_an_example() -> None:
         assert "\nexample:\n  rtstation " in text, (name, text[-300:])
         seen += 1
     assert seen >= 20
+
+
+def test_serve_without_receiver_watches_the_folder_given_and_prints_its_configuration(tmp_path: Path) -> None:
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import BREAST, echoscu, show_json, wait_for
+
+    port = free_port()
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port, extra=(
+        '[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = 11200\n')))
+    incoming = tmp_path / "drop"
+    incoming.mkdir()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "rtstation_tui", "serve", "--config", str(config),
+                                 "--no-receiver", "--watch-folder", str(incoming)], stdout=fh,
+                                stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+    try:
+        wait_for(lambda: "serving" in log.read_text(), 30, what="serve to start")
+        text = log.read_text()
+        for line in (f"configuration: {config}", "AE RTSTATION on no receiver (--no-receiver)",
+                     f"data_dir {tmp_path / 'var'}", "allowed calling AEs: any", f"import folder: {incoming}",
+                     "nodes: QA STORESCP@127.0.0.1:11200"):
+            assert line in text, (line, text)
+        assert echoscu(port).returncode != 0  # nobody listens
+        for f in BREAST:
+            shutil.copy(f, incoming / Path(f).name)
+        wait_for(lambda: any(p["patient_id"] == "123456" for p in show_json(config)), 60,
+                 what=f"the dropped files imported; log:\n{log.read_text()}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
