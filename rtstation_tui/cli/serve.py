@@ -8,10 +8,12 @@ import logging
 import signal
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from ..engine.config.model import Config, ConfigError
+from ..engine.loops import Ticker
 from ..engine.logsetup import ROOT, setup_logging
 from ..engine.intake.receiver import ReceiverError
 from ..engine.store.lock import StationLocked
@@ -81,11 +83,28 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
         log.info("%s", line)
     log.info("rtstation %s serving: AE %s on %s, data in %s", _version(), config.station.ae_title,
              address or "- (no receiver)", config.data_dir)
+    heartbeat = Ticker("heartbeat", lambda: _heartbeat(station),
+                       lambda: max(station.config.logging.heartbeat_minutes * 60, 1.0))
+    if config.logging.heartbeat_minutes > 0:
+        heartbeat.start()
     await stopping.wait()
+    await heartbeat.stop()
     log.info("stopping: refusing new associations, finishing in-flight stores")
     await station.stop()
     log.info("stopped")
     return 0
+
+
+async def _heartbeat(station: Station) -> None:
+    """One line of counters: a quiet log still says the station is alive, and how it is doing."""
+    if station.config.logging.heartbeat_minutes <= 0:
+        return
+    midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    today = await asyncio.to_thread(station.received_since, midnight)
+    active, failed = await asyncio.to_thread(station.job_counts)
+    free = await asyncio.to_thread(station.free_disk_mb)
+    log.info("heartbeat: receiver %s, %d objects received today, %d send jobs waiting or running, %d failed, "
+             "%.0f MB free", station.receiver_state if station.receiver else "off", today, active, failed, free)
 
 
 def reload(station: Station, reread: Callable[[], Config], fixed_level: bool) -> None:

@@ -89,7 +89,7 @@ def test_every_subcommands_help_has_a_description_and_an_example() -> None:
     assert seen >= 20
 
 
-def test_serve_without_receiver_watches_the_folder_given_and_prints_its_configuration(tmp_path: Path) -> None:
+def test_serve_without_receiver_watches_the_folder_given_prints_its_configuration_and_a_heartbeat(tmp_path: Path) -> None:
     import shutil
     import signal
     import subprocess
@@ -99,6 +99,7 @@ def test_serve_without_receiver_watches_the_folder_given_and_prints_its_configur
 
     port = free_port()
     config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port, extra=(
+        '[logging]\nheartbeat_minutes = 0.02\n\n'
         '[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = 11200\n')))
     incoming = tmp_path / "drop"
     incoming.mkdir()
@@ -119,6 +120,8 @@ def test_serve_without_receiver_watches_the_folder_given_and_prints_its_configur
             shutil.copy(f, incoming / Path(f).name)
         wait_for(lambda: any(p["patient_id"] == "123456" for p in show_json(config)), 60,
                  what=f"the dropped files imported; log:\n{log.read_text()}")
+        wait_for(lambda: "heartbeat: receiver off, 4 objects received today" in log.read_text(), 30,
+                 what=f"a heartbeat with the counters; log:\n{log.read_text()}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

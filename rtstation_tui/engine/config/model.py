@@ -61,6 +61,7 @@ class LoggingConfig:
     level: str = _c("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
     dir: Path | None = _c(None)
     retention_days: int = _c(30, min=1, max=3650)
+    heartbeat_minutes: float = _c(0.0, min=0, max=1440)  # serve: a line of the station's counters this often (0: off)
 
 
 @dataclass(frozen=True)
