@@ -168,12 +168,17 @@ class FakeSender:
         self.transforms: dict[int, str] = {}  # send number → transform, for sends of transformed copies
         self.echoed: list[str] = []
         self.down = down
+        self.has: set[tuple[str, str]] = set()  # (plan UID, node) the node already acknowledged
+        self.forced: list[tuple[str, str]] = []
         self.queue = FakeQueue()
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Any = None, origin: str = "manual",
                   force: bool = False, transform: str = "") -> list[int]:
         ids = []
         for node in nodes:
+            if (plan_uid, node) in self.has and not force:  # acknowledged before: the real queue skips it
+                continue
+            self.forced += [(plan_uid, node)] if force else []
             self.sent.append((plan_uid, [node], origin))
             ids.append(len(self.sent))
             if transform:
@@ -256,9 +261,9 @@ class FakeStation:
         return self.real.send_preview(plan_uids)
 
     def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
-             transforms: Mapping[str, str] | None = None) -> list[int]:
+             transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
         return [j for uid in plan_uids for node in nodes for j in self._sender().send_plan(
-            uid, [node], origin="manual", transform=(transforms or {}).get(node, ""))]
+            uid, [node], origin="manual", transform=(transforms or {}).get(node, ""), force=force)]
 
     def echo(self, node: str) -> EchoOutcome:
         return self._sender().echo(node)

@@ -101,10 +101,11 @@ class StationAPI(Protocol):
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]: ...
 
     def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
-             transforms: Mapping[str, str] | None = None) -> list[int]:
+             transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
         """Queue each plan for each node (by hand); returns the job ids (none for what a node already has).
         ``transforms``: node -> transform (``anonymize:PROFILE``) for the nodes that get transformed copies; the
-        store keeps the originals."""
+        store keeps the originals. ``force``: also what a node acknowledged before (the operator confirmed a
+        resend); what is queued now is still not queued twice."""
         ...
 
     def echo(self, node: str) -> EchoOutcome: ...

@@ -293,13 +293,13 @@ class Station:
         return queries.send_preview(self.index.conn, plan_uids)
 
     def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
-             transforms: Mapping[str, str] | None = None) -> list[int]:
+             transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
         """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes."""
         groups: dict[str, list[str]] = {}
         for node in nodes:
             groups.setdefault((transforms or {}).get(node, ""), []).append(node)
         return [job for uid in plan_uids for transform, group in groups.items()
-                for job in self.sender.send_plan(uid, group, origin="manual", transform=transform)]
+                for job in self.sender.send_plan(uid, group, origin="manual", transform=transform, force=force)]
 
     def echo(self, node: str) -> EchoOutcome:
         started = time.monotonic()

@@ -68,21 +68,37 @@ class StationActions(ConsoleBase):
         nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return
-        try:
-            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes,
-                                           {n: t for n, t in dialog.transforms.items() if n in nodes})
-        except Exception as exc:
-            self.notify(str(exc), title="Send failed", severity="error")
+        transforms = {n: t for n, t in dialog.transforms.items() if n in nodes}
+        jobs = await self._queue([p.plan_uid for p in previews], nodes, transforms)
+        if jobs is None:
             return
+        if not jobs:  # the queue skips what a node already acknowledged: nothing is sent twice by accident
+            what = "; ".join(f"{p.label or '(no label)'} ({p.instances} objects)" for p in previews)
+            message = (f"{', '.join(nodes)} already {'has' if len(nodes) == 1 else 'have'} every object of {what}: "
+                       "delivered before, or queued now. Nothing was queued.\nSend what was delivered again anyway?")
+            if not await self.push_screen_wait(ConfirmDialog("Send again?", message, "Send again", "Keep")):
+                return
+            jobs = await self._queue([p.plan_uid for p in previews], nodes, transforms, force=True)
+            if jobs is None:
+                return
         if jobs:
             self.notify(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} queued to {', '.join(nodes)}", title="Send")
-        else:  # the queue skips what a node already acknowledged: nothing is sent twice by accident
-            self.notify(f"Nothing queued: {', '.join(nodes)} already received every object (or it is queued). "
-                        "To send again anyway: rtstation send --force.", title="Send", severity="warning", timeout=15)
+        else:
+            self.notify(f"Nothing queued: every object is already queued for {', '.join(nodes)}.", title="Send",
+                        severity="warning", timeout=15)
         tree = self.main.tree
         for uid in list(tree.marked):
             tree.marked.discard(uid)
             tree._relabel(uid)
+
+    async def _queue(self, plans: list[str], nodes: list[str], transforms: dict[str, str],
+                     force: bool = False) -> list[int] | None:
+        """The send itself, in a thread; None (after saying why) when it failed."""
+        try:
+            return await asyncio.to_thread(self.api.send, plans, nodes, transforms, force)
+        except Exception as exc:
+            self.notify(str(exc), title="Send failed", severity="error")
+            return None
 
     async def _confirm_hidden(self, previews: list[SendPreview]) -> list[SendPreview]:
         """Marked plans the filter now hides are named, and sent only if the operator says so (Esc: left out)."""

@@ -280,3 +280,23 @@ async def test_enter_in_the_log_pane_shows_a_long_line_whole(tmp_path):
         assert "end of line" in screen_text(app)
         await pilot.press("escape")
         assert app.screen is app.main
+
+
+async def test_a_send_of_what_the_node_has_asks_and_resends_with_force(tmp_path):
+    config = make_config(tmp_path)
+    fill_store(config, tmp_path)
+    B1 = "1.2.246.352.71.5.320687012.24189.20090603083342"
+    sender = FakeSender()
+    sender.has.add((B1, "QA"))
+    app = make_app(config, sender=sender)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(app.main.tree.patients) == 2, what="patients")
+        await pilot.press("enter", "down", "s")
+        await until(pilot, lambda: isinstance(app.screen, SendDialog), what="send dialog")
+        await pilot.press("space", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="asked to send again")
+        text = " ".join(screen_text(app).split())
+        assert "QA already has every object of B1 (4 objects)" in text, text
+        assert not sender.sent
+        await pilot.press("y")
+        await until(pilot, lambda: sender.forced == [(B1, "QA")], what="sent again with force")
