@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -72,9 +72,20 @@ class _Assoc:
                                     session_id=self.session_id)
 
 
+class DimseServices(Protocol):
+    """More DIMSE services on the same listener (the Station passes [QR]'s C-FIND/C-GET/C-MOVE SCP): the
+    abstract syntaxes to accept and their event handlers. The receiver's association checks apply to them too."""
+
+    def abstract_syntaxes(self) -> list[str]: ...
+
+    def handlers(self) -> list[tuple[Any, Any]]: ...
+
+
 class Receiver:
-    def __init__(self, config: Config, store: Store, index: Index, indexer: Indexer, bus: EventBus) -> None:
+    def __init__(self, config: Config, store: Store, index: Index, indexer: Indexer, bus: EventBus,
+                 services: tuple[DimseServices, ...] = ()) -> None:
         self.config = config
+        self.services = services
         self.store = store
         self.index = index
         self.indexer = indexer
@@ -120,6 +131,10 @@ class Receiver:
             (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
+        for service in self.services:
+            for uid in service.abstract_syntaxes():
+                ae.add_supported_context(uid)
+            handlers += service.handlers()
         try:
             if self.ssl_context is None and self.config.tls.enabled:
                 self.ssl_context = server_context(self.config.tls)
