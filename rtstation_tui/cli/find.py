@@ -10,6 +10,7 @@ from typing import Any
 
 from ..engine.config.model import Config
 from ..engine.config.nodes import resolve_node
+from ..engine.dimse.tls import TlsError, client_context
 from ..engine.logsetup import setup_logging
 from ..engine.outbound.scu import AssociationFailed
 from ..engine.qr.query import LEVELS, QueryError, Terms, build_identifier, row
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--study-date", metavar="RANGE", help="YYYYMMDD, YYYYMMDD-, -YYYYMMDD or YYYYMMDD-YYYYMMDD")
     p.add_argument("--tag", action="append", default=[], metavar='"(gggg,eeee)=value"',
                    help="extra matching key (empty value: also return it); repeatable")
+    p.add_argument("--tls", action="store_true", help="DICOM TLS ([tls] client settings; also when the node has "
+                   "tls = true)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -36,9 +39,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     try:
         node = resolve_node(args.node, config.nodes)
         terms = Terms(args.level, args.patient, args.name, args.modality, args.study_date, tuple(args.tag))
-        answers = find(node, config.station.ae_title, build_identifier(terms), args.level)
+        tls = client_context(config.tls, node) if args.tls or node.tls else None
+        answers = find(node, config.station.ae_title, build_identifier(terms), args.level, tls)
     except (ValueError, QueryError) as exc:
         return fail(str(exc), 2)
+    except TlsError as exc:
+        return fail(f"--tls: {exc}", 2)
     except AssociationFailed as exc:
         return fail(f"{args.node}: {exc}")
     rows = [row(a) for a in answers]

@@ -14,6 +14,7 @@ import sys
 from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.config.nodes import resolve_node
+from ..engine.dimse.tls import TlsError, client_context
 from ..engine.logsetup import setup_logging
 from ..engine.outbound.scu import AssociationFailed
 from ..engine.plans.listing import patients_json
@@ -36,6 +37,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     how = p.add_mutually_exclusive_group()
     how.add_argument("--move", dest="method", action="store_const", const="move", help="C-MOVE to us (default)")
     how.add_argument("--get", dest="method", action="store_const", const="get", help="C-GET")
+    p.add_argument("--tls", action="store_true", help="DICOM TLS ([tls] client settings; also when the node has "
+                   "tls = true); use with --get where the node refuses C-MOVE over TLS")
     p.add_argument("--tree", action="store_true", help="print the patient's plan tree afterwards")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run, method="move")
@@ -70,13 +73,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
     plans = tuple(p.strip() for p in (args.plan or "").split(",") if p.strip())
     try:
         node = resolve_node(args.node, config.nodes)
+        tls = client_context(config.tls, node) if args.tls or node.tls else None
     except ValueError as exc:
         return fail(str(exc), 2)
+    except TlsError as exc:
+        return fail(f"--tls: {exc}", 2)
     store, index = Store(config.data_dir, config.receiver.durability), Index(config.data_dir)
     store.load_known(index.known_pairs())
     live = LiveProgress(args.json)
     try:
-        report = Retriever(config, node, store, index, live, live.say).run(
+        report = Retriever(config, node, store, index, live, live.say, tls).run(
             Request(args.patient, plans, args.approved_only, args.method))
     except (RetrieveFailed, QueryError) as exc:
         return fail(str(exc))

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers import free_port, rtstation, station_toml, wait_for, write_config
+from helpers import Serve, free_port, rtstation, station_toml, wait_for, write_config
 from peers import Orthanc
 from qr_support import QrData, dataset_bytes, make_qr_data, orthanc_files, stored, upload
 
@@ -140,3 +140,18 @@ def test_retrieve_killed_half_way_resumes_with_the_rest(peer: tuple[Orthanc, QrD
     assert report["skipped"] == len(before)
     assert report["stored"] == total - len(before) and report["duplicates"] <= 1
     assert set(stored(tmp_path / "station")) == data.everything_a()
+
+
+def test_move_while_serve_runs_lands_in_its_receiver(peer: tuple[Orthanc, QrData, int], tmp_path: Path) -> None:
+    """On a station `rtstation serve` holds the port: the C-MOVE sub-operations go to its receiver, and the
+    selective retrieve waits for them in the index before reading the chain's references."""
+    orthanc, data, port = peer
+    cfg = config_for(tmp_path, port)
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    try:
+        proc = rtstation("retrieve", "--from", orthanc.spec, "--patient", "QRA", "--plan", "A1", "--json",
+                         config=cfg)
+    finally:
+        server.kill()
+    assert json.loads(proc.stdout)["stored"] == len(data.chain_a())
+    assert set(stored(tmp_path / "station")) == data.chain_a()

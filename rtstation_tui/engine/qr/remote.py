@@ -8,7 +8,7 @@ chain ever crosses the network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from pydicom.dataset import Dataset
 
@@ -58,8 +58,8 @@ class RemotePatient:
         return None
 
 
-def finder(node: NodeConfig, station_ae: str) -> Finder:
-    return lambda identifier, level: find(node, station_ae, identifier, level)
+def finder(node: NodeConfig, station_ae: str, tls: Any = None) -> Finder:
+    return lambda identifier, level: find(node, station_ae, identifier, level, tls)
 
 
 def survey(find_: Finder, patient_id: str, instance_modalities: tuple[str, ...] | None = RT_MODALITIES

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -27,6 +28,7 @@ from ..config.nodes import NodeConfig
 from ..intake.ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, RetrieveOrigin, ingest
 from ..store.files import Store
 from ..store.index import Index
+from ..store.lock import DataDirLock, StationLocked
 from .remote import RemoteInstance, RemotePatient, RemoteSeries, finder, survey
 from .scu import Progress, RetrieveFailed, get, move, storage_scp
 
@@ -157,10 +159,13 @@ class Retriever:
     """One retrieve run from ``node`` into this station's store."""
 
     def __init__(self, config: Config, node: NodeConfig, store: Store, index: Index,
-                 on_progress: Callable[[Unit, Progress], None], say: Callable[[str], None]) -> None:
+                 on_progress: Callable[[Unit, Progress], None], say: Callable[[str], None], tls: Any = None
+                 ) -> None:
+        """``tls``: the SSL context for the node (``dimse.tls.client_context``), or None."""
         self.config, self.node, self.store, self.index = config, node, store, index
         self.station_ae = config.station.ae_title.strip()
-        self.on_progress, self.say = on_progress, say
+        self.on_progress, self.say, self.tls = on_progress, say, tls
+        self.serve_receives = False  # a running `rtstation serve` receives C-MOVE sub-operations (as network)
 
     def run(self, req: Request) -> Report:
         report = Report(req.patient_id, "C-GET" if req.method == "get" else "C-MOVE")
@@ -170,7 +175,12 @@ class Retriever:
                                 session_id=session)
         intake = Intake(self.store, self.index, origin, report)
         server = None
-        if req.method == "move":
+        lock = DataDirLock(self.config.data_dir)
+        try:
+            lock.acquire()
+        except StationLocked:  # `rtstation serve` holds the data_dir: its receiver takes the C-MOVE sub-operations
+            self.serve_receives = True
+        if req.method == "move" and not self.serve_receives:
             st = self.config.station
             server = storage_scp(self.station_ae, st.bind, st.port, intake.on_store)
         try:
@@ -178,11 +188,12 @@ class Retriever:
         finally:
             if server is not None:
                 server.shutdown()
+            lock.release()
             self.index.end_session(session, report.stored, 0, report.failed)
         return report
 
     def _run(self, req: Request, report: Report, intake: Intake) -> None:
-        find_ = finder(self.node, self.station_ae)
+        find_ = finder(self.node, self.station_ae, self.tls)
         remote = survey(find_, req.patient_id, None if not (req.plans or req.approved_only) else
                         ("RTPLAN", "RTSTRUCT", "RTDOSE", "RTIMAGE", "REG"))
         if not remote.series:
@@ -263,13 +274,27 @@ class Retriever:
                  f"({unit.why}){f', {len(have)} already stored' if have else ''}")
         progress = lambda p: self.on_progress(unit, p)  # noqa: E731
         if req.method == "get":
-            last = get(self.node, self.station_ae, ident, unit.sop_classes, intake.on_store, progress)
+            last = get(self.node, self.station_ae, ident, unit.sop_classes, intake.on_store, progress, self.tls)
         else:
-            last = move(self.node, self.station_ae, ident, progress, self.station_ae, self.config.station.port)
+            last = move(self.node, self.station_ae, ident, progress, self.station_ae, self.config.station.port,
+                        self.tls)
+            if self.serve_receives:
+                report.stored += self._indexed_by_server(missing)
         report.warnings += last.warning
         entry["transferred"] = report.stored + report.duplicates - before
         if last.failed:
             report.failed += last.failed
+
+
+    def _indexed_by_server(self, uids: tuple[str, ...]) -> int:
+        """With ``rtstation serve`` receiving, wait (up to the node's timeout) until its indexer has them all: the
+        chain's next step reads their references from the index. Returns how many arrived."""
+        deadline = time.monotonic() + self.node.timeout_s
+        while True:
+            have = len(stored_uids(self.index, uids))
+            if have == len(uids) or time.monotonic() > deadline:
+                return have
+            time.sleep(0.1)
 
 
 def survey_series(r: Retriever, remote: RemotePatient, s: RemoteSeries) -> RemoteSeries:
@@ -279,6 +304,6 @@ def survey_series(r: Retriever, remote: RemotePatient, s: RemoteSeries) -> Remot
     if s.instances:
         return s
     return RemoteSeries(s.study_uid, s.series_uid, s.modality,
-                        instances_of(finder(r.node, r.station_ae), remote.patient_id, s.study_uid, s.series_uid,
+                        instances_of(finder(r.node, r.station_ae, r.tls), remote.patient_id, s.study_uid, s.series_uid,
                                      s.modality))
 

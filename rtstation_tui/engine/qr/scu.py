@@ -18,7 +18,7 @@ from pynetdicom.presentation import build_context
 from ..config.nodes import NodeConfig
 from ..dimse.association import nodelay
 from ..outbound.scu import AssociationFailed, describe_failure, make_ae
-from .query import FIND_MODELS, GET_MODELS, MOVE_MODELS, QueryError
+from .query import FIND_MODELS, GET_MODELS, MOVE_MODELS, QueryError, model_for
 
 log = logging.getLogger("rtstation.qr")
 
@@ -48,12 +48,13 @@ class Progress:
 
 
 def _connect(node: NodeConfig, station_ae: str, contexts: list[Any], roles: list[Any] | None = None,
-             handlers: list[Any] | None = None, ae: AE | None = None) -> Any:
-    ae = ae or make_ae(node, station_ae)
+             handlers: list[Any] | None = None, tls: Any = None) -> Any:
+    """``tls``: an SSL context (``dimse.tls.client_context``) or None."""
+    ae = make_ae(node, station_ae)
     ae.requested_contexts = contexts
     hs = [(evt.EVT_CONN_OPEN, lambda event: nodelay(event.assoc)), *(handlers or [])]
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title.strip(), ext_neg=roles or None,
-                         evt_handlers=hs)
+                         evt_handlers=hs, tls_args=(tls, node.host) if tls is not None else None)
     if assoc.is_established:
         return assoc
     raise AssociationFailed(describe_failure(assoc, node))
@@ -64,11 +65,9 @@ def _accepted_models(assoc: Any, models: dict[str, str]) -> list[str]:
     return [name for name, uid in models.items() if uid in uids]
 
 
-def find(node: NodeConfig, station_ae: str, identifier: Dataset, level: str) -> list[Dataset]:
+def find(node: NodeConfig, station_ae: str, identifier: Dataset, level: str, tls: Any = None) -> list[Dataset]:
     """Every answer of one C-FIND; Patient Root if the peer takes it, else Study Root."""
-    from .query import model_for
-
-    assoc = _connect(node, station_ae, [build_context(uid) for uid in FIND_MODELS.values()])
+    assoc = _connect(node, station_ae, [build_context(uid) for uid in FIND_MODELS.values()], tls=tls)
     try:
         model = model_for(level, _accepted_models(assoc, FIND_MODELS))
         return list(_answers(assoc.send_c_find(identifier, FIND_MODELS[model]), node))
@@ -132,9 +131,9 @@ def _follow(responses: Iterable[tuple[Dataset, Dataset | None]], node: NodeConfi
 
 
 def move(node: NodeConfig, station_ae: str, identifier: Dataset, on_progress: Callable[[Progress], None],
-         destination: str, port: int) -> Progress:
+         destination: str, port: int, tls: Any = None) -> Progress:
     """One C-MOVE of ``identifier`` to ``destination`` (our own AE: a storage SCP must be listening)."""
-    assoc = _connect(node, station_ae, [build_context(uid) for uid in MOVE_MODELS.values()])
+    assoc = _connect(node, station_ae, [build_context(uid) for uid in MOVE_MODELS.values()], tls=tls)
     try:
         models = _accepted_models(assoc, MOVE_MODELS)
         if not models:
@@ -160,10 +159,11 @@ def get_contexts(sop_classes: Iterable[str]) -> tuple[list[Any], list[Any]]:
 
 
 def get(node: NodeConfig, station_ae: str, identifier: Dataset, sop_classes: Iterable[str],
-        on_store: Callable[[Any], int], on_progress: Callable[[Progress], None]) -> Progress:
-    """One C-GET; ``on_store(event)`` takes each C-STORE sub-operation and returns its status."""
+        on_store: Callable[[Any], int], on_progress: Callable[[Progress], None], tls: Any = None) -> Progress:
+    """One C-GET; ``on_store(event)`` takes each C-STORE sub-operation and returns its status. Works over TLS
+    (some TPS databases refuse C-MOVE over TLS: the sub-operations come back on this association)."""
     contexts, roles = get_contexts(sop_classes)
-    assoc = _connect(node, station_ae, contexts, roles, [(evt.EVT_C_STORE, on_store)])
+    assoc = _connect(node, station_ae, contexts, roles, [(evt.EVT_C_STORE, on_store)], tls)
     try:
         models = _accepted_models(assoc, GET_MODELS)
         if not models:
