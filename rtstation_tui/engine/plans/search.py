@@ -90,7 +90,12 @@ def search_store(index: Index, store_root: Path, terms: tuple[TagTerm, ...], pat
     where, params = [], []
     for t in terms:
         col = _indexed(t)
-        if col is not None and not t.shows and "*" not in t.value and "?" not in t.value:
+        if col is None or t.shows:
+            continue
+        if "*" in t.value or "?" in t.value:  # GLOB has DICOM's * and ?; a literal [ is written [[]
+            where.append(f"{col} GLOB ?")
+            params.append(t.value.replace("[", "[[]"))
+        else:
             where.append(f"{col} = ?")
             params.append(t.value)
     cols = ", ".join(sorted(set(INDEXED.values())))
