@@ -13,7 +13,7 @@ from ..engine.config.nodes import resolve_node
 from ..engine.dimse.tls import TlsError, client_context
 from ..engine.logsetup import setup_logging
 from ..engine.outbound.scu import AssociationFailed
-from ..engine.qr.query import LEVELS, QueryError, Terms, build_identifier, row
+from ..engine.qr.query import LEVELS, RETURN_KEYS, QueryError, Terms, build_identifier, row
 from ..engine.qr.scu import find
 from .output import fail, print_json
 
@@ -51,15 +51,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows)
+        print_table(rows, args.level)
     return 0
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_table(rows: list[dict[str, Any]], level: str = "study") -> None:
     if not rows:
         print("no matches")
         return
-    cols: list[str] = []
+    cols: list[str] = [k for k in RETURN_KEYS[level] if any(k in r for r in rows)]  # the level's keys first
     for r in rows:
         cols += [k for k, v in r.items() if k not in cols and not isinstance(v, list)]
     width = {c: min(64, max(len(c), *(len(str(r.get(c, ""))) for r in rows))) for c in cols}
