@@ -67,3 +67,47 @@ def dataset_bytes(blob: bytes) -> tuple[str, bytes]:
     (length,) = struct.unpack("<I", blob[140:144])
     ts = pydicom.dcmread(io.BytesIO(blob), stop_before_pixels=True).file_meta.TransferSyntaxUID
     return str(ts), blob[144 + length:]
+
+
+class DcmQrScp:
+    """DCMTK's small Q/R SCP (``dcmqrscp``): its C-FIND answers only the keys of its own index, no RTPlanLabel and
+    no reference sequences, the hard case for a selective retrieve."""
+
+    def __init__(self, base: Path, movers: dict[str, int]) -> None:
+        from helpers import free_port
+
+        self.base, self.port, self.aet = base, free_port(), "DCMQRSCP"
+        self.db = base / "db"
+        hosts = "\n".join(f"{ae.lower()} = ({ae}, 127.0.0.1, {port})" for ae, port in movers.items())
+        self.cfg = base / "dcmqrscp.cfg"
+        self.proc = None
+        self.cfg_text = (f"NetworkTCPPort = {self.port}\nMaxPDUSize = 65536\nMaxAssociations = 16\n"
+                         f"HostTable BEGIN\n{hosts}\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+                         f"AETable BEGIN\n{self.aet} {self.db} RW (200, 1024mb) ANY\nAETable END\n")
+
+    def start(self) -> "DcmQrScp":
+        import subprocess
+
+        from helpers import PEER_ENV, dcmtk, echoscu, wait_for
+
+        self.db.mkdir(parents=True, exist_ok=True)
+        self.cfg.write_text(self.cfg_text)
+        self.proc = subprocess.Popen([dcmtk("dcmqrscp"), "-c", str(self.cfg), "--disable-host-lookup"],
+                                     env=PEER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: echoscu(self.port, aec=self.aet).returncode == 0, 20, what="dcmqrscp")
+        return self
+
+    def store(self, files: list[Path]) -> None:
+        from helpers import storescu
+
+        proc = storescu(self.port, files, aec=self.aet)
+        assert proc.returncode == 0, proc.stderr
+
+    @property
+    def spec(self) -> str:
+        return f"{self.aet}@127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

@@ -106,3 +106,6 @@ def print_report(r: Report) -> None:
         print(f"plan {plan['label'] or '(no label)'}  {plan['approval'] or '-'}  {plan['sop_uid']}")
     print(f"retrieved {r.stored} ({r.method}), duplicates {r.duplicates}, skipped {r.skipped} already stored, "
           f"failed {r.failed}, warnings {r.warnings}")
+    if r.pulled_to_read:
+        print(f"note: {r.pulled_to_read} objects outside the chosen chains were pulled to read their references "
+              "(the node answers no reference sequences in C-FIND)")

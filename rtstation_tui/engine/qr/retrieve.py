@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 
 from ..config.model import Config
 from ..config.nodes import NodeConfig
+from ..dicom.sopclass import sop_classes_for_modality
 from ..intake.ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, RetrieveOrigin, ingest
 from ..store.files import Store
 from ..store.index import Index
@@ -65,12 +66,13 @@ class Report:
     failed: int = 0
     skipped: int = 0  # already in the index before the unit started
     warnings: int = 0
+    pulled_to_read: int = 0  # objects outside the chains, pulled only because the peer answered no references
     units: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"patient_id": self.patient_id, "method": self.method, "plans": self.plans, "stored": self.stored,
                 "duplicates": self.duplicates, "failed": self.failed, "skipped": self.skipped,
-                "warnings": self.warnings, "units": self.units}
+                "warnings": self.warnings, "pulled_to_read": self.pulled_to_read, "units": self.units}
 
 
 class Intake:
@@ -209,8 +211,9 @@ class Retriever:
         if facts is None:  # the peer does not answer RTPlanLabel/ApprovalStatus: pull the plans, read them here
             for s in remote.of_modality("RTPLAN"):
                 self._pull(self._unit(s, {i.sop_uid for i in s.instances}, "plans (to read their labels)"),
-                           report, intake, req, count_skips=False)
+                           report, intake, req)
             facts = plan_facts(self.index, [p.sop_uid for p in plans])
+            report.pulled_to_read += len(facts) - len(choose(facts, req.plans, req.approved_only))
         chosen = choose(facts, req.plans, req.approved_only)
         if not chosen:
             found = ", ".join(f"{f['label']} ({f['approval'] or 'no approval'})" for f in facts) or "none readable"
@@ -232,12 +235,28 @@ class Retriever:
             if s.series_uid in image_series:
                 fresh = survey_series(self, remote, s)
                 self._pull(self._unit(fresh, None, "images of the structure set"), report, intake, req)
-        for s in remote.of_modality("RTDOSE", "RTIMAGE"):
-            refs = {i.sop_uid for i in s.instances if plan_uids & set(i.plan_refs)}
-            self._pull(self._unit(s, refs, "references the plan"), report, intake, req)
-        for s in remote.of_modality("REG"):
-            refs = {i.sop_uid for i in s.instances if image_series & set(i.series_refs)}
-            self._pull(self._unit(s, refs, "registers the images"), report, intake, req)
+        self._pull_referencing(remote, ("RTDOSE", "RTIMAGE"), "plan_refs", plan_uids, "plan", "references the plan",
+                               report, intake, req)
+        self._pull_referencing(remote, ("REG",), "series_refs", image_series, "series", "registers the images",
+                               report, intake, req)
+
+    def _pull_referencing(self, remote: RemotePatient, modalities: tuple[str, ...], field_: str, targets: set[str],
+                          kind: str, why: str, report: Report, intake: Intake, req: Request) -> None:
+        """The objects that reference ``targets``, as the C-FIND answers say. A peer that answers no reference
+        sequences at all (DCMTK dcmqrscp) cannot tell: those objects are pulled to read their references here,
+        and the report says so (``pulled_to_read``)."""
+        series = remote.of_modality(*modalities)
+        answered = any(getattr(i, field_) for s in series for i in s.instances)
+        for s in series:
+            if answered:
+                refs = {i.sop_uid for i in s.instances if targets & set(getattr(i, field_))}
+                self._pull(self._unit(s, refs, why), report, intake, req)
+                continue
+            self._pull(self._unit(s, None, f"to read its references (the peer answers no {kind} references)"),
+                       report, intake, req)
+            pulled = [i.sop_uid for i in s.instances]
+            matching = {u for u in pulled if refs_of(self.index, [u], kind) & targets}
+            report.pulled_to_read += len(set(pulled) - matching)
 
     def _unit(self, s: RemoteSeries, only: set[str] | None, why: str) -> Unit | None:
         instances = [i for i in s.instances if only is None or i.sop_uid in only]
@@ -245,17 +264,17 @@ class Retriever:
             return None
         uids = tuple(i.sop_uid for i in instances) if only is not None else ()
         classes = tuple(sorted({i.sop_class for i in instances if i.sop_class}))
+        if len(classes) == 0 or any(not i.sop_class for i in instances):  # the peer did not answer SOPClassUID
+            classes = tuple(sorted(set(classes) | set(sop_classes_for_modality(s.modality)))) or classes
         return Unit(s, uids, classes, len(instances), why)
 
-    def _pull(self, unit: Unit | None, report: Report, intake: Intake, req: Request, count_skips: bool = True
-              ) -> None:
+    def _pull(self, unit: Unit | None, report: Report, intake: Intake, req: Request) -> None:
         if unit is None:
             return
         wanted = list(unit.sop_uids or (i.sop_uid for i in unit.series.instances))
         have = stored_uids(self.index, wanted)
         missing = tuple(u for u in wanted if u not in have)
-        if count_skips:
-            report.skipped += len(have)
+        report.skipped += len(have - intake.received)  # what this run pulled itself is not "already stored"
         entry = {"series_uid": unit.series.series_uid, "modality": unit.series.modality, "why": unit.why,
                  "instances": len(wanted), "already_stored": len(have), "transferred": 0}
         report.units.append(entry)
@@ -279,21 +298,22 @@ class Retriever:
             last = move(self.node, self.station_ae, ident, progress, self.station_ae, self.config.station.port,
                         self.tls)
             if self.serve_receives:
-                report.stored += self._indexed_by_server(missing)
+                report.stored += self._indexed_by_server(missing, intake)
         report.warnings += last.warning
         entry["transferred"] = report.stored + report.duplicates - before
         if last.failed:
             report.failed += last.failed
 
 
-    def _indexed_by_server(self, uids: tuple[str, ...]) -> int:
+    def _indexed_by_server(self, uids: tuple[str, ...], intake: Intake) -> int:
         """With ``rtstation serve`` receiving, wait (up to the node's timeout) until its indexer has them all: the
         chain's next step reads their references from the index. Returns how many arrived."""
         deadline = time.monotonic() + self.node.timeout_s
         while True:
-            have = len(stored_uids(self.index, uids))
-            if have == len(uids) or time.monotonic() > deadline:
-                return have
+            arrived = stored_uids(self.index, uids)
+            if len(arrived) == len(uids) or time.monotonic() > deadline:
+                intake.received |= arrived
+                return len(arrived)
             time.sleep(0.1)
 
 

@@ -148,6 +148,9 @@ def get_contexts(sop_classes: Iterable[str]) -> tuple[list[Any], list[Any]]:
     """C-GET contexts (both models, then one per storage class and transfer syntax) and the SCP role for each
     storage class; fewer syntaxes when the classes would need more than 128 contexts."""
     classes = sorted(set(sop_classes))
+    if not classes:
+        raise RetrieveFailed("the node's C-FIND named no SOP class for these objects and their modality implies "
+                             "none: a C-GET cannot propose their storage contexts; use --move")
     if len(GET_MODELS) + len(classes) * len(UNCOMPRESSED) > MAX_CONTEXTS:
         raise RetrieveFailed(f"{len(classes)} storage classes need more than {MAX_CONTEXTS} presentation contexts "
                              "for one C-GET: retrieve fewer series at a time")
