@@ -155,3 +155,12 @@ def test_move_while_serve_runs_lands_in_its_receiver(peer: tuple[Orthanc, QrData
         server.kill()
     assert json.loads(proc.stdout)["stored"] == len(data.chain_a())
     assert set(stored(tmp_path / "station")) == data.chain_a()
+
+
+def test_move_sub_operations_obey_the_receivers_allowlist(peer: tuple[Orthanc, QrData, int], tmp_path: Path) -> None:
+    orthanc, _, port = peer
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "station", port, ae=AE,
+                                                          receiver='allowed_calling_aes = ["ECLIPSE"]'))
+    proc = rtstation("retrieve", "--from", orthanc.spec, "--patient", "QRC", config=cfg, check=False)
+    assert proc.returncode == 1 and "allowed_calling_aes" in proc.stderr and "ORTHANC" in proc.stderr
+    assert not stored(tmp_path / "station")

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 from pydicom.dataset import Dataset
 
+from ..config.acl import check_calling, parse_acl_entry
 from ..config.model import Config
 from ..config.nodes import NodeConfig
 from ..dicom.sopclass import sop_classes_for_modality
@@ -168,6 +169,7 @@ class Retriever:
         self.station_ae = config.station.ae_title.strip()
         self.on_progress, self.say, self.tls = on_progress, say, tls
         self.serve_receives = False  # a running `rtstation serve` receives C-MOVE sub-operations (as network)
+        self.refusals: list[str] = []  # associations our C-MOVE storage SCP refused (the receiver's allowlist)
 
     def run(self, req: Request) -> Report:
         report = Report(req.patient_id, "C-GET" if req.method == "get" else "C-MOVE")
@@ -184,7 +186,9 @@ class Retriever:
             self.serve_receives = True
         if req.method == "move" and not self.serve_receives:
             st = self.config.station
-            server = storage_scp(self.station_ae, st.bind, st.port, intake.on_store)
+            acl = tuple(parse_acl_entry(e) for e in self.config.receiver.allowed_calling_aes)
+            server = storage_scp(self.station_ae, st.bind, st.port, intake.on_store,
+                                 lambda calling, ip: self._refused(check_calling(acl, calling, ip), calling))
         try:
             self._run(req, report, intake)
         finally:
@@ -295,8 +299,14 @@ class Retriever:
         if req.method == "get":
             last = get(self.node, self.station_ae, ident, unit.sop_classes, intake.on_store, progress, self.tls)
         else:
-            last = move(self.node, self.station_ae, ident, progress, self.station_ae, self.config.station.port,
-                        self.tls)
+            try:
+                last = move(self.node, self.station_ae, ident, progress, self.station_ae, self.config.station.port,
+                            self.tls)
+            except RetrieveFailed:
+                if self.refusals:
+                    raise RetrieveFailed(f"the C-MOVE sub-operations were refused here ({self.refusals[-1]}): add "
+                                         "the node's AE title to [receiver] allowed_calling_aes") from None
+                raise
             if self.serve_receives:
                 report.stored += self._indexed_by_server(missing, intake)
         report.warnings += last.warning
@@ -304,6 +314,11 @@ class Retriever:
         if last.failed:
             report.failed += last.failed
 
+
+    def _refused(self, why: str | None, calling: str) -> str | None:
+        if why is not None:
+            self.refusals.append(f"{calling}: {why}")
+        return why
 
     def _indexed_by_server(self, uids: tuple[str, ...], intake: Intake) -> int:
         """With ``rtstation serve`` receiving, wait (up to the node's timeout) until its indexer has them all: the

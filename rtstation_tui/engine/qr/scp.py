@@ -56,7 +56,8 @@ class Catalogue:
 
     def rows(self, ident: Dataset) -> list[Any]:
         """Instances whose indexed columns match ``ident`` (one row per SOP Instance UID: its first version)."""
-        where, params = ["i.id IN (SELECT MIN(id) FROM instances GROUP BY sop_uid)"], []
+        where = ["NOT EXISTS (SELECT 1 FROM instances j WHERE j.sop_uid = i.sop_uid AND j.id < i.id)"]
+        params: list[str] = []
         for kw, col in INDEXED.items():
             value = ident[kw] if kw in ident else None
             if value is None or is_universal(value.value):
@@ -69,6 +70,9 @@ class Catalogue:
             elif "*" not in text and "?" not in text:
                 where.append(f"i.{col} = ?")
                 params.append(text)
+            else:  # GLOB has DICOM's * and ?; a literal [ is written [[]
+                where.append(f"i.{col} GLOB ?")
+                params.append(text.replace("[", "[[]"))
         q = ("SELECT i.*, p.patient_name FROM instances i LEFT JOIN patients p ON p.patient_id = i.patient_id "
              f"WHERE {' AND '.join(where)} ORDER BY i.patient_id, i.study_uid, i.series_uid, i.instance_number, i.id")
         rows = self.index.conn.execute(q, params).fetchall()

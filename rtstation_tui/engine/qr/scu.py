@@ -16,7 +16,7 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom.presentation import build_context
 
 from ..config.nodes import NodeConfig
-from ..dimse.association import nodelay
+from ..dimse.association import nodelay, reject
 from ..outbound.scu import AssociationFailed, describe_failure, make_ae
 from .query import FIND_MODELS, GET_MODELS, MOVE_MODELS, QueryError, model_for
 
@@ -24,6 +24,7 @@ log = logging.getLogger("rtstation.qr")
 
 MAX_CONTEXTS = 128
 MOVE_DESTINATION_UNKNOWN = 0xA801
+RJ_CALLING_AE = (0x01, 0x01, 0x03)  # A-ASSOCIATE-RJ: rejected permanently, calling AE not recognised
 PENDING = (0xFF00, 0xFF01)
 # offered one per context, so the peer can send each object in the syntax it holds it in (bytes unchanged)
 GET_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.90",
@@ -176,16 +177,26 @@ def get(node: NodeConfig, station_ae: str, identifier: Dataset, sop_classes: Ite
         _end(assoc)
 
 
-def storage_scp(ae_title: str, bind: str, port: int, on_store: Callable[[Any], int]) -> Any:
+def storage_scp(ae_title: str, bind: str, port: int, on_store: Callable[[Any], int],
+                refuse: Callable[[str, str], str | None]) -> Any:
     """A storage SCP for C-MOVE sub-operations while no ``rtstation serve`` holds the port: every storage class,
-    every transfer syntax, as the peer proposes it (the stored bytes stay the peer's)."""
+    every transfer syntax, as the peer proposes it (the stored bytes stay the peer's). ``refuse(calling_ae, ip)``
+    says why an association may not store here (the receiver's allowlist), or None."""
     from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
+
+    def on_requested(event: Any) -> None:
+        rq = event.assoc.requestor
+        calling, ip = str(rq.primitive.calling_ae_title).strip(), rq.address  # ae_title is set only later
+        if (why := refuse(calling, ip)) is not None:
+            log.warning("refused the association of %s@%s to the retrieve's storage SCP: %s", calling, ip, why)
+            reject(event.assoc, *RJ_CALLING_AE)
 
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = 65536
     for cx in StoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-    handlers = [(evt.EVT_CONN_OPEN, lambda event: nodelay(event.assoc)), (evt.EVT_C_STORE, on_store)]
+    handlers = [(evt.EVT_CONN_OPEN, lambda event: nodelay(event.assoc)), (evt.EVT_REQUESTED, on_requested),
+                (evt.EVT_C_STORE, on_store)]
     try:
         return ae.start_server((bind, port), block=False, evt_handlers=handlers)
     except OSError as exc:
