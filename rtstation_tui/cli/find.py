@@ -5,6 +5,7 @@ the peer offers only that), answers as a table or JSON rows."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its connection errors: ours say them better
     try:
         node = resolve_node(args.node, config.nodes)
         terms = Terms(args.level, args.patient, args.name, args.modality, args.study_date, tuple(args.tag))

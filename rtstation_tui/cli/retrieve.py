@@ -9,6 +9,7 @@ then). Re-running transfers only what is not stored yet. Sub-operation counts ar
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..engine.audit import configure as configure_audit
@@ -69,6 +70,7 @@ class LiveProgress:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its connection errors: ours say them better
     configure_audit(config.log_dir, config.logging.retention_days)
     plans = tuple(p.strip() for p in (args.plan or "").split(",") if p.strip())
     try:
