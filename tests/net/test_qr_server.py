@@ -4,6 +4,8 @@ and a C-MOVE goes only to a ``[[nodes]]`` entry."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -16,9 +18,13 @@ from helpers import PEER_ENV, Serve, dataset_bytes, dcmtk, free_port, rtstation,
 from qr_support import QrData, make_qr_data, stored
 
 
-@pytest.fixture(scope="module")
-def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, QrData, Path, int, int]]:
+@pytest.fixture(scope="module", params=["fast", "stock"])
+def station(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[Serve, QrData, Path, int, int]]:
+    """The station with our fast receive loops and with pynetdicom's stock ones (C-GET sends on the acceptor's
+    association, which the fast loops replace)."""
     base = tmp_path_factory.mktemp("qrscp")
+    env = {**os.environ, "RTSTATION_STOCK_PYNETDICOM": "1" if request.param == "stock" else "0"}
     port, move_port = free_port(), free_port()
     nodes = (f'[[nodes]]\nname = "getter"\nae_title = "GETSCU"\nhost = "127.0.0.1"\nport = 104\n'
              'allow_retrieve = true\n\n'
@@ -29,7 +35,7 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, Q
     data = make_qr_data(base / "data")
     explicit(base / "data")  # what getscu proposes for its C-STOREs, so the stored bytes can go out unchanged
     rtstation("import", str(base / "data"), config=cfg)
-    server = Serve(cfg, base / "serve.log").start()
+    server = Serve(cfg, base / "serve.log", env=env).start()
     try:
         yield server, data, base / "station", port, move_port
     finally:
@@ -148,3 +154,21 @@ def test_station_to_station_retrieve(station: tuple[Serve, QrData, Path, int, in
     rtstation("retrieve", "--from", f"RTSTATION@127.0.0.1:{port}", "--patient", "QRA", "--plan", "A1", "--get",
               config=cfg)
     assert set(stored(tmp_path / "peer")) == data.chain_a()
+
+
+def test_find_answers_names_in_any_character_set(station: tuple[Serve, QrData, Path, int, int],
+                                                  tmp_path: Path) -> None:
+    from helpers import storescu
+    from rtstation_tui.synthetic import make_patient
+
+    _, _, _, port, _ = station
+    p = make_patient(tmp_path / "latin1", "QRLATIN", slices=1, with_dose=False)
+    for f in p.files:  # the name in ISO 8859-7 (Greek): not encodable in the default character set
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet, ds.PatientName = "ISO_IR 126", "Παπαδόπουλος^Νίκος"
+        ds.save_as(f, enforce_file_format=True)
+    storescu(port, p.files)
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", free_port(), ae="FINDER"))
+    rows = json.loads(rtstation("find", "--from", f"RTSTATION@127.0.0.1:{port}", "--level", "patient",
+                                "--patient", "QRLATIN", "--json", config=cfg).stdout)
+    assert [r["PatientName"] for r in rows] == ["Παπαδόπουλος^Νίκος"]

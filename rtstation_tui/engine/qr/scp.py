@@ -37,6 +37,7 @@ IDENTIFIER_MISMATCH = 0xA900
 LEVEL_KEY = {"PATIENT": "patient_id", "STUDY": "study_uid", "SERIES": "series_uid", "IMAGE": "sop_uid"}
 INDEXED = {"PatientID": "patient_id", "StudyInstanceUID": "study_uid", "SeriesInstanceUID": "series_uid",
            "SOPInstanceUID": "sop_uid", "SOPClassUID": "sop_class", "Modality": "modality"}
+TEXT_VRS = {"SH", "LO", "ST", "LT", "UT", "UC"}
 UIDS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 
 
@@ -119,6 +120,9 @@ class Catalogue:
             out.add_new(elem.tag, elem.VR, value if value not in (None, "") else None)
         out.QueryRetrieveLevel = level
         out.RetrieveAETitle = station_ae
+        if any(isinstance(e.value, str) and not e.value.isascii() for e in out if e.VR in TEXT_VRS) or \
+                any(e.VR == "PN" and e.value is not None and not str(e.value).isascii() for e in out):
+            out.SpecificCharacterSet = "ISO_IR 192"  # names decoded from any stored character set, sent as UTF-8
         return out
 
 
