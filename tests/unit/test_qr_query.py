@@ -55,3 +55,22 @@ def test_rows_drop_query_bookkeeping_and_keep_sequences() -> None:
     item.ReferencedSOPInstanceUID = "1.2.3"
     ds.ReferencedRTPlanSequence = [item]
     assert row(ds) == {"PatientID": "QRA", "ReferencedRTPlanSequence": [{"ReferencedSOPInstanceUID": "1.2.3"}]}
+
+
+def test_a_structure_set_naming_only_contour_images_finds_their_series(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rtstation_tui.engine.config.model import Config
+    from rtstation_tui.engine.config.nodes import NodeConfig
+    from rtstation_tui.engine.qr.remote import RemoteInstance, RemotePatient, RemoteSeries
+    from rtstation_tui.engine.qr.retrieve import Retriever
+    from rtstation_tui.engine.store.files import Store
+    from rtstation_tui.engine.store.index import Index
+
+    def series(uid: str, modality: str, sops: list[str]) -> RemoteSeries:
+        return RemoteSeries("1.9", uid, modality, tuple(RemoteInstance(s, "", uid, "1.9", modality) for s in sops))
+
+    remote = RemotePatient("P", [series("1.1", "CT", ["1.1.1", "1.1.2"]), series("1.2", "CT", ["1.2.1"]),
+                                 series("1.3", "RTSTRUCT", ["1.1.1"])])
+    r = Retriever(Config(), NodeConfig(name="n", ae_title="N", host="127.0.0.1"), Store(tmp_path), Index(tmp_path),
+                  lambda u, p: None, lambda t: None)
+    assert r._series_holding(remote, {"1.1.2"}) == {"1.1"}
+    assert r._series_holding(remote, set()) == set()

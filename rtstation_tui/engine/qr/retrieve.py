@@ -29,9 +29,9 @@ from ..config.nodes import NodeConfig
 from ..dicom.sopclass import sop_classes_for_modality
 from ..intake.ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, RetrieveOrigin, ingest
 from ..store.files import Store
-from ..store.index import Index
+from ..store.index import Index, IndexRecord
 from ..store.lock import DataDirLock, StationLocked
-from .remote import RemoteInstance, RemotePatient, RemoteSeries, finder, survey
+from .remote import RT_MODALITIES, RemoteInstance, RemotePatient, RemoteSeries, finder, survey
 from .scu import Progress, RetrieveFailed, get, move, storage_scp
 
 log = logging.getLogger("rtstation.retrieve")
@@ -81,8 +81,12 @@ class Intake:
 
     def __init__(self, store: Store, index: Index, origin: RetrieveOrigin, report: Report) -> None:
         self.store, self.index, self.origin, self.report = store, index, origin, report
-        self.into = Destination(store, lambda rec: index.add([rec]))
+        self.into = Destination(store, self._index_now)
         self.received: set[str] = set()
+
+    def _index_now(self, record: IndexRecord) -> None:
+        """One transaction per object: a retrieve killed half-way has indexed everything it acknowledged."""
+        self.index.add([record])
 
     def on_store(self, event: Any) -> int:
         announced = Announced(str(event.request.AffectedSOPInstanceUID or ""),
@@ -234,7 +238,8 @@ class Retriever:
         struct_uids = refs_of(self.index, plan_uids, "struct")
         for s in remote.of_modality("RTSTRUCT"):
             self._pull(self._unit(s, struct_uids, "structure set"), report, intake, req)
-        image_series = refs_of(self.index, struct_uids, "series")
+        image_series = refs_of(self.index, struct_uids, "series") or self._series_holding(
+            remote, refs_of(self.index, struct_uids, "image"))
         for s in remote.series:
             if s.series_uid in image_series:
                 fresh = survey_series(self, remote, s)
@@ -243,6 +248,19 @@ class Retriever:
                                report, intake, req)
         self._pull_referencing(remote, ("REG",), "series_refs", image_series, "series", "registers the images",
                                report, intake, req)
+
+    def _series_holding(self, remote: RemotePatient, images: set[str]) -> set[str]:
+        """A structure set that names only its contour images (no RTReferencedSeriesSequence): the image series
+        that hold them, from their instance lists."""
+        if not images:
+            return set()
+        found = set()
+        for s in remote.series:
+            if s.modality in RT_MODALITIES:
+                continue
+            if images & {i.sop_uid for i in survey_series(self, remote, s).instances}:
+                found.add(s.series_uid)
+        return found
 
     def _pull_referencing(self, remote: RemotePatient, modalities: tuple[str, ...], field_: str, targets: set[str],
                           kind: str, why: str, report: Report, intake: Intake, req: Request) -> None:

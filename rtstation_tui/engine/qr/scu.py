@@ -194,8 +194,9 @@ def storage_scp(ae_title: str, bind: str, port: int, on_store: Callable[[Any], i
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = 65536
     for cx in StoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-    handlers = [(evt.EVT_CONN_OPEN, lambda event: nodelay(event.assoc)), (evt.EVT_REQUESTED, on_requested),
+        if cx.abstract_syntax is not None:
+            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    handlers: list[Any] = [(evt.EVT_CONN_OPEN, lambda event: nodelay(event.assoc)), (evt.EVT_REQUESTED, on_requested),
                 (evt.EVT_C_STORE, on_store)]
     try:
         return ae.start_server((bind, port), block=False, evt_handlers=handlers)
