@@ -127,3 +127,28 @@ def dataset_bytes(path: Path) -> bytes:
 
 def stored_files(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "store").rglob("*.dcm"))
+
+
+def zip_with_unreadable_member(path: Path, members: dict[str, bytes], bad: str, kind: str) -> Path:
+    """A ZIP whose member ``bad`` cannot be extracted: ``kind`` "encrypted" (the encryption flag set, as a
+    password-protected export has it) or "method" (compression method 99, WinZip AES, which Python lacks). The
+    other members are stored plainly. Written with zipfile, then the two header fields patched in place."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr(bad, b"\0" * 64)
+        info = zf.getinfo(bad)
+    data = bytearray(path.read_bytes())
+    local = info.header_offset
+    central = data.rindex(b"PK\x01\x02")  # the central directory entry of the last member written: ``bad``
+    assert data[local:local + 4] == b"PK\x03\x04"
+    if kind == "encrypted":
+        data[local + 6] |= 0x01
+        data[central + 8] |= 0x01
+    else:
+        data[local + 8:local + 10] = (99).to_bytes(2, "little")
+        data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is imported: stable snapshots, fast tests
 
@@ -137,16 +137,19 @@ class FakeSender:
 
     def __init__(self, down: tuple[str, ...] = ("ARCHIVE",)) -> None:
         self.sent: list[tuple[str, list[str], str]] = []
+        self.transforms: dict[int, str] = {}  # send number → transform, for sends of transformed copies
         self.echoed: list[str] = []
         self.down = down
         self.queue = FakeQueue()
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Any = None, origin: str = "manual",
-                  force: bool = False) -> list[int]:
+                  force: bool = False, transform: str = "") -> list[int]:
         ids = []
         for node in nodes:
             self.sent.append((plan_uid, [node], origin))
             ids.append(len(self.sent))
+            if transform:
+                self.transforms[len(self.sent)] = transform
             self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4))
         return ids
 
@@ -223,8 +226,10 @@ class FakeStation:
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]:
         return self.real.send_preview(plan_uids)
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        return [j for uid in plan_uids for j in self._sender().send_plan(uid, list(nodes), origin="manual")]
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        return [j for uid in plan_uids for node in nodes for j in self._sender().send_plan(
+            uid, [node], origin="manual", transform=(transforms or {}).get(node, ""))]
 
     def echo(self, node: str) -> EchoOutcome:
         return self._sender().echo(node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.plans.bundle import Bundle, bundle_for
+from ..engine.plans.bundle import Bundle
 from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.config.nodes import resolve_node
@@ -20,7 +20,7 @@ from ..engine.config.rules import RuleConfig
 from ..engine.outbound.sender import parts_for
 from ..engine.store.files import Store
 from .output import fail, print_json
-from .send import resolve_plan
+from .send import resolve_bundle
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -103,12 +103,9 @@ def would_get(config: Config, bundle: Bundle, targets: tuple[str, ...], include:
 def test(args: argparse.Namespace, config: Config) -> int:
     index = Index(config.data_dir)
     try:
-        plan_uid = resolve_plan(index, args.plan, args.patient)
+        bundle = resolve_bundle(index, args.plan, args.patient)
     except ValueError as exc:
         return fail(str(exc), 2)
-    bundle = bundle_for(index.conn, plan_uid)
-    if bundle is None:
-        return fail(f"plan {plan_uid} is not in the index", 2)
     facts = PlanFacts.of(bundle)
     decisions = decide(config.rules, facts)
     would = {d.rule: would_get(config, bundle, d.targets, d.include) for d in decisions if d.outcome == "send"}

@@ -14,7 +14,7 @@ event loop and delivers event batches there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from .config.model import Config
 from .config.rules import RuleConfig
@@ -100,8 +100,11 @@ class StationAPI(Protocol):
     # -- sending --------------------------------------------------------------------------------------------
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]: ...
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        """Queue each plan for each node (by hand); returns the job ids (none for what a node already has)."""
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        """Queue each plan for each node (by hand); returns the job ids (none for what a node already has).
+        ``transforms``: node -> transform (``anonymize:PROFILE``) for the nodes that get transformed copies; the
+        store keeps the originals."""
         ...
 
     def echo(self, node: str) -> EchoOutcome: ...

@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from dataclasses import replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import pydicom
 
@@ -75,6 +75,8 @@ class Station:
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
+        for db in (self.index, self.sender.queue):  # a damaged file is named now, with what to do
+            db.check_integrity()
         self.add_service(self.sender)
         if config.retention.auto and config.retention.days > 0:
             self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
@@ -293,8 +295,14 @@ class Station:
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]:
         return queries.send_preview(self.index.conn, plan_uids)
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        return [job for uid in plan_uids for job in self.sender.send_plan(uid, list(nodes), origin="manual")]
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes."""
+        groups: dict[str, list[str]] = {}
+        for node in nodes:
+            groups.setdefault((transforms or {}).get(node, ""), []).append(node)
+        return [job for uid in plan_uids for transform, group in groups.items()
+                for job in self.sender.send_plan(uid, group, origin="manual", transform=transform)]
 
     def echo(self, node: str) -> EchoOutcome:
         started = time.monotonic()

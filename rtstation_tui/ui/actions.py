@@ -59,11 +59,13 @@ class StationActions(ConsoleBase):
 
     async def _send(self, plans: list[str]) -> None:
         previews = await asyncio.to_thread(self.api.send_preview, plans)
-        nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews))
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names())
+        nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return
         try:
-            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes)
+            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes,
+                                           {n: t for n, t in dialog.transforms.items() if n in nodes})
         except Exception as exc:
             self.notify(str(exc), title="Send failed", severity="error")
             return

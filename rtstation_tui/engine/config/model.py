@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .anonymize import AnonymizeConfig, parse_anonymize
 from .checks import ConfigError, check_value
 from .checks import setting as _c
 from .nodes import NodeConfig
@@ -116,6 +117,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    anonymize: AnonymizeConfig = AnonymizeConfig()
     path: Path | None = None
 
     @property
@@ -176,8 +178,10 @@ def parse_config(data: dict[str, Any], file: str, base: Path | None = None) -> C
             parts[key] = tuple(
                 build_dataclass(ARRAYS[key], item, f"{key}[{i}]", file) for i, item in enumerate(value)
             )
+        elif key == "anonymize":
+            parts[key] = parse_anonymize(value, file)
         else:
-            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS]))
+            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS, "anonymize"]))
     config = Config(**parts, path=Path(file) if file != "<defaults>" else None)
     return finish(config, file, base)
 
@@ -207,11 +211,14 @@ def finish(config: Config, file: str, base: Path) -> Config:
             raise ConfigError(file, f"metrics.dvh_points[{i}]", f"{point!r} is not a DVH point: use Dx% (D95%), "
                               f"Dxcc (D2cc), VxGy (V20Gy) or VxcGy (V2000cGy)")
     network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
+    anon = config.anonymize
+    if anon.key_file is not None:
+        anon = replace(anon, key_file=_absolute(anon.key_file, base))
     ui = config.ui
     if ui.themes_dir is not None:
         ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
     return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
-                   import_=imp, tls=tls, ui=ui)
+                   import_=imp, tls=tls, ui=ui, anonymize=anon)
 
 
 def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:

@@ -20,14 +20,15 @@ from typing import Any, Protocol
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from ..config.acl import check_calling, parse_acl_entry
+from ..config.acl import check_calling, normal_ip, parse_acl_entry
 from ..audit import audit
 from ..config.model import Config
 from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
 from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
-from ..dimse.association import nodelay, reject
+from ..dimse.association import answer_unserved, nodelay, reject
+from ..dimse.pduguard import Limits
 from ..dimse.settings import apply_receive_settings
 from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
@@ -45,10 +46,17 @@ STATUS_CANNOT_UNDERSTAND = 0xC000
 RJ_CALLED_AE = (0x01, 0x01, 0x07)
 RJ_CALLING_AE = (0x01, 0x01, 0x03)
 RJ_LIMIT = (0x02, 0x03, 0x02)
+UNCOUNTED = 1 << 20  # pynetdicom's own association limit: off (see start())
 
 
 class ReceiverError(RuntimeError):
     pass
+
+
+def _limits(rc: Any) -> Limits:
+    """The PDU rules of every accepted connection (``dimse.pduguard``): a whole PDU within the network timeout, no
+    PDU longer than the maximum we announce."""
+    return Limits(pdu_timeout=rc.network_timeout_s, pdu_max=rc.max_pdu)
 
 
 @dataclass
@@ -86,6 +94,7 @@ class Receiver:
                  services: tuple[DimseServices, ...] = ()) -> None:
         self.config = config
         self.services = services
+        self._served = frozenset(uid for service in services for uid in service.abstract_syntaxes())
         self.store = store
         self.index = index
         self.indexer = indexer
@@ -118,7 +127,10 @@ class Receiver:
         ae.network_timeout = rc.network_timeout_s
         ae.acse_timeout = min(30.0, rc.network_timeout_s)  # also how long a silent connection holds its slot
         ae.dimse_timeout = rc.network_timeout_s
-        ae.maximum_associations = rc.max_associations
+        # pynetdicom counts every connection thread still alive (negotiating, or a stock loop waiting out its ACSE
+        # timeout) as an association; ours (_on_requested) counts accepted ones only, so strangers that never
+        # finish a request cannot take an allowed AE's slot. Connections are capped by the server (tls.py).
+        ae.maximum_associations = UNCOUNTED
         ae.require_called_aet = False  # checked in _on_requested, which logs why
         ae.add_supported_context(Verification)
         handlers = [
@@ -141,7 +153,7 @@ class Receiver:
             # our server class: the TLS handshake runs in the connection's thread, never in the accept loop
             self._server = start_server(ae, (self.config.station.bind, self.config.station.port), handlers,
                                         self.ssl_context, self.config.tls.handshake_timeout_s,
-                                        connection_limit(rc.max_associations))
+                                        connection_limit(rc.max_associations), _limits(rc))
         except TlsError as exc:
             raise ReceiverError(f"cannot accept TLS on {self.address}: {exc}") from None
         except OSError as exc:
@@ -178,17 +190,19 @@ class Receiver:
         self.config, self.acl, self.ssl_context = config, acl, ctx
         rc = config.receiver
         if self._ae is not None:
-            self._ae.maximum_associations = rc.max_associations
+            self._ae.maximum_associations = UNCOUNTED
             self._ae.network_timeout = self._ae.dimse_timeout = rc.network_timeout_s
             self._ae.acse_timeout = min(30.0, rc.network_timeout_s)
         if self._server is not None:
             self._server.ssl_context = ctx
             self._server.handshake_timeout = config.tls.handshake_timeout_s
             self._server.max_connections = connection_limit(rc.max_associations)
+            self._server.limits = _limits(rc)
 
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
         nodelay(event.assoc)
+        answer_unserved(event.assoc, self._served)  # before accelerate: the fast loops hand it the rest
         if self._fast_paths:
             accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
 
@@ -196,16 +210,16 @@ class Receiver:
         assoc = event.assoc
         rq = assoc.requestor.primitive
         calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
-        peer_ip, peer_port = assoc.requestor.address, assoc.requestor.port
+        peer_ip, peer_port = normal_ip(assoc.requestor.address), assoc.requestor.port
         reason, rsd = None, None
         if self.config.receiver.check_called_ae and called != self.ae_title:
             reason, rsd = f"called AE {called!r} is not this station ({self.ae_title!r})", RJ_CALLED_AE
         elif (why := check_calling(self.acl, calling, peer_ip)) is not None:
             reason, rsd = why, RJ_CALLING_AE
         else:
-            active = sum(1 for a in assoc.ae.active_associations if a.is_acceptor)
-            if active > self.config.receiver.max_associations:
-                reason = f"too many associations ({active - 1} open, receiver.max_associations is " \
+            active = sum(1 for a in assoc.ae.active_associations if a.is_acceptor and a.is_established)
+            if active >= self.config.receiver.max_associations:
+                reason = f"too many associations ({active} open, receiver.max_associations is " \
                          f"{self.config.receiver.max_associations})"
                 rsd = RJ_LIMIT
         if reason is None or rsd is None:
@@ -220,8 +234,11 @@ class Receiver:
         self._sweep_vanished()
         assoc = event.assoc
         calling = str(assoc.requestor.ae_title).strip()
-        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
+        peer = f"{normal_ip(assoc.requestor.address)}:{assoc.requestor.port}"
         session_id = self.index.open_session("association", "network", calling, peer, os.getpid())
+        # this thread's own SQLite connection: association threads come and go, and each connection left behind
+        # holds its fds (index + WAL) until the garbage collector happens to find it
+        self.index.close()
         with self._lock:
             self._next_id += 1
             st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)

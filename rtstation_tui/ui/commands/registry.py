@@ -161,6 +161,9 @@ COMMANDS: tuple[Command, ...] = (
     _c("send-cancel", "escape", "Cancel", "Cancel", "Close without sending", ("send",), action="cancel"),
     _c("send-go", "enter", "Send", "Send now", "Queue the plans to the chosen nodes", ("send",), action="send",
        priority=True),
+    _c("send-anonymize", "a", "Anonymize", "Anonymize for this node", "Cycle the node under the cursor through the "
+       "anonymize profiles (and back to none): it gets de-identified copies, the store keeps the originals",
+       ("send",), action="anonymize"),
     _c("help-close", "escape", "Close", "Close help", "Back to the screen", ("help",), action="dismiss"),
     # the Metrics screen
     _c("metrics-back", "escape", "Back", "Back", "Back to the main screen (in the filter box: empty it first)",
