@@ -72,6 +72,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its connection errors: ours say them better
     configure_audit(config.log_dir, config.logging.retention_days)
+    if not args.patient.strip() or any(c in args.patient for c in "*?\\"):
+        return fail(f"--patient {args.patient!r}: one exact PatientID (find it with `rtstation find --level patient "
+                    "--patient 'PATTERN*'`)", 2)
     plans = tuple(p.strip() for p in (args.plan or "").split(",") if p.strip())
     try:
         node = resolve_node(args.node, config.nodes)

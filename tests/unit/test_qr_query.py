@@ -74,3 +74,11 @@ def test_a_structure_set_naming_only_contour_images_finds_their_series(tmp_path)
                   lambda u, p: None, lambda t: None)
     assert r._series_holding(remote, {"1.1.2"}) == {"1.1"}
     assert r._series_holding(remote, set()) == set()
+
+
+def test_retrieve_wants_one_exact_patient_id(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from helpers import rtstation
+
+    proc = rtstation("--data-dir", str(tmp_path), "retrieve", "--from", "A@127.0.0.1:9", "--patient", "QR*",
+                     check=False)
+    assert proc.returncode == 2 and "one exact PatientID" in proc.stderr
