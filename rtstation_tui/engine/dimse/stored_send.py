@@ -23,7 +23,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 
-from .association import nodelay
+from .requestor import prepare_requestor
 
 log = logging.getLogger("rtstation.qr")
 
@@ -62,10 +62,12 @@ def send_stored_files(assoc: Any, paths: Mapping[str, Path]) -> None:
     current.update(paths)
 
 
-def move_destination_kwargs(paths: Mapping[str, Path], contexts: list[Any]) -> dict[str, Any]:
-    """The third item of a C-MOVE handler's destination: pynetdicom passes it to ``ae.associate``."""
+def move_destination_kwargs(paths: Mapping[str, Path], contexts: list[Any], fast_paths: bool) -> dict[str, Any]:
+    """The third item of a C-MOVE handler's destination: pynetdicom passes it to ``ae.associate``. The sending
+    association is prepared as the sender's are (``requestor.prepare_requestor``: TCP_NODELAY; with fast paths the
+    loop that cannot steal C-STORE responses, which under load stalls a sub-operation for the DIMSE timeout)."""
     def on_open(event: Any) -> None:
-        nodelay(event.assoc)
+        prepare_requestor(event.assoc, fast_paths)
         send_stored_files(event.assoc, paths)
 
     return {"contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, on_open)]}

@@ -222,7 +222,8 @@ class QRService:
         refusal = self._refusal(event)
         rows = [] if refusal else self._instances(event.identifier)
         pairs = [(r["sop_class"], r["transfer_syntax"]) for r in rows]
-        yield node.host, node.port, move_destination_kwargs(self._paths(rows), contexts_for(pairs))
+        fast = self.config().network.fast_paths
+        yield node.host, node.port, move_destination_kwargs(self._paths(rows), contexts_for(pairs), fast)
         if refusal is not None:
             yield 1
             yield status(UNABLE, refusal), None
