@@ -42,7 +42,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         node = resolve_node(args.node, config.nodes)
         terms = Terms(args.level, args.patient, args.name, args.modality, args.study_date, tuple(args.tag))
         tls = client_context(config.tls, node) if args.tls or node.tls else None
-        answers = find(node, config.station.ae_title, build_identifier(terms), args.level, tls)
+        answers = find(node, config.station.ae_title, build_identifier(terms), args.level, tls,
+                       config.network.fast_paths)
     except (ValueError, QueryError) as exc:
         return fail(str(exc), 2)
     except TlsError as exc:

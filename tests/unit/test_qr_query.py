@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydicom.dataset import Dataset
 
@@ -57,7 +59,7 @@ def test_rows_drop_query_bookkeeping_and_keep_sequences() -> None:
     assert row(ds) == {"PatientID": "QRA", "ReferencedRTPlanSequence": [{"ReferencedSOPInstanceUID": "1.2.3"}]}
 
 
-def test_a_structure_set_naming_only_contour_images_finds_their_series(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_structure_set_naming_only_contour_images_finds_their_series(tmp_path: Path) -> None:
     from rtstation_tui.engine.config.model import Config
     from rtstation_tui.engine.config.nodes import NodeConfig
     from rtstation_tui.engine.qr.remote import RemoteInstance, RemotePatient, RemoteSeries
@@ -76,7 +78,7 @@ def test_a_structure_set_naming_only_contour_images_finds_their_series(tmp_path)
     assert r._series_holding(remote, set()) == set()
 
 
-def test_retrieve_wants_one_exact_patient_id(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_retrieve_wants_one_exact_patient_id(tmp_path: Path) -> None:
     from helpers import rtstation
 
     proc = rtstation("--data-dir", str(tmp_path), "retrieve", "--from", "A@127.0.0.1:9", "--patient", "QR*",

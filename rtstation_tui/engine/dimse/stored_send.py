@@ -1,5 +1,6 @@
-"""Stored bytes for the C-STOREs of our C-GET and C-MOVE SCP: the file as it is in the store, never re-encoded (unless the peer
-accepted no context in the stored transfer syntax: then decoded and sent in one it accepted, UIDs kept).
+"""Stored bytes for the C-STOREs of our C-GET and C-MOVE SCP: the file as it is in the store, never
+re-encoded (unless the peer accepted no context in the stored transfer syntax: then decoded and sent in one it
+accepted, UIDs kept).
 
 Why: pynetdicom's Query/Retrieve SCP (``QueryRetrieveServiceClass._get_scp``/``_move_scp``) only takes
 ``Dataset`` objects from the handler and passes each one to ``assoc.send_c_store(dataset, msg_id=...)`` on the

@@ -58,8 +58,8 @@ class RemotePatient:
         return None
 
 
-def finder(node: NodeConfig, station_ae: str, tls: Any = None) -> Finder:
-    return lambda identifier, level: find(node, station_ae, identifier, level, tls)
+def finder(node: NodeConfig, station_ae: str, tls: Any = None, fast_paths: bool = True) -> Finder:
+    return lambda identifier, level: find(node, station_ae, identifier, level, tls, fast_paths)
 
 
 def survey(find_: Finder, patient_id: str, instance_modalities: tuple[str, ...] | None = RT_MODALITIES

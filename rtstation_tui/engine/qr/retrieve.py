@@ -203,7 +203,7 @@ class Retriever:
         return report
 
     def _run(self, req: Request, report: Report, intake: Intake) -> None:
-        find_ = finder(self.node, self.station_ae, self.tls)
+        find_ = finder(self.node, self.station_ae, self.tls, self.config.network.fast_paths)
         remote = survey(find_, req.patient_id, None if not (req.plans or req.approved_only) else
                         ("RTPLAN", "RTSTRUCT", "RTDOSE", "RTIMAGE", "REG"))
         if not remote.series:
@@ -319,7 +319,7 @@ class Retriever:
         else:
             try:
                 last = move(self.node, self.station_ae, ident, progress, self.station_ae, self.config.station.port,
-                            self.tls)
+                            self.tls, self.config.network.fast_paths)
             except RetrieveFailed:
                 if self.refusals:
                     raise RetrieveFailed(f"the C-MOVE sub-operations were refused here ({self.refusals[-1]}): add "
@@ -357,6 +357,6 @@ def survey_series(r: Retriever, remote: RemotePatient, s: RemoteSeries) -> Remot
     if s.instances:
         return s
     return RemoteSeries(s.study_uid, s.series_uid, s.modality,
-                        instances_of(finder(r.node, r.station_ae, r.tls), remote.patient_id, s.study_uid, s.series_uid,
-                                     s.modality))
+                        instances_of(finder(r.node, r.station_ae, r.tls, r.config.network.fast_paths),
+                                     remote.patient_id, s.study_uid, s.series_uid, s.modality))
 

@@ -1,8 +1,8 @@
 """The Query/Retrieve SCU: C-FIND, C-MOVE and C-GET towards a node, with the reasons an operator can act on.
 
 Associations come from the sender's helpers (``outbound.scu``: AE settings, precise rejection reasons) with
-TCP_NODELAY; pynetdicom's own association loop runs them, because a C-GET's C-STOREs arrive on the requestor's
-association and our steady sender loop never serves DIMSE messages.
+TCP_NODELAY; C-FIND and C-MOVE run on the sender's steady loop (fast paths), C-GET on pynetdicom's own, because its
+C-STOREs arrive on the requestor's association and the steady loop never serves DIMSE messages.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pynetdicom.presentation import build_context
 
 from ..config.nodes import NodeConfig
 from ..dimse.association import nodelay, reject
+from ..dimse.requestor import prepare_requestor
 from ..outbound.scu import AssociationFailed, describe_failure, make_ae
 from .query import FIND_MODELS, GET_MODELS, MOVE_MODELS, QueryError, model_for
 
@@ -49,11 +50,13 @@ class Progress:
 
 
 def _connect(node: NodeConfig, station_ae: str, contexts: list[Any], roles: list[Any] | None = None,
-             handlers: list[Any] | None = None, tls: Any = None) -> Any:
-    """``tls``: an SSL context (``dimse.tls.client_context``) or None."""
+             handlers: list[Any] | None = None, tls: Any = None, steady: bool = False) -> Any:
+    """``tls``: an SSL context (``dimse.tls.client_context``) or None. ``steady``: the peer sends only responses
+    (C-FIND, C-MOVE), so the sender's steady loop can run it ([network] fast_paths); a C-GET's association must
+    serve the peer's C-STOREs and keeps pynetdicom's loop."""
     ae = make_ae(node, station_ae)
     ae.requested_contexts = contexts
-    hs = [(evt.EVT_CONN_OPEN, lambda event: nodelay(event.assoc)), *(handlers or [])]
+    hs = [(evt.EVT_CONN_OPEN, lambda event: prepare_requestor(event.assoc, steady)), *(handlers or [])]
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title.strip(), ext_neg=roles or None,
                          evt_handlers=hs, tls_args=(tls, node.host) if tls is not None else None)
     if assoc.is_established:
@@ -66,9 +69,11 @@ def _accepted_models(assoc: Any, models: dict[str, str]) -> list[str]:
     return [name for name, uid in models.items() if uid in uids]
 
 
-def find(node: NodeConfig, station_ae: str, identifier: Dataset, level: str, tls: Any = None) -> list[Dataset]:
+def find(node: NodeConfig, station_ae: str, identifier: Dataset, level: str, tls: Any = None,
+         fast_paths: bool = True) -> list[Dataset]:
     """Every answer of one C-FIND; Patient Root if the peer takes it, else Study Root."""
-    assoc = _connect(node, station_ae, [build_context(uid) for uid in FIND_MODELS.values()], tls=tls)
+    assoc = _connect(node, station_ae, [build_context(uid) for uid in FIND_MODELS.values()], tls=tls,
+                     steady=fast_paths)
     try:
         model = model_for(level, _accepted_models(assoc, FIND_MODELS))
         return list(_answers(assoc.send_c_find(identifier, FIND_MODELS[model]), node))
@@ -132,9 +137,10 @@ def _follow(responses: Iterable[tuple[Dataset, Dataset | None]], node: NodeConfi
 
 
 def move(node: NodeConfig, station_ae: str, identifier: Dataset, on_progress: Callable[[Progress], None],
-         destination: str, port: int, tls: Any = None) -> Progress:
+         destination: str, port: int, tls: Any = None, fast_paths: bool = True) -> Progress:
     """One C-MOVE of ``identifier`` to ``destination`` (our own AE: a storage SCP must be listening)."""
-    assoc = _connect(node, station_ae, [build_context(uid) for uid in MOVE_MODELS.values()], tls=tls)
+    assoc = _connect(node, station_ae, [build_context(uid) for uid in MOVE_MODELS.values()], tls=tls,
+                     steady=fast_paths)
     try:
         models = _accepted_models(assoc, MOVE_MODELS)
         if not models:
