@@ -300,3 +300,15 @@ async def test_a_send_of_what_the_node_has_asks_and_resends_with_force(tmp_path)
         assert not sender.sent
         await pilot.press("y")
         await until(pilot, lambda: sender.forced == [(B1, "QA")], what="sent again with force")
+
+
+async def test_what_the_filter_matched_is_highlighted_in_the_tree(two_plans):
+    config, uids = two_plans
+    app = make_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await filtered(pilot, "ive")
+        label = app.main.tree.plan_node(uids["LIVE"]).label
+        marked = [label.plain[s.start:s.end] for s in label.spans if "underline" in str(s.style)]
+        assert marked == ["IVE"], label.spans  # case-insensitive, as the filter
+        patient = app.main.tree.patient_node("PAT01").label
+        assert not [s for s in patient.spans if "underline" in str(s.style)]  # PAT01 DOE JANE has no "ive"

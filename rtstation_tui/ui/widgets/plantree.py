@@ -102,7 +102,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
         self._unconnected.clear()
         for row in rows:
             self.patients[row.patient_id] = row
-            self._pnodes[row.patient_id] = self.root.add(patient_label(row, self.palette),
+            self._pnodes[row.patient_id] = self.root.add(self._patient_text(row),
                                                          NodeData("patient", row.patient_id))
         if self._pnodes and self.cursor_line < 0:
             self.cursor_line = 0
@@ -111,7 +111,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
         for row in rows:
             self.patients[row.patient_id] = row
             node = self._pnodes.get(row.patient_id)
-            label = patient_label(row, self.palette)
+            label = self._patient_text(row)
             if node is not None:
                 node.set_label(label)
                 continue
@@ -180,12 +180,21 @@ class PlanTree(CommandScope, Tree[NodeData]):
 
     def _plan_text(self, row: PlanRow) -> Text:
         sends = tuple(self.sends.get(row.plan_uid, {}).values())
-        return plan_label(row, self.palette, marked=row.plan_uid in self.marked, sends=sends)
+        return self._marked_match(plan_label(row, self.palette, marked=row.plan_uid in self.marked, sends=sends))
+
+    def _patient_text(self, row: PatientRow) -> Text:
+        return self._marked_match(patient_label(row, self.palette))
+
+    def _marked_match(self, text: Text) -> Text:
+        """What the filter matched, underlined in the label: the operator sees why a row is listed."""
+        if self.filter_text:
+            text.highlight_words([self.filter_text], f"underline bold {self.palette.accent}", case_sensitive=False)
+        return text
 
     def relabel_all(self) -> None:
         """After a theme change: every label again in the new palette."""
         for pid, node in self._pnodes.items():
-            node.set_label(patient_label(self.patients[pid], self.palette))
+            node.set_label(self._patient_text(self.patients[pid]))
         for uid in self._plan_nodes:
             self._relabel(uid)
 
