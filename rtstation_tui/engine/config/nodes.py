@@ -25,6 +25,7 @@ class NodeConfig:
     timeout_s: float = _c(30.0, min=1, max=86400)
     enabled: bool = _c(True)
     tls: bool = _c(False)
+    allow_retrieve: bool = _c(False)  # [QR] this node may C-GET/C-MOVE from us (C-MOVE destinations: any node)
 
     def describe(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
