@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import Any
 
-from ..engine.plans.bundle import find_plans
+from ..engine.plans.bundle import resolve_plan as bundle_resolve_plan
 from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.events import EventBus
@@ -20,7 +21,7 @@ from ..engine.logsetup import setup_logging
 from ..engine.store.lock import DataDirLock, StationLocked
 from ..engine.outbound.queue import ACTIVE, DONE, JobQueue
 from ..engine.config.rules import INCLUDE_PARTS
-from ..engine.outbound.sender import Sender
+from ..engine.outbound.sender import Sender, send_report
 from ..engine.store.files import Store
 from .output import fail, print_json
 
@@ -40,14 +41,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
-    rows = find_plans(index.conn, plan, patient)
-    uids = sorted({r["sop_uid"] for r in rows})
-    if not uids:
-        raise ValueError(f"no plan with UID or label {plan!r}" + (f" for patient {patient!r}" if patient else ""))
-    if len(uids) > 1:
-        listing = "; ".join(f"{r['label']} of patient {r['patient_id']} ({r['sop_uid']})" for r in rows)
-        raise ValueError(f"label {plan!r} is ambiguous, it matches: {listing}. Use the UID or --patient")
-    return uids[0]
+    return bundle_resolve_plan(index.conn, plan, patient)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -115,12 +109,11 @@ async def _run_here(sender: Sender, jobs: list[int], quiet: bool) -> None:
 
 
 def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:  # type: ignore[type-arg]
-    out = []
-    for r in results:
-        job = queue.job(r.job_id) if r.job_id is not None else None
-        out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
-                    "already_delivered": r.already_delivered, "already_queued": r.already_queued,
-                    "state": job.state if job else "nothing to send", "error": job.error if job else ""})
+    return print_report(send_report(queue, results), as_json, waited)
+
+
+def print_report(out: list[dict[str, Any]], as_json: bool, waited: bool) -> int:
+    """Print what was queued (the same rows whether this process or the station's API queued it)."""
     if as_json:
         print_json(out)
     else:

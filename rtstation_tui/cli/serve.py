@@ -43,6 +43,7 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
     station = Station(config)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    station.on_stop_request(stopping.set)  # rtstation stop: the same graceful stop as SIGTERM
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     if reread is not None:  # installed before start: a SIGHUP's default action would kill the process

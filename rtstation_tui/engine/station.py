@@ -40,6 +40,7 @@ from .outbound.sender import Sender
 from .store.files import Store
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
+from .service.server import ApiServer
 
 log = logging.getLogger("rtstation.station")
 
@@ -83,6 +84,14 @@ class Station:
         self._started = False
         self._start_error = ""
         self._background: set[asyncio.Task[Any]] = set()
+        api = config.api
+        self.api_server = ApiServer(self, config.api_socket, replay=api.replay_events,
+                                    client_timeout=api.client_timeout_s) if api.enabled else None
+
+    def on_stop_request(self, fn: Callable[[], None]) -> None:
+        """What ``POST /api/v1/stop`` (``rtstation stop``) does: the owner of the process decides how to stop."""
+        if self.api_server is not None:
+            self.api_server.on_stop = fn
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         return self.bus.subscribe(fn)
@@ -98,6 +107,8 @@ class Station:
         except Exception as exc:  # sends would be queued with no worker to run them: say so (status())
             self._start_error = f"the station did not start ({exc})"
             raise
+        if self.api_server is not None:  # before the receiver: the API reports a listener that cannot bind
+            await self.api_server.start()
         self._spawn(asyncio.to_thread(reconcile, self.store, self.index), "reconcile")
         if self.receiver is not None:
             await self.start_receiver()
@@ -144,6 +155,8 @@ class Station:
         if not self._started:
             self._lock.release()
             return
+        if self.api_server is not None:
+            await self.api_server.stop()
         await self.stop_receiver(timeout)
         for service in reversed(self.services):
             try:

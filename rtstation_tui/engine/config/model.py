@@ -91,6 +91,16 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """The local control API ([ATTACH]): HTTP/JSON on a Unix socket (mode 0660: the owner and group only)."""
+
+    enabled: bool = _c(True)
+    socket: Path | None = _c(None)  # None: <data_dir>/api.sock, where consoles and the CLI look for it
+    replay_events: int = _c(10000, min=100, max=1_000_000)  # events a reconnecting client can catch up on
+    client_timeout_s: float = _c(10.0, min=0.5, max=600)  # an event-stream client accepting nothing is dropped
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``path`` is the file it came from (None: built-in defaults)."""
 
@@ -102,6 +112,7 @@ class Config:
     import_: ImportConfig = ImportConfig()
     tls: TlsConfig = TlsConfig()
     retention: RetentionConfig = RetentionConfig()
+    api: ApiConfig = ApiConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
     path: Path | None = None
@@ -113,6 +124,10 @@ class Config:
     @property
     def log_dir(self) -> Path:
         return self.logging.dir if self.logging.dir is not None else self.data_dir / "logs"
+
+    @property
+    def api_socket(self) -> Path:
+        return self.api.socket if self.api.socket is not None else self.data_dir / "api.sock"
 
     def node(self, name: str) -> NodeConfig | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -128,6 +143,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "import": ("import_", ImportConfig),
     "tls": ("tls", TlsConfig),
     "retention": ("retention", RetentionConfig),
+    "api": ("api", ApiConfig),
 }
 ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
 
@@ -179,6 +195,9 @@ def finish(config: Config, file: str, base: Path) -> Config:
     imp = config.import_
     if imp.folder is not None:
         imp = replace(imp, folder=_absolute(imp.folder, base))
+    api = config.api
+    if api.socket is not None:
+        api = replace(api, socket=_absolute(Path(str(api.socket).replace("<data_dir>", str(station.data_dir))), base))
     tls = config.tls
     tls = replace(tls, **{k: _absolute(getattr(tls, k), base) for k in ("certificate", "key", "ca")
                           if getattr(tls, k) is not None})
@@ -191,7 +210,7 @@ def finish(config: Config, file: str, base: Path) -> Config:
     validate_rules(config.rules, names, file)
     network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
     return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
-                   import_=imp, tls=tls)
+                   import_=imp, tls=tls, api=api)
 
 
 def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:

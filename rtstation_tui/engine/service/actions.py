@@ -1,0 +1,136 @@
+"""The resources of ``/api/v1`` that do something: send, retry and cancel jobs, C-ECHO, rule dry runs, stop.
+
+Same semantics as the command line (``rtstation send``, ``queue retry|cancel``, ``echo``, ``rules test``): the same
+engine calls, the same JSON rows; errors map to statuses (400 naming the field, 404 unknown plan/job/node, 409 a job
+whose state does not allow it, 503 when the station cannot send now or is stopping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..config.rules import INCLUDE_PARTS
+from ..outbound.dryrun import plan_test
+from ..outbound.sender import send_report
+from ..plans.bundle import PlanNotFound, resolve_plan
+from .http import ApiError, body, field_bool, field_list, field_str, reply
+from .routes import V1, job_number
+
+
+class Actions:
+    def __init__(self, station: Any, on_stop: Callable[[], None] | None) -> None:
+        self.station, self.on_stop = station, on_stop
+
+    def add_to(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post(f"{V1}/send", self.send)
+        r.add_post(f"{V1}/jobs/{{job_id}}/retry", self.retry)
+        r.add_post(f"{V1}/jobs/{{job_id}}/cancel", self.cancel)
+        r.add_post(f"{V1}/nodes/{{node}}/echo", self.echo)
+        r.add_post(f"{V1}/rules/dry-run", self.dry_run)
+        r.add_post(f"{V1}/rules/test", self.rules_test)
+        r.add_post(f"{V1}/stop", self.stop)
+
+    def _can_send(self) -> None:
+        why = self.station.status().send_unavailable
+        if why:
+            raise ApiError(503, why)
+
+    def _plan_uid(self, plan: str, patient: str | None) -> str:
+        try:
+            return resolve_plan(self.station.index.conn, plan, patient)
+        except PlanNotFound as exc:
+            raise ApiError(404, str(exc), "plan") from None
+        except ValueError as exc:  # ambiguous label
+            raise ApiError(409, str(exc), "plan") from None
+
+    async def send(self, request: web.Request) -> web.Response:
+        """``{"plan": UID|LABEL, "patient"?, "sop"?: [UID], "to": [NODE], "include"?: [PART], "force"?: bool}``."""
+        data = await body(request)
+        to = field_list(data, "to", required=True)
+        plan, sops = field_str(data, "plan"), field_list(data, "sop")
+        if (plan is None) == (sops is None):
+            raise ApiError(400, "plan or sop: give exactly one of them", "plan")
+        include = field_list(data, "include")
+        if include and (bad := [i for i in include if i not in INCLUDE_PARTS]):
+            raise ApiError(400, f"include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}",
+                           "include")
+        force, patient = field_bool(data, "force"), field_str(data, "patient")
+        self._can_send()
+        sender = self.station.sender
+
+        def enqueue() -> list[dict[str, Any]]:
+            if sops is not None:
+                results = sender.enqueue_instances(sops, to, force=force)
+            else:
+                uid = self._plan_uid(plan or "", patient)
+                results = sender.enqueue_plan(uid, to, include=include, force=force)
+            return send_report(sender.queue, results)
+
+        try:
+            return reply(await asyncio.to_thread(enqueue), 201)
+        except ValueError as exc:  # an unknown or disabled node, instances not in the index
+            raise ApiError(400, str(exc), "sop" if "not in the index" in str(exc) else "to") from None
+
+    async def _job_action(self, request: web.Request, action: str) -> web.Response:
+        job_id = job_number(request)
+        sender = self.station.sender
+        job = await asyncio.to_thread(sender.queue.job, job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id}")
+        if action == "retry":
+            self._can_send()
+        ok = await asyncio.to_thread(sender.retry if action == "retry" else sender.cancel, job_id)
+        if not ok:
+            raise ApiError(409, f"job {job_id} is {job.state}: cannot {action} it now")
+        after = await asyncio.to_thread(sender.queue.job, job_id)
+        return reply(after.as_json())
+
+    async def retry(self, request: web.Request) -> web.Response:
+        return await self._job_action(request, "retry")
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        return await self._job_action(request, "cancel")
+
+    async def echo(self, request: web.Request) -> web.Response:
+        """C-ECHO a configured node by name, or any ``AET@host:port``."""
+        name = request.match_info["node"]
+        config = self.station.config
+        if config.node(name) is None and "@" not in name:
+            raise ApiError(404, f"no node {name!r}; configured: {', '.join(n.name for n in config.nodes) or 'none'}")
+        self._can_send()
+        outcome = await asyncio.to_thread(self.station.echo, name)
+        node = config.node(name)
+        return reply({"node": outcome.node, "address": node.describe() if node else name, "ok": outcome.ok,
+                      "rtt_ms": outcome.rtt_ms, "message": outcome.message})
+
+    async def dry_run(self, request: web.Request) -> web.Response:
+        """The configured rules on the newest ``limit`` plans (nothing is sent)."""
+        data = await body(request)
+        limit = data.get("limit", 50)
+        if not isinstance(limit, int) or not 1 <= limit <= 500:
+            raise ApiError(400, f"limit: must be an integer from 1 to 500, got {limit!r}", "limit")
+        return reply(await asyncio.to_thread(self.station.dry_run, self.station.config.rules, limit))
+
+    async def rules_test(self, request: web.Request) -> web.Response:
+        """``rtstation rules test``: every rule's decision on one stored plan (``{"plan": UID|LABEL}``)."""
+        data = await body(request)
+        plan = field_str(data, "plan", required=True) or ""
+        patient = field_str(data, "patient")
+        st = self.station
+
+        def test() -> Any:
+            return plan_test(st.config, st.index, st.sender.queue, self._plan_uid(plan, patient))
+
+        return reply(await asyncio.to_thread(test))
+
+    async def stop(self, request: web.Request) -> web.Response:
+        """Stop the station gracefully (as SIGTERM: no new associations, in-flight stores finish)."""
+        if self.on_stop is None:
+            raise ApiError(409, "this station is run by a console: stop it there")
+        self.on_stop()
+        return reply({"stopping": True, "pid": os.getpid()}, 202)
