@@ -13,7 +13,7 @@ from ..engine.config.model import ConfigError, find_config_file, load_config
 from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
-COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
+COMMANDS = ["tui", "serve", "stop", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
             "synthcmd"]
 EXIT_USAGE = 2
 

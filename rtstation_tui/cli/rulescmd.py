@@ -18,6 +18,7 @@ from ..engine.outbound.dryrun import plan_test
 from ..engine.outbound.queue import JobQueue
 from ..engine.config.rules import RuleConfig
 from .output import fail, print_json
+from .remote import ApiCallError, api_fail, connect
 from .send import resolve_plan
 
 
@@ -82,6 +83,13 @@ def check(args: argparse.Namespace, config: Config) -> int:
 
 
 def test(args: argparse.Namespace, config: Config) -> int:
+    remote = connect(config)
+    if remote is not None:  # the rules in force in the running station, on its queue
+        try:
+            return print_test(remote.call_sync("POST", "/api/v1/rules/test",
+                                               {"plan": args.plan, "patient": args.patient}), args.json)
+        except ApiCallError as exc:
+            return api_fail(exc)
     index = Index(config.data_dir)
     try:
         plan_uid = resolve_plan(index, args.plan, args.patient)

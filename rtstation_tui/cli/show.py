@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from urllib.parse import quote
 
 from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.plans.listing import patients_json
 from .output import print_json
+from .remote import ApiCallError, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -19,8 +21,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    index = Index(config.data_dir)
-    data = patients_json(index.conn, args.patient)
+    remote = connect(config)
+    if remote is not None:  # the station's own view (its index connection sees what it wrote a moment ago)
+        try:
+            query = f"?patient={quote(args.patient, safe='')}" if args.patient is not None else ""
+            data = remote.call_sync("GET", f"/api/v1/tree{query}")
+        except ApiCallError as exc:
+            return api_fail(exc)
+    else:
+        data = patients_json(Index(config.data_dir).conn, args.patient)
     if args.json:
         print_json(data)
         return 0

@@ -22,8 +22,8 @@ from .routes import V1, job_number
 
 
 class Actions:
-    def __init__(self, station: Any, on_stop: Callable[[], None] | None) -> None:
-        self.station, self.on_stop = station, on_stop
+    def __init__(self, station: Any, stopper: Callable[[], Callable[[], None] | None]) -> None:
+        self.station, self.stopper = station, stopper  # stopper(): how the process owner stops (None: not here)
 
     def add_to(self, app: web.Application) -> None:
         r = app.router
@@ -130,7 +130,8 @@ class Actions:
 
     async def stop(self, request: web.Request) -> web.Response:
         """Stop the station gracefully (as SIGTERM: no new associations, in-flight stores finish)."""
-        if self.on_stop is None:
+        stop = self.stopper()
+        if stop is None:
             raise ApiError(409, "this station is run by a console: stop it there")
-        self.on_stop()
+        stop()
         return reply({"stopping": True, "pid": os.getpid()}, 202)

@@ -39,6 +39,7 @@ class Reads:
     def add_to(self, app: web.Application) -> None:
         r = app.router
         r.add_get(f"{V1}/status", self.status)
+        r.add_get(f"{V1}/health", self.health)
         r.add_get(f"{V1}/patients", self.patients)
         r.add_get(f"{V1}/patients/{{patient_id}}/plans", self.plans_of)
         r.add_get(f"{V1}/patients/{{patient_id}}/unconnected", self.unconnected)
@@ -64,6 +65,15 @@ class Reads:
         return reply({**_plain(s.status()), "pid": os.getpid(), "version": self.version,
                       "data_dir": str(s.config.data_dir), "free_disk_mb": round(free, 1), "counts": counts,
                       "received_last_hour": last_hour, "jobs": {"active": active, "failed": failed}})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """200 while the receiver listens, 503 (with its state and why) when it does not: for monitoring."""
+        st = self.station.status()
+        if not st.receives or st.receiver_state != "listening":
+            detail = f": {st.receiver_detail}" if st.receiver_detail else ""
+            state = st.receiver_state if st.receives else "off (the station runs without a receiver)"
+            raise ApiError(503, f"the receiver is {state}{detail}")
+        return reply({"receiver": st.receiver_state, "address": st.address})
 
     # -- the tree ------------------------------------------------------------------------------------------------
     async def patients(self, request: web.Request) -> web.Response:

@@ -72,9 +72,12 @@ class ApiServer:
 
         app = web.Application(middlewares=[errors])
         Reads(self.station, self.logs, __version__).add_to(app)
-        Actions(self.station, lambda: self.on_stop() if self.on_stop else None).add_to(app)
-        app.router.add_get(f"{V1}/events", lambda r: events(r, self.hub, self.client_timeout))
+        Actions(self.station, lambda: self.on_stop).add_to(app)
+        app.router.add_get(f"{V1}/events", self._events)
         return app
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        return await events(request, self.hub, self.client_timeout)
 
     async def start(self) -> None:
         """Bind and serve; on failure log why and return (the station runs on without its API)."""
@@ -85,7 +88,7 @@ class ApiServer:
             self._prepare_path()
             self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
             await self._runner.setup()
-            await web.UnixSite(self._runner, str(self.path), shutdown_timeout=2.0).start()
+            await web.UnixSite(self._runner, str(self.path)).start()
             os.chmod(self.path, 0o660)
         except (OSError, ValueError) as exc:
             log.error("control API not available: cannot listen on %s: %s", self.path, exc)

@@ -29,7 +29,7 @@ log = logging.getLogger("rtstation.api")
 BATCH_INTERVAL = 0.1  # seconds between two writes to one client: at most 10 batches per second
 MAX_BATCH = 2000  # events in one write (a client catching up gets the rest 0.1 s later)
 KEEPALIVE_S = 15.0  # a comment line when nothing happens, so a vanished client is noticed
-STREAM_SNDBUF = 256 * 1024  # kernel buffer per stream client: how much a stalled client can pin
+STREAM_SNDBUF = 32 * 1024  # kernel buffer per stream client (Linux doubles it): what a stalled client can pin
 
 
 class EventHub:

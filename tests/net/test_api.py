@@ -1,0 +1,233 @@
+"""The control API of a running ``rtstation serve``, over its Unix socket, with real DICOM peers (storescu,
+storescp): what a script or an attached console sees, the event stream, errors, and the CLI using it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from apiclient import EventReader, curl
+from helpers import BREAST, Serve, echoscu, rtstation, station_toml, storescu, wait_for, write_config
+from peers import StoreSCP
+from waiting import until
+
+PLAN = "1.2.246.352.71.5.320687012.24189.20090603083342"  # breast_boost's RTPLAN, label B1
+
+
+def sock_of(data_dir: Path) -> Path:
+    return data_dir / "api.sock"
+
+
+def received_breast(port: int, data_dir: Path) -> None:
+    storescu(port, BREAST)
+    wait_for(lambda: curl(sock_of(data_dir), "/api/v1/status")[1]["counts"]["instances"] == 4, what="4 indexed")
+
+
+def test_status_patients_plans_after_storescu_sends(serve: Serve, port: int, data_dir: Path) -> None:
+    sock = sock_of(data_dir)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o660 and stat.S_ISSOCK(sock.stat().st_mode)
+    received_breast(port, data_dir)
+    code, status = curl(sock, "/api/v1/status")
+    assert code == 200 and status["pid"] == serve.proc.pid and status["receiver_state"] == "listening"
+    assert status["counts"] == {"patients": 1, "plans": 1, "instances": 4} and status["address"].endswith(str(port))
+    code, patients = curl(sock, "/api/v1/patients?text=1234")
+    assert code == 200 and patients["total"] == 1 and patients["items"][0]["patient_id"] == "123456"
+    assert curl(sock, "/api/v1/patients?text=nobody")[1]["total"] == 0
+    code, plans = curl(sock, "/api/v1/plans?limit=1")
+    assert plans["total"] == 1 and plans["items"][0]["label"] == "B1" and plans["items"][0]["plan_uid"] == PLAN
+    assert curl(sock, "/api/v1/plans?offset=1")[1]["items"] == []
+    state = plans["items"][0]["state"]
+    other = "ready" if state != "ready" else "waiting"
+    assert curl(sock, f"/api/v1/plans?state={state}")[1]["total"] == 1
+    assert curl(sock, f"/api/v1/plans?state={other}")[1]["total"] == 0
+    code, details = curl(sock, f"/api/v1/plans/{PLAN}")
+    assert code == 200 and details["label"] == "B1" and details["machines"] == ["txmachine"]
+    assert {g["modality"] for g in details["chain"]} >= {"CT", "RTPLAN", "RTDOSE"}
+    code, bundle = curl(sock, f"/api/v1/plans/{PLAN}/bundle")
+    assert code == 200 and len(bundle["instances"]) == 4 and bundle["patient_id"] == "123456"
+    code, tree = curl(sock, "/api/v1/tree")
+    assert tree[0]["plans"][0]["plan_uid"] == PLAN
+
+
+def test_errors_are_json_with_the_fitting_status(serve: Serve, port: int, data_dir: Path) -> None:
+    sock = sock_of(data_dir)
+    received_breast(port, data_dir)
+    assert curl(sock, "/api/v1/patients?limit=many") == (400, {"error": "limit: must be an integer, got 'many'",
+                                                                "status": 400, "field": "limit"})
+    code, err = curl(sock, "/api/v1/plans?state=lost")
+    assert code == 400 and err["field"] == "state" and "ready-incomplete" in err["error"]
+    code, err = curl(sock, "/api/v1/send", method="POST", data={"plan": "B1"})
+    assert code == 400 and err["field"] == "to"
+    code, err = curl(sock, "/api/v1/send", method="POST", data={"plan": "B1", "to": ["NOPE"]})
+    assert code == 400 and err["field"] == "to" and "NOPE" in err["error"]
+    code, err = curl(sock, "/api/v1/send", method="POST", data={"plan": "NO_SUCH", "to": ["X@127.0.0.1:1"]})
+    assert code == 404 and err["field"] == "plan"
+    assert curl(sock, "/api/v1/plans/1.2.3")[0] == 404
+    assert curl(sock, "/api/v1/patients/nobody/plans")[0] == 404
+    assert curl(sock, "/api/v1/jobs/77")[0] == 404
+    assert curl(sock, "/api/v1/jobs/seven")[1]["field"] == "job_id"
+    assert curl(sock, "/api/v1/nodes/NOPE/echo", method="POST")[0] == 404
+    assert curl(sock, "/api/v1/no/such/thing") == (404, {"error": "no resource /api/v1/no/such/thing", "status": 404})
+    assert curl(sock, "/api/v1/audit?day=../../etc/passwd")[1]["field"] == "day"
+    code, err = curl(sock, "/api/v1/events?since=abc")
+    assert code == 400 and err["field"] == "since"
+    assert "Traceback" not in serve.text()
+
+
+async def test_send_through_the_api_shows_job_progress_on_the_event_stream(serve: Serve, port: int, data_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    sock = sock_of(data_dir)
+    await asyncio.to_thread(received_breast, port, data_dir)
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        async with EventReader(sock) as reader:
+            await until(lambda: reader.events("hello"), what="the stream's hello")
+            code, rows = await asyncio.to_thread(curl, sock, "/api/v1/send", method="POST",
+                                                 data={"plan": "B1", "to": [scp.spec]})
+            assert code == 201 and rows[0]["instances"] == 4 and rows[0]["job_id"] is not None
+            job = rows[0]["job_id"]
+            await until(lambda: any(e["job_id"] == job and e["state"] == "done" for e in reader.events("JobChanged")),
+                        30, what="the job's done event")
+            progress = [e for e in reader.events("JobProgress") if e["job_id"] == job]
+            assert progress and progress[-1]["done"] == 4 and progress[-1]["total"] == 4
+            assert reader.seqs == sorted(reader.seqs) and len(set(reader.seqs)) == len(reader.seqs)
+        assert len(scp.files()) == 4
+        code, info = await asyncio.to_thread(curl, sock, f"/api/v1/jobs/{job}")
+        assert info["state"] == "done" and len(info["items"]) == 4
+        # a done job cannot be cancelled: a conflict with its state
+        code, err = await asyncio.to_thread(curl, sock, f"/api/v1/jobs/{job}/cancel", method="POST")
+        assert code == 409 and "done" in err["error"]
+    finally:
+        scp.stop()
+
+
+async def test_reconnecting_with_since_gets_what_was_missed(serve: Serve, port: int, data_dir: Path) -> None:
+    sock = sock_of(data_dir)
+    async with EventReader(sock, since=0) as first:
+        await asyncio.to_thread(received_breast, port, data_dir)
+        await until(lambda: first.events("InstancesStored"), what="stored events")
+        last = first.seqs[-1]
+    await asyncio.to_thread(storescu, port, BREAST)  # while no client listens: duplicates, a log line
+    await asyncio.to_thread(wait_for, lambda: "0 failures, 4 duplicates" in serve.text(), what="the 2nd receive")
+    async with EventReader(sock, since=last) as again:
+        await until(lambda: again.events("AssociationClosed"), what="catch-up")
+        assert again.seqs[0] == last + 1  # nothing lost, nothing repeated
+        assert again.seqs == list(range(last + 1, again.seqs[-1] + 1))
+        assert not again.events("reset")
+
+
+async def test_beyond_the_replay_buffer_the_client_is_told_to_reread(tmp_path: Path, port: int,
+                                                                     data_dir: Path) -> None:
+    config = write_config(tmp_path / "small.toml", station_toml(data_dir, port, extra="[api]\nreplay_events = 100\n"))
+    serve = Serve(config, tmp_path / "serve.log").start()
+    try:
+        sock = sock_of(data_dir)
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as s:
+            for _ in range(150):  # each refused cancel is a logged request: a log event
+                async with s.post("http://localhost/api/v1/jobs/1/cancel") as r:
+                    assert r.status == 404
+        async with EventReader(sock, since=1) as late:
+            await until(lambda: late.events("reset"), what="the reset message")
+            reset = late.events("reset")[0]
+            assert reset["missed_from"] == 2 and reset["oldest"] > 2
+    finally:
+        serve.stop()
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_the_receiver_never_waits(tmp_path: Path, port: int,
+                                                                                    data_dir: Path) -> None:
+    config = write_config(tmp_path / "slow.toml", station_toml(data_dir, port, extra="[api]\nclient_timeout_s = 1\n"))
+    serve = Serve(config, tmp_path / "serve.log").start()
+    stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock = sock_of(data_dir)
+        stalled.connect(str(sock))
+        stalled.sendall(b"GET /api/v1/events?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads a byte
+        async with EventReader(sock) as healthy:
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as s:
+                for _ in range(2500):  # ~2,500 log events of ~200 bytes: far more than a socket buffer holds
+                    async with s.post("http://localhost/api/v1/jobs/1/cancel") as r:
+                        assert r.status == 404
+            await until(lambda: "event stream client dropped" in serve.text(), 30, what="the stalled client dropped")
+            # meanwhile the station receives and answers as ever, and the reading client missed nothing
+            assert (await asyncio.to_thread(echoscu, port)).returncode == 0
+            await asyncio.to_thread(received_breast, port, data_dir)
+            await until(lambda: healthy.events("InstancesStored"), what="the healthy client's events")
+            assert healthy.seqs == list(range(healthy.seqs[0], healthy.seqs[-1] + 1))
+            assert not healthy.events("reset")
+    finally:
+        stalled.close()
+        serve.stop()
+
+
+def test_rtstation_send_goes_through_the_api_when_a_station_serves(serve: Serve, port: int, data_dir: Path,
+                                                                   config: Path, tmp_path: Path) -> None:
+    received_breast(port, data_dir)
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        proc = rtstation("send", "--plan", "B1", "--to", scp.spec, "--wait", "--json", config=config)
+        rows = json.loads(proc.stdout)
+        assert rows[0]["state"] == "done" and rows[0]["instances"] == 4 and len(scp.files()) == 4
+        assert "api: POST /api/v1/send from pid" in serve.text()
+        # the other commands that act on the live station ask it too
+        assert rtstation("queue", "cancel", str(rows[0]["job_id"]), config=config, check=False).returncode == 1
+        assert "api: POST /api/v1/jobs/1/cancel" in serve.text()
+        echo = json.loads(rtstation("echo", scp.spec, "--json", config=config).stdout)
+        assert echo[0]["ok"] is True and f"api: POST /api/v1/nodes/{scp.spec}/echo" in serve.text()
+        shown = json.loads(rtstation("show", "--json", config=config).stdout)
+        assert shown[0]["plans"][0]["plan_uid"] == PLAN
+        test = json.loads(rtstation("rules", "test", "--plan", "B1", "--json", config=config).stdout)
+        assert test["plan"]["plan_uid"] == PLAN and "api: POST /api/v1/rules/test" in serve.text()
+    finally:
+        scp.stop()
+
+
+def test_rtstation_send_works_offline_without_a_station(config: Path, port: int, data_dir: Path,
+                                                        tmp_path: Path) -> None:
+    serve = Serve(config, tmp_path / "serve.log").start()
+    storescu(port, BREAST)
+    wait_for(lambda: "4 instances" in serve.text(), what="the receive")
+    serve.stop()
+    assert not sock_of(data_dir).exists()  # the station took its socket with it
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        rows = json.loads(rtstation("send", "--plan", "B1", "--to", scp.spec, "--wait", "--json", config=config).stdout)
+        assert rows[0]["state"] == "done" and len(scp.files()) == 4
+    finally:
+        scp.stop()
+
+
+def test_rtstation_stop_stops_a_serving_station_gracefully(serve: Serve, config: Path, data_dir: Path) -> None:
+    proc = rtstation("stop", config=config)
+    assert f"stopped (pid {serve.proc.pid})" in proc.stdout
+    assert serve.proc.wait(10) == 0 and "stopped" in serve.text().splitlines()[-1]
+    assert not sock_of(data_dir).exists()
+    again = rtstation("stop", config=config, check=False)
+    assert again.returncode == 1 and "no station answers" in again.stderr
+
+
+async def test_health_is_503_when_the_station_has_no_receiver(config: Path, data_dir: Path) -> None:
+    """A console run with --no-listen: the API serves, and says the receiver is off."""
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.engine.station import Station
+
+    station = Station(load_config(config), receive=False)
+    await station.start()
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock_of(data_dir)))) as s:
+            async with s.get("http://localhost/api/v1/health") as r:
+                body = await r.json()
+                assert r.status == 503 and "off" in body["error"]
+            async with s.post("http://localhost/api/v1/stop") as r:  # only its console may stop it
+                assert r.status == 409
+    finally:
+        await station.stop()
