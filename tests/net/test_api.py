@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import socket
 import stat
 import subprocess
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from apiclient import EventReader, curl
-from helpers import BREAST, Serve, echoscu, rtstation, station_toml, storescu, wait_for, write_config
+from helpers import BREAST, ROOT, Serve, echoscu, rtstation, station_toml, storescu, wait_for, write_config
 from peers import StoreSCP
 from waiting import until
 
@@ -194,8 +195,7 @@ def test_rtstation_send_goes_through_the_api_when_a_station_serves(serve: Serve,
 def test_rtstation_send_works_offline_without_a_station(config: Path, port: int, data_dir: Path,
                                                         tmp_path: Path) -> None:
     serve = Serve(config, tmp_path / "serve.log").start()
-    storescu(port, BREAST)
-    wait_for(lambda: "4 instances" in serve.text(), what="the receive")
+    received_breast(port, data_dir)
     serve.stop()
     assert not sock_of(data_dir).exists()  # the station took its socket with it
     scp = StoreSCP(tmp_path / "scp").start()
@@ -231,3 +231,40 @@ async def test_health_is_503_when_the_station_has_no_receiver(config: Path, data
                 assert r.status == 409
     finally:
         await station.stop()
+
+
+def readme_examples() -> list[list[str]]:
+    """The curl lines of the README's Control API section, split as a shell would (no shell runs them)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- api-examples:start -->", 1)[1].split("<!-- api-examples:end -->", 1)[0]
+    return [shlex.split(line.strip(), comments=True) for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_curl_examples_run_as_written(tmp_path: Path, port: int) -> None:
+    """From the directory holding var/ (the default data_dir), with node QA a real storescp."""
+    scp = StoreSCP(tmp_path / "scp").start()
+    toml = station_toml(Path("var"), port).replace('data_dir = "var"', 'data_dir = "./var"')
+    toml += f'[[nodes]]\nname = "QA"\nae_title = "{scp.aet}"\nhost = "127.0.0.1"\nport = {scp.port}\n'
+    config = write_config(tmp_path / "rtstation.toml", toml)
+    proc = subprocess.Popen([sys.executable, "-m", "rtstation_tui", "serve", "--config", str(config)], cwd=tmp_path,
+                            stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "serving" in (tmp_path / "serve.log").read_text(), 30, what="serve")
+        received_breast(port, tmp_path / "var")
+        examples = readme_examples()
+        assert len(examples) >= 10 and all(cmd[0] == "curl" for cmd in examples)
+        for cmd in examples:
+            out = subprocess.run(["/usr/bin/curl", *cmd[1:]], cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=60)
+            if "/events" in cmd[-1]:  # the stream: cut by --max-time (curl exit 28) after its events
+                assert out.returncode == 28 and "event: hello" in out.stdout
+                assert "event: AssociationClosed" in out.stdout
+                continue
+            assert out.returncode == 0, (cmd, out.stderr)
+            answer = json.loads(out.stdout)
+            assert not (isinstance(answer, dict) and {"error", "status"} <= answer.keys()), (cmd, answer)
+        wait_for(lambda: len(scp.files()) == 4, what="the README's send to arrive")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        scp.stop()
