@@ -87,6 +87,8 @@ class Station:
         api = config.api
         self.api_server = ApiServer(self, config.api_socket, replay=api.replay_events,
                                     client_timeout=api.client_timeout_s) if api.enabled else None
+        # how the process owner re-reads its configuration (file + command-line overrides), for POST /config/reload
+        self.reread: Callable[[], Config] | None = None
 
     def on_stop_request(self, fn: Callable[[], None]) -> None:
         """What ``POST /api/v1/stop`` (``rtstation stop``) does: the owner of the process decides how to stop."""

@@ -33,6 +33,8 @@ from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
                              LogEvent, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
+from ..engine.service.client import ApiCallError
+from ..engine.service.remote import RemoteStation, attach
 from ..engine.station import Station
 from .actions import StationActions
 from .commands.station import StationCommands
@@ -59,10 +61,14 @@ class StationApp(StationActions, ConfigEditing, App[int]):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, config: Config, *, theme: str | None = None, log_level: str | None = None,
-                 listen: bool = True) -> None:
+                 listen: bool = True, station: RemoteStation | None = None) -> None:
         super().__init__()
         self.config = config
-        self.station = Station(config, receive=listen)  # runs here: started and stopped with the console
+        # a station served by another process (attached), or one that runs here, started and stopped with the console
+        self.station: Station | RemoteStation = station if station is not None else Station(config, receive=listen)
+        self.attached = station is not None
+        self.owner = (f"attached to pid {station.pid}" if station is not None  # the header says which
+                      else f"station in this console, pid {os.getpid()}")
         self.api: StationAPI = self.station  # everything the screens read or ask goes through this interface
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
@@ -102,6 +108,10 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self.theme = t.name
         self._main = MainScreen(self.config, self.api, self.level, Palette.from_theme(t))
         await self.push_screen(self._main)
+        if self.owner:
+            self._main.header.set_owner(self.owner)
+        if isinstance(self.station, Station):  # rtstation stop (the API) stops it as q would
+            self.station.on_stop_request(lambda: self.run_worker(self.stop_and_exit(), group="station"))
         if not self.listen:
             self._main.header.set_state("off")
         self._unsubscribe = self.api.subscribe(self.on_engine_events)
@@ -119,6 +129,9 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         except StationLocked as exc:
             self.exit(1, return_code=1, message=f"rtstation: {exc}")
             return
+        except ApiCallError as exc:  # the station we attach to went away between the probe and now
+            self.exit(1, return_code=1, message=f"rtstation: {exc.message}")
+            return
         except ReceiverError as exc:  # the header shows "error" (ReceiverState event); the rest keeps running
             log.error("%s", exc)
         except Exception as exc:  # the console stays up to show it; the log file has the traceback
@@ -126,8 +139,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
             self._main.header.set_state("error", f"start failed: {exc}")
             return
         else:
-            log.info("console started: AE %s on %s", self.config.station.ae_title,
-                     self.api.status().address or "(not listening)")
+            log.info("console %s: AE %s on %s", "attached" if self.attached else "started",
+                     self.config.station.ae_title, self.api.status().address or "(not listening)")
         status = self.api.status()
         if self.is_running:  # the import folder's state so far (later changes come as events)
             self._main.header.set_import(status.import_state, status.import_folder, status.import_detail)
@@ -275,6 +288,10 @@ class StationApp(StationActions, ConfigEditing, App[int]):
     def arriving(self) -> int:
         return len(self._open)
 
+    def busy_reason(self) -> str:
+        """An attached console leaves the station running: quitting it interrupts nothing."""
+        return "" if self.attached else super().busy_reason()
+
 
 def _terminal_alive() -> bool:
     """Is our controlling terminal still there? (After an SSH drop, opening it fails.)"""
@@ -307,7 +324,10 @@ def run_console(config: Config, log_level: str | None = None) -> int:
     except ThemeError as exc:
         print(f"rtstation: configuration error: {exc}", file=sys.stderr)
         return 2
+    remote = attach(config)
+    if remote is not None:  # the station's own configuration; this console's log goes to its own file
+        config = remote.config
     setup_logging(config, stream=None, level=log_level)  # the file; the log pane is added by the app
-    app = StationApp(config, log_level=log_level)
+    app = StationApp(config, log_level=log_level, station=remote)
     result = app.run()
     return int(result if isinstance(result, int) else app.return_code or 0)

@@ -13,11 +13,15 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..config.rules import INCLUDE_PARTS
+from ..config.checks import ConfigError
+from ..config.reload import ReloadError
+from ..config.rules import INCLUDE_PARTS, RuleConfig
+from ..intake.receiver import ReceiverError
 from ..outbound.dryrun import plan_test
 from ..outbound.sender import send_report
 from ..plans.bundle import PlanNotFound, resolve_plan
 from .http import ApiError, body, field_bool, field_list, field_str, reply
+from .jsonable import from_json
 from .routes import V1, job_number
 
 
@@ -30,7 +34,11 @@ class Actions:
         r.add_post(f"{V1}/send", self.send)
         r.add_post(f"{V1}/jobs/{{job_id}}/retry", self.retry)
         r.add_post(f"{V1}/jobs/{{job_id}}/cancel", self.cancel)
+        r.add_post(f"{V1}/plans/{{plan_uid}}/retry", self.plan_retry)
+        r.add_post(f"{V1}/plans/{{plan_uid}}/cancel", self.plan_cancel)
         r.add_post(f"{V1}/nodes/{{node}}/echo", self.echo)
+        r.add_post(f"{V1}/config/reload", self.reload)
+        r.add_post(f"{V1}/receiver/restart", self.restart_receiver)
         r.add_post(f"{V1}/rules/dry-run", self.dry_run)
         r.add_post(f"{V1}/rules/test", self.rules_test)
         r.add_post(f"{V1}/stop", self.stop)
@@ -96,6 +104,42 @@ class Actions:
     async def cancel(self, request: web.Request) -> web.Response:
         return await self._job_action(request, "cancel")
 
+    async def plan_retry(self, request: web.Request) -> web.Response:
+        """The failed jobs of one plan, queued again: ``{"jobs": [ids]}``."""
+        self._can_send()
+        uid = request.match_info["plan_uid"]
+        return reply({"jobs": await asyncio.to_thread(self.station.retry_failed, [uid])})
+
+    async def plan_cancel(self, request: web.Request) -> web.Response:
+        uid = request.match_info["plan_uid"]
+        return reply({"jobs": await asyncio.to_thread(self.station.cancel_active, [uid])})
+
+    def _reread(self) -> Any:
+        """The configuration as the station's owner reads it (its file and command-line overrides)."""
+        reread = self.station.reread
+        if reread is None:
+            raise ApiError(409, "this station does not re-read its configuration on request (its console does)")
+        try:
+            return reread()
+        except ConfigError as exc:  # the same loader as at start: a refused edit changes nothing
+            raise ApiError(400, str(exc), exc.key) from None
+
+    async def reload(self, request: web.Request) -> web.Response:
+        """Re-read the configuration file and apply it (as SIGHUP): ``{"changed": [keys]}``; 409 if it cannot."""
+        config = await asyncio.to_thread(self._reread)
+        try:
+            return reply({"changed": self.station.reload(config)})
+        except ReloadError as exc:
+            raise ApiError(409, str(exc)) from None
+
+    async def restart_receiver(self, request: web.Request) -> web.Response:
+        """Re-read the configuration and restart the listener with it (address, port, AE title); 503 if unbindable."""
+        config = await asyncio.to_thread(self._reread)
+        try:
+            return reply({"changed": await self.station.restart_receiver(config)})
+        except ReceiverError as exc:
+            raise ApiError(503, str(exc)) from None
+
     async def echo(self, request: web.Request) -> web.Response:
         """C-ECHO a configured node by name, or any ``AET@host:port``."""
         name = request.match_info["node"]
@@ -109,12 +153,18 @@ class Actions:
                       "rtt_ms": outcome.rtt_ms, "message": outcome.message})
 
     async def dry_run(self, request: web.Request) -> web.Response:
-        """The configured rules on the newest ``limit`` plans (nothing is sent)."""
+        """The configured rules (or ``"rules"`` given) on the newest ``limit`` plans (nothing is sent)."""
         data = await body(request)
         limit = data.get("limit", 50)
         if not isinstance(limit, int) or not 1 <= limit <= 500:
             raise ApiError(400, f"limit: must be an integer from 1 to 500, got {limit!r}", "limit")
-        return reply(await asyncio.to_thread(self.station.dry_run, self.station.config.rules, limit))
+        rules = self.station.config.rules
+        if data.get("rules") is not None:  # an editor's rules not saved yet (nothing is sent either way)
+            try:
+                rules = from_json(tuple[RuleConfig, ...], data["rules"])
+            except (TypeError, KeyError, ValueError) as exc:
+                raise ApiError(400, f"rules: not a list of rules: {exc}", "rules") from None
+        return reply(await asyncio.to_thread(self.station.dry_run, rules, limit))
 
     async def rules_test(self, request: web.Request) -> web.Response:
         """``rtstation rules test``: every rule's decision on one stored plan (``{"plan": UID|LABEL}``)."""

@@ -30,7 +30,8 @@ class ApiClient:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = Path(socket_path)
 
-    def session(self, timeout: float = CALL_TIMEOUT_S) -> aiohttp.ClientSession:
+    def session(self, timeout: float | None = CALL_TIMEOUT_S) -> aiohttp.ClientSession:
+        """None: no time limit (the event stream)."""
         return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket_path)),
                                      timeout=aiohttp.ClientTimeout(total=timeout))
 

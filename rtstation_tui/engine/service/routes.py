@@ -19,7 +19,7 @@ from aiohttp import web
 from ..plans import queries
 from ..plans.bundle import bundle_for
 from ..plans.listing import patients_json, plan_json
-from .http import ApiError, page, query_bool, query_choice, query_int, reply
+from .http import MAX_LIMIT, ApiError, body, field_str, page, query_bool, query_choice, query_int, reply
 from .jsonable import to_json
 
 PLAN_STATES = ("receiving", "waiting", "ready", "ready-incomplete")
@@ -41,6 +41,9 @@ class Reads:
         r.add_get(f"{V1}/status", self.status)
         r.add_get(f"{V1}/health", self.health)
         r.add_get(f"{V1}/patients", self.patients)
+        r.add_post(f"{V1}/patients/select", self.select)
+        r.add_get(f"{V1}/label-matches", self.label_matches)
+        r.add_get(f"{V1}/received", self.received)
         r.add_get(f"{V1}/patients/{{patient_id}}/plans", self.plans_of)
         r.add_get(f"{V1}/patients/{{patient_id}}/unconnected", self.unconnected)
         r.add_get(f"{V1}/plans", self.plans)
@@ -79,6 +82,23 @@ class Reads:
     async def patients(self, request: web.Request) -> web.Response:
         rows = await _run(self.station.patients, request.query.get("text", ""))
         return reply(page(request, rows))
+
+    async def select(self, request: web.Request) -> web.Response:
+        """``{"text", "only": [IDs]}``: the tree's patients within ``only`` (unpaged: the console asks by ID)."""
+        data = await body(request)
+        text, only = field_str(data, "text") or "", data.get("only")
+        if only is not None and not (isinstance(only, list) and all(isinstance(v, str) for v in only)):
+            raise ApiError(400, f"only: must be a list of patient IDs, got {only!r}", "only")
+        return reply(await _run(self.station.patients, text, only))
+
+    async def label_matches(self, request: web.Request) -> web.Response:
+        limit = query_int(request, "limit", 20, 1, MAX_LIMIT)
+        return reply(await _run(self.station.label_matches, request.query.get("text", ""), limit))
+
+    async def received(self, request: web.Request) -> web.Response:
+        """Instances received since ``?since=`` (epoch seconds)."""
+        since = query_int(request, "since", 0)
+        return reply({"since": since, "instances": await _run(self.station.received_since, float(since))})
 
     async def _patient(self, patient_id: str) -> None:
         if not await _run(self.station.patients, "", [patient_id]):

@@ -95,7 +95,7 @@ class ApiServer:
             await self._cleanup_runner()
             return
         self.serving = True
-        log.info("control API on %s (pid %d)", self.path, os.getpid())
+        log.debug("control API on %s (pid %d)", self.path, os.getpid())  # serve says it in its "serving" line
 
     def _prepare_path(self) -> None:
         if len(os.fsencode(self.path)) > SUN_PATH_MAX:

@@ -15,7 +15,9 @@ import collections
 import itertools
 import json
 import logging
+import os
 import socket
+import time
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +42,8 @@ class EventHub:
         self._ring: collections.deque[tuple[int, str, str]] = collections.deque(maxlen=capacity)
         self._changed = asyncio.Event()  # set and replaced at each publish: every waiter wakes once
         self.closing = False
+        # this run of the station: a client that followed an earlier run (before a restart) starts from 0
+        self.epoch = f"{os.getpid()}-{int(time.time() * 1000)}"
 
     @property
     def oldest(self) -> int:
@@ -73,14 +77,14 @@ class EventHub:
     def after(self, cursor: int) -> tuple[list[tuple[int, str, str]], bool]:
         """Events numbered above ``cursor`` (at most MAX_BATCH), and whether some of them are no longer held."""
         if cursor >= self.seq:
-            return [], False
+            return [], cursor > self.seq  # a number this run never gave out: re-read
         lost = cursor + 1 < self.oldest
         start = max(0, cursor + 1 - self.oldest)
         return list(itertools.islice(self._ring, start, start + MAX_BATCH)), lost
 
     async def wait(self, cursor: int, timeout: float) -> None:
         """Until an event past ``cursor`` exists, the hub closes, or ``timeout`` passes."""
-        if cursor < self.seq or self.closing:
+        if cursor != self.seq or self.closing:
             return
         try:
             await asyncio.wait_for(self._changed.wait(), timeout)
@@ -97,6 +101,9 @@ def _start_cursor(request: web.Request, hub: EventHub) -> int:
     raw = request.query.get("since") or request.headers.get("Last-Event-ID")
     if raw is None:
         return hub.seq  # from now on
+    epoch = request.query.get("epoch")
+    if epoch and epoch != hub.epoch:  # numbered by the station's previous run: everything of this run is new
+        return 0
     try:
         value = int(raw)
     except ValueError:
@@ -111,7 +118,7 @@ async def events(request: web.Request, hub: EventHub, client_timeout: float) -> 
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
     await resp.prepare(request)
-    hello = json.dumps({"seq": hub.seq, "oldest": hub.oldest, "since": cursor})
+    hello = json.dumps({"seq": hub.seq, "oldest": hub.oldest, "since": cursor, "epoch": hub.epoch})
     try:
         await asyncio.wait_for(resp.write(_sse(None, "hello", hello).encode()), client_timeout)
         while not hub.closing:

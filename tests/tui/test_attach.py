@@ -1,0 +1,61 @@
+"""The console attaches to a station served by another process (``rtstation serve``): the tree, the header and
+the live updates come through the control API and its event stream; quitting detaches and the station goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from helpers import BREAST, Serve, echoscu, station_toml, storescu, write_config
+from tui_support import screen_text, until
+
+from rtstation_tui.engine.config.model import load_config
+from rtstation_tui.engine.service.remote import RemoteStation, attach
+from rtstation_tui.ui.app import StationApp
+from helpers import free_port
+
+
+def attached_app(config: Path) -> tuple[StationApp, RemoteStation]:
+    remote = attach(load_config(config))
+    assert remote is not None, "no station answers on the socket"
+    app = StationApp(remote.config, station=remote)
+    app.animation_level = "none"
+    return app, remote
+
+
+async def test_console_attaches_to_serve_sees_live_receives_and_detaches(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
+    serve = Serve(config, tmp_path / "serve.log").start()
+    try:
+        app, remote = attached_app(config)
+        async with app.run_test(size=(120, 30)) as pilot:
+            tree = app.main.tree
+            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app), what="header")
+            assert "listening" in screen_text(app) and str(port) in screen_text(app)
+            assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
+            await until(pilot, lambda: "123456" in tree.patients, what="the received patient in the tree")
+            await until(pilot, lambda: "association" in " ".join(app.main.logpane.log_widget.lines),
+                        what="the station's log line in this console's pane")
+            await pilot.press("enter")
+            await until(pilot, lambda: tree.find_plan("B1"), what="B1 in the tree")
+            await pilot.press("q")  # an attached console only detaches
+        assert serve.proc.poll() is None  # the station goes on receiving
+        assert (await asyncio.to_thread(echoscu, port)).returncode == 0
+        assert f"attached to the station of pid {serve.proc.pid}" not in serve.text()  # the console logs it, not serve
+    finally:
+        serve.stop()
+
+
+async def test_a_console_running_the_station_says_so_and_serves_the_api(tmp_path: Path) -> None:
+    port = free_port()
+    config = load_config(write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port)))
+    app = StationApp(config)
+    app.animation_level = "none"
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: f"station in this console, pid {os.getpid()}" in screen_text(app), what="header")
+        await until(pilot, lambda: "listening" in screen_text(app), what="listening")
+        other = await asyncio.to_thread(attach, config)  # a second console would attach to this one
+        assert other is not None and other.pid == os.getpid()
+        assert (await asyncio.to_thread(other.status)).receiver_state == "listening"
