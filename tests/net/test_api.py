@@ -7,16 +7,18 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from apiclient import EventReader, curl
+from apiclient import CURL, EventReader, curl
 from helpers import BREAST, ROOT, Serve, echoscu, rtstation, station_toml, storescu, wait_for, write_config
 from peers import StoreSCP
 from waiting import until
@@ -268,3 +270,27 @@ def test_the_readme_curl_examples_run_as_written(tmp_path: Path, port: int) -> N
         proc.terminate()
         proc.wait(30)
         scp.stop()
+
+
+def test_only_the_stations_user_and_group_may_connect(tmp_path: Path, port: int) -> None:
+    """Socket 0660 in a 0750 data_dir: another user is refused, a member of the station's group is not."""
+    assert os.geteuid() == 0, "this test runs curl as other users: it needs root (the test machines run as root)"
+    base = Path(tempfile.mkdtemp(prefix="rtst-sec-"))  # outside pytest's 0700 tree: only our modes decide
+    try:
+        base.chmod(0o711)
+        data_dir = base / "var"
+        config = write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port))
+        serve = Serve(config, tmp_path / "serve.log").start()
+        try:
+            data_dir.chmod(0o751)  # even with the directory open to others, the socket's own mode refuses them
+            url = [CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", str(data_dir / "api.sock"),
+                   "http://localhost/api/v1/status"]
+            other = subprocess.run(url, user=65534, group=65534, extra_groups=[], capture_output=True, text=True)
+            assert other.returncode == 7 and other.stdout == "000"  # curl: could not connect (permission denied)
+            member = subprocess.run(url, user=65534, group=os.getgid(), extra_groups=[], capture_output=True,
+                                    text=True)
+            assert member.returncode == 0 and member.stdout == "200"
+        finally:
+            serve.stop()
+    finally:
+        shutil.rmtree(base)

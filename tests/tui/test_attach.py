@@ -7,13 +7,15 @@ import asyncio
 import os
 from pathlib import Path
 
-from helpers import BREAST, Serve, echoscu, station_toml, storescu, write_config
+from helpers import BREAST, Serve, echoscu, free_port, station_toml, storescu, write_config
 from tui_support import screen_text, until
+from waiting import until as until_plain
+from peers import StoreSCP
 
 from rtstation_tui.engine.config.model import load_config
+from rtstation_tui.engine.events import AssociationClosed, JobChanged, ReceiverState
 from rtstation_tui.engine.service.remote import RemoteStation, attach
 from rtstation_tui.ui.app import StationApp
-from helpers import free_port
 
 
 def attached_app(config: Path) -> tuple[StationApp, RemoteStation]:
@@ -59,3 +61,46 @@ async def test_a_console_running_the_station_says_so_and_serves_the_api(tmp_path
         other = await asyncio.to_thread(attach, config)  # a second console would attach to this one
         assert other is not None and other.pid == os.getpid()
         assert (await asyncio.to_thread(other.status)).receiver_state == "listening"
+
+
+async def test_two_attached_consoles_see_each_others_sends_and_catch_up_after_a_restart(tmp_path: Path) -> None:
+    """Two RemoteStations (what two attached consoles use) on one serve; the service restarts under them."""
+    port = free_port()
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
+    serve = Serve(config, tmp_path / "serve.log").start()
+    scp = StoreSCP(tmp_path / "scp").start()
+    a, b = attach(load_config(config)), attach(load_config(config))
+    assert a is not None and b is not None
+    seen: dict[str, list] = {"a": [], "b": []}
+    a.subscribe(seen["a"].extend)
+    b.subscribe(seen["b"].extend)
+    await a.start()
+    await b.start()
+    try:
+        assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
+        await until_plain(lambda: all(any(isinstance(e, AssociationClosed) for e in s) for s in seen.values()))
+        await until_plain(lambda: b.plans_of("123456"), what="B1 indexed")
+        jobs = await asyncio.to_thread(a.send, [b.plans_of("123456")[0].plan_uid], [scp.spec])  # sent from "A"
+
+        def done(who: str) -> bool:
+            return any(isinstance(e, JobChanged) and e.job_id == jobs[0] and e.state == "done" for e in seen[who])
+
+        await until_plain(lambda: done("a") and done("b"), what="both see the job done")
+        serve.stop()
+        await until_plain(lambda: any(isinstance(e, ReceiverState) and e.state == "reconnecting" for e in seen["b"]),
+                          what="B says reconnecting")
+        serve = Serve(config, tmp_path / "serve2.log").start()
+        await until_plain(lambda: b.connected and b.pid == serve.proc.pid, what="B reconnected to the new run")
+        assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
+
+        def closed(who: str) -> list[AssociationClosed]:
+            return [e for e in seen[who] if isinstance(e, AssociationClosed)]
+
+        await until_plain(lambda: len(closed("a")) == 2 and len(closed("b")) == 2, what="both catch up")
+        assert closed("b")[1].duplicates == 4
+        assert (await asyncio.to_thread(b.status)).receiver_state == "listening"
+    finally:
+        await a.stop()
+        await b.stop()
+        scp.stop()
+        serve.stop()
