@@ -30,6 +30,11 @@ def _run(fn: Callable[..., Any], *args: Any) -> Any:
     return asyncio.to_thread(fn, *args)
 
 
+def _indexed(station: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(conn, *args)`` in a worker with that thread's own index connection (never the loop thread's)."""
+    return asyncio.to_thread(lambda: fn(station.index.conn, *args))
+
+
 class Reads:
     """Handlers bound to one station (typed ``Any``: the station layer sits above this one)."""
 
@@ -63,7 +68,7 @@ class Reads:
     async def status(self, request: web.Request) -> web.Response:
         s = self.station
         counts, (active, failed), free, last_hour = await asyncio.gather(
-            _run(queries.store_counts, s.index.conn), _run(s.job_counts), _run(s.free_disk_mb),
+            _indexed(s, queries.store_counts), _run(s.job_counts), _run(s.free_disk_mb),
             _run(s.received_since, time.time() - 3600))
         return reply({**_plain(s.status()), "pid": os.getpid(), "version": self.version,
                       "data_dir": str(s.config.data_dir), "free_disk_mb": round(free, 1), "counts": counts,
@@ -138,7 +143,7 @@ class Reads:
     async def bundle(self, request: web.Request) -> web.Response:
         """The plan's whole reference chain as ``rtstation show --json`` lists it (every instance UID)."""
         uid = request.match_info["plan_uid"]
-        b = await _run(bundle_for, self.station.index.conn, uid)
+        b = await _indexed(self.station, bundle_for, uid)
         if b is None:
             raise ApiError(404, f"no plan {uid!r}")
         return reply({"patient_id": b.patient_id, "patient_name": b.patient_name, **plan_json(b)})
@@ -152,7 +157,7 @@ class Reads:
 
     async def tree(self, request: web.Request) -> web.Response:
         """The ``rtstation show --json`` contract (``?patient=ID`` for one patient)."""
-        return reply(await _run(patients_json, self.station.index.conn, request.query.get("patient")))
+        return reply(await _indexed(self.station, patients_json, request.query.get("patient")))
 
     # -- sending ---------------------------------------------------------------------------------------------
     async def jobs(self, request: web.Request) -> web.Response:
