@@ -34,11 +34,12 @@ async def test_console_attaches_to_serve_sees_live_receives_and_detaches(tmp_pat
         app, remote = attached_app(config)
         async with app.run_test(size=(120, 30)) as pilot:
             tree = app.main.tree
-            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app), what="header")
-            assert "listening" in screen_text(app) and str(port) in screen_text(app)
+            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app)
+                        and "listening" in screen_text(app), 20, what="header")
+            assert str(port) in screen_text(app)
             assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
-            await until(pilot, lambda: "123456" in tree.patients, what="the received patient in the tree")
-            await until(pilot, lambda: "association" in " ".join(app.main.logpane.log_widget.lines),
+            await until(pilot, lambda: "123456" in tree.patients, 20, what="the received patient in the tree")
+            await until(pilot, lambda: "association" in " ".join(app.main.logpane.log_widget.lines), 20,
                         what="the station's log line in this console's pane")
             await pilot.press("enter")
             await until(pilot, lambda: tree.find_plan("B1"), what="B1 in the tree")
