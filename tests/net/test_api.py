@@ -294,3 +294,28 @@ def test_only_the_stations_user_and_group_may_connect(tmp_path: Path, port: int)
             serve.stop()
     finally:
         shutil.rmtree(base)
+
+
+def test_configuration_edits_go_through_the_file_and_the_loader(serve: Serve, config: Path, data_dir: Path) -> None:
+    sock = sock_of(data_dir)
+    before = config.read_text()
+    code, answer = curl(sock, "/api/v1/config/edit", method="POST", data={"edits": [
+        {"op": "set", "section": "receiver", "key": "min_free_mb", "value": 123},
+        {"op": "add_entry", "array": "nodes", "values": {"name": "QA2", "ae_title": "QA2", "host": "127.0.0.1",
+                                                         "port": 11300}}]})
+    assert code == 200 and set(answer["changed"]) == {"receiver.min_free_mb", "nodes"}
+    assert curl(sock, "/api/v1/config")[1]["receiver"]["min_free_mb"] == 123
+    assert [n["name"] for n in curl(sock, "/api/v1/nodes")[1]] == ["QA2"]
+    assert "min_free_mb = 123" in config.read_text() and (config.parent / "rtstation.toml.bak").read_text() == before
+    edited = config.read_text()
+    # refused edits change nothing: a bad value (the loader's message), a path, an unknown entry
+    code, err = curl(sock, "/api/v1/config/edit", method="POST", data={"edits": [
+        {"op": "set", "section": "receiver", "key": "min_free_mb", "value": -5}]})
+    assert code == 400 and err["field"] == "receiver.min_free_mb" and "min_free_mb" in err["error"]
+    code, err = curl(sock, "/api/v1/config/edit", method="POST", data={"edits": [
+        {"op": "set", "section": "station", "key": "data_dir", "value": "/tmp"}]})
+    assert code == 400 and "path" in err["error"]
+    code, err = curl(sock, "/api/v1/config/edit", method="POST", data={"edits": [
+        {"op": "delete_entry", "array": "nodes", "name": "NOPE"}]})
+    assert code == 404
+    assert config.read_text() == edited and curl(sock, "/api/v1/config")[1]["receiver"]["min_free_mb"] == 123

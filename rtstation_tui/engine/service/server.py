@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..logsetup import SafeFormatter, add_handler, remove_handler
 from .actions import Actions
+from .configedit import ConfigEdits
 from .http import errors
 from .routes import V1, Reads
 from .stream import EventHub, events
@@ -73,6 +74,7 @@ class ApiServer:
         app = web.Application(middlewares=[errors])
         Reads(self.station, self.logs, __version__).add_to(app)
         Actions(self.station, lambda: self.on_stop).add_to(app)
+        ConfigEdits(self.station).add_to(app, V1)
         app.router.add_get(f"{V1}/events", self._events)
         return app
 
