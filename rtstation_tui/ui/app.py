@@ -325,9 +325,10 @@ def run_console(config: Config, log_level: str | None = None) -> int:
         print(f"rtstation: configuration error: {exc}", file=sys.stderr)
         return 2
     remote = attach(config)
-    if remote is not None:  # the station's own configuration; this console's log goes to its own file
+    if remote is not None:  # the station's own configuration (an operator in its group may not write its log dir)
         config = remote.config
-    setup_logging(config, stream=None, level=log_level)  # the file; the log pane is added by the app
+    writable = remote is None or os.access(config.log_dir, os.W_OK)
+    setup_logging(config, stream=None, level=log_level, file=writable)  # the file; the pane is added by the app
     app = StationApp(config, log_level=log_level, station=remote)
     result = app.run()
     return int(result if isinstance(result, int) else app.return_code or 0)
