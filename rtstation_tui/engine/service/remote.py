@@ -2,7 +2,7 @@
 console attaches to ``rtstation serve`` (or to another console's station) and works as it does in-process.
 
 Why two clients: the console calls the query methods from thread workers (and a few, like ``status``, on the
-loop), so they use a blocking stdlib HTTP connection over the Unix socket, one per call, safe from any thread.
+loop), so they use a blocking stdlib HTTP connection over the Unix socket, one per call (``client.py``).
 The event stream is an aiohttp task on the console's loop: it turns each JSON event back into its typed event and
 posts it into a local ``EventBus``, so subscribers get the same batches as from an in-process station. When the
 connection drops the bus gets ``ReceiverState("reconnecting")`` and the stream reconnects with its last sequence
@@ -12,15 +12,12 @@ number (and the run's epoch: after a restart of the station everything of the ne
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
-import socket
 from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import quote, urlencode
 
-import aiohttp
 
 from ..api import EchoOutcome, StationAPI, StationStatus
 from ..config.model import Config
@@ -34,20 +31,7 @@ from .jsonable import from_json, to_json
 
 log = logging.getLogger("rtstation.attach")
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in Event.__subclasses__()}
-CALL_TIMEOUT_S = 120.0
 RECONNECT_S = 0.25  # between attempts to reach a station that went away (a restart takes about a second)
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("station", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(str(self.socket_path))
-        self.sock = sock
 
 
 class RemoteStation:
@@ -55,6 +39,7 @@ class RemoteStation:
 
     def __init__(self, socket_path: Path, pid: int = 0) -> None:
         self.socket_path, self.pid = Path(socket_path), pid
+        self.client = ApiClient(self.socket_path)
         self.bus = EventBus()
         self._config: Config | None = None
         self._task: asyncio.Task[None] | None = None
@@ -65,21 +50,7 @@ class RemoteStation:
 
     # -- transport --------------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        conn = _UnixConnection(self.socket_path, CALL_TIMEOUT_S)
-        try:
-            payload = json.dumps(body).encode() if body is not None else None
-            conn.request(method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {})
-            resp = conn.getresponse()
-            text = resp.read().decode()
-        except OSError as exc:
-            raise ApiCallError(0, f"the station at {self.socket_path} did not answer: {exc}") from None
-        finally:
-            conn.close()
-        data = json.loads(text) if text else None
-        if resp.status >= 400:
-            err = data if isinstance(data, dict) else {}
-            raise ApiCallError(resp.status, str(err.get("error") or text), str(err.get("field") or ""))
-        return data
+        return self.client.call_sync(method, path, body)
 
     def _get(self, path: str, **query: Any) -> Any:
         q = {k: v for k, v in query.items() if v is not None}
@@ -113,10 +84,11 @@ class RemoteStation:
         await self.bus.stop()
 
     async def _follow(self) -> None:
-        client = ApiClient(self.socket_path)
+        import aiohttp
+
         while True:
             try:
-                await self._read_stream(client)
+                await self._read_stream(self.client)
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
                 pass
             if self.connected:
