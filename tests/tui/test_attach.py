@@ -105,3 +105,18 @@ async def test_two_attached_consoles_see_each_others_sends_and_catch_up_after_a_
         await b.stop()
         scp.stop()
         serve.stop()
+
+
+async def test_rtstation_stop_stops_the_station_a_console_runs(tmp_path: Path) -> None:
+    from helpers import rtstation
+
+    port = free_port()
+    path = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
+    app = StationApp(load_config(path))
+    app.animation_level = "none"
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: "listening" in screen_text(app), what="listening")
+        proc = await asyncio.to_thread(rtstation, "stop", config=path)
+        assert f"stopped (pid {os.getpid()})" in proc.stdout
+        await until(pilot, lambda: not app.is_running, what="the console to exit")
+    assert (await asyncio.to_thread(echoscu, port)).returncode != 0  # nobody listens any more
