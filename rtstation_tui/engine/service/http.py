@@ -20,6 +20,7 @@ from .jsonable import to_json
 
 log = logging.getLogger("rtstation.api")
 MAX_LIMIT = 1000
+READ_ONLY_POSTS = ("/patients/select", "/rules/dry-run", "/rules/test")
 
 
 class ApiError(Exception):
@@ -55,8 +56,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure as JSON; every request that changes something in the log, with who asked."""
-    if request.method != "GET":
-        log.info("api: %s %s from %s", request.method, request.path, peer(request))
+    if request.method != "GET":  # queries sent as POST (a long ID list, rules to try) are not worth a line
+        level = logging.DEBUG if request.path.endswith(READ_ONLY_POSTS) else logging.INFO
+        log.log(level, "api: %s %s from %s", request.method, request.path, peer(request))
     try:
         return await handler(request)
     except ApiError as exc:
