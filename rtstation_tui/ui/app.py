@@ -264,6 +264,9 @@ class StationApp(StationActions, ConfigEditing, App[int]):
             elif isinstance(ev, ReceiverState):
                 if not self.stopping or ev.state != "stopped":
                     main.header.set_state(ev.state, ev.detail, ev.address)
+                if isinstance(self.station, RemoteStation) and self.owner:  # a restarted service has a new pid
+                    self.owner = f"attached to pid {self.station.pid}"
+                    main.header.set_owner(self.owner)
             elif isinstance(ev, AssociationOpened):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):

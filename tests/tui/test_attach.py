@@ -120,3 +120,22 @@ async def test_rtstation_stop_stops_the_station_a_console_runs(tmp_path: Path) -
         assert f"stopped (pid {os.getpid()})" in proc.stdout
         await until(pilot, lambda: not app.is_running, what="the console to exit")
     assert (await asyncio.to_thread(echoscu, port)).returncode != 0  # nobody listens any more
+
+
+async def test_attached_console_shows_reconnecting_while_the_service_restarts(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
+    serve = Serve(config, tmp_path / "serve.log").start()
+    try:
+        app, remote = attached_app(config)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: "listening" in screen_text(app), 20, what="listening")
+            await asyncio.to_thread(serve.stop)
+            await until(pilot, lambda: "reconnecting" in screen_text(app), 20, what="the header: reconnecting")
+            serve = await asyncio.to_thread(Serve(config, tmp_path / "serve2.log").start)
+            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app)
+                        and "listening" in screen_text(app), 20, what="the header: the new run, listening")
+            assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
+            await until(pilot, lambda: "123456" in app.main.tree.patients, 20, what="the new run's receive")
+    finally:
+        serve.stop()
