@@ -4,8 +4,6 @@ through the API; when none answers they work offline on the data_dir, as they al
 
 from __future__ import annotations
 
-import sys
-
 from ..engine.config.model import Config
 from ..engine.service.client import ApiCallError, ApiClient, live_station
 from .output import fail
@@ -22,7 +20,3 @@ def connect(config: Config) -> ApiClient | None:
 def api_fail(exc: ApiCallError) -> int:
     """The station's refusal as the offline command would say it: exit 2 for a bad request or an unknown name, 1 for a refusal (409, 503)."""
     return fail(exc.message, 2 if exc.status in (400, 404) else 1)
-
-
-def note(text: str) -> None:
-    print(text, file=sys.stderr)
