@@ -18,6 +18,13 @@ from rtstation_tui.engine.service.remote import RemoteStation, attach
 from rtstation_tui.ui.app import StationApp
 
 
+def start_serve(tmp_path: Path) -> tuple[Path, int, Serve]:
+    """``rtstation serve`` on a fresh data_dir: (its config file, its port, the process)."""
+    port = free_port()
+    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
+    return config, port, Serve(config, tmp_path / "serve.log").start()
+
+
 def attached_app(config: Path) -> tuple[StationApp, RemoteStation]:
     remote = attach(load_config(config))
     assert remote is not None, "no station answers on the socket"
@@ -27,9 +34,7 @@ def attached_app(config: Path) -> tuple[StationApp, RemoteStation]:
 
 
 async def test_console_attaches_to_serve_sees_live_receives_and_detaches(tmp_path: Path) -> None:
-    port = free_port()
-    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
-    serve = Serve(config, tmp_path / "serve.log").start()
+    config, port, serve = start_serve(tmp_path)
     try:
         app, remote = attached_app(config)
         async with app.run_test(size=(120, 30)) as pilot:
@@ -66,9 +71,7 @@ async def test_a_console_running_the_station_says_so_and_serves_the_api(tmp_path
 
 async def test_two_attached_consoles_see_each_others_sends_and_catch_up_after_a_restart(tmp_path: Path) -> None:
     """Two RemoteStations (what two attached consoles use) on one serve; the service restarts under them."""
-    port = free_port()
-    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
-    serve = Serve(config, tmp_path / "serve.log").start()
+    config, port, serve = start_serve(tmp_path)
     scp = StoreSCP(tmp_path / "scp").start()
     a, b = attach(load_config(config)), attach(load_config(config))
     assert a is not None and b is not None
@@ -123,9 +126,7 @@ async def test_rtstation_stop_stops_the_station_a_console_runs(tmp_path: Path) -
 
 
 async def test_attached_console_shows_reconnecting_while_the_service_restarts(tmp_path: Path) -> None:
-    port = free_port()
-    config = write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port))
-    serve = Serve(config, tmp_path / "serve.log").start()
+    config, port, serve = start_serve(tmp_path)
     try:
         app, remote = attached_app(config)
         async with app.run_test(size=(120, 30)) as pilot:
