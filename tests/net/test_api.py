@@ -14,13 +14,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from apiclient import CURL, EventReader, curl
-from helpers import BREAST, ROOT, Serve, echoscu, rtstation, station_toml, storescu, wait_for, write_config
+from helpers import BREAST, ROOT, Serve, echoscu, free_port, rtstation, station_toml, storescu, wait_for, write_config
 from peers import StoreSCP
+from test_tls import pki  # noqa: F401  (a fixture: a CA and a server certificate)
 from waiting import until
 
 PLAN = "1.2.246.352.71.5.320687012.24189.20090603083342"  # breast_boost's RTPLAN, label B1
@@ -319,3 +321,37 @@ def test_configuration_edits_go_through_the_file_and_the_loader(serve: Serve, co
         {"op": "delete_entry", "array": "nodes", "name": "NOPE"}]})
     assert code == 404
     assert config.read_text() == edited and curl(sock, "/api/v1/config")[1]["receiver"]["min_free_mb"] == 123
+
+
+def test_the_optional_tcp_listener_needs_the_bearer_token_and_speaks_tls(tmp_path: Path, port: int,
+                                                                          data_dir: Path, pki) -> None:
+    tcp = free_port()
+    extra = (f'[api]\ntcp_port = {tcp}\ntcp_tls = true\n'
+             f'[tls]\ncertificate = "{pki.server_crt}"\nkey = "{pki.server_key}"\n')
+    config = write_config(tmp_path / "tcp.toml", station_toml(data_dir, port, extra=extra))
+    serve = Serve(config, tmp_path / "serve.log").start()
+    try:
+        wait_for(lambda: "control API also on https://127.0.0.1" in serve.text(), what="the TCP listener")
+        token_file = data_dir / "api.token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o640
+        token = token_file.read_text().strip()
+        url = f"https://127.0.0.1:{tcp}/api/v1/status"
+        base = [CURL, "-s", "--cacert", str(pki.ca), "-w", "\n%{http_code}"]
+
+        def call(*extra_args: str) -> tuple[int, Any]:
+            out = subprocess.run([*base, *extra_args, url], capture_output=True, text=True, timeout=30)
+            text, _, code = out.stdout.rpartition("\n")
+            return int(code), json.loads(text) if text else None
+
+        code, err = call()
+        assert code == 401 and "bearer token" in err["error"]
+        assert call("-H", "Authorization: Bearer wrong-token-wrong-token")[0] == 401
+        code, status = call("-H", f"Authorization: Bearer {token}")
+        assert code == 200 and status["pid"] == serve.proc.pid
+        plain = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}", url.replace("https", "http"),
+                                "-H", f"Authorization: Bearer {token}"], capture_output=True, text=True, timeout=30)
+        assert plain.stdout != "200"  # no plain HTTP on a TLS listener
+        assert curl(sock_of(data_dir), "/api/v1/status")[0] == 200  # the socket needs no token
+        assert "refused GET /api/v1/status from 127.0.0.1: no valid bearer token" in serve.text()
+    finally:
+        serve.stop()

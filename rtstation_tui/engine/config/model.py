@@ -98,6 +98,11 @@ class ApiConfig:
     socket: Path | None = _c(None)  # None: <data_dir>/api.sock, where consoles and the CLI look for it
     replay_events: int = _c(10000, min=100, max=1_000_000)  # events a reconnecting client can catch up on
     client_timeout_s: float = _c(10.0, min=0.5, max=600)  # an event-stream client accepting nothing is dropped
+    # optional TCP listener (0: off): every request on it needs the bearer token of token_file
+    tcp_port: int = _c(0, min=0, max=65535)
+    tcp_bind: str = _c("127.0.0.1", kind="host")  # loopback unless configured otherwise
+    token_file: Path | None = _c(None)  # None: <data_dir>/api.token, created (0640) when the TCP listener starts
+    tcp_tls: bool = _c(False)  # the TCP listener speaks TLS with [tls] certificate and key
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,10 @@ class Config:
     @property
     def api_socket(self) -> Path:
         return self.api.socket if self.api.socket is not None else self.data_dir / "api.sock"
+
+    @property
+    def api_token_file(self) -> Path:
+        return self.api.token_file if self.api.token_file is not None else self.data_dir / "api.token"
 
     def node(self, name: str) -> NodeConfig | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -196,11 +205,15 @@ def finish(config: Config, file: str, base: Path) -> Config:
     if imp.folder is not None:
         imp = replace(imp, folder=_absolute(imp.folder, base))
     api = config.api
-    if api.socket is not None:
-        api = replace(api, socket=_absolute(Path(str(api.socket).replace("<data_dir>", str(station.data_dir))), base))
+    for key in ("socket", "token_file"):
+        value = getattr(api, key)
+        if value is not None:
+            api = replace(api, **{key: _absolute(Path(str(value).replace("<data_dir>", str(station.data_dir))), base)})
     tls = config.tls
     tls = replace(tls, **{k: _absolute(getattr(tls, k), base) for k in ("certificate", "key", "ca")
                           if getattr(tls, k) is not None})
+    if api.tcp_tls and (tls.certificate is None or tls.key is None):
+        raise ConfigError(file, "api.tcp_tls", "TLS on the API's TCP listener needs [tls] certificate and key")
     if tls.enabled and (tls.certificate is None or tls.key is None):
         raise ConfigError(file, "tls.certificate", "TLS is enabled: certificate and key are both required")
     names = [n.name for n in config.nodes]

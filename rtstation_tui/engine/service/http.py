@@ -8,6 +8,7 @@ station cannot do it now — never an HTML page or a traceback.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import socket
@@ -70,6 +71,28 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception as exc:  # a bug must not end the server; the log has the traceback
         log.exception("api: %s %s failed", request.method, request.path)
         return _error(500, f"internal error: {exc}")
+
+
+def over_unix_socket(request: web.Request) -> bool:
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
+def token_check(token: Callable[[], str]) -> Any:
+    """Requests that come over TCP need ``Authorization: Bearer <token>``; the Unix socket's mode guards the rest."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not over_unix_socket(request):
+            expected = token()
+            given = request.headers.get("Authorization", "")
+            if not expected or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+                log.warning("api: refused %s %s from %s: no valid bearer token", request.method, request.path,
+                            request.remote)
+                return _error(401, "this listener needs a bearer token (Authorization: Bearer <token>)")
+        return await handler(request)
+
+    return check
 
 
 # -- parameters -------------------------------------------------------------------------------------------------

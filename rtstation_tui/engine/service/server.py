@@ -14,6 +14,8 @@ import collections
 import itertools
 import logging
 import os
+import secrets
+import ssl
 import stat
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +25,7 @@ from aiohttp import web
 from ..logsetup import SafeFormatter, add_handler, remove_handler
 from .actions import Actions
 from .configedit import ConfigEdits
-from .http import errors
+from .http import errors, token_check
 from .routes import V1, Reads
 from .stream import EventHub, events
 
@@ -55,6 +57,21 @@ class _RecordKeeper(logging.Handler):
             self.handleError(record)
 
 
+def ensure_token(path: Path) -> str:
+    """The token in ``path``, or a new random one written there (0640: the station's group may read it)."""
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) < 16:
+            raise ValueError(f"{path}: the token is shorter than 16 characters")
+        return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token + "\n")
+    return token
+
+
 class ApiServer:
     def __init__(self, station: Any, path: Path, *, replay: int = 10000, client_timeout: float = 10.0,
                  on_stop: Callable[[], None] | None = None) -> None:
@@ -67,11 +84,13 @@ class ApiServer:
         self._unsubscribe: Callable[[], None] | None = None
         self._keeper: _RecordKeeper | None = None
         self.serving = False
+        self.token = ""  # the TCP listener's bearer token ("" while there is none: every TCP request is refused)
+        self.tcp_address = ""
 
     def app(self) -> web.Application:
         from ... import __version__
 
-        app = web.Application(middlewares=[errors])
+        app = web.Application(middlewares=[errors, token_check(lambda: self.token)])
         Reads(self.station, self.logs, __version__).add_to(app)
         Actions(self.station, lambda: self.on_stop).add_to(app)
         ConfigEdits(self.station).add_to(app, V1)
@@ -98,6 +117,26 @@ class ApiServer:
             return
         self.serving = True
         log.debug("control API on %s (pid %d)", self.path, os.getpid())  # serve says it in its "serving" line
+        if self.station.config.api.tcp_port:
+            await self._start_tcp()
+
+    async def _start_tcp(self) -> None:
+        """The optional TCP listener: bearer token always, TLS with [tls] certificate and key if asked."""
+        config = self.station.config
+        api = config.api
+        try:
+            self.token = ensure_token(config.api_token_file)
+            ctx = None
+            if api.tcp_tls:
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ctx.load_cert_chain(str(config.tls.certificate), str(config.tls.key))
+            assert self._runner is not None
+            await web.TCPSite(self._runner, api.tcp_bind, api.tcp_port, ssl_context=ctx).start()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.error("control API: no TCP listener on %s:%d: %s", api.tcp_bind, api.tcp_port, exc)
+            return
+        self.tcp_address = f"{'https' if ctx else 'http'}://{api.tcp_bind}:{api.tcp_port}"
+        log.info("control API also on %s (bearer token in %s)", self.tcp_address, config.api_token_file)
 
     def _prepare_path(self) -> None:
         if len(os.fsencode(self.path)) > SUN_PATH_MAX:
