@@ -355,3 +355,35 @@ def test_the_optional_tcp_listener_needs_the_bearer_token_and_speaks_tls(tmp_pat
         assert "refused GET /api/v1/status from 127.0.0.1: no valid bearer token" in serve.text()
     finally:
         serve.stop()
+
+
+def test_a_killed_stations_socket_is_stale_not_live(config: Path, tmp_path: Path, data_dir: Path) -> None:
+    """SIGKILL leaves the socket file: commands work offline, and the next serve takes the path over."""
+    first = Serve(config, tmp_path / "serve.log").start()
+    first.kill()
+    assert sock_of(data_dir).exists()
+    shown = rtstation("show", "--json", config=config)  # offline: nobody answers on the stale socket
+    assert shown.returncode == 0 and json.loads(shown.stdout) == []
+    stop = rtstation("stop", config=config, check=False)
+    assert stop.returncode == 1 and "no station answers" in stop.stderr
+    second = Serve(config, tmp_path / "serve2.log").start()
+    try:
+        assert curl(sock_of(data_dir), "/api/v1/status")[1]["pid"] == second.proc.pid
+    finally:
+        second.stop()
+
+
+async def test_a_socket_path_too_long_costs_the_api_not_the_receiver(tmp_path: Path, port: int) -> None:
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.engine.station import Station
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    config = load_config(write_config(tmp_path / "long.toml", station_toml(deep, port)))
+    station = Station(config)
+    await station.start()
+    try:
+        assert station.api_server is not None and not station.api_server.serving
+        assert station.status().receiver_state == "listening"
+        assert (await asyncio.to_thread(echoscu, port)).returncode == 0
+    finally:
+        await station.stop()
