@@ -15,6 +15,7 @@ test: peers $(STAMP)
 
 bench: peers $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.derive
 
 venv: $(STAMP)
 

@@ -21,12 +21,12 @@ from typing import Any
 import pydicom
 import pynetdicom
 
-from . import latency, memory, receive, scale, send
+from . import latency, memory, metrics, receive, scale, send
 from .data import ct_bulk, machine_load, rt_patient
 
 RESULTS = Path(__file__).parent / "results.json"
 TARGETS = {"receive_ratio": 0.6, "send_ratio": 0.5, "three_targets": 1.3, "ready_s": 1.0, "open_s": 1.0,
-           "rss_mb": 200.0}
+           "rss_mb": 200.0, "filter_s": 0.2, "metrics_s": 5.0, "metrics_receive_ratio": 0.9}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--send-slices", type=int, default=300, help="CT slices of the sent patient (default 300; 0 = skip)")
     p.add_argument("--scale", type=int, default=100_000, help="instances in the scale index (default 100000; 0 = skip)")
     p.add_argument("--memory-mb", type=int, default=1000, help="MB received for the memory row (default 1000; 0 = skip)")
-    p.add_argument("--only", default="receive,latency,scale,memory,send",
+    p.add_argument("--metrics-plans", type=int, default=10_000, help="plans in the metrics filter table (0 = skip)")
+    p.add_argument("--metrics-slices", type=int, default=200,
+                   help="CT slices of the metrics patients (default 200; 0 = skip)")
+    p.add_argument("--only", default="receive,latency,scale,memory,send,metrics",
                    help="comma-separated sections to run (default: all)")
     p.add_argument("--receivers", default="", help="comma-separated receive rows (dcmtk,orthanc,pynetdicom,rts-os,"
                    "rts-fsync; DCMTK always runs as the reference)")
@@ -92,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     if "send" in only and args.send_slices:
         say(f"send: {args.send_slices}-slice patient, {args.rounds} rounds")
         results["send"] = send.run(work / "send", args.send_slices, args.size, args.rounds, say)
+    if "metrics" in only:
+        results["metrics"] = metrics.run(work / "metrics", args.metrics_plans, args.metrics_slices,
+                                         args.latency_rounds, args.n, args.size, say)
     results["machine"]["loadavg_1m_end"] = round(__import__("os").getloadavg()[0], 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str))
@@ -143,7 +149,27 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"send {row['instances']} obj: {row['label']:31s} transfer {row['median_transfer_s']:5.2f} s "
                      f"({row['instances'] / row['median_transfer_s']:4.0f} inst/s), wall {row['median_wall_s']:5.2f} s, "
                      f"{row['ratio']:.2f} {what}{target}")
+    lines += metrics_report(results.get("metrics") or {})
     return "\n".join(lines)
+
+
+def metrics_report(m: dict[str, Any]) -> list[str]:
+    lines = []
+    if m.get("filter"):
+        f = m["filter"]
+        lines.append(f"metrics filter over {f['plans']} plans: slowest {f['worst_s'] * 1000:.0f} ms (target < 200 ms: "
+                     f"{'met' if f['worst_s'] < TARGETS['filter_s'] else 'NOT met'})")
+    if m.get("ready"):
+        r = m["ready"]
+        lines.append(f"metrics of a {r['slices']}-slice patient: {r['median_s']:.2f} s after ready (median of "
+                     f"{len(r['seconds'])}; target ≤ 5 s: {'met' if r['median_s'] <= TARGETS['metrics_s'] else 'NOT met'})")
+    if m.get("receive"):
+        r = m["receive"]
+        lines.append(f"receive {r['ct']} CT while metrics compute: {statistics.median(r['on_inst_per_s']):.0f} inst/s "
+                     f"vs {statistics.median(r['off_inst_per_s']):.0f} with metrics off, ratio {r['ratio']:.2f} "
+                     f"(target ≥ {TARGETS['metrics_receive_ratio']}: "
+                     f"{'met' if r['ratio'] >= TARGETS['metrics_receive_ratio'] else 'NOT met'})")
+    return lines
 
 
 if __name__ == "__main__":

@@ -13,6 +13,14 @@ import pytest
 from helpers import DATA, Serve, free_port, station_toml, wait_for, write_config
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_themes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An empty $XDG_CONFIG_HOME: a developer's own ~/.config/rtstation/themes never changes what a test sees."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+        yield
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

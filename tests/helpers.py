@@ -54,9 +54,13 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
-def station_toml(data_dir: Path, port: int, *, extra: str = "", receiver: str = "", ae: str = "RTSTATION") -> str:
+def station_toml(data_dir: Path, port: int, *, extra: str = "", receiver: str = "", ae: str = "RTSTATION",
+                 metrics: bool = False) -> str:
+    """A station on loopback. Plan metrics are off unless asked for: their worker process would compute DVHs of
+    every ready plan in every test (CPU the shared machine lacks) and log at times no snapshot can pin."""
     return (f'[station]\nae_title = "{ae}"\nbind = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n\n'
-            f'[receiver]\nsettle_seconds = 30\nmin_free_mb = 0\ndurability = "os"\n{receiver}\n{extra}\n')
+            f'[receiver]\nsettle_seconds = 30\nmin_free_mb = 0\ndurability = "os"\n{receiver}\n\n'
+            f'[metrics]\nenabled = {str(metrics).lower()}\n\n{extra}\n')
 
 
 def rtstation(*args: str, config: Path | None = None, timeout: float = 120, check: bool = True,
@@ -77,14 +81,17 @@ def show_json(config: Path) -> list[dict[str, Any]]:
 class Serve:
     """``rtstation serve`` as a real process; its stdout goes to ``log`` so tests can read what operators see."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, command: Sequence[str] = (sys.executable, "-m", "rtstation_tui"),
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+        """``command``: how to run rtstation (default: this checkout; an installed ``rtstation`` script works too)."""
         self.config, self.log = config, log
+        self.command, self.cwd, self.env = list(command), cwd, env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready: str = "serving") -> Serve:
         fh = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "rtstation_tui", "serve", "--config", str(self.config)],
-                                     stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([*self.command, "serve", "--config", str(self.config)], cwd=self.cwd,
+                                     env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         fh.close()
         wait_for(lambda: ready in self.text() or self.proc.poll() is not None, 30, what="rtstation serve to start")
         if self.proc.poll() is not None:
@@ -120,3 +127,28 @@ def dataset_bytes(path: Path) -> bytes:
 
 def stored_files(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "store").rglob("*.dcm"))
+
+
+def zip_with_unreadable_member(path: Path, members: dict[str, bytes], bad: str, kind: str) -> Path:
+    """A ZIP whose member ``bad`` cannot be extracted: ``kind`` "encrypted" (the encryption flag set, as a
+    password-protected export has it) or "method" (compression method 99, WinZip AES, which Python lacks). The
+    other members are stored plainly. Written with zipfile, then the two header fields patched in place."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr(bad, b"\0" * 64)
+        info = zf.getinfo(bad)
+    data = bytearray(path.read_bytes())
+    local = info.header_offset
+    central = data.rindex(b"PK\x01\x02")  # the central directory entry of the last member written: ``bad``
+    assert data[local:local + 4] == b"PK\x03\x04"
+    if kind == "encrypted":
+        data[local + 6] |= 0x01
+        data[central + 8] |= 0x01
+    else:
+        data[local + 8:local + 10] = (99).to_bytes(2, "little")
+        data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path

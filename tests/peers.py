@@ -53,10 +53,10 @@ class StoreSCP:
 class Orthanc:
     """A throw-away Orthanc (not the system service) with its own storage, DICOM and HTTP ports."""
 
-    def __init__(self, storage: Path, aet: str = "ORTHANC") -> None:
+    def __init__(self, storage: Path, aet: str = "ORTHANC", accepted: tuple[str, ...] = ("1.2.840.10008.1.*",)) -> None:
         if not ORTHANC.exists():
             raise AssertionError("Orthanc missing at /usr/sbin/Orthanc: run `make test` (it installs the peers)")
-        self.storage, self.aet = storage, aet
+        self.storage, self.aet, self.accepted = storage, aet, list(accepted)
         self.dicom_port, self.http_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -67,7 +67,7 @@ class Orthanc:
                   "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomServerEnabled": True,
                   "DicomAet": self.aet, "DicomPort": self.dicom_port, "DicomCheckCalledAet": False,
                   "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "UnknownSopClassAccepted": True,
-                  "AcceptedTransferSyntaxes": ["1.2.840.10008.1.*"], "DicomScpTimeout": 30,
+                  "AcceptedTransferSyntaxes": self.accepted, "DicomScpTimeout": 30,
                   "DicomAssociationCloseDelay": 0, "OverwriteInstances": True, "ConcurrentJobs": 1,
                   "SaveJobs": False, "StableAge": 60}
         cfg = self.storage / "orthanc.json"

@@ -3,6 +3,7 @@
 Why: DCMTK storescu re-encodes some files while sending, so "stored byte for byte" can only be checked against
 what a raw receiver got from the same command. Runs as its own process (pynetdicom settings are process-wide).
 usage: python refscp.py PORT OUTDIR [AET]
+A file OUTDIR/refuse.json ({"<SOP Instance UID>": status}) makes it answer those instances with that status.
 """
 
 import json
@@ -27,6 +28,12 @@ def on_open(event):
 def on_store(event):
     sop = str(event.request.AffectedSOPInstanceUID)
     counter[sop] = counter.get(sop, 0) + 1
+    refuse = out / "refuse.json"
+    status = json.loads(refuse.read_text()).get(sop) if refuse.exists() else None
+    if status is not None:
+        with open(out / "refused.jsonl", "a") as fh:
+            fh.write(json.dumps({"sop": sop, "status": status}) + "\n")
+        return status
     name = f"{sop}.{counter[sop]}.bin"
     (out / name).write_bytes(event.encoded_dataset(include_meta=False))
     with open(out / "received.jsonl", "a") as fh:

@@ -11,14 +11,14 @@ import os
 import time
 from pathlib import Path
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is imported: stable snapshots, fast tests
 
 import waiting
 from helpers import DATA, station_toml, write_config
 
-from rtstation_tui.engine.api import EchoOutcome, StationAPI, StationStatus
+from rtstation_tui.engine.api import DvhCurve, EchoOutcome, PlanMetrics, StationAPI, StationStatus
 from rtstation_tui.engine.config.model import Config, load_config
 from rtstation_tui.engine.config.rules import RuleConfig
 from rtstation_tui.engine.events import Subscriber
@@ -139,16 +139,19 @@ class FakeSender:
 
     def __init__(self, down: tuple[str, ...] = ("ARCHIVE",)) -> None:
         self.sent: list[tuple[str, list[str], str]] = []
+        self.transforms: dict[int, str] = {}  # send number → transform, for sends of transformed copies
         self.echoed: list[str] = []
         self.down = down
         self.queue = FakeQueue()
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Any = None, origin: str = "manual",
-                  force: bool = False) -> list[int]:
+                  force: bool = False, transform: str = "") -> list[int]:
         ids = []
         for node in nodes:
             self.sent.append((plan_uid, [node], origin))
             ids.append(len(self.sent))
+            if transform:
+                self.transforms[len(self.sent)] = transform
             self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4))
         return ids
 
@@ -206,6 +209,12 @@ class FakeStation:
         d = self.real.plan_details(plan_uid)
         return replace(d, history=tuple(self._history(plan_uid))) if d is not None else None
 
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        return self.real.plan_metrics(where, sort, limit)
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        return self.real.dvh_curves(plan_uid)
+
     def received_since(self, since: float) -> int:
         return self.real.received_since(since)
 
@@ -219,8 +228,10 @@ class FakeStation:
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]:
         return self.real.send_preview(plan_uids)
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        return [j for uid in plan_uids for j in self._sender().send_plan(uid, list(nodes), origin="manual")]
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        return [j for uid in plan_uids for node in nodes for j in self._sender().send_plan(
+            uid, [node], origin="manual", transform=(transforms or {}).get(node, ""))]
 
     def echo(self, node: str) -> EchoOutcome:
         return self._sender().echo(node)

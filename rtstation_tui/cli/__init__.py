@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -14,7 +15,7 @@ from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "stop", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
-            "synthcmd"]
+            "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd", "anonymize"]
 EXIT_USAGE = 2
 
 
@@ -63,8 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args, config) or 0)
-    except SchemaError as exc:  # a database from a newer release, or one no release wrote: never touched
+    except SchemaError as exc:  # a database from a newer release, one no release wrote, or a damaged one
         print(f"rtstation: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        print(f"rtstation: the disk is full: cannot write {exc.filename or 'a file'} ({exc.strerror}). Free space "
+              f"on the disk holding {config.data_dir}, then run it again", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ import argparse
 from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.intake.rebuild import rebuild
+from ..engine.metrics.update import update_all
 from ..engine.store.lock import DataDirLock, StationLocked
 from .output import fail, print_json
 
@@ -33,10 +34,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail(f"{exc}: stop it before rebuilding the index")
     try:
         result = rebuild(config.data_dir)
+        result["metrics"] = update_all(Index(config.data_dir), config)  # derived data like the rest of the index
     finally:
         lock.release()
     if args.json:
         print_json(result)
     else:
-        print(f"indexed {result['indexed']} files; {len(result['unreadable'])} unreadable")  # type: ignore[arg-type]
+        print(f"indexed {result['indexed']} files; {len(result['unreadable'])} unreadable; "  # type: ignore[arg-type]
+              f"metrics of {result['metrics']} plans computed")
     return 0

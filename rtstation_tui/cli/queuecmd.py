@@ -1,19 +1,25 @@
-"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``."""
+"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``; ``queue repair`` and
+``queue reset`` for a damaged queue.sqlite (stop the server first)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+from dataclasses import asdict
 
 from ..engine.config.model import Config
 from ..engine.outbound.queue import JobQueue
+from ..engine.outbound.queue_repair import repair, reset
+from ..engine.store.lock import DataDirLock, StationLocked
 from .output import fail, print_json
 from .remote import ApiCallError, ApiClient, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("queue", parents=[common], help="list send jobs; show, retry or cancel one")
-    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel"], default="list")
+    p = sub.add_parser("queue", parents=[common], help="list send jobs; show, retry or cancel one; repair or "
+                       "reset a damaged queue")
+    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel", "repair", "reset"],
+                   default="list")
     p.add_argument("job", nargs="?", type=int)
     p.add_argument("--active", action="store_true", help="only queued, sending and waiting jobs")
     p.add_argument("--json", action="store_true")
@@ -23,6 +29,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace, config: Config) -> int:
     if args.action in ("retry", "cancel") and args.job is not None and (remote := connect(config)) is not None:
         return _act_via_api(remote, args.action, args.job)
+    if args.action in ("repair", "reset"):
+        return _mend(args, config)
     queue = JobQueue(config.data_dir)
     if args.action == "list":
         jobs = queue.jobs(active_only=args.active)
@@ -33,7 +41,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             retry = ""
             if j.state == "waiting-retry":
                 retry = f", next try {datetime.datetime.fromtimestamp(j.next_try).strftime('%H:%M:%S')}"
-            print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16} {j.state:<13} {j.done}/{j.total}"
+            sent_as = f" as {j.transform}" if j.transform else ""  # the peer gets transformed copies
+            print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16}{sent_as} {j.state:<13} {j.done}/{j.total}"
                   f"{f' failed {j.failed}' if j.failed else ''} attempt {j.attempts + 1}{retry}"
                   f"{f'  {j.error}' if j.error else ''}")
         return 0
@@ -48,7 +57,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print_json({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
                                                      "status": i.status, "error": i.error} for i in items]})
         else:
-            print(f"job {job.id}: {job.label} to {job.node}: {job.state} {job.done}/{job.total} {job.error}")
+            sent_as = f" as {job.transform}" if job.transform else ""
+            print(f"job {job.id}: {job.label} to {job.node}{sent_as}: {job.state} {job.done}/{job.total} {job.error}")
             for i in items:
                 print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}"
                       f"{f' 0x{i.status:04X}' if i.status else ''} {i.error}")
@@ -67,4 +77,24 @@ def _act_via_api(remote: ApiClient, action: str, job_id: int) -> int:
     except ApiCallError as exc:
         return api_fail(exc)
     print(f"job {job_id}: {'queued again' if action == 'retry' else 'cancelled'}")
+    return 0
+
+
+def _mend(args: argparse.Namespace, config: Config) -> int:
+    """Repair (keep what is readable) or reset the queue, with no server on the data_dir."""
+    lock = DataDirLock(config.data_dir)
+    try:
+        lock.acquire()
+    except StationLocked as exc:
+        return fail(f"{exc}: stop it before the queue {args.action}")
+    try:
+        result = repair(config.data_dir) if args.action == "repair" else reset(config.data_dir)
+    finally:
+        lock.release()
+    if args.json:
+        print_json(asdict(result))
+    else:
+        lost = f"; {result.unreadable_jobs} jobs lost their instance list" if result.unreadable_jobs else ""
+        print(f"queue {args.action}: kept {result.jobs} jobs and {result.items} instance records{lost}; the old "
+              f"file is {result.damaged_copy}")
     return 0

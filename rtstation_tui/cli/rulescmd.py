@@ -92,7 +92,7 @@ def test(args: argparse.Namespace, config: Config) -> int:
             return api_fail(exc)
     index = Index(config.data_dir)
     try:
-        plan_uid = resolve_plan(index, args.plan, args.patient)
+        bundle = resolve_bundle(index, args.plan, args.patient)
     except ValueError as exc:
         return fail(str(exc), 2)
     result = plan_test(config, index, JobQueue(config.data_dir), plan_uid)

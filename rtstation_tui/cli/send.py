@@ -1,4 +1,5 @@
-"""``rtstation send --plan UID|LABEL --to NODE[,NODE...]``: queue a plan bundle for one or many nodes.
+"""``rtstation send --plan UID|LABEL --to NODE[,NODE...]``: queue a plan bundle for one or many nodes; ``--sop``,
+``--series``, ``--study`` or ``--patient`` (alone) send what is stored there instead, plan objects or not.
 
 With a station serving the data_dir's API socket, it queues the jobs (``POST /api/v1/send``: its log says who asked)
 and starts them at once. Without one, ``--wait`` runs the sender in this process until every job ends; otherwise the
@@ -13,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from ..engine.plans.bundle import resolve_plan as bundle_resolve_plan
+from ..engine.plans.bundle import Bundle, bundle_for, resolve_plan as bundle_resolve_plan
 from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.events import EventBus
@@ -29,14 +30,22 @@ from .remote import ApiCallError, ApiClient, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("send", parents=[common], help="send a plan bundle to one or more nodes")
-    what = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser("send", parents=[common], help="send a plan bundle, instances, a series, a study or a "
+                       "patient to one or more nodes")
+    what = p.add_mutually_exclusive_group()
     what.add_argument("--plan", metavar="UID|LABEL", help="plan SOP Instance UID or RTPlanLabel")
     what.add_argument("--sop", action="append", metavar="UID", help="send these instances (repeatable)")
-    p.add_argument("--patient", metavar="ID", help="PatientID, when a label is used by several patients")
+    what.add_argument("--series", metavar="UID", help="every stored instance of this Series Instance UID")
+    what.add_argument("--study", metavar="UID", help="every stored instance of this Study Instance UID")
+    p.add_argument("--patient", metavar="ID", help="alone: every stored instance of this PatientID; with --plan: "
+                   "the patient whose plan label is meant, when several patients use it")
     p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
+    p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "
+                   "profile (the store keeps the originals); the same as --transform anonymize:PROFILE")
+    p.add_argument("--transform", metavar="SPEC", help="send copies changed by one transform: anonymize:PROFILE, or "
+                   "overlay[:ROI,...] (image series with the structure set's ROIs as overlay planes)")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -46,24 +55,45 @@ def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
     return bundle_resolve_plan(index.conn, plan, patient)
 
 
+def resolve_bundle(index: Index, plan: str, patient: str | None) -> Bundle:
+    """The bundle of a plan named by UID or label (ValueError with the candidates or what is missing)."""
+    plan_uid = resolve_plan(index, plan, patient)
+    bundle = bundle_for(index.conn, plan_uid)
+    if bundle is None:
+        raise ValueError(f"plan {plan_uid} is not in the index")
+    return bundle
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
     include = args.include.split(",") if args.include else None
     if include and (bad := [i for i in include if i not in INCLUDE_PARTS]):
         return fail(f"--include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}", 2)
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
+    level = next((k for k in ("series", "study") if getattr(args, k)), "patient" if not args.plan and not args.sop
+                 and args.patient else None)
+    if level is None and not args.plan and not args.sop:
+        return fail("say what to send: --plan, --sop, --series, --study or --patient", 2)
+    if args.include and not args.plan:
+        return fail("--include selects parts of a plan bundle: use it with --plan", 2)
+    if args.anonymize and args.transform:
+        return fail("--anonymize PROFILE is --transform anonymize:PROFILE: give one of them", 2)
+    transform = f"anonymize:{args.anonymize}" if args.anonymize else (args.transform or "")
     remote = connect(config)
     if remote is not None:
-        return _send_via_api(remote, args, include, targets)
+        return _send_via_api(remote, args, include, targets, level, transform)
     configure_audit(config.log_dir, config.logging.retention_days)
     index = Index(config.data_dir)
     sender = Sender(config, index, Store(config.data_dir, config.receiver.durability), EventBus())
     try:
         if args.sop:
-            results = sender.enqueue_instances(args.sop, targets, force=args.force)
+            results = sender.enqueue_instances(args.sop, targets, force=args.force, transform=transform)
+        elif level is not None:
+            uid = args.patient if level == "patient" else getattr(args, level)
+            results = sender.enqueue_level(level, uid, targets, force=args.force, transform=transform)
         else:
             plan_uid = resolve_plan(index, args.plan, args.patient)
-            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force)
+            results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force, transform=transform)
     except ValueError as exc:
         return fail(str(exc), 2)
     jobs = [r.job_id for r in results if r.job_id is not None]
@@ -90,10 +120,16 @@ def _server_running(lock: DataDirLock) -> bool:
 
 
 def _send_via_api(remote: ApiClient, args: argparse.Namespace, include: list[str] | None,
-                  targets: list[str]) -> int:
-    """The running station queues the jobs (and logs who asked); --wait follows them through the API."""
-    body: dict[str, Any] = {"to": targets, "include": include, "force": args.force, "patient": args.patient}
-    body.update({"sop": args.sop} if args.sop else {"plan": args.plan})
+                  targets: list[str], level: str | None, transform: str) -> int:
+    """The running station queues the jobs (and logs who asked), with the same level and transform as a send
+    from this process; --wait follows them through the API."""
+    body: dict[str, Any] = {"to": targets, "include": include, "force": args.force, "transform": transform}
+    if args.sop:
+        body["sop"] = args.sop
+    elif level is not None:
+        body[level] = args.patient if level == "patient" else getattr(args, level)
+    else:
+        body.update(plan=args.plan, patient=args.patient)
     try:
         rows = remote.call_sync("POST", "/api/v1/send", body)
         jobs = [r["job_id"] for r in rows if r["job_id"] is not None]
@@ -102,7 +138,7 @@ def _send_via_api(remote: ApiClient, args: argparse.Namespace, include: list[str
                 return remote.call_sync("GET", f"/api/v1/jobs/{job_id}")  # type: ignore[no-any-return]
 
             final = {r["id"]: r for r in _wait_polling(fetch, jobs, args.json)}
-            rows = [{**r, "state": final[r["job_id"]]["state"], "error": final[r["job_id"]]["error"]}
+            rows = [{**r, **{k: final[r["job_id"]][k] for k in ("state", "error", "done", "failed", "attempts")}}
                     if r["job_id"] in final else r for r in rows]
     except ApiCallError as exc:
         return api_fail(exc)
@@ -155,7 +191,8 @@ def print_report(out: list[dict[str, Any]], as_json: bool, waited: bool) -> int:
             extra = f", {o['already_delivered']} already delivered" if o["already_delivered"] else ""
             extra += f", {o['already_queued']} already queued" if o["already_queued"] else ""
             job = f"job {o['job_id']}" if o["job_id"] is not None else "no job"
-            print(f"{o['node']}: {job}, {o['instances']} instances{extra}: {o['state']}"
+            sent_as = f" as {o['transform']}" if o["transform"] else ""
+            print(f"{o['node']}: {job}, {o['instances']} instances{sent_as}{extra}: {o['state']}"
                   + (f" ({o['error']})" if o["error"] else ""))
     if waited and any(o["job_id"] is not None and o["state"] != DONE for o in out):
         return 1

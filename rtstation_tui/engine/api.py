@@ -14,20 +14,21 @@ event loop and delivers event batches there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from .config.model import Config
 from .config.rules import RuleConfig
 from .config.reload import ReloadError
 from .events import Subscriber
 from .intake.receiver import ReceiverError
+from .metrics.views import DvhCurve, PlanMetrics
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
 from .store.lock import StationLocked
 
 # The errors a caller handles travel with the interface (over a socket they become HTTP statuses): ReceiverError
 # (the listener cannot bind: 503), ReloadError (a configuration that cannot be applied: 409), StationLocked (another
 # process owns the data_dir, at start).
-__all__ = ["EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
+__all__ = ["DvhCurve", "PlanMetrics", "EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
            "PlanRow", "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked"]
 
 
@@ -77,6 +78,16 @@ class StationAPI(Protocol):
 
     def plan_details(self, plan_uid: str) -> PlanDetails | None: ...
 
+    # -- plan metrics ([METRICS]) ------------------------------------------------------------------------------
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        """Plans with metrics matching ``where`` (``label~ADP``, ``max_dose>60Gy``…; a bad filter raises
+        ``QueryError``, a ValueError naming it), sorted by ``sort`` (``-max_dose,label``)."""
+        ...
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        """The plan's stored DVHs, one per ROI, resampled for plotting (empty before its metrics are computed)."""
+        ...
+
     # -- status line ----------------------------------------------------------------------------------------
     def received_since(self, since: float) -> int: ...
 
@@ -89,8 +100,11 @@ class StationAPI(Protocol):
     # -- sending --------------------------------------------------------------------------------------------
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]: ...
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        """Queue each plan for each node (by hand); returns the job ids (none for what a node already has)."""
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        """Queue each plan for each node (by hand); returns the job ids (none for what a node already has).
+        ``transforms``: node -> transform (``anonymize:PROFILE``) for the nodes that get transformed copies; the
+        store keeps the originals."""
         ...
 
     def echo(self, node: str) -> EchoOutcome: ...

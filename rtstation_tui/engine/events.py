@@ -142,6 +142,18 @@ class LogEvent(Event):
 
 
 @dataclass(frozen=True)
+class MetricsComputed(Event):
+    """A ready bundle's plan metrics and DVHs are stored (status ok, partial: no dose or structures, or error)."""
+
+    plan_uid: str
+    patient_id: str
+    label: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class RulesEvaluated(Event):
     """The rules looked at a ready bundle: which rules sent it, which hold it until it is complete, jobs made."""
 

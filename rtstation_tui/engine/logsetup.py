@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import traceback
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .config.model import Config
 
@@ -24,6 +25,28 @@ class SafeFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = record.message.translate(_CONTROL)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        """The traceback's own lines as they are; the exception's message escaped like any message. Why: pynetdicom
+        logs tracebacks whose message quotes what the peer sent (an AE title ``X\\x1b[31m\\nFORGE``)."""
+        etype, value, tb = ei
+        if value is None:
+            return super().formatException(ei)
+        parts: list[str] = []
+        for exc in _chain(value):
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            last = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n").translate(_CONTROL)
+            parts.append(("Traceback (most recent call last):\n" + frames if frames else "") + last)
+        return "\n\nDuring handling of the above exception, another exception occurred:\n\n".join(parts)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during, oldest first (as ``traceback`` prints them)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen and len(seen) < 8:
+        seen.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)  # type: ignore[assignment]
+    return seen[::-1]
 
 
 def setup_logging(config: Config, *, stream: TextIO | None = sys.stdout, level: str | None = None,

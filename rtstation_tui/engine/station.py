@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from dataclasses import replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import pydicom
 
@@ -41,6 +41,9 @@ from .store.files import Store
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
 from .service.server import ApiServer
+from .metrics import views as metrics_views
+from .metrics.service import MetricsService
+from .metrics.views import DvhCurve, PlanMetrics
 
 log = logging.getLogger("rtstation.station")
 
@@ -70,12 +73,17 @@ class Station:
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
+        for db in (self.index, self.sender.queue):  # a damaged file is named now, with what to do
+            db.check_integrity()
         self.add_service(self.sender)
         if config.retention.auto and config.retention.days > 0:
             self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
         # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
         self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
         self.add_service(self.rules)
+        # plan metrics and DVHs of ready bundles, computed in a separate process (never on the receive path)
+        self.metrics = MetricsService(lambda: self.config, self.index, self.store, self.bus)
+        self.add_service(self.metrics)
         self.watcher = ImportWatcher(config, self.bus)  # state/detail: the import folder, for the console
         self.add_service(self.watcher)
         self.receiver_state = "stopped"
@@ -276,6 +284,12 @@ class Station:
     def unconnected(self, patient_id: str) -> list[LooseObject]:
         return queries.unconnected(self.index.conn, patient_id)
 
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        return metrics_views.plan_metrics(self.index.conn, where, sort, limit, self.config.metrics.dvh_points)
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        return metrics_views.dvh_curves(self.index.conn, plan_uid)
+
     def plan_details(self, plan_uid: str) -> PlanDetails | None:
         details = queries.plan_details(self.index.conn, plan_uid)
         return replace(details, history=tuple(self._history(plan_uid))) if details is not None else None
@@ -293,8 +307,14 @@ class Station:
     def send_preview(self, plan_uids: Sequence[str]) -> list[SendPreview]:
         return queries.send_preview(self.index.conn, plan_uids)
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        return [job for uid in plan_uids for job in self.sender.send_plan(uid, list(nodes), origin="manual")]
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes."""
+        groups: dict[str, list[str]] = {}
+        for node in nodes:
+            groups.setdefault((transforms or {}).get(node, ""), []).append(node)
+        return [job for uid in plan_uids for transform, group in groups.items()
+                for job in self.sender.send_plan(uid, group, origin="manual", transform=transform)]
 
     def echo(self, node: str) -> EchoOutcome:
         started = time.monotonic()

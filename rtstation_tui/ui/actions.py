@@ -1,32 +1,36 @@
 """The console's actions (keys and command palette): send, echo, rules, nodes, settings, quit, status timers.
 
-A mixin of ``StationApp`` so app.py stays about lifecycle and events. Every blocking call goes through the
-station's interface (``self.api``, engine/api.py) in a thread (``asyncio.to_thread``) inside an async worker; results are applied back on the loop.
+A part of ``StationApp`` (``host.ConsoleBase``) so app.py stays about lifecycle and events; the screens' keys reach
+it as messages (``messages.py``). Every blocking call goes through the station's interface
+in a thread (``asyncio.to_thread``) inside an async worker; results are applied back on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from textual import on
+
+from . import messages as m
+from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
+from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
+from .host import ConsoleBase
+from .screens.metrics import MetricsScreen
 from .screens.nodes import NodesScreen
 from .screens.rules import RulesScreen
 from .screens.settings import SettingsScreen, settings_values
-from .widgets.bars import RateMeter
 
-if TYPE_CHECKING:
-    from .app import StationApp
 
-class StationActions:
-    rate: RateMeter
+class StationActions(ConsoleBase):
     _status_busy = False
     _status_again = False
 
     # -- sending ------------------------------------------------------------------------------------------------
-    def selected_plans(self: StationApp) -> list[str]:
+    def selected_plans(self) -> list[str]:
         """Marked plans, else the plan under the cursor."""
         tree = self.main.tree
         if tree.marked:
@@ -34,12 +38,12 @@ class StationActions:
         data = tree.cursor_data
         return [data.plan_uid] if data is not None and data.kind == "plan" else []
 
-    def send_unavailable(self: StationApp) -> str:
+    def send_unavailable(self) -> str:
         """'' when sends and C-ECHO can be made; else the notification saying why."""
         why = self.api.status().send_unavailable
         return f"Sending is not available: {why}." if why else ""
 
-    def action_send(self: StationApp) -> None:
+    def action_send(self) -> None:
         if why := self.send_unavailable():
             self.notify(why, title="Send", severity="warning")
             return
@@ -53,13 +57,15 @@ class StationActions:
             return
         self.main.run_worker(self._send(plans), group="send", exit_on_error=False)
 
-    async def _send(self: StationApp, plans: list[str]) -> None:
+    async def _send(self, plans: list[str]) -> None:
         previews = await asyncio.to_thread(self.api.send_preview, plans)
-        nodes = await self.push_screen_wait(SendDialog(self.config.nodes, previews))
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names())
+        nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return
         try:
-            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes)
+            jobs = await asyncio.to_thread(self.api.send, [p.plan_uid for p in previews], nodes,
+                                           {n: t for n, t in dialog.transforms.items() if n in nodes})
         except Exception as exc:
             self.notify(str(exc), title="Send failed", severity="error")
             return
@@ -73,7 +79,7 @@ class StationActions:
             tree.marked.discard(uid)
             tree._relabel(uid)
 
-    def action_echo(self: StationApp) -> None:
+    def action_echo(self) -> None:
         if why := self.send_unavailable():
             self.notify(why, title="C-ECHO", severity="warning")
             return
@@ -85,7 +91,7 @@ class StationActions:
         for name in nodes:
             self.main.run_worker(self._echo(name), group="echo", exit_on_error=False)
 
-    async def _echo(self: StationApp, node: str) -> None:
+    async def _echo(self, node: str) -> None:
         r = await asyncio.to_thread(self.api.echo, node)
         self.remember_echo(r)
         rtt = f" in {r.rtt_ms:.0f} ms" if r.rtt_ms is not None else ""
@@ -94,13 +100,13 @@ class StationActions:
         else:
             self.notify(f"{node}: FAILED {r.message}", title="C-ECHO", severity="error", timeout=15)
 
-    def action_retry_failed(self: StationApp) -> None:
+    def action_retry_failed(self) -> None:
         self._job_action("retry")
 
-    def action_cancel_active(self: StationApp) -> None:
+    def action_cancel_active(self) -> None:
         self._job_action("cancel")
 
-    def _job_action(self: StationApp, what: str) -> None:
+    def _job_action(self, what: str) -> None:
         if why := self.send_unavailable():
             self.notify(why, severity="warning")
             return
@@ -110,7 +116,7 @@ class StationActions:
             return
         self.main.run_worker(self._jobs(what, plans), group="jobs", exit_on_error=False)
 
-    async def _jobs(self: StationApp, what: str, plans: list[str]) -> None:
+    async def _jobs(self, what: str, plans: list[str]) -> None:
         if what == "cancel":
             message = f"Cancel the queued and running sends of {len(plans)} plan(s)? Delivered objects stay delivered."
             if not await self.push_screen_wait(ConfirmDialog("Cancel sends?", message, "Cancel sends", "Keep")):
@@ -123,26 +129,42 @@ class StationActions:
                     severity="information" if ids else "warning")
 
     # -- screens ------------------------------------------------------------------------------------------------
-    def action_rules(self: StationApp) -> None:
-        self.push_screen(RulesScreen())
+    def action_rules(self) -> None:
+        self.push_screen(RulesScreen(self.config, self.api))
 
-    def action_nodes(self: StationApp) -> None:
-        self.push_screen(NodesScreen())
+    def action_nodes(self) -> None:
+        self.push_screen(NodesScreen(self.config, self.api, self.last_echo))
 
-    def action_settings(self: StationApp) -> None:
+    def action_metrics(self) -> None:
+        self.push_screen(MetricsScreen(self.api))
+
+    def action_settings(self) -> None:
         self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)
 
-    async def _open_settings(self: StationApp) -> None:
+    async def _open_settings(self) -> None:
         """The form starts from the file's text, read in a thread (see screens/settings.py for why)."""
         try:
             values = await asyncio.to_thread(settings_values, self.config.path, self.config)
         except Exception as exc:  # unreadable or broken file: say so, keep the console
             self.notify(f"cannot read {self.config.path}: {exc}", title="Settings", severity="error")
             return
-        await self.push_screen(SettingsScreen(values))
+        await self.push_screen(SettingsScreen(values, self.config.path, self.config.ui.themes_dir))
+
+    def action_help(self) -> None:
+        """? / F1: the keys of the screen on top (not a help of the help)."""
+        screen = self.screen
+        if not isinstance(screen, HelpScreen):
+            rows = help_rows(screen)
+            self.push_screen(HelpScreen(SCOPE_NAMES.get(rows[0][0], "") if rows else "", rows))
+
+    # -- what screens ask for (messages from the command registry's keys) -----------------------------------------
+    @on(m.AppCommand)
+    async def _app_command(self, message: m.AppCommand) -> None:
+        """SendPlans, OpenNodes, QuitRequested, …: each names the action it asks for."""
+        await self.run_action(message.ACTION)
 
     # -- quit -----------------------------------------------------------------------------------------------------
-    def busy_reason(self: StationApp) -> str:
+    def busy_reason(self) -> str:
         parts = []
         if self.arriving:
             parts.append(f"objects are arriving ({self.arriving} association{'s' if self.arriving != 1 else ''})")
@@ -152,27 +174,27 @@ class StationActions:
             parts.append(f"{waiting} send job{'s' if waiting != 1 else ''} running or queued")
         return " and ".join(parts)
 
-    async def action_quit(self: StationApp) -> None:
+    async def action_quit(self) -> None:
         busy = self.busy_reason()
         if busy:
             self.run_worker(self._ask_quit(busy), group="quit", exclusive=True)
         else:
             await self.stop_and_exit()
 
-    async def _ask_quit(self: StationApp, busy: str) -> None:
+    async def _ask_quit(self, busy: str) -> None:
         message = (f"{busy[0].upper()}{busy[1:]}.\nQuitting refuses new associations and waits for in-flight stores; "
                    "the send queue is kept and resumes at the next start.")
         if await self.push_screen_wait(ConfirmDialog("Quit rtstation?", message, "Quit", "Stay")):
             await self.stop_and_exit()
 
     # -- status line ----------------------------------------------------------------------------------------------
-    def _tick(self: StationApp) -> None:
+    def _tick(self) -> None:
         status = self.main.status
         status.rate = self.rate.rate()
         status.arriving = self.arriving
         status.refresh_text()
 
-    def refresh_status(self: StationApp) -> None:
+    def refresh_status(self) -> None:
         """Free disk and the queue's job counts (every 5 s and after job changes), read in a thread."""
         # Coalesced, not exclusive: cancelling a running read on every job event could starve the status line.
         # A screen worker: it goes with the screen at exit instead of querying a screen being taken down.
@@ -182,7 +204,7 @@ class StationActions:
         self._status_busy = True
         self.main.run_worker(self._status_loop(), group="status", exit_on_error=False)
 
-    async def _status_loop(self: StationApp) -> None:
+    async def _status_loop(self) -> None:
         try:
             self._status_again = True
             while self._status_again:
@@ -191,7 +213,7 @@ class StationActions:
         finally:
             self._status_busy = False
 
-    async def _status(self: StationApp) -> None:
+    async def _status(self) -> None:
         midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         free: Any = await asyncio.to_thread(self.api.free_disk_mb)
         jobs = await asyncio.to_thread(self.api.job_counts)

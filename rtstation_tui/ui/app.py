@@ -14,7 +14,6 @@ second, so a peer sending a thousand objects a second costs ten screen updates, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -24,25 +23,26 @@ import time
 from typing import Any
 
 from textual.app import App
-from textual.binding import Binding
 from textual.css.query import NoMatches
 
 from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, ReceiverState, RulesEvaluated)
+                             LogEvent, MetricsComputed, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.service.client import ApiCallError
 from ..engine.service.remote import RemoteStation, attach
 from ..engine.station import Station
 from .actions import StationActions
+from .commands.registry import CommandScope, bindings
 from .commands.station import StationCommands
 from .editing import ConfigEditing
 from .labels import Palette
 from .screens.main import MainScreen
+from .screens.metrics import MetricsScreen
 from .terminal import ConsoleDriver, TerminalLost
-from .themes import ThemeError, available_themes, load_theme
+from .themes import ThemeCatalog, ThemeError
 from .widgets.bars import RateMeter
 from .widgets.logpane import LogLine
 
@@ -54,11 +54,12 @@ EXIT_FALLBACK = 3.0  # s after the station stopped with the terminal gone: leave
 
 
 
-class StationApp(StationActions, ConfigEditing, App[int]):
+class StationApp(StationActions, ConfigEditing, CommandScope):
     CSS_PATH = "app.tcss"
     TITLE = "rtstation"
     COMMANDS = App.COMMANDS | {StationCommands}
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    COMMAND_SCOPE = "app"
+    BINDINGS = bindings("app")
 
     def __init__(self, config: Config, *, theme: str | None = None, log_level: str | None = None,
                  listen: bool = True, station: RemoteStation | None = None) -> None:
@@ -73,6 +74,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
         self.theme_name = theme or config.ui.theme
+        self.theme_catalog = ThemeCatalog.scan(config.ui.themes_dir)
         self._pending: list[Event] = []
         self._flush_due = False
         self._last_flush = 0.0
@@ -87,10 +89,6 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self.rate = RateMeter()
         self.last_echo: dict[str, EchoOutcome] = {}  # per node, shown by the nodes screen
 
-    @property
-    def main(self) -> MainScreen:
-        return self._main
-
     def get_driver_class(self) -> Any:
         """Textual's Linux driver, plus noticing a hung-up terminal (``ui/terminal.py``)."""
         from textual.drivers.linux_driver import LinuxDriver
@@ -100,10 +98,10 @@ class StationApp(StationActions, ConfigEditing, App[int]):
 
     # -- start ---------------------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        for name in available_themes():  # all of them, so the palette's theme switcher offers them too
-            with contextlib.suppress(ThemeError):
-                self.register_theme(load_theme(name))
-        t = load_theme(self.theme_name)
+        themes, theme_problems = self.theme_catalog.load_all()
+        for theme in themes:  # all of them, so the palette's theme switcher offers them too
+            self.register_theme(theme)
+        t = self.theme_catalog.load(self.theme_name)
         self.register_theme(t)
         self.theme = t.name
         self._main = MainScreen(self.config, self.api, self.level, Palette.from_theme(t))
@@ -117,11 +115,19 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         self._unsubscribe = self.api.subscribe(self.on_engine_events)
         self._log_handler = BusLogHandler(self.station.bus, level=logging.DEBUG)
         add_handler(self._log_handler)
+        self._log_themes(theme_problems)
         self._install_signals()
         self._starting = asyncio.ensure_future(self._start_station())  # a task, not a worker: exit must not cancel it
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self.refresh_status)
         self.refresh_status()
+
+    def _log_themes(self, problems: list[str]) -> None:
+        """Once the log pane listens: which user files replace a built-in theme, and which theme files are bad."""
+        for entry in self.theme_catalog.overrides:
+            log.info("theme %s: using %s instead of the built-in one", entry.name, entry.file)
+        for problem in problems:
+            log.warning("theme not offered: %s", problem)
 
     async def _start_station(self) -> None:
         try:
@@ -247,7 +253,7 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         main = self._main
         patients: set[str] = set()
         plans: set[str] = set()
-        settled = jobs_changed = False
+        settled = jobs_changed = metrics = False
         lines: list[LogLine] = []
         for ev in batch:
             if isinstance(ev, LogEvent):
@@ -275,6 +281,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
                 main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
+            elif isinstance(ev, MetricsComputed):
+                metrics = True
             elif isinstance(ev, (JobChanged, JobProgress)):
                 main.on_job_event(ev)
                 jobs_changed = jobs_changed or isinstance(ev, JobChanged)
@@ -286,6 +294,8 @@ class StationApp(StationActions, ConfigEditing, App[int]):
         main.status.refresh_text()
         if jobs_changed:
             self.refresh_status()
+        if metrics and isinstance(self.screen, MetricsScreen):
+            self.screen.metrics_changed()
 
     @property
     def arriving(self) -> int:
@@ -323,7 +333,7 @@ def _exit_later(code: int) -> None:
 def run_console(config: Config, log_level: str | None = None) -> int:
     """``rtstation`` / ``rtstation tui``. Returns the exit status (2: bad theme, 1: data_dir in use)."""
     try:
-        load_theme(config.ui.theme)
+        ThemeCatalog.scan(config.ui.themes_dir).load(config.ui.theme)
     except ThemeError as exc:
         print(f"rtstation: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,6 @@ import asyncio
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
 
 from ..engine.config.model import Config
 from ..engine.config.checks import ConfigError
@@ -26,14 +25,12 @@ from ..engine.config.tomlfile import ConfigFile
 from ..engine.logsetup import ROOT
 from ..engine.api import EchoOutcome, ReceiverError
 from ..engine.config.reload import ReloadError
+from .host import ConsoleBase
 from .labels import Palette
-from .themes import ThemeError, load_theme
-
-if TYPE_CHECKING:
-    from .app import StationApp
+from .messages import EchoAnswered, Edit, SaveConfig
+from .themes import ThemeCatalog, ThemeError
 
 log = logging.getLogger("rtstation.console")
-Edit = Callable[[ConfigFile], None]
 LISTENER = ("ae_title", "bind", "port")
 KEPT = (*LISTENER, "data_dir")  # keys a command-line option may have overridden
 
@@ -56,14 +53,31 @@ def merged(running: Config, before: Config, after: Config) -> Config:
     return replace(after, station=station, ui=ui)
 
 
-class ConfigEditing:
-    """Mixin of ``StationApp``: one door for every editor's save."""
+class ConfigEditing(ConsoleBase):
+    """Part of ``StationApp``: one door for every editor's save (editors post ``SaveConfig``; this answers)."""
 
-    last_echo: dict[str, EchoOutcome]
     _save_lock: asyncio.Lock | None = None
     _saves: set[asyncio.Future[Config | None]] = set()
 
-    async def save_config(self: StationApp, edit: Edit, what: str) -> Config | None:
+    def on_save_config(self, request: SaveConfig) -> None:
+        """An editor asks for a save: run it, then answer with the running configuration (None: not saved)."""
+
+        def answer(task: asyncio.Future[Config | None]) -> None:
+            if request.reply.done():  # the editor went away meanwhile: the save still completed
+                return
+            if task.cancelled():
+                request.reply.set_result(None)
+            elif (exc := task.exception()) is not None:
+                request.reply.set_exception(exc)
+            else:
+                request.reply.set_result(self.config if task.result() is not None else None)
+
+        asyncio.ensure_future(self.save_config(request.edit, request.what)).add_done_callback(answer)
+
+    def on_echo_answered(self, message: EchoAnswered) -> None:
+        self.remember_echo(message.outcome)
+
+    async def save_config(self, edit: Edit, what: str) -> Config | None:
         """Edit, save and apply; None (and a notification saying why) when nothing was saved.
 
         Saves run one at a time and are never cancelled half-way (a file written but not applied would make the
@@ -75,7 +89,7 @@ class ConfigEditing:
         task.add_done_callback(self._saves.discard)
         return await asyncio.shield(task)
 
-    async def _locked_save(self: StationApp, edit: Edit, what: str) -> Config | None:
+    async def _locked_save(self, edit: Edit, what: str) -> Config | None:
         assert self._save_lock is not None
         async with self._save_lock:
             try:
@@ -85,7 +99,7 @@ class ConfigEditing:
                 self.notify(f"{type(exc).__name__}: {exc}", title="Not saved", severity="error", timeout=20)
                 return None
 
-    async def _save_config(self: StationApp, edit: Edit, what: str) -> Config | None:
+    async def _save_config(self, edit: Edit, what: str) -> Config | None:
         path = self.config.path
         if path is None:
             self.notify("The console runs on built-in defaults: start it with --config FILE to edit settings.",
@@ -101,7 +115,7 @@ class ConfigEditing:
         self.notify(f"{what}. Saved to {path.name} (previous version: {path.name}.bak).", title="Saved")
         return after
 
-    async def apply_config(self: StationApp, new: Config) -> None:
+    async def apply_config(self, new: Config) -> None:
         old, self.config = self.config, new
         self.main.config = new
         restart = any(getattr(old.station, k) != getattr(new.station, k) for k in LISTENER)
@@ -121,12 +135,14 @@ class ConfigEditing:
         header.update(header.render_text())
         if old.logging.level != new.logging.level:
             logging.getLogger(ROOT).setLevel(new.logging.level)  # the file's level; the pane keeps its own filter
-        if old.ui.theme != new.ui.theme:
+        if old.ui != new.ui:
             self.apply_theme(new.ui.theme)
 
-    def apply_theme(self: StationApp, name: str) -> None:
+    def apply_theme(self, name: str) -> None:
+        """Rescan first: the themes directory may have changed, or gained the file the operator just made."""
         try:
-            theme = load_theme(name)
+            self.theme_catalog = ThemeCatalog.scan(self.config.ui.themes_dir)
+            theme = self.theme_catalog.load(name)
         except ThemeError as exc:
             self.notify(str(exc), title="Theme", severity="error")
             return
@@ -134,15 +150,3 @@ class ConfigEditing:
         self.theme = theme.name
         self.theme_name = name
         self.main.set_palette(Palette.from_theme(theme))
-
-    def remember_echo(self: StationApp, outcome: EchoOutcome) -> None:
-        self.last_echo[outcome.node] = outcome
-
-
-def describe_echo(outcome: Any) -> str:
-    """'OK 3 ms' or 'FAILED: <the exact reason>' (the nodes table and the notifications say the same)."""
-    if outcome is None:
-        return "–"
-    if outcome.ok:
-        return f"OK {outcome.rtt_ms:.0f} ms" if outcome.rtt_ms is not None else "OK"
-    return f"FAILED: {outcome.message}"

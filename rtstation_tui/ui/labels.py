@@ -8,6 +8,7 @@ state also has a word or a symbol.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.theme import Theme
@@ -84,3 +85,12 @@ def unconnected_label(count: int | None, pal: Palette) -> Text:
     if count is None:
         return Text("unconnected", pal.dim)
     return Text(f"unconnected ({count})", pal.dim if count == 0 else pal.warn)
+
+
+def describe_echo(outcome: Any) -> str:
+    """'OK 3 ms' or 'FAILED: <the exact reason>' (the nodes table and the notifications say the same)."""
+    if outcome is None:
+        return "–"
+    if outcome.ok:
+        return f"OK {outcome.rtt_ms:.0f} ms" if outcome.rtt_ms is not None else "OK"
+    return f"FAILED: {outcome.message}"

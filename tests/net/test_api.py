@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pydicom
 import pytest
 
 from apiclient import CURL, EventReader, curl
@@ -192,6 +193,28 @@ def test_rtstation_send_goes_through_the_api_when_a_station_serves(serve: Serve,
         assert shown[0]["plans"][0]["plan_uid"] == PLAN
         test = json.loads(rtstation("rules", "test", "--plan", "B1", "--json", config=config).stdout)
         assert test["plan"]["plan_uid"] == PLAN and test["rules"] == []
+    finally:
+        scp.stop()
+
+
+def test_a_send_through_the_api_carries_its_level_and_transform(serve: Serve, port: int, data_dir: Path,
+                                                                 config: Path, tmp_path: Path) -> None:
+    """``send --patient ID --anonymize basic`` asked of a running station: the station queues the whole patient as
+    de-identified copies, exactly as the offline command would; a wrong profile is refused by name, nothing queued."""
+    received_breast(port, data_dir)
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        bad = rtstation("send", "--patient", "123456", "--to", scp.spec, "--anonymize", "nope", config=config,
+                        check=False)
+        assert bad.returncode == 2 and "unknown anonymize profile 'nope'" in bad.stderr
+        assert curl(sock_of(data_dir), "/api/v1/jobs")[1] == []
+        proc = rtstation("send", "--patient", "123456", "--to", scp.spec, "--anonymize", "basic", "--wait", "--json",
+                         config=config)
+        rows = json.loads(proc.stdout)
+        assert [(r["state"], r["instances"], r["transform"]) for r in rows] == [("done", 4, "anonymize:basic")]
+        assert "api: POST /api/v1/send from pid" in serve.text()
+        assert len(scp.files()) == 4
+        assert not any("123456" == pydicom.dcmread(f, stop_before_pixels=True).PatientID for f in scp.files())
     finally:
         scp.stop()
 

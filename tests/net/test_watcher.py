@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (BREAST, DATA, Serve, dataset_bytes, free_port, rtstation, station_toml, stored_files, storescu,
-                     wait_for, write_config)
+                     wait_for, write_config, zip_with_unreadable_member)
 from peers import StoreSCP
 from waiting import until
 from rulestools import audit_records, decisions_for, node_toml, received, rule_toml
@@ -118,6 +118,7 @@ async def test_a_file_still_being_written_is_not_imported_half(tmp_path):
 
 async def test_keep_leaves_files_and_never_imports_them_again(tmp_path, monkeypatch):
     monkeypatch.setattr(watcher_mod, "RESCAN_SECONDS", 0.1)
+    monkeypatch.setattr(watcher_mod, "HOLD_SECONDS", 1.0)  # broken files written just before the start: held 1 s
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     for f in BREAST:
@@ -218,5 +219,124 @@ async def test_a_folder_moved_in_whole_is_imported_only_when_recursive(tmp_path,
             assert moved == sorted(["top.dcm"] + [f"export/{Path(f).name}" for f in BREAST])
         else:
             assert moved == ["top.dcm"] and len(list((folder / "export").iterdir())) == 4
+    finally:
+        await station.stop()
+
+
+async def test_an_encrypted_zip_is_quarantined_with_its_reason_and_the_folder_goes_on(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    station, _, _ = await start_station(tmp_path, folder, after="delete")
+    try:
+        zip_with_unreadable_member(tmp_path / "locked.zip", {"a/ct.dcm": Path(BREAST[0]).read_bytes()}, "a/rp.dcm",
+                                   "encrypted").rename(folder / "locked.zip")
+        quarantine = tmp_path / "var" / "quarantine"
+        await until(lambda: list(quarantine.glob("*locked.zip.reason.txt")), what="the archive quarantined")
+        [reason] = list(quarantine.glob("*locked.zip.reason.txt"))
+        assert "a/rp.dcm: encrypted (password required)" in reason.read_text()
+        assert not (folder / "locked.zip").exists()  # moved out of the folder, never tried again
+        (folder / "later.dcm").write_bytes(Path(BREAST[1]).read_bytes())
+        await until(lambda: len(stored_files(tmp_path / "var")) == 2, what="a later file imported")
+        await until(lambda: not (folder / "later.dcm").exists(), what="after_import = delete")
+        [rec] = [r for r in audit_records(tmp_path / "var" / "logs", "import_folder") if "locked" in r["file"]]
+        assert rec["outcome"] == "quarantined"
+    finally:
+        await station.stop()
+
+
+async def test_symlinks_out_of_the_folder_are_not_followed_and_quarantine_never_widens_a_mode(tmp_path, monkeypatch):
+    monkeypatch.setattr(watcher_mod, "HOLD_SECONDS", 1.0)  # private.txt is broken and there before the start
+    folder, outside = tmp_path / "in", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    target = outside / "elsewhere.dcm"
+    target.write_bytes(Path(BREAST[0]).read_bytes())
+    secret = outside / "shadow"
+    secret.write_text("root:$6$secret\n")
+    secret.chmod(0o600)
+    (folder / "link.dcm").symlink_to(target)
+    (folder / "secret").symlink_to(secret)
+    private = folder / "private.txt"  # a broken file of the folder itself, readable by its owner only
+    private.write_text("not DICOM\n")
+    private.chmod(0o600)
+    station, _, _ = await start_station(tmp_path, folder, after="delete")
+    try:
+        (folder / "good.dcm").write_bytes(Path(BREAST[1]).read_bytes())
+        await until(lambda: not (folder / "good.dcm").exists() and not private.exists(), what="the folder handled")
+        quarantine = tmp_path / "var" / "quarantine"
+        await until(lambda: len(audit_records(tmp_path / "var" / "logs", "import_folder")) >= 4,
+                    what="every path accounted for")
+    finally:
+        await station.stop()
+    [stored] = stored_files(tmp_path / "var")
+    assert dataset_bytes(stored) == dataset_bytes(Path(BREAST[1]))  # the link's target was not imported
+    kept = [p for p in quarantine.iterdir() if not p.name.endswith(".reason.txt")]
+    assert [p.name.split("-", 3)[3] for p in kept] == ["private.txt"]  # the linked secret was not copied
+    assert kept[0].stat().st_mode & 0o777 == 0o600
+    assert (folder / "link.dcm").is_symlink() and (folder / "secret").is_symlink()  # left alone
+    assert target.exists() and secret.read_text().startswith("root:")
+    refused = [r for r in audit_records(tmp_path / "var" / "logs", "import_folder") if r["outcome"] == "refused"]
+    assert sorted(Path(r["file"]).name for r in refused) == ["link.dcm", "secret"]
+
+
+def test_a_one_shot_import_copies_a_private_file_into_quarantine_without_widening_its_mode(tmp_path):
+    config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", free_port()))
+    private = tmp_path / "private.txt"
+    private.write_text("not DICOM\n")
+    private.chmod(0o600)
+    rtstation("import", str(private), config=config, check=False)
+    [kept] = [p for p in (tmp_path / "var" / "quarantine").iterdir() if not p.name.endswith(".reason.txt")]
+    assert kept.read_text() == "not DICOM\n" and private.exists()
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_file_written_slowly_with_long_pauses_is_held_not_quarantined_and_stored_whole(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="rtstation.watcher")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    station, _, _ = await start_station(tmp_path, folder, settle=0.3, after="delete")
+    quarantine = tmp_path / "var" / "quarantine"
+    try:
+        data = Path(BREAST[2]).read_bytes()
+        target = folder / "slow.dcm"
+        with open(target, "wb") as fh:
+            for n, part in enumerate((data[: len(data) // 3], data[len(data) // 3: 2 * len(data) // 3])):
+                fh.write(part)
+                fh.flush()
+                # a pause far longer than settle_seconds: the watcher looks at the fragment (and holds it)
+                looked = ("looks incomplete", "still incomplete")[n]
+                await until(lambda: looked in caplog.text or list(quarantine.iterdir()) or not target.exists(),
+                            what="the watcher looking at the fragment")
+                assert not list(quarantine.iterdir()) and target.exists(), "a fragment was quarantined"
+            fh.write(data[2 * len(data) // 3:])
+        await until(lambda: len(stored_files(tmp_path / "var")) == 1, what="the whole file imported")
+        [stored] = stored_files(tmp_path / "var")
+        assert dataset_bytes(stored) == dataset_bytes(Path(BREAST[2]))
+        assert not list(quarantine.iterdir())
+        await until(lambda: not target.exists(), what="after_import = delete")
+    finally:
+        await station.stop()
+
+
+@pytest.mark.parametrize("how", ["closed", "unchanged"])
+async def test_a_broken_file_is_quarantined_once_it_is_complete(tmp_path, monkeypatch, how):
+    """Complete: its writer closed it after its last change, or it has not changed for the hold time."""
+    monkeypatch.setattr(watcher_mod, "HOLD_SECONDS", 1.0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = Path(DATA / "pydicom" / "rtplan_truncated.dcm").read_bytes()
+    if how == "unchanged":  # there before the station: no close event will come
+        (folder / "broken.dcm").write_bytes(data)
+    station, _, _ = await start_station(tmp_path, folder, settle=0.1, after="delete")
+    quarantine = tmp_path / "var" / "quarantine"
+    try:
+        if how == "closed":
+            (folder / "broken.dcm").write_bytes(data)
+        await until(lambda: list(quarantine.glob("*broken.dcm.reason.txt")), what="the broken file quarantined")
+        [reason] = list(quarantine.glob("*broken.dcm.reason.txt"))
+        assert "truncated" in reason.read_text()
+        assert not (folder / "broken.dcm").exists() and len(list(quarantine.glob("*broken.dcm"))) == 1
     finally:
         await station.stop()

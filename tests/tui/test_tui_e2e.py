@@ -7,7 +7,6 @@ console stops cleanly. tmux is a required peer (installed by ``make test``): mis
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -15,60 +14,7 @@ from typing import Iterator
 import pytest
 from helpers import BREAST, free_port, station_toml, storescu, wait_for, write_config
 from peers import StoreSCP
-
-TMUX = "/usr/bin/tmux"
-
-
-class Tmux:
-    """One private tmux server (own socket) running one command in a 100x30 window."""
-
-    def __init__(self, socket: Path) -> None:
-        if not Path(TMUX).exists():
-            raise AssertionError(f"tmux missing at {TMUX}: run `make test` (it installs the peers)")
-        self.socket = str(socket)
-        self.pid: int | None = None
-
-    def run(self, *args: str, check: bool = True) -> str:
-        proc = subprocess.run([TMUX, "-S", self.socket, *args], capture_output=True, text=True, timeout=30)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"tmux {' '.join(args)}: {proc.stderr}")
-        return proc.stdout
-
-    def start(self, command: list[str], env: dict[str, str]) -> int:
-        exports = [f"{k}={v}" for k, v in env.items()]
-        # the window gets its size first, the console starts after (else it may start at 80x24 and be resized)
-        self.run("-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30", "-s", "rt", "cat")
-        self.run("set-option", "-g", "window-size", "manual")  # no client attached: never fall back to 80x24
-        self.run("set-option", "-g", "default-size", "100x30")
-        self.run("resize-window", "-t", "rt", "-x", "100", "-y", "30")
-        wait_for(lambda: self.run("display", "-p", "-t", "rt", "#{pane_width}x#{pane_height}").strip() == "100x30",
-                 10, what="tmux pane of 100x30")
-        # -u: a COLUMNS/LINES inherited from the test runner would override the pty's real size
-        self.run("respawn-pane", "-k", "-t", "rt", "env", "-u", "COLUMNS", "-u", "LINES", *exports, *command)
-        self.pid = int(self.run("list-panes", "-t", "rt", "-F", "#{pane_pid}").split()[0])
-        return self.pid
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "rt", check=False)
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", "rt", *keys)
-
-    def kill(self) -> None:
-        self.run("kill-server", check=False)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    t = Tmux(tmp_path / "tmux.sock")
-    yield t
-    t.kill()  # SIGHUP to the console; a failed test must not leave it running either
-    if t.pid is not None:
-        try:
-            wait_for(lambda: not alive(t.pid), 40, what="the console to exit after its terminal went away")
-        finally:
-            if alive(t.pid):
-                os.kill(t.pid, 9)
+from tmux_session import Tmux, alive, tmux  # noqa: F401  (tmux is a fixture)
 
 
 @pytest.fixture
@@ -76,18 +22,6 @@ def qa(tmp_path: Path) -> Iterator[StoreSCP]:
     scp = StoreSCP(tmp_path / "qa").start()
     yield scp
     scp.stop()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (exited, not yet reaped by tmux) counts as gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path, tmux: Tmux, qa: StoreSCP) -> None:

@@ -23,6 +23,15 @@ LEGACY = DATA / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 LISTINGS = {"show": ["show", "--json"], "queue": ["queue", "--json"], "job1": ["queue", "show", "1", "--json"],
             "job2": ["queue", "show", "2", "--json"]}
+JOB_ADDED = {"transform": ""}  # queue migration 2 (jobs.transform): a job the old release queued sends the files
+
+
+def listing(name: str) -> object:
+    """What this release prints for the old files: the old release's listing plus the columns added since."""
+    want = EXPECTED[name]
+    if name == "queue":
+        return [{**job, **JOB_ADDED} for job in want]
+    return {**want, **JOB_ADDED} if name.startswith("job") else want
 
 
 @pytest.fixture
@@ -40,6 +49,13 @@ def rows(db: Path) -> dict[str, list[tuple]]:
     with sqlite3.connect(db) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+
+
+def kept(db: Path, before: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """The rows of the tables that were there before; tables later migrations added must still be empty."""
+    now = rows(db)
+    assert {t: r for t, r in now.items() if t not in before and r} == {}
+    return {t: r for t, r in now.items() if t in before}
 
 
 def version(db: Path) -> int:
@@ -68,11 +84,12 @@ def test_an_index_and_queue_written_by_the_previous_release_open_and_are_upgrade
         {"import_kept": 5, "rule_marks": 2, "instances": 10}
     assert sorted(r[8] for r in before[1]["items"]) == ["done"] * 8 + ["failed"] * 2
 
-    for name, args in LISTINGS.items():  # the old release printed exactly this for the same files
-        assert json.loads(rtstation(*args, config=legacy_config).stdout) == EXPECTED[name], name
+    for name, args in LISTINGS.items():  # the old release printed exactly this for the same files (+ new columns)
+        assert json.loads(rtstation(*args, config=legacy_config).stdout) == listing(name), name
 
     assert (version(index_db), version(queue_db)) == (INDEX.version, QUEUE.version)
-    assert (rows(index_db), rows(queue_db)) == before
+    before = before[0], {**before[1], "jobs": [(*job, "") for job in before[1]["jobs"]]}  # every row, transform ''
+    assert (kept(index_db, before[0]), kept(queue_db, before[1])) == before
     with caplog.at_level(logging.INFO, logger="rtstation.schema"):
         index, queue = Index(legacy), JobQueue(legacy)  # the second open: nothing left to do
     assert [r.getMessage() for r in caplog.records] == []
@@ -80,7 +97,7 @@ def test_an_index_and_queue_written_by_the_previous_release_open_and_are_upgrade
     assert [j.state for j in queue.jobs()] == ["failed", "failed"] and held_plans(index.conn) == {}
     index.close()
     queue.close()
-    assert (rows(index_db), rows(queue_db)) == before
+    assert (kept(index_db, before[0]), kept(queue_db, before[1])) == before
 
 
 def test_an_upgraded_legacy_file_has_exactly_the_shape_of_a_fresh_one(legacy, tmp_path):
@@ -116,6 +133,18 @@ def test_rule_marks_from_before_held_plans_get_the_column_and_keep_their_rows(le
     Index(legacy).close()
     assert rows(db)["rule_marks"] == [(*m, "") for m in marks]
     assert version(db) == INDEX.version
+
+
+def test_a_version_1_queue_gets_the_transform_column_and_its_jobs_send_the_stored_files(tmp_path):
+    db = tmp_path / "queue.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    Schema("queue", QUEUE.migrations[:1]).upgrade(conn, db)  # a queue written before migration 2
+    conn.execute("INSERT INTO jobs (node, node_json, state) VALUES ('PACS', '{}', 'queued')")
+    conn.close()
+    queue = JobQueue(tmp_path)
+    assert version(db) == QUEUE.version == 2
+    assert [(j.node, j.state, j.transform) for j in queue.jobs()] == [("PACS", "queued", "")]
+    queue.close()
 
 
 @pytest.mark.parametrize("name, args", [("index.sqlite", ["show", "--json"]), ("queue.sqlite", ["queue", "--json"]),

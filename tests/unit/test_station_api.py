@@ -73,3 +73,11 @@ async def test_a_station_that_did_not_start_says_sending_is_unavailable(station:
         await station.start()
     assert "did not start (disk gone)" in station.status().send_unavailable
     await station.stop()
+
+
+def test_send_with_transforms_queues_transformed_copies_only_for_those_nodes(station: Station):
+    jobs = station.send([B1], ["QA", "ARCHIVE"], {"QA": "anonymize:rt-research"})
+    queued = {j.node: j.transform for j in station.sender.queue.jobs()}
+    assert len(jobs) == 2 and queued == {"QA": "anonymize:rt-research", "ARCHIVE": ""}
+    assert station.send([B1], ["QA"], {"QA": "anonymize:rt-research"}) == []  # already waiting: never twice
+    assert len(station.send([B1], ["QA"])) == 1  # the originals are other objects to the peer

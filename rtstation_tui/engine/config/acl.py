@@ -69,16 +69,32 @@ def _resolve(host: str) -> frozenset[str]:
     return addrs
 
 
+def normal_ip(peer_ip: str) -> str:
+    """The peer's address as the allowlist and the logs know it: a listener on ``::`` sees IPv4 peers as
+    IPv4-mapped IPv6 (``::ffff:127.0.0.1``), which is ``127.0.0.1``; anything unparsable is returned as it is."""
+    try:
+        addr = ipaddress.ip_address(peer_ip)
+    except ValueError:
+        return peer_ip
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(addr)
+
+
 def entry_matches(entry: AclEntry, calling_ae: str, peer_ip: str) -> bool:
     if entry.ae != "*" and entry.ae != calling_ae.strip():
         return False
+    peer_ip = normal_ip(peer_ip)
     if entry.network is not None:
         try:
-            return ipaddress.ip_address(peer_ip) in entry.network
+            addr = ipaddress.ip_address(peer_ip)
         except ValueError:
             return False
+        net = entry.network
+        if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
+            net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{max(net.prefixlen - 96, 0)}")
+        return addr in net
     if entry.host is not None:
-        return peer_ip in _resolve(entry.host)
+        return peer_ip in {normal_ip(a) for a in _resolve(entry.host)}
     return True
 
 
@@ -90,5 +106,6 @@ def check_calling(entries: tuple[AclEntry, ...], calling_ae: str, peer_ip: str) 
         return None
     same_ae = [str(e) for e in entries if e.ae in ("*", calling_ae.strip())]
     if same_ae:
-        return f"calling AE {calling_ae.strip()!r} is allowed only from {', '.join(same_ae)}, not from {peer_ip}"
+        return f"calling AE {calling_ae.strip()!r} is allowed only from {', '.join(same_ae)}, not from " \
+               f"{normal_ip(peer_ip)}"
     return f"calling AE {calling_ae.strip()!r} is not in receiver.allowed_calling_aes"

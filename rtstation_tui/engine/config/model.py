@@ -8,16 +8,20 @@ fields as metadata, so adding a key is one line. Writing the file back (keeping 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .anonymize import AnonymizeConfig, parse_anonymize
 from .checks import ConfigError, check_value
 from .checks import setting as _c
 from .nodes import NodeConfig
 from .rules import RuleConfig, validate_rules
 
+# the DVH points metrics/compute.py understands (kept here so the config loader needs no NumPy import)
+_DVH_POINT = re.compile(r"^(D\d+(\.\d+)?(%|cc)?|V\d+(\.\d+)?(Gy|cGy)?)$")
 DEFAULT_CONFIG_PATHS = ("./rtstation.toml", "/etc/rtstation/rtstation.toml")
 ENV_STOCK_PYNETDICOM = "RTSTATION_STOCK_PYNETDICOM"  # 1: [network] fast_paths = false, whatever the file says
 _ENV_YES, _ENV_NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -41,6 +45,7 @@ class ReceiverConfig:
     durability: str = _c("fsync", choices=("fsync", "os"))
     max_pdu: int = _c(65536, min=0, max=4_194_304)
     network_timeout_s: float = _c(60.0, min=1, max=86400)
+    split_enhanced: bool = _c(False)  # also store classic images split from Enhanced MR/CT/PET (originals kept)
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,15 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _c(True)  # compute plan metrics and DVHs when a bundle becomes ready
+    dvh_points: tuple[str, ...] = _c(())  # extra DVH points for every ROI: "V20Gy", "D2cc", "D95%"
+
+
+@dataclass(frozen=True)
 class UiConfig:
     theme: str = _c("dark")
+    themes_dir: Path | None = _c(None)  # user themes; None: $XDG_CONFIG_HOME/rtstation/themes (ui/themes)
 
 
 @dataclass(frozen=True)
@@ -118,8 +130,10 @@ class Config:
     tls: TlsConfig = TlsConfig()
     retention: RetentionConfig = RetentionConfig()
     api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    anonymize: AnonymizeConfig = AnonymizeConfig()
     path: Path | None = None
 
     @property
@@ -153,6 +167,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "tls": ("tls", TlsConfig),
     "retention": ("retention", RetentionConfig),
     "api": ("api", ApiConfig),
+    "metrics": ("metrics", MetricsConfig),
 }
 ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
 
@@ -188,8 +203,10 @@ def parse_config(data: dict[str, Any], file: str, base: Path | None = None) -> C
             parts[key] = tuple(
                 build_dataclass(ARRAYS[key], item, f"{key}[{i}]", file) for i, item in enumerate(value)
             )
+        elif key == "anonymize":
+            parts[key] = parse_anonymize(value, file)
         else:
-            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS]))
+            raise ConfigError.unknown_key(file, "", key, sorted([*SECTIONS, *ARRAYS, "anonymize"]))
     config = Config(**parts, path=Path(file) if file != "<defaults>" else None)
     return finish(config, file, base)
 
@@ -221,9 +238,19 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
+    for i, point in enumerate(config.metrics.dvh_points):
+        if not _DVH_POINT.match(point):
+            raise ConfigError(file, f"metrics.dvh_points[{i}]", f"{point!r} is not a DVH point: use Dx% (D95%), "
+                              f"Dxcc (D2cc), VxGy (V20Gy) or VxcGy (V2000cGy)")
     network = replace(config.network, fast_paths=fast_paths_from_environment(config.network.fast_paths))
+    anon = config.anonymize
+    if anon.key_file is not None:
+        anon = replace(anon, key_file=_absolute(anon.key_file, base))
+    ui = config.ui
+    if ui.themes_dir is not None:
+        ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
     return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
-                   import_=imp, tls=tls, api=api)
+                   import_=imp, tls=tls, api=api, ui=ui, anonymize=anon)
 
 
 def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:

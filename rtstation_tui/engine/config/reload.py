@@ -33,7 +33,7 @@ def config_changes(old: Config, new: Config) -> list[str]:
         a, b = getattr(old, attr), getattr(new, attr)
         section = attr.rstrip("_")
         changed += [f"{section}.{f.name}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)]
-    changed += [key for key in ("nodes", "rules") if getattr(old, key) != getattr(new, key)]
+    changed += [key for key in ("nodes", "rules", "anonymize") if getattr(old, key) != getattr(new, key)]
     return changed
 
 

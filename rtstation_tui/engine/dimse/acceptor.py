@@ -53,6 +53,7 @@ from . import cstore_wire
 from .acceptor_store import StoreService
 from .association import association_ended
 from .manifest import PYNETDICOM_VERSION as SUPPORTED_VERSION
+from .pduguard import PduRefused
 
 DUL_WAIT = 0.02  # s: longest idle sleep of the DUL loop (ARTIM and idle timers are checked this often)
 ASSOC_WAIT = 0.05  # s: same for the association loop (network timeout, DUL death)
@@ -244,6 +245,9 @@ class _Accelerator(StoreService):
                 dul.event_queue.put("Evt19")
                 return
             body = self._recv_exact(sock, length)
+        except PduRefused:  # our socket cut it (pduguard) and said why, naming the peer
+            dul.event_queue.put("Evt17")
+            return
         except (OSError, TimeoutError) as exc:
             DUL_LOG.error("Connection closed before the entire PDU was received")
             DUL_LOG.exception(exc)

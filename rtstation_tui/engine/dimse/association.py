@@ -1,17 +1,23 @@
 """Association-level steps we perform ourselves on pynetdicom associations, in both modes or for both loops.
 
 Why a module of its own: the acceptor loop (``acceptor.py``) and the requestor loop (``requestor.py``) end an
-association the same way (``association_ended``), and the receiver's logged reject (``reject``) and TCP_NODELAY
-(``nodelay``) run whatever the mode. Each step copies a sequence of pynetdicom 3.0.4 that ``manifest.py`` pins.
+association the same way (``association_ended``), and the receiver's logged reject (``reject``), TCP_NODELAY
+(``nodelay``) and the answer to requests we do not serve (``answer_unserved``) run whatever the mode. Each step
+copies a sequence of pynetdicom 3.0.4 that ``manifest.py`` pins.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
 from pynetdicom import evt
 from pynetdicom.association import LOGGER as ASSOC_LOG
+
+from ..config.acl import normal_ip
+
+log = logging.getLogger("rtstation.receiver")
 
 
 def nodelay(assoc: Any) -> None:
@@ -70,3 +76,52 @@ def association_ended(a: Any) -> bool:
         a.kill()
         return True
     return False
+
+
+# A-DIMSE request the station does not serve on its context: C-FIND, C-GET, C-MOVE, N-*, C-ECHO outside Verification,
+# C-STORE on Verification. Status 0x0211 "Unrecognized operation" (PS3.7 Annex C): not agreed for this context.
+STATUS_UNRECOGNISED_OPERATION = 0x0211
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def answer_unserved(assoc: Any) -> None:
+    """Wrap the association's ``_serve_request`` (both modes; call from ``EVT_CONN_OPEN`` before the fast loops are
+    installed, which then call this in turn) so that a request we do not serve is answered at once with
+    0x0211 instead of reaching pynetdicom's storage SCP, which raises ValueError/AttributeError and aborts after the
+    peer has waited for its DIMSE timeout (~31 s for a C-FIND or N-ACTION on a storage context)."""
+    stock = assoc._serve_request
+
+    def serve(msg: Any, context_id: int) -> None:
+        cx = next((c for c in assoc.accepted_contexts if c.context_id == context_id), None)
+        kind = type(msg).__name__
+        served = cx is not None and ((kind == "C_ECHO" and cx.abstract_syntax == VERIFICATION) or
+                                     (kind == "C_STORE" and cx.abstract_syntax != VERIFICATION))
+        if served or cx is None or not msg.is_valid_request or assoc._sent_release:
+            stock(msg, context_id)  # pynetdicom's own answer (abort on an unknown context, ignore, serve)
+            return
+        _refuse_request(assoc, msg, context_id, str(cx.abstract_syntax))
+
+    assoc._serve_request = serve
+
+
+def _refuse_request(assoc: Any, msg: Any, context_id: int, abstract_syntax: str) -> None:
+    from pydicom.uid import UID
+
+    name = type(msg).__name__.replace("_", "-")
+    rsp = type(msg)()
+    rsp.MessageIDBeingRespondedTo = msg.MessageID
+    rsp.Status = STATUS_UNRECOGNISED_OPERATION
+    sop_class = getattr(msg, "AffectedSOPClassUID", None) or getattr(msg, "RequestedSOPClassUID", None)
+    instance = getattr(msg, "AffectedSOPInstanceUID", None) or getattr(msg, "RequestedSOPInstanceUID", None)
+    if sop_class:
+        rsp.AffectedSOPClassUID = sop_class
+    if instance and hasattr(rsp, "AffectedSOPInstanceUID"):
+        rsp.AffectedSOPInstanceUID = instance
+    for attr in ("ActionTypeID", "EventTypeID"):
+        if getattr(msg, attr, None) is not None:
+            setattr(rsp, attr, getattr(msg, attr))
+    context = UID(abstract_syntax).name or abstract_syntax
+    log.warning("answered %s from %s@%s on the %s context with 0x0211 (unrecognised operation): this station "
+                "stores objects and answers C-ECHO only", name, str(assoc.requestor.ae_title).strip(),
+                normal_ip(str(assoc.requestor.address)), context)
+    assoc.dimse.send_msg(rsp, context_id)

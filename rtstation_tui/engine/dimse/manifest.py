@@ -85,9 +85,9 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_ASSOC}._run_reactor", "replaced", "the association loop: ours block on a doorbell (acceptor) or never "
              "take DIMSE messages (requestor); association_ended copies its endings (release, abort, DUL gone, "
              "network timeout)", (_A, _AS, _RQ), "f28838c5559e462a"),
-    Internal(f"{_ASSOC}._serve_request", "replaced", "wrapped: our C-STOREs are served by us, the rest by it",
-             (_A, _ST),
-             "2f24c1759cdf6c8c"),
+    Internal(f"{_ASSOC}._serve_request", "replaced", "wrapped twice: in both modes (association.answer_unserved) "
+             "requests we do not serve get 0x0211 at once; with fast paths our C-STOREs are served by us; the rest "
+             "by it", (_A, _ST, _AS), "2f24c1759cdf6c8c", fast_path=False),
     Internal(f"{_ASSOC}.kill", "replaced", "wrapped: rings the doorbell first", (_A,), "8f9713666a7f4cff"),
     Internal(f"{_ASSOC}._abort_nonblocking", "called", "abort() inside a handler, as its attempt() context does",
              (_ST,), "d348dba35ea17ee1"),
@@ -95,7 +95,8 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_ASSOC}._handlers", "attribute", "bound handlers: per-PDU/per-message handlers switch fast paths off",
              (_A, _ST)),
     Internal(f"{_ASSOC}._accepted_cx", "attribute", "accepted presentation contexts by id", (_ST,)),
-    Internal(f"{_ASSOC}._sent_release", "attribute", "a release was sent: requests are no longer served", (_ST,)),
+    Internal(f"{_ASSOC}._sent_release", "attribute", "a release was sent: requests are no longer served",
+             (_ST, _AS), fast_path=False),
     Internal(f"{_ASSOC}._is_paused", "attribute", "the loop's pause handshake with send_*() and handlers",
              (_A, _AS, _RQ, _ST)),
     Internal(f"{_ASSOC}._kill", "attribute", "the association loop's stop flag", (_A, _RQ)),
@@ -114,7 +115,8 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_CS}._dataset_file", "attribute", "the temp file; the spool failure travels on it", (_ST, "spool.py")),
     Internal(f"{_CS}._context_id", "attribute", "presentation context of the request", (_ST,)),
     Internal("pynetdicom.dul.LOGGER", "import", "log as pynetdicom does for DUL errors", (_A, _ST)),
-    Internal("pynetdicom.pdu.A_ABORT_RQ", "import", "the abort sent when the DUL loop fails", (_A,),
+    Internal("pynetdicom.pdu.A_ABORT_RQ", "import", "the abort sent when the DUL loop fails; recognised with its "
+             "source and reason when a peer aborts our outgoing association", (_A, _RQ),
              "ad54d2859b2b4d65"),
     Internal("pynetdicom.pdu.P_DATA_TF", "import", "built by hand from one PDU body", (_W,), "6fdbc751c92b9874"),
     Internal("pynetdicom.pdu_items.PresentationDataValueItem", "import", "built by hand, value a memoryview", (_W,),

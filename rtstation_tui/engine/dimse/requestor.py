@@ -7,16 +7,54 @@ Kept apart from ``acceptor`` (the receive side) but pinned the same way: every i
 from __future__ import annotations
 
 import time
+import weakref
+from dataclasses import dataclass
 from types import MethodType
 from typing import Any
 
 import pynetdicom
+from pynetdicom.pdu import A_ABORT_RQ
 
 from .association import association_ended, nodelay
 from .manifest import PYNETDICOM_VERSION
 
 REQUESTOR_WAIT = 0.01  # s: how often an outgoing association's loop looks for aborts and timeouts
 DUL_SEND_DELAY = 0.00005  # s: the DUL loop's idle sleep on our outgoing associations (pynetdicom: 1 ms)
+
+
+_ABORT_SOURCES = {0: "the peer's application (service-user)", 1: "reserved source 1",
+                  2: "the peer's DICOM stack (service-provider)"}
+_ABORT_REASONS = {0: "no reason given", 1: "unrecognised PDU", 2: "unexpected PDU", 4: "unrecognised PDU parameter",
+                  5: "unexpected PDU parameter", 6: "invalid PDU parameter value"}
+
+
+@dataclass(frozen=True)
+class PeerAbort:
+    """An A-ABORT the peer sent us (PS3.8 9.3.8): who aborted and why, in words."""
+
+    source: int
+    reason: int
+
+    def describe(self) -> str:
+        who = _ABORT_SOURCES.get(self.source, f"source {self.source}")
+        why = _ABORT_REASONS.get(self.reason, f"reason {self.reason}") if self.source == 2 else "no reason given"
+        return f"the peer aborted the association (A-ABORT from {who}: {why})"
+
+
+_PEER_ABORTS: weakref.WeakKeyDictionary[Any, PeerAbort] = weakref.WeakKeyDictionary()
+
+
+def note_peer_abort(event: Any) -> None:
+    """``EVT_PDU_RECV`` handler of outgoing associations: remember an A-ABORT from the peer, so the sender reports
+    an abort (with source and reason) instead of a missing response or a timeout."""
+    pdu = event.pdu
+    if isinstance(pdu, A_ABORT_RQ):
+        _PEER_ABORTS[event.assoc] = PeerAbort(int(pdu.source), int(pdu.reason_diagnostic))
+
+
+def peer_abort(assoc: Any) -> PeerAbort | None:
+    """The A-ABORT the peer sent on ``assoc``, if it sent one."""
+    return _PEER_ABORTS.get(assoc)
 
 
 def prepare_requestor(assoc: Any, fast_paths: bool) -> None:

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -88,11 +89,11 @@ class Importer:
         self.index.end_session(report.session_id, report.stored + report.conflicts, 0, len(report.quarantined))
 
     def import_path(self, path: Path, report: ImportReport, origin: ImportOrigin) -> str:
-        """Returns "stored", "duplicate", "conflict", "quarantined", "skipped", "zip" or "error"."""
+        """Returns "stored", "duplicate", "conflict", "quarantined" (for an archive: it was), "skipped", "zip" or
+        "error"."""
         try:
             if not has_preamble(path) and zipfile.is_zipfile(path):
-                self._import_zip(path, report, origin)
-                return "zip"
+                return self._import_zip(path, report, origin)
         except OSError as exc:
             return self._error(path, report, "read", exc)
         return self._count(path, report, ingest(path, origin, self._into))
@@ -128,24 +129,51 @@ class Importer:
         log.error("import: cannot read %s: %s", path, exc)
         return "error"
 
-    def _import_zip(self, path: Path, report: ImportReport, origin: ImportOrigin) -> None:
+    def _import_zip(self, path: Path, report: ImportReport, origin: ImportOrigin) -> str:
         """Each member is extracted to a temp file of ours and ingested from there (so it is moved, not copied,
-        into quarantine); member names never become paths."""
+        into quarantine); member names never become paths.
+
+        A member that cannot be extracted (encrypted, a compression method Python lacks, corrupt data) does not stop
+        the others; the archive itself is then quarantined with the reason (the user must supply it differently),
+        and the outcome is "quarantined", so the watched folder never sees it again. Returns "zip" otherwise."""
         workdir = self.store.tmp_dir / f"zip-{secrets.token_hex(6)}"
         workdir.mkdir(mode=0o700)
+        unreadable: list[str] = []
         try:
             with zipfile.ZipFile(path) as zf:
                 for n, member in enumerate(m for m in zf.infolist() if not m.is_dir()):
                     target = workdir / f"{n:06d}-{Path(member.filename).name[-80:] or 'member'}"
-                    with zf.open(member) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+                    why = _extract(zf, member, target)
+                    if why is not None:
+                        unreadable.append(f"{member.filename}: {why}")
+                        continue
                     outcome = self.import_path(target, report, replace(origin, path=target, consume_bad=True))
                     if outcome == "quarantined":
                         report.quarantined[-1] = (f"{path}!{member.filename}", report.quarantined[-1][1])
-        except zipfile.BadZipFile as exc:
-            self._count(path, report, quarantine(path, f"broken ZIP archive: {exc}", origin, self.store))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+            unreadable.insert(0, f"broken ZIP archive: {exc}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if not unreadable:
+            return "zip"
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        reason = unreadable[0] if unreadable[0].startswith("broken ZIP") else \
+            f"ZIP member {unreadable[0]}{more}; the other members were imported"
+        return self._count(path, report, quarantine(path, reason, origin, self.store))
+
+
+def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> str | None:
+    """Extract one member to ``target``; None, or why it cannot be (the archive goes on with its other members)."""
+    if member.flag_bits & 0x1:
+        return "encrypted (password required); export it without a password"
+    try:
+        with zf.open(member) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except NotImplementedError as exc:  # e.g. compression method 99 (AES), 9 (Deflate64)
+        return f"{exc} (method {member.compress_type}); re-pack it with Deflate or Store"
+    except (RuntimeError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # corrupt data, bad CRC
+        return f"cannot be extracted: {exc}"
+    return None
 
 
 def _walk(paths: Iterable[Path]) -> Iterator[Path]:

@@ -172,6 +172,26 @@ class FolderOrigin(ImportOrigin):
     consume_bad: bool = True
 
 
+@dataclass(frozen=True, kw_only=True)
+class DerivedOrigin(Origin):
+    """An object the station made from objects it holds (``engine/derive``: classic images split from an Enhanced
+    one). The file is the station's own temp file, so it is renamed into the store; ``inputs`` are the SOP Instance
+    UIDs it was made from, so the audit log says where every derived object came from."""
+
+    transform: str  # e.g. "split_enhanced"
+    inputs: tuple[str, ...]
+    source: str = "derived"
+    owned: ClassVar[bool] = True
+    log: ClassVar[logging.Logger] = logging.getLogger("rtstation.derive")
+    log_prefix: ClassVar[str] = "derive: "
+
+    def audit_fields(self) -> dict[str, Any]:
+        return {"transform": self.transform, "inputs": list(self.inputs)}
+
+    def who(self) -> str:
+        return f"({self.transform} of {', '.join(self.inputs)})"
+
+
 # -- what the sender claims -----------------------------------------------------------------------------------
 class Announced(NamedTuple):
     """What the sender said the object is before it was read: a C-STORE's Affected SOP Instance and Class UID

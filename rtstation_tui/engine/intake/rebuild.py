@@ -11,10 +11,12 @@ import json
 import logging
 import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from ..dicom.header import BadDicom, read_header
+from ..dicom.header import BadDicom, dataset_offset, read_header
+from ..dicom.lengthwalk import verify_structure
 from ..store.index import Index, IndexRecord
 from ..plans.readiness import settled_states
 from ..store.files import Placed, Store
@@ -49,7 +51,10 @@ def read_provenance(path: Path) -> dict[str, dict[str, object]]:
 
 
 def record_for(store: Store, rel: str, prov: dict[str, dict[str, object]], session_id: int | None) -> IndexRecord:
-    info = read_header(store.abspath(rel))
+    """The index record of one stored file; BadDicom when it is not whole (a truncated file is never indexed)."""
+    path = store.abspath(rel)
+    info = read_header(path)
+    verify_structure(path, dataset_offset(path), info.transfer_syntax)
     m = _VERSION.search(rel)
     placed = Placed("stored", rel, store.abspath(rel).stat().st_size, int(m.group(1)) if m else 1)
     p = prov.get(rel, {})
@@ -81,7 +86,10 @@ def rebuild(data_dir: Path) -> dict[str, object]:
     """Recreate ``index.sqlite`` from the store. The caller makes sure no server uses this data_dir.
 
     An index from a newer release is refused like at open: its tables may hold what this version cannot rebuild."""
-    INDEX.refuse_newer_file(data_dir / "index.sqlite")
+    try:
+        INDEX.refuse_newer_file(data_dir / "index.sqlite")
+    except sqlite3.DatabaseError as exc:  # damaged beyond reading its version: exactly what a rebuild is for
+        log.warning("the old index %s is damaged (%s); it is replaced", data_dir / "index.sqlite", exc)
     store = Store(data_dir)
     fresh_dir = data_dir / "tmp" / "rebuild"
     fresh_dir.mkdir(parents=True, exist_ok=True)
@@ -121,4 +129,22 @@ def reconcile(store: Store, index: Index) -> tuple[int, int]:
         log.warning("indexed %d stored files the index did not know (an interrupted run)", added)
     if removed:
         log.warning("forgot %d index entries whose files are gone", removed)
+    for rel, was, now in changed_sizes(store, index, on_disk & indexed):
+        log.error("stored file %s is %d bytes, it was %d when stored: damaged behind the station's back. It will "
+                  "not be forwarded; restore it (or `rtstation index --rebuild` leaves it out of the index)",
+                  store.abspath(rel), now, was)
     return added, removed
+
+
+def changed_sizes(store: Store, index: Index, rels: set[str]) -> list[tuple[str, int, int]]:
+    """(relpath, size when stored, size now) of indexed files whose size changed: one stat per file."""
+    out = []
+    for rel, size in index.conn.execute("SELECT path, size FROM instances"):
+        if rel in rels:
+            try:
+                now = store.abspath(rel).stat().st_size
+            except OSError:
+                continue
+            if size is not None and now != size:
+                out.append((rel, int(size), now))
+    return out

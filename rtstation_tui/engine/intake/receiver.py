@@ -20,19 +20,22 @@ from typing import Any
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from ..config.acl import check_calling, parse_acl_entry
+from ..config.acl import check_calling, normal_ip, parse_acl_entry
 from ..audit import audit
 from ..config.model import Config
 from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
 from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
-from ..dimse.association import nodelay, reject
+from ..dimse.association import answer_unserved, nodelay, reject
+from ..dimse.pduguard import Limits
 from ..dimse.settings import apply_receive_settings
 from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
-from .ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destination, Ingested, NetworkOrigin, ingest
+from .ingest import (DUPLICATE, FAILED, QUARANTINED, STORED, Announced, Destination, Ingested, NetworkOrigin,
+                     ingest)
+from .splitter import EnhancedSplitter, splits
 
 log = logging.getLogger("rtstation.receiver")
 
@@ -43,10 +46,17 @@ STATUS_CANNOT_UNDERSTAND = 0xC000
 RJ_CALLED_AE = (0x01, 0x01, 0x07)
 RJ_CALLING_AE = (0x01, 0x01, 0x03)
 RJ_LIMIT = (0x02, 0x03, 0x02)
+UNCOUNTED = 1 << 20  # pynetdicom's own association limit: off (see start())
 
 
 class ReceiverError(RuntimeError):
     pass
+
+
+def _limits(rc: Any) -> Limits:
+    """The PDU rules of every accepted connection (``dimse.pduguard``): a whole PDU within the network timeout, no
+    PDU longer than the maximum we announce."""
+    return Limits(pdu_timeout=rc.network_timeout_s, pdu_max=rc.max_pdu)
 
 
 @dataclass
@@ -78,6 +88,7 @@ class Receiver:
         self.indexer = indexer
         self.bus = bus
         self._into = Destination(store, indexer.put)
+        self.splitter = EnhancedSplitter(self._into)  # [receiver] split_enhanced; its thread starts on first use
         self.acl = tuple(parse_acl_entry(e) for e in config.receiver.allowed_calling_aes)
         self.ae_title = config.station.ae_title.strip()
         self._server: Any = None
@@ -104,7 +115,10 @@ class Receiver:
         ae.network_timeout = rc.network_timeout_s
         ae.acse_timeout = min(30.0, rc.network_timeout_s)  # also how long a silent connection holds its slot
         ae.dimse_timeout = rc.network_timeout_s
-        ae.maximum_associations = rc.max_associations
+        # pynetdicom counts every connection thread still alive (negotiating, or a stock loop waiting out its ACSE
+        # timeout) as an association; ours (_on_requested) counts accepted ones only, so strangers that never
+        # finish a request cannot take an allowed AE's slot. Connections are capped by the server (tls.py).
+        ae.maximum_associations = UNCOUNTED
         ae.require_called_aet = False  # checked in _on_requested, which logs why
         ae.add_supported_context(Verification)
         handlers = [
@@ -123,7 +137,7 @@ class Receiver:
             # our server class: the TLS handshake runs in the connection's thread, never in the accept loop
             self._server = start_server(ae, (self.config.station.bind, self.config.station.port), handlers,
                                         self.ssl_context, self.config.tls.handshake_timeout_s,
-                                        connection_limit(rc.max_associations))
+                                        connection_limit(rc.max_associations), _limits(rc))
         except TlsError as exc:
             raise ReceiverError(f"cannot accept TLS on {self.address}: {exc}") from None
         except OSError as exc:
@@ -146,6 +160,7 @@ class Receiver:
             log.warning("aborting association from %s at shutdown", assoc.requestor.ae_title)
             assoc.abort()
         self._sweep_vanished()
+        self.splitter.stop()
         log.info("receiver stopped")
 
     def reload(self, config: Config) -> None:
@@ -159,17 +174,19 @@ class Receiver:
         self.config, self.acl, self.ssl_context = config, acl, ctx
         rc = config.receiver
         if self._ae is not None:
-            self._ae.maximum_associations = rc.max_associations
+            self._ae.maximum_associations = UNCOUNTED
             self._ae.network_timeout = self._ae.dimse_timeout = rc.network_timeout_s
             self._ae.acse_timeout = min(30.0, rc.network_timeout_s)
         if self._server is not None:
             self._server.ssl_context = ctx
             self._server.handshake_timeout = config.tls.handshake_timeout_s
             self._server.max_connections = connection_limit(rc.max_associations)
+            self._server.limits = _limits(rc)
 
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
         nodelay(event.assoc)
+        answer_unserved(event.assoc)  # before accelerate: the fast loops hand it what they do not serve
         if self._fast_paths:
             accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
 
@@ -177,16 +194,16 @@ class Receiver:
         assoc = event.assoc
         rq = assoc.requestor.primitive
         calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
-        peer_ip, peer_port = assoc.requestor.address, assoc.requestor.port
+        peer_ip, peer_port = normal_ip(assoc.requestor.address), assoc.requestor.port
         reason, rsd = None, None
         if self.config.receiver.check_called_ae and called != self.ae_title:
             reason, rsd = f"called AE {called!r} is not this station ({self.ae_title!r})", RJ_CALLED_AE
         elif (why := check_calling(self.acl, calling, peer_ip)) is not None:
             reason, rsd = why, RJ_CALLING_AE
         else:
-            active = sum(1 for a in assoc.ae.active_associations if a.is_acceptor)
-            if active > self.config.receiver.max_associations:
-                reason = f"too many associations ({active - 1} open, receiver.max_associations is " \
+            active = sum(1 for a in assoc.ae.active_associations if a.is_acceptor and a.is_established)
+            if active >= self.config.receiver.max_associations:
+                reason = f"too many associations ({active} open, receiver.max_associations is " \
                          f"{self.config.receiver.max_associations})"
                 rsd = RJ_LIMIT
         if reason is None or rsd is None:
@@ -201,8 +218,11 @@ class Receiver:
         self._sweep_vanished()
         assoc = event.assoc
         calling = str(assoc.requestor.ae_title).strip()
-        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
+        peer = f"{normal_ip(assoc.requestor.address)}:{assoc.requestor.port}"
         session_id = self.index.open_session("association", "network", calling, peer, os.getpid())
+        # this thread's own SQLite connection: association threads come and go, and each connection left behind
+        # holds its fds (index + WAL) until the garbage collector happens to find it
+        self.index.close()
         with self._lock:
             self._next_id += 1
             st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
@@ -254,6 +274,9 @@ class Receiver:
         st.nbytes += result.placed.size
         if result.outcome == DUPLICATE:
             st.duplicates += 1
+        elif result.outcome == STORED and self.config.receiver.split_enhanced and result.info is not None \
+                and splits(result.info.sop_class):
+            self.splitter.submit(self.store.abspath(result.placed.relpath), st.calling_ae)
         return STATUS_SUCCESS
 
     def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:

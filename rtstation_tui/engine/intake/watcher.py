@@ -25,6 +25,7 @@ import os
 import shutil
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,15 @@ from ..audit import audit
 from ..config.model import Config
 from ..events import EventBus, ImportFolderState
 from ..loops import Ticker
-from .ingest import FolderOrigin
+from ..dicom.header import BadDicom
+from .holding import Holds
+from .ingest import FolderOrigin, check_file, has_preamble
 
 log = logging.getLogger("rtstation.watcher")
 RESCAN_SECONDS = 30.0
 RETRY_SECONDS = 2.0  # how often a missing folder is looked for again
 FAILED_PAUSE = 10.0  # after an import failed as a whole (store full)
+HOLD_SECONDS, HOLD_SETTLES = 30.0, 10  # a broken file unchanged this long (or settles) is complete: quarantined
 BATCH = 200  # files per import session; a stop waits for one batch at most
 SOURCE = FolderOrigin.source  # "import-folder"
 OFF, WATCHING, ERROR = "off", "watching", "error"
@@ -67,6 +71,8 @@ class _Handler(FileSystemEventHandler):
             return  # a folder's mtime changes with every file created in it: the files' own events suffice
         raw = event.dest_path if event.event_type == "moved" else event.src_path
         path = Path(os.fsdecode(raw))
+        if event.event_type == "closed":
+            self.watcher.holds.closed(path)
         self.watcher.note(path, is_dir=event.is_directory)
 
 
@@ -88,6 +94,8 @@ class ImportWatcher:
         self._dirs: set[Path] = set()  # directories to scan (moved in whole, created)
         self._seen: dict[Path, _Seen] = {}  # candidates waiting to settle
         self._done: dict[str, tuple[int, int]] = {}  # kept or unreadable files: (size, mtime_ns) when handled
+        self._outside: set[str] = set()  # symbolic links out of the folder, already refused (and logged)
+        self.holds = Holds(max(HOLD_SECONDS, HOLD_SETTLES * self.cfg.settle_seconds))
         self._next_rescan = 0.0
         self._pause_until = 0.0
         self._stopping = threading.Event()
@@ -257,21 +265,42 @@ class ImportWatcher:
                 seen = self._seen.get(p)
                 if seen is None or (seen.size, seen.mtime_ns) != st:
                     self._seen[p] = _Seen(st[0], st[1], now)
-                elif now - seen.since >= self.cfg.settle_seconds and now >= self._pause_until:
+                elif (now - seen.since >= self.cfg.settle_seconds and now >= self._pause_until
+                      and self.holds.due(p, st, now - seen.since)):
                     ready.append((seen.since, p))
         return [p for _, p in sorted(ready)]
 
-    @staticmethod
-    def _stat(p: Path) -> tuple[int, int] | None:
+    def _stat(self, p: Path) -> tuple[int, int] | None:
         try:
             st = p.stat()
         except OSError:
             return None
-        return (st.st_size, st.st_mtime_ns) if os.path.isfile(p) else None
+        if not os.path.isfile(p) or not self._inside(p):
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _inside(self, p: Path) -> bool:
+        """Whether ``p``, symlinks resolved, is still in the folder. A symlink out of it is never followed: whoever
+        may write into the folder could otherwise make the station import (or copy into quarantine) any file it
+        can read, such as a root-only one. Refused once per link, with a warning."""
+        assert self.folder is not None
+        real = Path(os.path.realpath(p))
+        if real.is_relative_to(os.path.realpath(self.folder)):
+            return True
+        if str(p) not in self._outside:
+            self._outside.add(str(p))
+            log.warning("import folder: %s is a symbolic link to %s, outside the folder: not followed, left alone",
+                        p, real)
+            audit("import_folder", file=str(p), outcome="refused", action="left (symbolic link out of the folder)",
+                  calling_ae=self.cfg.source_ae)
+        return False
 
     # -- importing (worker thread) ---------------------------------------------------------------------------
     def _import(self, files: list[Path]) -> None:
         stats = {p: self._stat(p) for p in files}
+        files = [p for p in files if stats[p] is not None and not self._hold_if_incomplete(p, stats[p])]
+        if not files:
+            return  # gone, turned into a link out of the folder, or held
         outcomes: dict[Path, str] = {}
         try:
             report = self._importer.run(files, SOURCE, self.cfg.source_ae, move_bad=True, kind=FolderOrigin,
@@ -284,6 +313,7 @@ class ImportWatcher:
         for p in files:
             with self._lock:
                 self._seen.pop(p, None)
+            self.holds.forget(p)
             outcome = outcomes.get(p, "error")
             action = self._after(p, outcome, stats[p])
             audit("import_folder", file=str(p), outcome=outcome, action=action, calling_ae=self.cfg.source_ae)
@@ -294,6 +324,25 @@ class ImportWatcher:
             log.warning("import folder: quarantined %s: %s", f, reason)
         for f, reason in report.errors:
             log.error("import folder: %s: %s", f, reason)
+
+    def _hold_if_incomplete(self, p: Path, st: tuple[int, int] | None) -> bool:
+        """True when ``p`` fails the store's check while it may still grow: it is held (see ``holding``)."""
+        assert st is not None
+        with self._lock:
+            seen = self._seen.get(p)
+        stable_for = time.monotonic() - seen.since if seen is not None else 0.0
+        if self.holds.complete(p, st, stable_for):
+            return False  # whatever it is now, it stays so: ingest stores or quarantines it
+        try:
+            if not has_preamble(p) and zipfile.is_zipfile(p):
+                return False
+            check_file(p)
+        except BadDicom as exc:
+            self.holds.hold(p, st, str(exc))
+            return True
+        except OSError:
+            return False  # the importer reports it
+        return False
 
     def _after(self, p: Path, outcome: str, st: tuple[int, int] | None) -> str:
         """Apply after_import to a file that was imported; returns what was done with it."""

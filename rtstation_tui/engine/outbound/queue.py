@@ -44,6 +44,7 @@ class JobRow:
     bytes_total: int
     bytes_done: int
     owner_pid: int | None
+    transform: str = ""  # e.g. "anonymize:rt-research": the peer gets transformed copies, the store keeps originals
 
     @property
     def active(self) -> bool:
@@ -95,15 +96,15 @@ class JobQueue(Database):
 
     # -- adding ----------------------------------------------------------------------------------------------
     def add_job(self, node: NodeConfig, items: Sequence[NewItem], *, plan_uid: str = "", patient_id: str = "",
-                label: str = "", origin: str = "manual") -> int:
+                label: str = "", origin: str = "manual", transform: str = "") -> int:
         now = time.time()
 
         def tx(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO jobs (node, node_json, plan_uid, patient_id, label, origin, state, next_try, created,"
-                " updated, total, bytes_total) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated, total, bytes_total, transform) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (node.name, json.dumps(asdict(node)), plan_uid, patient_id, label, origin, QUEUED, now, now, now,
-                 len(items), sum(i.size for i in items)))
+                 len(items), sum(i.size for i in items), transform))
             job_id = int(cur.lastrowid or 0)
             conn.executemany("INSERT INTO items (job_id, seq, sop_uid, sop_class, modality, path, size,"
                              " transfer_syntax, state) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -112,25 +113,26 @@ class JobQueue(Database):
             return job_id
         return int(self._tx(tx))
 
-    def delivered(self, node: str, paths: Iterable[str]) -> set[str]:
-        """Of ``paths``, those already acknowledged by ``node`` in any job (never send them twice by accident)."""
+    def delivered(self, node: str, paths: Iterable[str], transform: str = "") -> set[str]:
+        """Of ``paths``, those already acknowledged by ``node`` in any job (never send them twice by accident).
+        Per transform: the anonymized copy and the original are different objects to the peer."""
         wanted = list(paths)
         out: set[str] = set()
         for chunk in _chunks(wanted, 500):
             q = (f"SELECT DISTINCT i.path FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.node=? AND"
-                 f" i.state='done' AND i.path IN ({','.join('?' * len(chunk))})")
-            out.update(r[0] for r in self.conn.execute(q, (node, *chunk)))
+                 f" j.transform=? AND i.state='done' AND i.path IN ({','.join('?' * len(chunk))})")
+            out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
-    def pending(self, node: str, paths: Iterable[str]) -> set[str]:
-        """Of ``paths``, those already waiting in an active job for ``node``."""
+    def pending(self, node: str, paths: Iterable[str], transform: str = "") -> set[str]:
+        """Of ``paths``, those already waiting in an active job for ``node`` (with the same transform)."""
         wanted = list(paths)
         out: set[str] = set()
         for chunk in _chunks(wanted, 500):
             q = (f"SELECT DISTINCT i.path FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.node=? AND"
-                 f" j.state IN ('queued','sending','waiting-retry') AND i.state IN ('queued','sending')"
-                 f" AND i.path IN ({','.join('?' * len(chunk))})")
-            out.update(r[0] for r in self.conn.execute(q, (node, *chunk)))
+                 f" j.transform=? AND j.state IN ('queued','sending','waiting-retry') AND i.state IN"
+                 f" ('queued','sending') AND i.path IN ({','.join('?' * len(chunk))})")
+            out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -204,6 +206,16 @@ class JobQueue(Database):
             if include_failed:
                 conn.execute("UPDATE items SET state='queued', error='' WHERE job_id=? AND state='failed' AND"
                              " permanent=0", (job_id,))
+            failed = conn.execute("SELECT count(*) FROM items WHERE job_id=? AND state='failed'", (job_id,))
+            conn.execute("UPDATE jobs SET failed=? WHERE id=?", (failed.fetchone()[0], job_id))
+        self._tx(tx)
+
+    def fail_remaining(self, job_id: int, error: str) -> None:
+        """A job given up: instances not delivered become ``failed`` (those already failed keep their own reason)
+        and the job's counter says how many."""
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE items SET state='failed', error=? WHERE job_id=? AND state IN ('queued','sending')",
+                         (error, job_id))
             failed = conn.execute("SELECT count(*) FROM items WHERE job_id=? AND state='failed'", (job_id,))
             conn.execute("UPDATE jobs SET failed=? WHERE id=?", (failed.fetchone()[0], job_id))
         self._tx(tx)

@@ -24,16 +24,24 @@ from ..store.index import Index
 from ..loops import Ticker
 from ..config.nodes import NodeConfig, resolve_node
 from ..store.lock import pid_alive
-from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, JobQueue, JobRow, NewItem
+from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, ItemRow, JobQueue, JobRow, NewItem
 from ..config.retry import parse_schedule
-from .scu import AssociationFailed, EchoResult, accepted_pairs, associate, close, contexts_for, echo, store
+from .scu import (AssociationFailed, EchoResult, StoreOutcome, accepted_pairs, associate, close, contexts_for, echo,
+                  store)
+from .verify import damage
 from ..store.files import Store
 from ..dimse.tls import client_context
+from ..transforms.base import TransformError
+from ..transforms.registry import build_transform
+from . import outgoing
 
 log = logging.getLogger("rtstation.sender")
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 0.1
 CANCEL_CHECK = 0.25  # s between looks at the job's state while sending
+
+
+LEVEL_KEYS = {"series": "Series Instance UID", "study": "Study Instance UID", "patient": "PatientID"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,9 @@ def send_report(queue: JobQueue, results: Iterable[Enqueued]) -> list[dict[str, 
         job = queue.job(r.job_id) if r.job_id is not None else None
         out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
                     "already_delivered": r.already_delivered, "already_queued": r.already_queued,
-                    "state": job.state if job else "nothing to send", "error": job.error if job else ""})
+                    "state": job.state if job else "nothing to send", "error": job.error if job else "",
+                    "done": job.done if job else 0, "failed": job.failed if job else 0,
+                    "attempts": job.attempts if job else 0, "transform": job.transform if job else ""})
     return out
 
 
@@ -76,6 +86,7 @@ class Sender:
         self._lock = threading.Lock()
         self._ticker = Ticker("sender", self._poll, lambda: POLL_SECONDS)
         self._stopping = threading.Event()
+        self._crashed: dict[int, str] = {}  # job id -> why it crashed, until its retry is recorded in the queue
         # nodes with tls = true: the peer's certificate must chain to [tls] ca; ours is shown when configured
         self.tls_client: Any = lambda node: client_context(self.config.tls, node)
 
@@ -105,8 +116,28 @@ class Sender:
     async def _poll(self) -> None:
         if self._stopping.is_set():
             return
+        await asyncio.to_thread(self._reschedule_crashed)
         for job in await asyncio.to_thread(self.queue.due, time.time()):
             self._maybe_run(job)
+
+    def _reschedule_crashed(self) -> None:
+        """Jobs whose crash could not be recorded when it happened (the disk was full then): record it now, so
+        they are retried on their schedule instead of sitting in "sending" until a restart."""
+        for job_id, why in list(self._crashed.items()):
+            with self._lock:
+                if job_id in self._running:
+                    continue
+            job = self.queue.job(job_id)
+            if job is None:
+                self._crashed.pop(job_id, None)
+                continue
+            try:
+                self._schedule_retry(job_id, self._node_for(job), why)
+            except Exception as exc:  # still cannot write (disk still full): next poll
+                log.debug("job %d: retry not recorded yet: %s", job_id, exc)
+                continue
+            self._crashed.pop(job_id, None)
+            self._post_changed(job_id)
 
     def _maybe_run(self, job: JobRow) -> None:
         node = self._node_for(job)
@@ -127,52 +158,73 @@ class Sender:
 
     # -- enqueueing ------------------------------------------------------------------------------------------
     def enqueue_plan(self, plan_uid: str, nodes: Iterable[str], *, include: Iterable[str] | None = None,
-                     origin: str = "manual", force: bool = False) -> list[Enqueued]:
-        """A job per node for the plan's bundle, minus what each node already got or is about to get."""
+                     origin: str = "manual", force: bool = False, transform: str = "") -> list[Enqueued]:
+        """A job per node for the plan's bundle, minus what each node already got or is about to get.
+        ``transform`` (e.g. ``anonymize:rt-research``): the node gets transformed copies, the store keeps all."""
+        self._check_transform(transform)
         bundle = bundle_for(self.index.conn, plan_uid)
         if bundle is None:
             raise ValueError(f"no plan with SOP Instance UID {plan_uid} in the index")
         members = bundle.ordered(parts_for(include))
         return [self._enqueue(resolve_node(spec, self.config.nodes), members, bundle.plan_uid, bundle.patient_id,
-                              bundle.label, origin, force) for spec in nodes]
+                              bundle.label, origin, force, transform) for spec in nodes]
+
+    def enqueue_level(self, level: str, uid: str, nodes: Iterable[str], *, origin: str = "manual",
+                      force: bool = False, transform: str = "") -> list[Enqueued]:
+        """A job per node for everything stored under one series, study or patient: plan objects and unconnected
+        ones alike (900 loose CT slices are one ``--series``, not 900 ``--sop``)."""
+        sops = self.index.sop_uids_of(level, uid)
+        if not sops:
+            raise ValueError(f"no {level} {uid!r} in the index (give its {LEVEL_KEYS[level]})")
+        return self.enqueue_instances(sops, nodes, origin=origin, force=force, label=f"{level} {uid}",
+                                      transform=transform)
 
     def enqueue_instances(self, sop_uids: list[str], nodes: Iterable[str], *, origin: str = "manual",
-                          force: bool = False) -> list[Enqueued]:
+                          force: bool = False, label: str = "", transform: str = "") -> list[Enqueued]:
         """A job per node for a set of instances (e.g. unconnected objects an operator picked)."""
+        self._check_transform(transform)
         members = members_by_sop(self.index.conn, sop_uids)
         missing = set(sop_uids) - {m.sop_uid for m in members}
         if missing:
             raise ValueError(f"not in the index: {', '.join(sorted(missing))}")
         patients = sorted({self._patient_of(m) for m in members})
-        label = f"{len(members)} instances"
+        label = f"{label + ': ' if label else ''}{len(members)} instances"
         return [self._enqueue(resolve_node(spec, self.config.nodes), members, "", ", ".join(patients), label,
-                              origin, force) for spec in nodes]
+                              origin, force, transform) for spec in nodes]
+
+    def _check_transform(self, spec: str) -> None:
+        """An unknown transform or profile is refused when queueing, not at 3 a.m. when the job runs."""
+        if spec:
+            try:
+                build_transform(spec, self.config)
+            except TransformError as exc:
+                raise ValueError(str(exc)) from None
 
     def _patient_of(self, m: Member) -> str:
         row = self.index.conn.execute("SELECT patient_id FROM instances WHERE id=?", (m.id,)).fetchone()
         return row[0] if row else ""
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Iterable[str] | None = None,
-                  origin: str = "manual", force: bool = False) -> list[int]:
+                  origin: str = "manual", force: bool = False, transform: str = "") -> list[int]:
         """The console's call: job ids created (nodes that already have everything get none)."""
-        return [e.job_id for e in self.enqueue_plan(plan_uid, nodes, include=parts, origin=origin, force=force)
-                if e.job_id is not None]
+        return [e.job_id for e in self.enqueue_plan(plan_uid, nodes, include=parts, origin=origin, force=force,
+                                                    transform=transform) if e.job_id is not None]
 
     def _enqueue(self, node: NodeConfig, members: list[Member], plan_uid: str, patient_id: str, label: str,
-                 origin: str, force: bool) -> Enqueued:
+                 origin: str, force: bool, transform: str = "") -> Enqueued:
         if not node.enabled:
             raise ValueError(f"node {node.name} is disabled ([[nodes]] enabled = false)")
         paths = [str(self.store.abspath(m.path)) for m in members]
-        delivered = set() if force else self.queue.delivered(node.name, paths)
-        pending = self.queue.pending(node.name, paths)
+        delivered = set() if force else self.queue.delivered(node.name, paths, transform)
+        pending = self.queue.pending(node.name, paths, transform)
         items = [NewItem(m.sop_uid, m.sop_class, m.modality, p, m.size, m.transfer_syntax)
                  for m, p in zip(members, paths) if p not in delivered and p not in pending]
         job_id = None
         if items:
             job_id = self.queue.add_job(node, items, plan_uid=plan_uid, patient_id=patient_id, label=label,
-                                        origin=origin)
-            log.info("queued job %d: %s (%s) to %s, %d instances (%s)", job_id, label, plan_uid or "instances",
-                     node.name, len(items), origin)
+                                        origin=origin, transform=transform)
+            log.info("queued job %d: %s (%s) to %s, %d instances (%s)%s", job_id, label, plan_uid or "instances",
+                     node.name, len(items), origin, f", sent as {transform}" if transform else "")
             self._post_changed(job_id)
             self.kick()
         return Enqueued(node.name, job_id, len(items), len(delivered & set(paths)), len(pending))
@@ -206,9 +258,16 @@ class Sender:
             if self.queue.claim(job_id, os.getpid()):
                 self._post_changed(job_id)
                 self._attempt(job_id, node)
-        except Exception:
-            log.exception("send job %d crashed; it will be retried", job_id)
-            self._schedule_retry(job_id, node, "internal error (see log)")
+        except Exception as exc:
+            why = f"the send stopped on an internal error: {type(exc).__name__}: {exc}"
+            log.exception("send job %d crashed; it will be retried on its schedule (%s)", job_id, node.retry)
+            self._crashed[job_id] = why
+            try:
+                self._schedule_retry(job_id, node, why)
+                self._crashed.pop(job_id, None)
+            except Exception as again:  # e.g. the disk is full: the queue cannot record it; the poll tries again
+                log.error("job %d: cannot record the retry now (%s); trying again every %.1f s", job_id, again,
+                          POLL_SECONDS)
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
@@ -220,13 +279,45 @@ class Sender:
         items = self.queue.items(job_id, [QUEUED, SENDING])
         job = self.queue.job(job_id)
         assert job is not None
+        if not job.transform:
+            self._send(job, node, items, {i.seq: i.path for i in items})
+            return
+        try:
+            copies = outgoing.prepare(self.config, job_id, job.transform, items)
+        except (TransformError, ValueError, OSError) as exc:
+            self._refuse(job, f"{job.transform}: {exc}")
+            return
+        try:
+            self._send(job, node, items, copies)
+        finally:
+            outgoing.discard(outgoing.outgoing_dir(self.config.data_dir, job_id))
+
+    def _refuse(self, job: JobRow, reason: str) -> None:
+        """The transform cannot apply: nothing of the bundle goes out, the job fails with the reason."""
+        for item in self.queue.items(job.id, [QUEUED, SENDING]):
+            self.queue.mark_item(job.id, item.seq, FAILED, error=reason, permanent=True)
+        self.queue.set_state(job.id, FAILED, error=reason)
+        log.error("job %d to %s: nothing sent: %s", job.id, job.node, reason)
+        self._audit(job.id)
+
+    def _send(self, job: JobRow, node: NodeConfig, items: list[ItemRow], sources: dict[int, str]) -> None:
+        """One association for the job's remaining items; ``sources`` names the file to send for each."""
+        job_id = job.id
         try:
             assoc = associate(node, self.config.station.ae_title,
                               contexts_for({(i.sop_class, i.transfer_syntax) for i in items}), self._ssl(node),
                               self.config.network.fast_paths)
-        except (AssociationFailed, ValueError) as exc:
+        except AssociationFailed as exc:
             log.warning("job %d to %s (%s): %s", job_id, node.name, node.describe(), exc)
-            self._schedule_retry(job_id, node, str(exc))
+            if exc.permanent:
+                self._give_up(job_id, node, f"{exc} (final: not retried; fix the node, then `rtstation queue "
+                              f"retry {job_id}`)")
+            else:
+                self._schedule_retry(job_id, node, str(exc))
+            return
+        except ValueError as exc:  # more presentation contexts than one association carries: never better
+            log.warning("job %d to %s (%s): %s", job_id, node.name, node.describe(), exc)
+            self._give_up(job_id, node, str(exc))
             return
         accepted = accepted_pairs(assoc)
         started, done, sent_bytes, last = time.monotonic(), job.done, job.bytes_done, 0.0
@@ -240,8 +331,9 @@ class Sender:
                     checked = time.monotonic()
                     if self.queue.state_of(job_id) == CANCELLED:
                         break
-                out = store(assoc, item.path, item.sop_class, item.transfer_syntax, item.size, node.timeout_s,
-                            accepted)
+                broken = damage(item.path, item.size, item.transfer_syntax)
+                out = StoreOutcome(False, None, broken, permanent=True) if broken else \
+                    store(assoc, sources[item.seq], item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted)
                 if out.ok:
                     self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
                     done, sent_bytes = done + 1, sent_bytes + item.size
@@ -293,17 +385,22 @@ class Sender:
         if job is None or job.state == CANCELLED:
             return
         delays = parse_schedule(node.retry)
-        self.queue.requeue_items(job_id, include_failed=True)
         if job.attempts >= len(delays):
-            msg = f"gave up after {job.attempts + 1} attempts ({node.retry}): {error}"
-            self.queue.set_state(job_id, FAILED, error=msg)
-            log.error("job %d to %s failed: %s", job_id, node.name, msg)
-            self._audit(job_id)
+            self._give_up(job_id, node, f"gave up after {job.attempts + 1} attempts ({node.retry}): {error}")
             return
+        self.queue.requeue_items(job_id, include_failed=True)
         delay = delays[job.attempts]
         self.queue.set_state(job_id, WAITING, error=error, next_try=time.time() + delay, attempts=job.attempts + 1)
         log.info("job %d to %s: retry %d of %d in %.0f s (%s)", job_id, node.name, job.attempts + 1, len(delays),
                  delay, error)
+        self._audit(job_id)
+
+    def _give_up(self, job_id: int, node: NodeConfig, msg: str) -> None:
+        """The job is over without every instance delivered: what was not delivered is ``failed`` (with the
+        reason) and counted, never left ``queued`` in a job nobody will run."""
+        self.queue.fail_remaining(job_id, msg)
+        self.queue.set_state(job_id, FAILED, error=msg)
+        log.error("job %d to %s failed: %s", job_id, node.name, msg)
         self._audit(job_id)
 
     def _audit(self, job_id: int) -> None:

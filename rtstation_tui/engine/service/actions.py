@@ -57,32 +57,42 @@ class Actions:
             raise ApiError(409, str(exc), "plan") from None
 
     async def send(self, request: web.Request) -> web.Response:
-        """``{"plan": UID|LABEL, "patient"?, "sop"?: [UID], "to": [NODE], "include"?: [PART], "force"?: bool}``."""
+        """``{"plan": UID|LABEL, "patient"?: ID}`` or ``{"sop": [UID]}`` or ``{"series"|"study"|"patient": UID}``,
+        with ``"to": [NODE]``, ``"include"?: [PART]`` (plans only), ``"force"?: bool``, ``"transform"?: SPEC``
+        (``anonymize:PROFILE``, ``overlay[:ROI,...]``): the same choices as ``rtstation send``."""
         data = await body(request)
         to = field_list(data, "to", required=True)
-        plan, sops = field_str(data, "plan"), field_list(data, "sop")
-        if (plan is None) == (sops is None):
-            raise ApiError(400, "plan or sop: give exactly one of them", "plan")
+        plan, sops, patient = field_str(data, "plan"), field_list(data, "sop"), field_str(data, "patient")
+        levels = {k: v for k in ("series", "study") if (v := field_str(data, k)) is not None}
+        if plan is None and sops is None and not levels and patient is not None:
+            levels["patient"] = patient
+        if [plan is not None, sops is not None, bool(levels)].count(True) != 1 or len(levels) > 1:
+            raise ApiError(400, "say what to send: exactly one of plan, sop, series, study or patient", "plan")
         include = field_list(data, "include")
+        if include and plan is None:
+            raise ApiError(400, "include selects parts of a plan bundle: use it with plan", "include")
         if include and (bad := [i for i in include if i not in INCLUDE_PARTS]):
             raise ApiError(400, f"include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}",
                            "include")
-        force, patient = field_bool(data, "force"), field_str(data, "patient")
+        force, transform = field_bool(data, "force"), field_str(data, "transform") or ""
         self._can_send()
         sender = self.station.sender
 
         def enqueue() -> list[dict[str, Any]]:
             if sops is not None:
-                results = sender.enqueue_instances(sops, to, force=force)
+                results = sender.enqueue_instances(sops, to, force=force, transform=transform)
+            elif levels:
+                ((level, uid),) = levels.items()
+                results = sender.enqueue_level(level, uid, to, force=force, transform=transform)
             else:
                 uid = self._plan_uid(plan or "", patient)
-                results = sender.enqueue_plan(uid, to, include=include, force=force)
+                results = sender.enqueue_plan(uid, to, include=include, force=force, transform=transform)
             return send_report(sender.queue, results)
 
         try:
             return reply(await asyncio.to_thread(enqueue), 201)
-        except ValueError as exc:  # an unknown or disabled node, instances not in the index
-            raise ApiError(400, str(exc), "sop" if "not in the index" in str(exc) else "to") from None
+        except ValueError as exc:  # an unknown or disabled node or transform, instances not in the index
+            raise ApiError(400, str(exc), _send_field(str(exc), transform)) from None
 
     async def _job_action(self, request: web.Request, action: str) -> web.Response:
         job_id = job_number(request)
@@ -185,3 +195,14 @@ class Actions:
             raise ApiError(409, "this station is run by a console: stop it there")
         stop()
         return reply({"stopping": True, "pid": os.getpid()}, 202)
+
+
+def _send_field(message: str, transform: str) -> str:
+    """Which request field a refused send names (for a client that marks the offending input)."""
+    if "not in the index" in message:
+        return "sop"
+    if "no series" in message or "no study" in message or "no patient" in message:
+        return "level"
+    if transform and ("transform" in message.lower() or "profile" in message.lower() or transform in message):
+        return "transform"
+    return "to"

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 
@@ -25,6 +25,8 @@ from ..config.reload import ReloadError
 from ..config.rules import RuleConfig
 from ..events import Event, EventBus, ReceiverState, Subscriber
 from ..intake.receiver import ReceiverError
+from ..metrics.query import QueryError
+from ..metrics.views import DvhCurve, PlanMetrics
 from ..plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
 from .client import ApiCallError, ApiClient
 from .jsonable import from_json, to_json
@@ -189,9 +191,28 @@ class RemoteStation:
         found = [self._maybe(f"/plans/{quote(uid, safe='')}/preview") for uid in plan_uids]
         return [from_json(SendPreview, p) for p in found if p is not None]
 
-    def send(self, plan_uids: Sequence[str], nodes: Sequence[str]) -> list[int]:
-        rows = [r for uid in plan_uids for r in self._post("/send", {"plan": uid, "to": list(nodes)})]
+    def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
+             transforms: Mapping[str, str] | None = None) -> list[int]:
+        """As in-process: one request per plan and transform ("" = the stored files), each for its nodes."""
+        groups: dict[str, list[str]] = {}
+        for node in nodes:
+            groups.setdefault((transforms or {}).get(node, ""), []).append(node)
+        rows = [r for uid in plan_uids for transform, group in groups.items()
+                for r in self._post("/send", {"plan": uid, "to": group, "transform": transform})]
         return [int(r["job_id"]) for r in rows if r["job_id"] is not None]
+
+    def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
+        query = urlencode([("where", w) for w in where] + [("sort", sort), ("limit", limit)])
+        try:
+            rows = self._call("GET", f"/api/v1/metrics?{query}")
+        except ApiCallError as exc:
+            if exc.status == 400:  # a bad filter: the same QueryError the in-process station raises
+                raise QueryError(exc.message) from None
+            raise
+        return from_json(list[PlanMetrics], rows)  # type: ignore[no-any-return]
+
+    def dvh_curves(self, plan_uid: str) -> list[DvhCurve]:
+        return from_json(list[DvhCurve], self._get(f"/plans/{quote(plan_uid, safe='')}/dvh"))  # type: ignore[no-any-return]
 
     def echo(self, node: str) -> EchoOutcome:
         try:

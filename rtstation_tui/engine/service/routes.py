@@ -55,6 +55,8 @@ class Reads:
         r.add_get(f"{V1}/plans/{{plan_uid}}", self.plan)
         r.add_get(f"{V1}/plans/{{plan_uid}}/bundle", self.bundle)
         r.add_get(f"{V1}/plans/{{plan_uid}}/preview", self.preview)
+        r.add_get(f"{V1}/plans/{{plan_uid}}/dvh", self.dvh)
+        r.add_get(f"{V1}/metrics", self.metrics)
         r.add_get(f"{V1}/tree", self.tree)
         r.add_get(f"{V1}/jobs", self.jobs)
         r.add_get(f"{V1}/jobs/{{job_id}}", self.job)
@@ -154,6 +156,21 @@ class Reads:
         if not found:
             raise ApiError(404, f"no plan {uid!r}")
         return reply(found[0])
+
+    async def dvh(self, request: web.Request) -> web.Response:
+        """The plan's DVH curves (empty before its metrics are computed), as ``StationAPI.dvh_curves``."""
+        return reply(await _run(self.station.dvh_curves, request.match_info["plan_uid"]))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Plan metrics: ``?where=`` (repeatable, ``max_dose>60Gy``, ``roi:Lung*.V20Gy>30``), ``sort``, ``limit``;
+        a bad filter is a 400 naming it."""
+        where = request.query.getall("where", [])
+        sort = request.query.get("sort", "-received")
+        limit = query_int(request, "limit", 1000, 1, MAX_LIMIT)
+        try:
+            return reply(await _run(self.station.plan_metrics, where, sort, limit))
+        except ValueError as exc:  # QueryError: the filter or sort named
+            raise ApiError(400, str(exc), "where") from None
 
     async def tree(self, request: web.Request) -> web.Response:
         """The ``rtstation show --json`` contract (``?patient=ID`` for one patient)."""

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -159,15 +160,25 @@ class Store:
             try:
                 os.replace(src, dest)
             except OSError:
-                shutil.copyfile(src, dest)
+                _copy_no_wider(src, dest)
                 src.unlink(missing_ok=True)
         else:
-            shutil.copyfile(src, dest)
+            _copy_no_wider(src, dest)
         lines = [f"reason: {reason}", f"original: {src}", f"time: {time.strftime('%Y-%m-%d %H:%M:%S %z')}"]
         lines += [f"{k}: {v}" for k, v in (details or {}).items()]
         Path(f"{dest}.reason.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         log.warning("quarantined %s as %s: %s", src.name, dest.name, reason)
         return dest
+
+
+def _copy_no_wider(src: Path, dest: Path) -> None:
+    """Copy ``src`` to a new ``dest`` whose mode is never wider than the source's (nor than 0640): a root-only 0600
+    file that reaches quarantine must stay 0600. The file is created with that mode, so it is never wider even
+    while it is being written (the umask may narrow it further)."""
+    mode = stat.S_IMODE(os.stat(src).st_mode) & 0o640
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+        shutil.copyfileobj(fin, fout, CHUNK)
 
 
 def file_meta_bytes(info: InstanceInfo) -> bytes:

@@ -78,11 +78,15 @@ class Index(Database):
 
     # -- instances -------------------------------------------------------------------------------------------
     def add(self, records: Iterable[IndexRecord]) -> int:
-        """Index stored objects in one transaction; duplicates are not new rows. Returns rows added."""
+        """Index stored objects in one transaction. Returns rows added.
+
+        A duplicate is offered too: its file is usually indexed already (the path is unique, so nothing is added),
+        but not after a crash between placing files and committing their batch (kill -9 during an import). Then
+        the next import of the same files finds them as duplicates, and this is what indexes them."""
         added = 0
         with self.transaction() as conn:
             for rec in records:
-                if rec.placed.status != "duplicate" and self._insert(conn, rec):
+                if self._insert(conn, rec):
                     added += 1
         return added
 
@@ -128,6 +132,12 @@ class Index(Database):
                 conn.execute("DELETE FROM instances WHERE id=?", (row[0],))
                 n += 1
         return n
+
+    def sop_uids_of(self, level: str, uid: str) -> list[str]:
+        """SOP Instance UIDs stored under one series, study or patient (``level``), connected to a plan or not."""
+        column = {"series": "series_uid", "study": "study_uid", "patient": "patient_id"}[level]
+        rows = self.conn.execute(f"SELECT DISTINCT sop_uid FROM instances WHERE {column}=? ORDER BY sop_uid", (uid,))
+        return [r[0] for r in rows]
 
     def known_pairs(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.conn.execute("SELECT sop_uid, path FROM instances ORDER BY id")]

@@ -1,6 +1,6 @@
-"""Command palette provider: every console key is also a command (operators who forget a key type its name).
-
-Why one table: the palette and the footer must never disagree about what exists.
+"""Command palette provider: every command of the screen is also in the palette, read from the one registry
+(``registry.py``), so operators who forget a key can type its name — and the palette never offers what the screen
+under it cannot do.
 """
 
 from __future__ import annotations
@@ -8,42 +8,33 @@ from __future__ import annotations
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
 
-# (name, help, action on the app, key)
-COMMANDS: tuple[tuple[str, str, str, str], ...] = (
-    ("Send plans", "Send the marked plans (or the one under the cursor) to chosen nodes", "send", "s"),
-    ("C-ECHO nodes", "Check that every enabled node answers", "echo", "e"),
-    ("Filter patients", "Filter the tree by patient ID, name or plan label", "screen.filter", "/"),
-    ("Focus log", "Move to the log pane (v level, f follow, / search)", "screen.toggle_log", "l"),
-    ("Retry failed sends", "Queue the failed send jobs of the selected plan(s) again", "retry_failed", "palette"),
-    ("Cancel sends", "Cancel the queued and running send jobs of the selected plan(s)", "cancel_active", "palette"),
-    ("Rules", "Edit the routing rules (add, edit, delete, move, enable) with a dry run", "rules", "r"),
-    ("Nodes", "Edit the DICOM nodes (add, edit, delete, enable, C-ECHO one)", "nodes", "n"),
-    ("Settings", "Station AE title, address, port, allowlist, import folder, log level, theme", "settings", "S"),
-    ("Mark plan", "Mark or unmark the plan under the cursor for sending", "mark", "space"),
-    ("Quit rtstation", "Stop receiving (in-flight stores finish) and leave", "quit", "q"),
-)
+from .registry import Command, screen_commands
+
+
+def palette_entries(screen: DOMNode) -> list[tuple[DOMNode, Command]]:
+    """(node that runs it, command) for each palette entry of ``screen`` (the tests compare these to the footer)."""
+    return [(node, c) for node, c in screen_commands(screen) if c.palette]
+
+
+def palette_title(command: Command) -> str:
+    return f"{command.title}  ({command.key_text})" if command.keys else command.title
 
 
 class StationCommands(Provider):
     async def discover(self) -> Hits:
-        for name, help_text, action, key in COMMANDS:
-            yield DiscoveryHit(self._title(name, key), partial(self._run, action), help=help_text)
+        for node, command in palette_entries(self.screen):
+            yield DiscoveryHit(palette_title(command), partial(self._run, node, command), help=command.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help_text, action, key in COMMANDS:
-            score = matcher.match(name)
+        for node, command in palette_entries(self.screen):
+            score = matcher.match(command.title)
             if score > 0:
-                yield Hit(score, matcher.highlight(self._title(name, key)), partial(self._run, action), help=help_text)
+                yield Hit(score, matcher.highlight(palette_title(command)), partial(self._run, node, command),
+                          help=command.help)
 
     @staticmethod
-    def _title(name: str, key: str) -> str:
-        return name if key == "palette" else f"{name}  ({key})"
-
-    async def _run(self, action: str) -> None:
-        app = self.app
-        if action == "mark":
-            app.main.tree.action_toggle_mark()  # type: ignore[attr-defined]
-            return
-        await app.run_action(action)
+    async def _run(node: DOMNode, command: Command) -> None:
+        await node.app.run_action(command.run, node)

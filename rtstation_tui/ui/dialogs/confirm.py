@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from ..commands.registry import CommandScope, bindings
 
-class ConfirmDialog(ModalScreen[bool]):
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n", "answer(False)", "No"),
-        Binding("escape", "answer(False)", "No", show=False),
-    ]
+
+class ConfirmDialog(CommandScope, ModalScreen[bool]):
+    COMMAND_SCOPE = "confirm"
+    BINDINGS = bindings("confirm")
 
     def __init__(self, title: str, message: str, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()

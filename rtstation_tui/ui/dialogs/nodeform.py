@@ -12,13 +12,13 @@ import socket
 from typing import Any, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Label
 
 from ...engine.config.nodes import NodeConfig
-from ..widgets.form import FieldSpec, Form
+from ..commands.registry import CommandScope, bindings
+from ..widgets.form import FieldSpec, Form, FormDialog
 
 REQUIRED = ("name", "ae_title", "host", "port")
 
@@ -56,8 +56,9 @@ def node_specs(taken: Sequence[str]) -> list[FieldSpec]:
     ]
 
 
-class NodeForm(ModalScreen[dict[str, Any] | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save", priority=True)]
+class NodeForm(FormDialog, CommandScope, ModalScreen[dict[str, Any] | None]):
+    COMMAND_SCOPE = "entry-form"
+    BINDINGS = bindings("entry-form")
 
     def __init__(self, node: NodeConfig | None, taken: Sequence[str]) -> None:
         super().__init__()
@@ -76,12 +77,7 @@ class NodeForm(ModalScreen[dict[str, Any] | None]):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary")
                 yield Button("Cancel (Esc)", id="cancel")
 
-    @property
-    def form(self) -> Form:
-        return self.query_one(Form)
-
     def on_mount(self) -> None:
-        self.form.focus_field("name")
         if self.node is not None:
             self.run_worker(self._resolve(self.node.host), group="resolve", exit_on_error=False)
 
@@ -96,10 +92,6 @@ class NodeForm(ModalScreen[dict[str, Any] | None]):
         if str(self.form.raw("host")).strip() == host:  # the field may have changed meanwhile
             self.form.set_extra("host", self.resolved[host])
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_save()
-
     def action_save(self) -> None:
         self.run_worker(self._save(), group="save", exclusive=True, exit_on_error=False)
 
@@ -108,17 +100,4 @@ class NodeForm(ModalScreen[dict[str, Any] | None]):
         await self._resolve(str(form.raw("host")).strip())
         if not form.ready_to_save():
             return
-        changes = form.changed()
-        if self.node is None:
-            values = form.values()
-            changes = {k: values[k] for k in REQUIRED} | {k: v for k, v in changes.items() if v is not None}
-        self.dismiss(changes)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(None)
+        self.dismiss(self.entry_changes(form, self.node is None, REQUIRED))

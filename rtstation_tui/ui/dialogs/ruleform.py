@@ -11,15 +11,15 @@ import re
 from typing import Any, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Label
 
 from ...engine.config.nodes import parse_adhoc
 from ...engine.config.rules import INCLUDE_PARTS, RuleConfig, label_pattern_problem
-from ..widgets.form import FieldSpec, Form
+from ..commands.registry import CommandScope, bindings
+from ..widgets.form import FieldSpec, Form, FormDialog
 
 
 class ListSuggester(Suggester):
@@ -93,8 +93,9 @@ def rule_specs(taken: Sequence[str], nodes: Sequence[str]) -> list[FieldSpec]:
     ]
 
 
-class RuleForm(ModalScreen[dict[str, Any] | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save", priority=True)]
+class RuleForm(FormDialog, CommandScope, ModalScreen[dict[str, Any] | None]):
+    COMMAND_SCOPE = "entry-form"
+    BINDINGS = bindings("entry-form")
 
     def __init__(self, rule: RuleConfig | None, taken: Sequence[str], nodes: Sequence[str]) -> None:
         super().__init__()
@@ -113,33 +114,8 @@ class RuleForm(ModalScreen[dict[str, Any] | None]):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary")
                 yield Button("Cancel (Esc)", id="cancel")
 
-    @property
-    def form(self) -> Form:
-        return self.query_one(Form)
-
-    def on_mount(self) -> None:
-        self.form.focus_field("name")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_save()
-
     def action_save(self) -> None:
         form = self.form
         if not form.ready_to_save():
             return
-        changes = form.changed()
-        if self.rule is None:
-            values = form.values()
-            changes = {"name": values["name"], "targets": values["targets"]} | {
-                k: v for k, v in changes.items() if v is not None}
-        self.dismiss(changes)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(None)
+        self.dismiss(self.entry_changes(form, self.rule is None, ("name", "targets")))

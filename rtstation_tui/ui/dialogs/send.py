@@ -1,7 +1,9 @@
 """The send dialog: choose one or more nodes with the keyboard, see what will be sent, confirm.
 
 Returns the chosen node names, or None when cancelled. Why nothing is pre-chosen: "nothing is sent twice by
-accident" — a send needs an explicit Space on each node, then Enter.
+accident" — a send needs an explicit Space on each node, then Enter. ``a`` on a node cycles through the anonymize
+profiles for that node (``transforms`` after the dialog closes): that node gets de-identified copies, the store
+keeps the originals.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from typing import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList, Static
@@ -18,6 +19,7 @@ from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
 from ...engine.plans.queries import SendPreview
+from ..commands.registry import CommandScope, bindings
 
 
 def describe(p: SendPreview) -> Text:
@@ -30,17 +32,18 @@ def describe(p: SendPreview) -> Text:
     return text
 
 
-class SendDialog(ModalScreen[list[str] | None]):
+class SendDialog(CommandScope, ModalScreen[list[str] | None]):
     AUTO_FOCUS = "#send-nodes"
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("enter", "send", "Send", priority=True),
-    ]
+    COMMAND_SCOPE = "send"
+    BINDINGS = bindings("send")
 
-    def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview]) -> None:
+    def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview],
+                 profiles: Sequence[str] = ()) -> None:
         super().__init__()
         self.nodes = list(nodes)
         self.previews = list(previews)
+        self.choices = ["", *(f"anonymize:{p}" for p in profiles)]  # "" : the stored bytes as they are
+        self.transforms: dict[str, str] = {}  # node name → transform, for the nodes that get copies
 
     def compose(self) -> ComposeResult:
         n = len(self.previews)
@@ -48,10 +51,10 @@ class SendDialog(ModalScreen[list[str] | None]):
             yield Label(f"Send {n} plan{'s' if n != 1 else ''}", classes="dialog-title")
             yield Static(Text("\n").join(describe(p) for p in self.previews) if self.previews
                          else Text("nothing to send"), id="send-what")
-            yield Label("To (↑↓ move, Space choose, Enter send, Esc cancel):")
+            anonymize = ", a anonymize" if len(self.choices) > 1 else ""  # pressed again: the next profile
+            yield Label(f"To (↑↓ move, Space choose{anonymize}, Enter send, Esc cancel):")
             yield SelectionList[str](
-                *(Selection(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)"),
-                            node.name, False, disabled=not node.enabled) for node in self.nodes),
+                *(Selection(self._prompt(node), node.name, False, disabled=not node.enabled) for node in self.nodes),
                 id="send-nodes")
             yield Label("Chosen: none", id="send-chosen")
             with Horizontal(classes="dialog-buttons"):
@@ -64,9 +67,32 @@ class SendDialog(ModalScreen[list[str] | None]):
         # the first enabled node under the cursor at once: a Space typed right away must choose it
         nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
 
+    def _prompt(self, node: NodeConfig) -> str:
+        transform = self.transforms.get(node.name)
+        return (f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
+                + (f"  → {transform}" if transform else ""))
+
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore
-        chosen = self.chosen
+        self._show_chosen()
+
+    def _show_chosen(self) -> None:
+        chosen = [n + (f" ({self.transforms[n]})" if n in self.transforms else "") for n in self.chosen]
         self.query_one("#send-chosen", Label).update(f"Chosen: {', '.join(chosen) if chosen else 'none'}")
+
+    def action_anonymize(self) -> None:
+        """The next anonymize profile (or none) for the highlighted node."""
+        nodes = self.query_one("#send-nodes", SelectionList)
+        index = nodes.highlighted
+        if len(self.choices) < 2 or index is None or not self.nodes[index].enabled:
+            return
+        node = self.nodes[index]
+        following = self.choices[(self.choices.index(self.transforms.get(node.name, "")) + 1) % len(self.choices)]
+        if following:
+            self.transforms[node.name] = following
+        else:
+            self.transforms.pop(node.name, None)
+        nodes.replace_option_prompt_at_index(index, self._prompt(node))
+        self._show_chosen()
 
     @property
     def chosen(self) -> list[str]:

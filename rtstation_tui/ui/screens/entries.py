@@ -1,39 +1,30 @@
 """What the nodes and rules editors share: a screen around one table of named config entries.
 
 Why a base: both screens list ``[[nodes]]`` / ``[[rules]]`` entries keyed by name, keep the cursor on the entry
-just edited after the table is rebuilt from the saved file, edit on Enter, move with j/k, and save through the app
-then refresh. Subclasses give the table id and their own columns, rows and actions.
+just edited after the table is rebuilt from the saved file, edit on Enter, move with j/k, and ask the app to save
+(a ``SaveConfig`` message) then refresh. Subclasses give the table id and their own columns, rows and actions.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable
 
-from ..editing import Edit
+from ...engine.config.model import Config
+from ..commands.registry import CommandScope, bindings
+from ...engine.api import StationAPI
+from ..messages import Edit, SaveConfig
 
-if TYPE_CHECKING:
-    from ..app import StationApp
 
-
-class EntryTableScreen(Screen[None]):
+class EntryTableScreen(CommandScope, Screen[None]):
     TABLE_ID = ""
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("a", "add", "Add"),
-        Binding("e", "edit", "Edit"),
-        Binding("d", "delete", "Delete"),
-        Binding("space", "toggle", "On/off"),
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
+    COMMAND_SCOPE = "entries"
+    BINDINGS = bindings("entries")
 
-    @property
-    def app_(self) -> StationApp:
-        return self.app  # type: ignore[return-value]
+    def __init__(self, config: Config, api: StationAPI) -> None:
+        super().__init__()
+        self.config = config  # the running configuration; replaced by what each save applied
+        self.api = api
 
     @property
     def table(self) -> DataTable[str]:
@@ -59,8 +50,26 @@ class EntryTableScreen(Screen[None]):
     def action_edit(self) -> None:
         raise NotImplementedError
 
-    def refresh_rows(self, select: str | None = None) -> None:
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The table's rows as (entry name, cells), in the file's order."""
         raise NotImplementedError
+
+    def after_refresh(self, names: list[str], where: str) -> None:
+        """What the screen shows around the table once its rows are rebuilt (title, detail, dry run)."""
+        raise NotImplementedError
+
+    def refresh_rows(self, select: str | None = None) -> None:
+        """Rebuild the table from ``self.config``, keeping the cursor on ``select`` or the entry selected before."""
+        table = self.table
+        keep = select or self.selected
+        table.clear()
+        rows = self.rows()
+        for name, cells in rows:
+            table.add_row(*cells, key=name)
+        names = [name for name, _ in rows]
+        self.keep_cursor(names, keep)
+        config = self.config
+        self.after_refresh(names, config.path.name if config.path else "built-in defaults")
 
     def action_cursor_down(self) -> None:
         self.table.action_cursor_down()
@@ -69,8 +78,11 @@ class EntryTableScreen(Screen[None]):
         self.table.action_cursor_up()
 
     async def _save(self, edit: Edit, what: str, select: str | None) -> bool:
-        """Save through the app (``ConfigFile``, then live apply); rebuild the table from the saved file."""
-        saved = await self.app_.save_config(edit, what)
-        if saved:
+        """Ask the app to save (``ConfigFile``, then live apply); rebuild the table from what it applied."""
+        request = SaveConfig(edit, what)
+        self.post_message(request)
+        saved = await request.reply
+        if saved is not None:
+            self.config = saved
             self.refresh_rows(select)
-        return bool(saved)
+        return saved is not None

@@ -12,7 +12,6 @@ import time
 from typing import Any, Iterable
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
@@ -22,6 +21,7 @@ from ...engine.api import StationAPI
 from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
 from ...engine.plans.queries import PatientRow, PlanRow
+from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette
 from ..widgets.bars import StationHeader, StatusLine
 from ..widgets.details import PlanDetailsView
@@ -32,18 +32,10 @@ from ..widgets.progress import ProgressArea
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
 
 
-class MainScreen(Screen[None]):
+class MainScreen(CommandScope, Screen[None]):
     AUTO_FOCUS = "#tree"
-    BINDINGS = [
-        Binding("s", "app.send", "Send"),
-        Binding("e", "app.echo", "Echo"),
-        Binding("slash", "filter", "Filter"),
-        Binding("l", "toggle_log", "Log"),
-        Binding("r", "app.rules", "Rules"),
-        Binding("n", "app.nodes", "Nodes"),
-        Binding("S", "app.settings", "Settings", show=False),  # 80 columns: in the palette and the README
-        Binding("q", "app.quit", "Quit"),
-    ]
+    COMMAND_SCOPE = "main"
+    BINDINGS = bindings("main")
 
     def __init__(self, config: Config, api: StationAPI, log_level: int, palette: Palette | None = None) -> None:
         super().__init__()
@@ -235,7 +227,7 @@ class MainScreen(Screen[None]):
                 event.input.display = False
             self.tree.focus()
 
-    def key_escape(self) -> None:
+    def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if box.display and (box.has_focus or self.tree.has_focus):
             box.value = ""

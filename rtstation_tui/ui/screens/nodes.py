@@ -1,23 +1,27 @@
 """The nodes editor: the configured DICOM nodes with their last C-ECHO, and add / edit / delete / enable / echo.
 
 Why a screen and not a dialog: operators look things up here while the station keeps running underneath; Esc
-returns to the tree exactly as it was. Every change is saved through the app (``ConfigEditing.save_config``) and is
+returns to the tree exactly as it was. Every change is saved by the app (a ``SaveConfig`` message) and is
 live at once; the table is rebuilt from the saved configuration, so it always shows the file's truth.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Mapping
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.config.tomlfile import ConfigFile
+from ...engine.config.model import Config
 from ...engine.config.nodes import NodeConfig
+from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.nodeform import NodeForm
-from ..editing import describe_echo
+from ...engine.api import StationAPI
+from ..labels import describe_echo
+from ..messages import EchoAnswered
 from .entries import EntryTableScreen
 
 
@@ -39,8 +43,13 @@ def rename_targets(cf: ConfigFile, old: str, new: str, rules: list[tuple[str, li
 
 class NodesScreen(EntryTableScreen):
     TABLE_ID = "nodes-table"
-    BINDINGS = [Binding("t", "echo", "Echo")]
+    COMMAND_SCOPE = "nodes"
+    BINDINGS = bindings("nodes")
     COLUMNS = ("name", "AE title", "address", "on", "last echo")
+
+    def __init__(self, config: Config, api: StationAPI, echoes: Mapping[str, Any]) -> None:
+        super().__init__(config, api)
+        self.echoes = dict(echoes)  # the app's record at opening; new answers go to both (EchoAnswered)
 
     def compose(self) -> ComposeResult:
         yield Label("Nodes", id="nodes-title", classes="screen-title")
@@ -53,23 +62,17 @@ class NodesScreen(EntryTableScreen):
     def on_mount(self) -> None:
         self.refresh_rows()
 
-    def refresh_rows(self, select: str | None = None) -> None:
-        config = self.app_.config
-        table = self.table
-        keep = select or self.selected
-        table.clear()
-        for n in config.nodes:
-            table.add_row(n.name, n.ae_title, f"{n.host}:{n.port}", "yes" if n.enabled else "no",
-                          describe_echo(self.app_.last_echo.get(n.name)), key=n.name)
-        names = [n.name for n in config.nodes]
-        self.keep_cursor(names, keep)
-        where = config.path.name if config.path else "built-in defaults"
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(n.name, (n.name, n.ae_title, f"{n.host}:{n.port}", "yes" if n.enabled else "no",
+                          describe_echo(self.echoes.get(n.name)))) for n in self.config.nodes]
+
+    def after_refresh(self, names: list[str], where: str) -> None:
         self.query_one("#nodes-title", Label).update(f"Nodes  ({len(names)}, from {where})  Enter edits")
         self.show_detail()
 
     def node(self) -> NodeConfig | None:
         name = self.selected
-        return self.app_.config.node(name) if name else None
+        return self.config.node(name) if name else None
 
     def show_detail(self) -> None:
         node = self.node()
@@ -77,8 +80,8 @@ class NodesScreen(EntryTableScreen):
         if node is None:
             detail.update("No [[nodes]] yet: press a to add one.")
             return
-        echo = self.app_.last_echo.get(node.name)
-        calling = node.calling_ae_title or self.app_.config.station.ae_title
+        echo = self.echoes.get(node.name)
+        calling = node.calling_ae_title or self.config.station.ae_title
         detail.update(f"{node.name}: {node.describe()} as {calling}, {node.max_associations} parallel, retry "
                       f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}\n"
                       f"last C-ECHO: {describe_echo(echo)}")
@@ -88,13 +91,13 @@ class NodesScreen(EntryTableScreen):
 
     # -- editing ----------------------------------------------------------------------------------------------
     def rules_using(self, name: str) -> list[tuple[str, list[str]]]:
-        return [(r.name, list(r.targets)) for r in self.app_.config.rules if name in r.targets]
+        return [(r.name, list(r.targets)) for r in self.config.rules if name in r.targets]
 
     def action_add(self) -> None:
         self.run_worker(self._add(), group="edit", exit_on_error=False)
 
     async def _add(self) -> None:
-        taken = [n.name for n in self.app_.config.nodes]
+        taken = [n.name for n in self.config.nodes]
         values = await self.app.push_screen_wait(NodeForm(None, taken))
         if values:
             await self._save(lambda cf: cf.add_entry("nodes", values), f"Node {values['name']} added", values["name"])
@@ -105,7 +108,7 @@ class NodesScreen(EntryTableScreen):
             self.run_worker(self._edit(node), group="edit", exit_on_error=False)
 
     async def _edit(self, node: NodeConfig) -> None:
-        taken = [n.name for n in self.app_.config.nodes]
+        taken = [n.name for n in self.config.nodes]
         changes = await self.app.push_screen_wait(NodeForm(node, taken))
         if not changes:
             return
@@ -136,7 +139,7 @@ class NodesScreen(EntryTableScreen):
 
     async def _delete(self, node: NodeConfig) -> None:
         rules = self.rules_using(node.name)
-        jobs = [j for j in await asyncio.to_thread(self.app_.api.jobs, True) if j.node == node.name]
+        jobs: list[Any] = [j for j in await asyncio.to_thread(self.api.jobs, True) if j.node == node.name]
         lines = [f"Delete node {node.name} ({node.describe()})?"]
         for rule, targets in rules:
             what = "the rule is deleted too (no target left)" if targets == [node.name] else (
@@ -156,15 +159,16 @@ class NodesScreen(EntryTableScreen):
         node = self.node()
         if node is None:
             return
-        if why := self.app_.send_unavailable():
-            self.notify(why, title="C-ECHO", severity="warning")
+        if why := self.api.status().send_unavailable:
+            self.notify(f"Sending is not available: {why}.", title="C-ECHO", severity="warning")
             return
         self.query_one("#nodes-detail", Static).update(f"C-ECHO {node.name} ({node.describe()})…")
         self.run_worker(self._echo(node.name), group="echo", exit_on_error=False)
 
     async def _echo(self, name: str) -> None:
-        outcome = await asyncio.to_thread(self.app_.api.echo, name)
-        self.app_.remember_echo(outcome)
+        outcome = await asyncio.to_thread(self.api.echo, name)
+        self.echoes[name] = outcome
+        self.post_message(EchoAnswered(outcome))
         self.refresh_rows()
         self.notify(f"{name}: {describe_echo(outcome)}", title="C-ECHO",
                     severity="information" if outcome.ok else "error", timeout=15)

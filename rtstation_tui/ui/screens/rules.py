@@ -11,12 +11,12 @@ import asyncio
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ...engine.config.rules import RuleConfig
 from ...engine.plans.queries import PlanVerdicts
+from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
 from .entries import EntryTableScreen
@@ -49,7 +49,8 @@ def dry_run_text(plans: list[PlanVerdicts]) -> Text:
 
 class RulesScreen(EntryTableScreen):
     TABLE_ID = "rules-table"
-    BINDINGS = [Binding("K,shift+up", "move(-1)", "Up"), Binding("J,shift+down", "move(1)", "Down")]
+    COMMAND_SCOPE = "rules"
+    BINDINGS = bindings("rules")
     COLUMNS = ("#", "name", "on", "targets", "matches")
 
     def compose(self) -> ComposeResult:
@@ -65,36 +66,31 @@ class RulesScreen(EntryTableScreen):
         self.dry_run: list[PlanVerdicts] = []
         self.refresh_rows()
 
-    def refresh_rows(self, select: str | None = None) -> None:
-        config = self.app_.config
-        table = self.table
-        keep = select or self.selected
-        table.clear()
-        for i, r in enumerate(config.rules, start=1):
-            table.add_row(str(i), r.name, "yes" if r.enabled else "no", ", ".join(r.targets), matches(r), key=r.name)
-        names = [r.name for r in config.rules]
-        self.keep_cursor(names, keep)
-        where = config.path.name if config.path else "built-in defaults"
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(r.name, (str(i), r.name, "yes" if r.enabled else "no", ", ".join(r.targets), matches(r)))
+                for i, r in enumerate(self.config.rules, start=1)]
+
+    def after_refresh(self, names: list[str], where: str) -> None:
         self.query_one("#rules-title", Label).update(
             f"Rules  ({len(names)}, in order, from {where})  Enter edits" if names
             else "No [[rules]]: plans are sent by hand (s). Press a to add a rule.")
-        self.run_worker(self._dry_run(config.rules), group="dry-run", exclusive=True, exit_on_error=False)
+        self.run_worker(self._dry_run(self.config.rules), group="dry-run", exclusive=True, exit_on_error=False)
 
     async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:
-        plans = await asyncio.to_thread(self.app_.api.dry_run, rules)
+        plans = await asyncio.to_thread(self.api.dry_run, rules)
         self.dry_run = plans
         self.query_one("#dry-run-text", Static).update(dry_run_text(plans))
 
     def rule(self) -> RuleConfig | None:
-        return next((r for r in self.app_.config.rules if r.name == self.selected), None)
+        return next((r for r in self.config.rules if r.name == self.selected), None)
 
     # -- editing ----------------------------------------------------------------------------------------------
     def _form(self, rule: RuleConfig | None) -> RuleForm:
-        config = self.app_.config
+        config = self.config
         return RuleForm(rule, [r.name for r in config.rules], [n.name for n in config.nodes])
 
     def action_add(self) -> None:
-        if not self.app_.config.nodes:
+        if not self.config.nodes:
             self.notify("Add a node first (n): a rule needs a target.", severity="warning")
             return
         self.run_worker(self._add(), group="edit", exit_on_error=False)
@@ -127,7 +123,7 @@ class RulesScreen(EntryTableScreen):
 
     def action_move(self, delta: int) -> None:
         rule = self.rule()
-        names = [r.name for r in self.app_.config.rules]
+        names = [r.name for r in self.config.rules]
         if rule is None or not 0 <= names.index(rule.name) + delta < len(names):
             return
         self.run_worker(self._save(lambda cf: cf.move_entry("rules", rule.name, delta),

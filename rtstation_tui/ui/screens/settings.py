@@ -9,21 +9,19 @@ made absolute and command line overrides applied; showing those would turn an un
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Sequence
 
 import tomlkit
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Label
 
 from ...engine.config.model import SECTIONS, Config
 from ...engine.config.tomlfile import ConfigFile
-from ..themes import available_themes
-from ..widgets.form import FieldSpec, Form
-
-if TYPE_CHECKING:
-    from ..app import StationApp
+from ..commands.registry import CommandScope, bindings
+from ..messages import SaveConfig
+from ..themes import ThemeCatalog
+from ..widgets.form import FieldSpec, Form, FormHost
 
 # (section.key, label, help)
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -42,16 +40,18 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("import.after_import", "After import", "delete, move (to data_dir/imported/) or keep"),
     ("import.source_ae", "Import AE", "The calling AE rules see for imported objects"),
     ("logging.level", "Log level", "Level of the log file and the log pane's records"),
-    ("ui.theme", "Theme", "Console colours (files in themes/)"),
+    ("ui.theme", "Theme", "Console colours: dark, light, high-contrast, or a file of yours in [ui] themes_dir "
+     "(default ~/.config/rtstation/themes)"),
 )
 
 
-def settings_specs() -> list[FieldSpec]:
+def settings_specs(themes: Sequence[str] = ()) -> list[FieldSpec]:
+    """The form's fields; ``themes`` are the theme names the console found (built-in and the user's)."""
     specs = []
     for key, label, help_text in FIELDS:
         section, name = key.split(".")
         cls = SECTIONS[section][1]
-        choices = tuple(available_themes()) if key == "ui.theme" else ()
+        choices = tuple(themes) if key == "ui.theme" else ()
         specs.append(FieldSpec(key, cls, name, label, help_text, choices=choices))
     return specs
 
@@ -80,30 +80,23 @@ def write_settings(cf: ConfigFile, changes: dict[str, Any]) -> None:
             cf.set(section, name, value)
 
 
-class SettingsScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+s", "save", "Save", priority=True)]
+class SettingsScreen(FormHost, CommandScope, Screen[None]):
+    FIRST_FIELD = "station.ae_title"
+    COMMAND_SCOPE = "settings"
+    BINDINGS = bindings("settings")
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: dict[str, Any], path: Path | None, themes_dir: Path | None = None) -> None:
         super().__init__()
         self.values = values
+        self.config_path = path  # the configuration file, for the title
+        self.themes_dir = themes_dir  # [ui] themes_dir, scanned when the screen opens
 
     def compose(self) -> ComposeResult:
-        app: StationApp = self.app  # type: ignore[assignment]
-        yield Label(f"Settings  ({app.config.path or 'built-in defaults'})  Ctrl+S save · Esc back",
+        yield Label(f"Settings  ({self.config_path or 'built-in defaults'})  Ctrl+S save · Esc back",
                     classes="screen-title")
-        yield Form(settings_specs(), self.values, id="settings-form")
+        themes = ThemeCatalog.scan(self.themes_dir).names()  # a file added since the start is offered too
+        yield Form(settings_specs(themes), self.values, id="settings-form")
         yield Footer()
-
-    @property
-    def form(self) -> Form:
-        return self.query_one(Form)
-
-    def on_mount(self) -> None:
-        self.form.focus_field("station.ae_title")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_save()
 
     def action_save(self) -> None:
         form = self.form
@@ -116,9 +109,9 @@ class SettingsScreen(Screen[None]):
         self.run_worker(self._save(changes), group="save", exit_on_error=False)
 
     async def _save(self, changes: dict[str, Any]) -> None:
-        app: StationApp = self.app  # type: ignore[assignment]
-        what = "Changed " + ", ".join(changes)
-        if await app.save_config(lambda cf: write_settings(cf, changes), what):
+        request = SaveConfig(lambda cf: write_settings(cf, changes), "Changed " + ", ".join(changes))
+        self.post_message(request)
+        if await request.reply is not None:
             form = self.form
             form.initial_raw = {key: form.raw(key) for key in form.specs}  # saved: this is the new baseline
             if any(key.startswith("import.") for key in changes):  # the watcher has no live reload (yet)

@@ -12,14 +12,14 @@ from dataclasses import Field, dataclass, fields
 from typing import Any, Callable
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import DescendantFocus
 from textual.message import Message
 from textual.suggester import Suggester
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from ...engine.config.checks import ConfigError, check_value
+from ..commands.registry import CommandScope, bindings
 
 Check = Callable[[Any], "str | None"]
 
@@ -114,10 +114,11 @@ def convert(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
     return checked, None  # normalised by the checker (APPROVED, INFO)
 
 
-class Form(VerticalScroll):
+class Form(CommandScope, VerticalScroll):
     """The fields of one form. The owner reads ``values()`` and ``problems()`` and may add its own (async) ones."""
 
-    BINDINGS = [Binding("down", "app.focus_next", show=False), Binding("up", "app.focus_previous", show=False)]
+    COMMAND_SCOPE = "form"
+    BINDINGS = bindings("form")
 
     class Edited(Message):
         def __init__(self, form: Form, key: str) -> None:
@@ -242,3 +243,47 @@ class Form(VerticalScroll):
         key = self._key_of(event.widget)
         if key is not None:
             self.query_one("#form-help", Static).update(self.specs[key].help)
+
+
+class FormHost:
+    """A screen or dialog built around one ``Form``: its first field has focus and Enter in a field saves.
+
+    Textual calls ``on_mount`` / ``on_input_submitted`` of every class in the MRO, so a host's own ``on_mount``
+    adds to this one instead of replacing it. ``action_save`` is the host's."""
+
+    FIRST_FIELD = "name"
+
+    @property
+    def form(self) -> Form:
+        return self.query_one(Form)  # type: ignore[attr-defined]
+
+    def on_mount(self) -> None:
+        self.form.focus_field(self.FIRST_FIELD)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_save()
+
+    def action_save(self) -> None:
+        raise NotImplementedError
+
+
+class FormDialog(FormHost):
+    """An entry dialog (node, rule): Save returns the changed keys, Cancel/Esc returns None."""
+
+    def entry_changes(self, form: Form, new: bool, required: tuple[str, ...]) -> dict[str, Any]:
+        """The keys the operator changed; for a new entry also the ``required`` ones (the file needs them)."""
+        changes = form.changed()
+        if new:
+            values = form.values()
+            changes = {k: values[k] for k in required} | {k: v for k, v in changes.items() if v is not None}
+        return changes
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)  # type: ignore[attr-defined]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.dismiss(None)  # type: ignore[attr-defined]

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Log, Static
+
+from ..commands.registry import CommandScope, bindings
 
 LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
 KEEP = 5000
@@ -39,13 +40,9 @@ def format_line(line: LogLine) -> str:
     return f"{clock(line.at)} {logging.getLevelName(line.level):<7} {name}: {line.message}"
 
 
-class LogPane(Vertical, can_focus=False):
-    BINDINGS = [
-        Binding("v", "cycle_level", "Level"),
-        Binding("f", "toggle_follow", "Follow"),
-        Binding("slash", "search", "Search log"),
-        Binding("escape", "leave", "Back", show=False),
-    ]
+class LogPane(CommandScope, Vertical, can_focus=False):
+    COMMAND_SCOPE = "log"
+    BINDINGS = bindings("log")
 
     def __init__(self, level: int = logging.INFO, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine.plans.queries import LooseObject, PatientRow, PlanRow
+from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
 
 
@@ -29,12 +29,9 @@ class NodeData:
     plan_uid: str = ""
 
 
-class PlanTree(Tree[NodeData]):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("space", "toggle_mark", "Mark", key_display="␣", tooltip="Mark or unmark the plan for sending"),
-    ]
+class PlanTree(CommandScope, Tree[NodeData]):
+    COMMAND_SCOPE = "tree"
+    BINDINGS = bindings("tree")
 
     class LoadChildren(Message):
         """A patient was expanded for the first time: its plans must be read (in a worker)."""

@@ -54,6 +54,26 @@ def _held_column(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE rule_marks ADD COLUMN held TEXT NOT NULL DEFAULT ''")
 
 
+# [METRICS]: plan metrics and DVHs per ROI (engine/metrics/tables.py reads and writes them). One row per plan in
+# metric_plans (the columns filters and sorts use, and the whole facts as JSON); one row per ROI in metric_rois,
+# with the cumulative DVH as zlib-compressed float32 volumes per bin_gy.
+V2_METRICS = """
+CREATE TABLE metric_plans (
+    plan_uid TEXT PRIMARY KEY, patient_id TEXT, patient_name TEXT, label TEXT, name TEXT, intent TEXT,
+    approval TEXT, review_date TEXT, reviewer TEXT, machine TEXT, technique TEXT, radiation TEXT, energies TEXT,
+    fractions INTEGER, num_beams INTEGER, total_mu REAL, prescription_gy REAL, dose_per_fraction_gy REAL,
+    dose_uid TEXT, struct_uid TEXT, dose_units TEXT, dose_summation TEXT, dose_grid TEXT, min_dose_gy REAL,
+    mean_dose_gy REAL, max_dose_gy REAL, received REAL, computed REAL, seconds REAL, signature TEXT,
+    status TEXT, detail TEXT, facts TEXT);
+CREATE INDEX ix_metric_plans_patient ON metric_plans(patient_id);
+CREATE INDEX ix_metric_plans_received ON metric_plans(received);
+CREATE TABLE metric_rois (
+    plan_uid TEXT NOT NULL, roi_number INTEGER NOT NULL, name TEXT, kind TEXT, contours INTEGER, planes INTEGER,
+    volume_cc REAL, outside_grid_cc REAL, min_gy REAL, mean_gy REAL, max_gy REAL, d_gy TEXT, points TEXT,
+    bin_gy REAL, dvh BLOB, PRIMARY KEY (plan_uid, roi_number));
+"""
+
 INDEX = Schema("index", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1, _held_column),
+    Migration(2, "plan metrics and DVHs ([METRICS])", V2_METRICS),
 ))

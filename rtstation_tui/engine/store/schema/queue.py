@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS ix_items_sop ON items(sop_uid);
 """
 
+# Version 2: a job may send transformed copies (``send --anonymize``: "anonymize:PROFILE"); '' sends the stored
+# files as they are, which is what every job queued before this column existed did.
+V2 = """
+ALTER TABLE jobs ADD COLUMN transform TEXT NOT NULL DEFAULT '';
+"""
+
 QUEUE = Schema("queue", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1),
+    Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
 ))

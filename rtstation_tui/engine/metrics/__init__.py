@@ -1,0 +1,1 @@
+"""Plan metrics: plan facts, structure volumes, dose statistics and DVHs, computed off the receive path."""

@@ -1,0 +1,40 @@
+"""Transformed copies for one send attempt: built from the stored files, sent, then deleted.
+
+Why here and like this: the store keeps the originals, always (files are the truth, and the index is rebuilt from
+``data_dir/store``). Copies live in ``data_dir/tmp/outgoing/job-N`` only while an attempt runs; the folder goes
+when the attempt ends, and a crash leaves it in ``tmp``, which the store empties at the next start. Nothing
+transformed ever lands in the store or the index. Each attempt rebuilds the copies: the transform is deterministic
+(same key, same UIDs), so a retry sends the very objects the peer may already have.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from ..config.model import Config
+from ..transforms.files import read_objects, write_objects
+from ..transforms.base import TransformError
+from ..transforms.registry import build_transform
+from .queue import ItemRow
+
+
+def outgoing_dir(data_dir: Path, job_id: int) -> Path:
+    return Path(data_dir) / "tmp" / "outgoing" / f"job-{job_id}"
+
+
+def prepare(config: Config, job_id: int, spec: str, items: Sequence[ItemRow]) -> dict[int, str]:
+    """Item seq → path of its transformed copy. TransformError when the transform refuses the objects."""
+    transform = build_transform(spec, config)
+    folder = outgoing_dir(config.data_dir, job_id)
+    discard(folder)
+    objects = transform.apply(read_objects(i.path for i in items))
+    if len(objects) != len(items):  # the queue has one row per stored instance: never drop or invent silently
+        raise TransformError(f"{spec} made {len(objects)} objects of {len(items)}; a send job needs one for each")
+    paths = write_objects(objects, folder, fsync=False)  # throw-away copies: nothing to make durable
+    return {item.seq: str(path) for item, path in zip(items, paths)}
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
