@@ -2,10 +2,11 @@
 
 Lifecycle: the station starts in a worker after the first paint (the console is usable at once, even while the
 receiver binds or the start-up recovery reads a big index) and stops before the app exits — from ``q``, Ctrl+Q,
-SIGHUP or a hung-up terminal (the SSH connection dropped: ``ui/terminal.py``), SIGTERM, or any other way out
-(``on_unmount``). Stopping refuses new associations and lets in-flight stores finish, so nothing acknowledged is
-lost; with the terminal gone, open associations get TERMINAL_LOST_GRACE before they are aborted (the C-STORE in
-flight still finishes) and the process leaves within ~2 s.
+SIGTERM, ``rtstation stop``, or any other way out (``on_unmount``). Stopping refuses new associations and lets
+in-flight stores finish, so nothing acknowledged is lost. A hung-up terminal (the SSH connection dropped, SIGHUP:
+``ui/terminal.py``) never stops the station: the app exits without stopping it and the process goes on headless
+(``ui/headless.py``) until SIGTERM or ``rtstation stop``. An attached console that loses its terminal just ends
+(open work is the serving station's); with the terminal gone it leaves within ~2 s.
 
 Engine events arrive on this loop from the station's bus; they are queued and applied at most ``FLUSH_HZ`` times a
 second, so a peer sending a thousand objects a second costs ten screen updates, not a thousand.
@@ -41,6 +42,7 @@ from .editing import ConfigEditing
 from .labels import Palette
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
+from .headless import continue_headless
 from .terminal import ConsoleDriver, TerminalLost
 from .themes import ThemeCatalog, ThemeError
 from .widgets.bars import RateMeter
@@ -83,6 +85,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         self._unsubscribe: Any = None
         self.stopping = False
         self.terminal_lost = False
+        self.headless = False  # the app exits, the station it runs goes on (run_console continues it)
         self._leaving = False
         self._stop_task: asyncio.Future[None] | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -166,16 +169,28 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
                 pass
 
     def _on_signal(self, sig: int) -> None:
+        if sig == signal.SIGHUP:  # the terminal hung up (the driver may not have seen it yet)
+            self.on_terminal_lost(TerminalLost())
+            return
         log.warning("%s: stopping; in-flight stores finish first", signal.Signals(sig).name)
-        self.run_worker(self.stop_and_exit(terminal_lost=sig == signal.SIGHUP), group="station")
+        self.run_worker(self.stop_and_exit(), group="station")
 
     def on_terminal_lost(self, _: TerminalLost) -> None:
-        """The driver saw the terminal hang up (with or without the SIGHUP that usually comes too)."""
+        """The driver saw the terminal hang up (with or without the SIGHUP that usually comes too): a console
+        running the station goes headless, an attached one ends (the station is another process's)."""
         if self.terminal_lost:
             return
         self.terminal_lost = True
-        log.warning("terminal lost: stopping; in-flight stores finish first")
-        self.run_worker(self.stop_and_exit(terminal_lost=True), group="station")
+        if self.attached or self.stopping:  # a stop already under way finishes as asked
+            log.warning("terminal lost: the console ends")
+            self.run_worker(self.stop_and_exit(terminal_lost=True), group="station")
+        else:
+            self.go_headless()
+
+    def go_headless(self) -> None:
+        """Leave the app without stopping the station: ``run_console`` goes on running it on this same loop."""
+        self.headless = True
+        self.exit(0, return_code=0)
 
     async def stop_station(self, timeout: float = 30.0) -> None:
         """Stop the station once, however many ways out are taken at the same time (q, then SIGHUP, then exit).
@@ -200,7 +215,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         await self.stop_station(TERMINAL_LOST_GRACE if gone else 30.0)
         if gone and not self._leaving:
             self._leaving = True
-            log.info("terminal lost: station stopped, exiting")
+            log.info("terminal lost: %s, exiting", "console detached" if self.attached else "station stopped")
             _exit_later(code)  # everything that matters is done (stores, index, lock): a hung exit must not stay
         self.exit(code, return_code=code)
 
@@ -208,7 +223,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         """Any way out: the station must still stop cleanly (in-flight stores finish, the index is flushed)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        await self.stop_station()
+        if not self.headless:
+            await self.stop_station()
         if self._log_handler is not None:
             remove_handler(self._log_handler)
         loop = asyncio.get_running_loop()
@@ -343,5 +359,13 @@ def run_console(config: Config, log_level: str | None = None) -> int:
     writable = remote is None or os.access(config.log_dir, os.W_OK)
     setup_logging(config, stream=None, level=log_level, file=writable)  # the file; the pane is added by the app
     app = StationApp(config, log_level=log_level, station=remote)
-    result = app.run()
+    return asyncio.run(_console(app))
+
+
+async def _console(app: StationApp) -> int:
+    """The app, then — when it left a station running (the terminal was lost) — that station headless, on the same
+    event loop the station's tasks live on."""
+    result = await app.run_async()
+    if app.headless and isinstance(app.station, Station):
+        return await continue_headless(app.station, app._starting)
     return int(result if isinstance(result, int) else app.return_code or 0)
