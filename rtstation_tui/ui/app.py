@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from textual.app import App
 from textual.css.query import NoMatches
@@ -42,7 +42,7 @@ from .editing import ConfigEditing
 from .labels import Palette
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
-from .headless import continue_headless
+from .headless import continue_headless, keep_the_shell
 from .terminal import ConsoleDriver, TerminalLost
 from .themes import ThemeCatalog, ThemeError
 from .widgets.bars import RateMeter
@@ -86,6 +86,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         self.stopping = False
         self.terminal_lost = False
         self.headless = False  # the app exits, the station it runs goes on (run_console continues it)
+        self.left_running = False  # … because the operator chose so on q (else: the terminal was lost)
         self._leaving = False
         self._stop_task: asyncio.Future[None] | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -191,6 +192,11 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         """Leave the app without stopping the station: ``run_console`` goes on running it on this same loop."""
         self.headless = True
         self.exit(0, return_code=0)
+
+    def leave_running(self) -> None:
+        """``q`` → "leave running": the terminal is fine and goes back to the shell (``ui/headless.py``)."""
+        self.left_running = True
+        self.go_headless()
 
     async def stop_station(self, timeout: float = 30.0) -> None:
         """Stop the station once, however many ways out are taken at the same time (q, then SIGHUP, then exit).
@@ -346,7 +352,7 @@ def _exit_later(code: int) -> None:
     timer.start()
 
 
-def run_console(config: Config, log_level: str | None = None) -> int:
+def run_console(config: Config, log_level: str | None = None, reread: Callable[[], Config] | None = None) -> int:
     """``rtstation`` / ``rtstation tui``. Returns the exit status (2: bad theme, 1: data_dir in use)."""
     try:
         ThemeCatalog.scan(config.ui.themes_dir).load(config.ui.theme)
@@ -356,9 +362,13 @@ def run_console(config: Config, log_level: str | None = None) -> int:
     remote = attach(config)
     if remote is not None:  # the station's own configuration (an operator in its group may not write its log dir)
         config = remote.config
+    elif os.isatty(0) and os.isatty(1):  # this console will run the station: the shell's job must be able to end
+        keep_the_shell()  # while the station is left running (q → leave running); nothing runs in threads yet
     writable = remote is None or os.access(config.log_dir, os.W_OK)
     setup_logging(config, stream=None, level=log_level, file=writable)  # the file; the pane is added by the app
     app = StationApp(config, log_level=log_level, station=remote)
+    if isinstance(app.station, Station):  # consoles attached to it save their edits through its API, re-read so
+        app.station.reread = reread
     return asyncio.run(_console(app))
 
 
@@ -367,5 +377,5 @@ async def _console(app: StationApp) -> int:
     event loop the station's tasks live on."""
     result = await app.run_async()
     if app.headless and isinstance(app.station, Station):
-        return await continue_headless(app.station, app._starting)
+        return await continue_headless(app.station, app._starting, lost=not app.left_running)
     return int(result if isinstance(result, int) else app.return_code or 0)

@@ -24,6 +24,7 @@ class ConsoleBase(App[int]):
     last_echo: dict[str, EchoOutcome]  # per node, shown by the nodes screen
     rate: RateMeter
     stopping: bool
+    attached: bool  # the station is another process's (the console only detaches)
     theme_name: str
     _main: MainScreen
 
@@ -38,6 +39,10 @@ class ConsoleBase(App[int]):
 
     async def stop_and_exit(self, code: int = 0, *, terminal_lost: bool = False) -> None:
         """Stop the station and leave (app.py)."""
+        raise NotImplementedError
+
+    def leave_running(self) -> None:
+        """Leave the console, the station it runs goes on headless (app.py)."""
         raise NotImplementedError
 
     def remember_echo(self, outcome: EchoOutcome) -> None:

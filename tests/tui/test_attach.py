@@ -140,3 +140,27 @@ async def test_attached_console_shows_reconnecting_while_the_service_restarts(tm
             await until(pilot, lambda: "123456" in app.main.tree.patients, 20, what="the new run's receive")
     finally:
         serve.stop()
+
+
+async def test_an_attached_consoles_editor_saves_go_through_the_station(tmp_path: Path) -> None:
+    """The editors' save on an attached console: the station edits its own file (POST /api/v1/config/edit), its
+    loader checks it, it applies it; a bad value is refused by name and changes nothing."""
+    config, port, serve = start_serve(tmp_path)
+    try:
+        app, remote = attached_app(config)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app), 20, what="header")
+            saved = await app.save_config(lambda cf: cf.add_entry(
+                "nodes", {"name": "QA", "ae_title": "STORESCP", "host": "127.0.0.1", "port": 11200}), "Added QA")
+            assert saved is not None and [n.name for n in saved.nodes] == ["QA"]
+            assert [n.name for n in app.config.nodes] == ["QA"] and 'name = "QA"' in config.read_text()
+            assert "api: POST /api/v1/config/edit" in serve.text()
+            assert [n.name for n in remote.config.nodes] == ["QA"]  # read back from the station's GET /config
+            before = config.read_text()
+            refused = await app.save_config(lambda cf: cf.set("receiver", "min_free_mb", -5), "Changed min_free_mb")
+            assert refused is None and config.read_text() == before
+            assert any("min_free_mb" in n.message for n in app._notifications)
+            await pilot.press("q")
+        assert serve.proc.poll() is None
+    finally:
+        serve.stop()

@@ -104,33 +104,34 @@ def test_losing_the_terminal_mid_receive_leaves_the_station_running_headless(tmp
     uid_of = {str(f): str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
     missing = {uid_of[f] for f in done} - stored_uids(data_dir)
     assert not missing, f"{len(missing)} of {len(done)} acknowledged instances are not in the store"
-    log_file = data_dir / "logs" / "rtstation.log"
-    assert f"terminal lost: station continues headless (pid {pid})" in log_file.read_text()
-    assert alive(pid) and echoscu(port).returncode == 0
-    assert storescu(port, BREAST).returncode == 0  # still receiving: a plan arrives after the loss
     sock = data_dir / "api.sock"
+    station = curl(sock, "/api/v1/status")[1]["pid"]  # the console's child (the tmux pane runs its waiting parent)
+    log_file = data_dir / "logs" / "rtstation.log"
+    assert f"terminal lost: station continues headless (pid {station})" in log_file.read_text()
+    assert alive(station) and echoscu(port).returncode == 0
+    assert storescu(port, BREAST).returncode == 0  # still receiving: a plan arrives after the loss
     wait_for(lambda: curl(sock, "/api/v1/status")[1]["counts"]["instances"] == COUNT + 4, 60,
              what="everything indexed")
 
-    before = cpu_seconds(pid)
+    before = cpu_seconds(station) + cpu_seconds(pid)
     time.sleep(IDLE_WINDOW_S)  # a measurement window, not a wait for something to happen
-    spent = cpu_seconds(pid) - before
+    spent = cpu_seconds(station) + cpu_seconds(pid) - before
     assert spent < IDLE_CPU_S, f"the headless station spent {spent:.2f} s of CPU in {IDLE_WINDOW_S:.0f} s idle"
 
     again = Tmux(tmp_path / "tmux2.sock")  # the next console attaches to the headless station
     try:
         again.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)], ENV)
-        wait_for(lambda: f"attached to pid {pid}" in again.screen() and "123456" in again.screen(), 30,
+        wait_for(lambda: f"attached to pid {station}" in again.screen() and "123456" in again.screen(), 30,
                  what=f"a console attached with the plan; screen:\n{again.screen()}")
     finally:
         again.kill()
 
     asked = time.monotonic()
     if stop_with == "sigterm":
-        os.kill(pid, signal.SIGTERM)
+        os.kill(station, signal.SIGTERM)
     else:
         assert rtstation("stop", config=config).returncode == 0
-    wait_for(lambda: not alive(pid), 30, interval=0.02, what="the headless station to stop")
+    wait_for(lambda: not alive(station) and not alive(pid), 30, interval=0.02, what="the headless station to stop")
     took = time.monotonic() - asked
     assert took < STOP_WITHIN, f"the headless station took {took:.1f} s to stop"
     assert "headless station stopped" in log_file.read_text()
@@ -141,3 +142,30 @@ def test_losing_the_terminal_mid_receive_leaves_the_station_running_headless(tmp
         assert server.stop() == 0
     finally:
         server.kill()
+
+
+def test_q_leave_running_gives_the_shell_back_and_the_station_goes_on(tmp_path: Path, tmux: Tmux) -> None:  # noqa: F811
+    """With a rule configured, q's default is "leave running": the terminal's job ends (the shell gets its prompt
+    back, told how to attach and stop), the station goes on receiving and serving, `rtstation stop` ends it."""
+    port = free_port()
+    data_dir = tmp_path / "var"
+    config = write_config(tmp_path / "rtstation.toml", station_toml(data_dir, port, extra=(
+        '[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = 1\n\n'
+        '[[rules]]\nname = "qa"\ntargets = ["QA"]\n')))
+    pid = tmux.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)], ENV)
+    tmux.run("set-option", "-t", "rt", "remain-on-exit", "on")  # the pane keeps what the job printed last
+    wait_for(lambda: "listening" in tmux.screen(), 30, what=f"console listening; screen:\n{tmux.screen()}")
+    tmux.keys("q")
+    wait_for(lambda: "Leave running" in tmux.screen(), 10, what=f"the quit question; screen:\n{tmux.screen()}")
+    tmux.keys("Enter")  # the default with a rule configured
+    wait_for(lambda: not alive(pid), 15, interval=0.02, what="the terminal's job to end")
+    sock = data_dir / "api.sock"
+    station = curl(sock, "/api/v1/status")[1]["pid"]
+    printed = tmux.run("capture-pane", "-p", "-J", "-S", "-100", "-t", "rt")  # with the lines scrolled away
+    assert f"the station goes on headless (pid {station})" in printed, printed
+    assert alive(station) and echoscu(port).returncode == 0
+    assert storescu(port, BREAST).returncode == 0
+    assert "left running on quit: station continues headless" in (data_dir / "logs" / "rtstation.log").read_text()
+    assert rtstation("stop", config=config).returncode == 0
+    wait_for(lambda: not alive(station), 15, interval=0.02, what="the station to stop")
+    assert not leftovers(str(config)), leftovers(str(config))

@@ -59,8 +59,8 @@ def test_console_in_tmux_receives_b1_sends_it_and_goes_headless_on_sighup(tmp_pa
 
     tmux.kill()  # the terminal goes away: SIGHUP
     log_file = data_dir / "logs" / "rtstation.log"
-    wait_for(lambda: f"station continues headless (pid {pid})" in log_file.read_text(), 20, what="headless")
-    assert alive(pid) and "receiver stopped" not in log_file.read_text()
-    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: "terminal lost: station continues headless" in log_file.read_text(), 20, what="headless")
+    assert alive(pid) and "receiver stopped" not in log_file.read_text()  # the pane's process waits for the station
+    os.kill(pid, signal.SIGTERM)  # handed on to the station
     wait_for(lambda: not alive(pid), 40, what="the headless station to exit after SIGTERM")
     assert "receiver stopped" in log_file.read_text() and "headless station stopped" in log_file.read_text()

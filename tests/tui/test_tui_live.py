@@ -59,7 +59,7 @@ async def test_a_receiver_that_cannot_listen_shows_error_in_the_header(tmp_path)
             assert "cannot listen" in screen_text(app)
             assert app.is_running  # the rest of the console keeps working
             await pilot.press("n")
-            await pilot.press("escape", "q")
+            await pilot.press("escape", "q", "s")  # quit, stopping the station
             await until(pilot, lambda: not app.is_running, what="exit")
 
 
@@ -160,7 +160,7 @@ async def test_quit_at_once_waits_for_the_start_and_leaves_nothing_running(tmp_p
     port = free_port()
     app = make_app(make_config(tmp_path, port), listen=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("q")  # typically before the receiver is listening
+        await pilot.press("q", "s")  # typically before the receiver is listening
         await until(pilot, lambda: not app.is_running, what="exit")
     assert not app.station._started
     with socket.socket() as s:  # the port is free again: no receiver left behind

@@ -244,6 +244,14 @@ class RemoteStation:
         self._config = from_json(Config, self._get("/config"))
         return changed
 
+    def edit_config(self, edits: list[dict[str, Any]]) -> list[str]:
+        """The editors' edits made by the station to its own file (``POST /api/v1/config/edit``: its loader checks
+        them, an invalid or inapplicable one changes nothing) and applied there; returns the keys that changed.
+        ApiCallError says why not (400 names the key)."""
+        changed = list(self._post("/config/edit", {"edits": edits})["changed"])
+        self._config = from_json(Config, self._get("/config"))
+        return changed
+
     async def restart_receiver(self, config: Config, timeout: float = 30.0) -> list[str]:
         try:
             answer = await asyncio.to_thread(self._post, "/receiver/restart")
@@ -270,3 +278,29 @@ def attach(config: Config) -> RemoteStation | None:
 
 def _implements(station: RemoteStation) -> StationAPI:
     return station  # mypy (tests/unit/test_typing.py) checks that RemoteStation is a StationAPI
+
+
+class RecordedEdits:
+    """Stands in for ``ConfigFile`` while an editor's edit runs: its calls become the ``config/edit`` operations,
+    so an attached console's save is made by the station, on the station's file, by its loader."""
+
+    def __init__(self) -> None:
+        self.ops: list[dict[str, Any]] = []
+
+    def set(self, section: str, key: str, value: Any) -> None:
+        self.ops.append({"op": "set", "section": section, "key": key, "value": to_json(value)})
+
+    def unset(self, section: str, key: str) -> None:
+        self.ops.append({"op": "unset", "section": section, "key": key})
+
+    def add_entry(self, array: str, values: dict[str, Any]) -> None:
+        self.ops.append({"op": "add_entry", "array": array, "values": to_json(values)})
+
+    def update_entry(self, array: str, name: str, values: dict[str, Any]) -> None:
+        self.ops.append({"op": "update_entry", "array": array, "name": name, "values": to_json(values)})
+
+    def delete_entry(self, array: str, name: str) -> None:
+        self.ops.append({"op": "delete_entry", "array": array, "name": name})
+
+    def move_entry(self, array: str, name: str, delta: int) -> None:
+        self.ops.append({"op": "move_entry", "array": array, "name": name, "delta": delta})
