@@ -118,7 +118,9 @@ def make_app(config: Config, *, listen: bool = False, sender: Any = REAL, theme:
     setup_logging(config, stream=None, file=False)  # as run_console does (minus the file): levels set
     app = StationApp(config, theme=theme, listen=listen)
     app.animation_level = "none"
+    app.owner = ""  # snapshots: no pid in the header (tests/tui/test_attach.py checks it)
     if sender is not REAL:
+        assert isinstance(app.station, Station)  # not attached: the console runs it
         app.api = FakeStation(app.station, sender)
     return app
 

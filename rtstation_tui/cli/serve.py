@@ -43,6 +43,8 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
     station = Station(config)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    station.on_stop_request(stopping.set)  # rtstation stop: the same graceful stop as SIGTERM
+    station.reread = reread  # POST /api/v1/config/reload: the same file and overrides as SIGHUP
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     if reread is not None:  # installed before start: a SIGHUP's default action would kill the process
@@ -53,8 +55,10 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
         log.error("%s", exc)
         await station.stop()
         return 1
-    log.info("rtstation %s serving: AE %s on %s, data in %s", _version(), config.station.ae_title,
-             station.receiver.address if station.receiver else "-", config.data_dir)
+    api = station.api_server
+    log.info("rtstation %s serving: AE %s on %s, data in %s, control API %s", _version(), config.station.ae_title,
+             station.receiver.address if station.receiver else "-", config.data_dir,
+             f"on {api.path}" if api is not None and api.serving else "off")
     await stopping.wait()
     log.info("stopping: refusing new associations, finishing in-flight stores")
     await station.stop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.plans.folder import folder_json
 from ..engine.plans.listing import patients_json
 from .output import fail, print_json
+from .remote import ApiCallError, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,8 +27,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace, config: Config) -> int:
     if args.path is not None:
         return show_folder(args)
-    index = Index(config.data_dir)
-    data = patients_json(index.conn, args.patient)
+    remote = connect(config)
+    if remote is not None:  # the station's own view (its index connection sees what it wrote a moment ago)
+        try:
+            query = f"?patient={quote(args.patient, safe='')}" if args.patient is not None else ""
+            data = remote.call_sync("GET", f"/api/v1/tree{query}")
+        except ApiCallError as exc:
+            return api_fail(exc)
+    else:
+        data = patients_json(Index(config.data_dir).conn, args.patient)
     if args.json:
         print_json(data)
         return 0

@@ -26,6 +26,7 @@ class ConsoleBase(App[int]):
     last_echo: dict[str, EchoOutcome]  # per node, shown by the nodes screen
     rate: RateMeter
     stopping: bool
+    attached: bool  # the station is another process's (the console only detaches)
     theme_name: str
     _main: MainScreen
 
@@ -48,6 +49,10 @@ class ConsoleBase(App[int]):
         they quote AE titles, node, rule and file names, and peers' error texts (labels.py says why)."""
         super().notify(literal(message, lines=True), title=literal(title), severity=severity, timeout=timeout,
                        markup=False)
+
+    def leave_running(self) -> None:
+        """Leave the console, the station it runs goes on headless (app.py)."""
+        raise NotImplementedError
 
     def remember_echo(self, outcome: EchoOutcome) -> None:
         self.last_echo[outcome.node] = outcome

@@ -15,7 +15,7 @@ from textual.widgets import Static
 from ..labels import Palette, literal
 
 STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…",
-                "off": "○"}
+                "off": "○", "reconnecting": "…"}
 
 
 class StationHeader(Static):
@@ -25,6 +25,7 @@ class StationHeader(Static):
         self.state, self.detail = "starting", ""
         self.import_state, self.import_detail = ("off" if import_folder == "off" else "…"), ""
         self.palette = Palette()
+        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.update(self.render_text())
@@ -33,6 +34,11 @@ class StationHeader(Static):
         self.state, self.detail = state, detail
         if address:
             self.address = address
+        self.update(self.render_text())
+
+    def set_owner(self, owner: str) -> None:
+        """Which process runs the station: this console, or the one it is attached to."""
+        self.owner = owner
         self.update(self.render_text())
 
     def set_import(self, state: str, folder: str, detail: str = "", pending: int = 0) -> None:
@@ -57,6 +63,8 @@ class StationHeader(Static):
             text.append(f"   import {literal(self.import_folder)}: {self.import_state}", style)
             if self.import_detail:
                 text.append(f" ({literal(self.import_detail)})", style)
+        if self.owner:
+            text.append(f"   {literal(self.owner)}", "dim")
         return text
 
 
@@ -87,6 +95,7 @@ class StatusLine(Static):
         self.jobs: tuple[int, int] | None = None  # (waiting, failed); None: no sender
         self.arriving = 0
         self.palette = Palette()
+        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.refresh_text()
