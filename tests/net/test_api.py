@@ -300,7 +300,8 @@ def test_the_readme_curl_examples_run_as_written(tmp_path: Path, port: int) -> N
 def test_only_the_stations_user_and_group_may_connect(tmp_path: Path, port: int) -> None:
     """Socket 0660 in a 0750 data_dir: another user is refused, a member of the station's group is not."""
     assert os.geteuid() == 0, "this test runs curl as other users: it needs root (the test machines run as root)"
-    base = Path(tempfile.mkdtemp(prefix="rtst-sec-"))  # outside pytest's 0700 tree: only our modes decide
+    # outside pytest's 0700 tree (and not tempfile.tempdir, which an in-process station points at its data_dir)
+    base = Path(tempfile.mkdtemp(prefix="rtst-sec-", dir=os.environ.get("TMPDIR", "/tmp")))
     try:
         base.chmod(0o711)
         data_dir = base / "var"
