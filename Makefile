@@ -4,11 +4,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv peers bench clean lint
+.PHONY: run stop test venv peers bench clean lint
+RUN_ARGS := --config var/rtstation.toml --data-dir ./var
 
 # The tracked sample stays untouched: the first run copies it to ./var/rtstation.toml, which the editors change.
+# A console that loses its terminal leaves its station running headless; `make run` again attaches to it.
 run: $(STAMP) var/rtstation.toml
-	$(BIN)/rtstation --config var/rtstation.toml --data-dir ./var
+	@echo "rtstation: a station left running headless (terminal lost) is stopped with \`make stop\`" \
+	      "(\`$(BIN)/rtstation stop $(RUN_ARGS)\`); \`make run\` attaches to it"
+	$(BIN)/rtstation $(RUN_ARGS)
+	@if [ -S ./var/api.sock ]; then echo "rtstation: a station still serves ./var (headless):" \
+	      "\`make run\` attaches to it, \`make stop\` stops it"; fi
+
+stop: $(STAMP) var/rtstation.toml
+	$(BIN)/rtstation stop $(RUN_ARGS)
 
 var/rtstation.toml:
 	mkdir -p var

@@ -5,6 +5,7 @@ missing is a failure, not a skip."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,10 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     yield t
     t.kill()  # SIGHUP to the console; a failed test must not leave it running either
     if t.pid is not None:
+        try:  # a console running its station goes on headless without its terminal: SIGTERM stops it
+            os.kill(t.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         try:
             wait_for(lambda: not alive(t.pid), 40, what="the console to exit after its terminal went away")
         finally:

@@ -93,12 +93,12 @@ def fill_plans(config: Config, tmp_path: Path, plans: Sequence[tuple[str, str, s
     return out
 
 
-def import_settled(config: Config, paths: Sequence[Path]) -> None:
-    """Import ``paths`` as the network would store them, then settle the bundles at the fixed time."""
+def import_settled(config: Config, paths: Sequence[Path], source_ae: str = "ECLIPSE") -> None:
+    """Import ``paths`` as sent by ``source_ae``, bundles settled and received times pinned (see the top)."""
     store, index = Store(config.data_dir, "os"), Index(config.data_dir)
     store.load_known(index.known_pairs())
     writer = BatchWriter(index)
-    Importer(store, index, writer).run(list(paths), "import", "ECLIPSE")
+    Importer(store, index, writer).run(list(paths), "import", source_ae)
     writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))
@@ -126,6 +126,12 @@ def screen_text(app: Any) -> str:
     return console.export_text()
 
 
+def screen_segments(app: Any) -> list[Any]:
+    """The screen as Rich segments (text and style, link and meta included), in the order ``screen_text`` reads."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    return [segment for line in update.strips for strip in line for segment in strip]
+
+
 REAL = object()
 
 
@@ -135,7 +141,9 @@ def make_app(config: Config, *, listen: bool = False, sender: Any = REAL, theme:
     setup_logging(config, stream=None, file=False)  # as run_console does (minus the file): levels set
     app = StationApp(config, theme=theme, listen=listen)
     app.animation_level = "none"
+    app.owner = ""  # snapshots: no pid in the header (tests/tui/test_attach.py checks it)
     if sender is not REAL:
+        assert isinstance(app.station, Station)  # not attached: the console runs it
         app.api = FakeStation(app.station, sender)
     return app
 

@@ -12,6 +12,7 @@ from ..engine.outbound.queue import JobQueue
 from ..engine.outbound.queue_repair import repair, reset
 from ..engine.store.lock import DataDirLock, StationLocked
 from .output import fail, print_json
+from .remote import ApiCallError, ApiClient, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,6 +27,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if args.action in ("retry", "cancel") and args.job is not None and (remote := connect(config)) is not None:
+        return _act_via_api(remote, args.action, args.job)
     if args.action in ("repair", "reset"):
         return _mend(args, config)
     queue = JobQueue(config.data_dir)
@@ -64,6 +67,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not ok:
         return fail(f"job {job.id} is {job.state}: cannot {args.action} it now")
     print(f"job {job.id}: {'queued again' if args.action == 'retry' else 'cancelled'}")
+    return 0
+
+
+def _act_via_api(remote: ApiClient, action: str, job_id: int) -> int:
+    """The running station retries or cancels (a cancel reaches its sending thread at once)."""
+    try:
+        remote.call_sync("POST", f"/api/v1/jobs/{job_id}/{action}")
+    except ApiCallError as exc:
+        return api_fail(exc)
+    print(f"job {job_id}: {'queued again' if action == 'retry' else 'cancelled'}")
     return 0
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.plans.bundle import Bundle
+from typing import Any
+
 from ..engine.config.model import Config
 from ..engine.store.index import Index
+from ..engine.outbound.dryrun import plan_test
 from ..engine.outbound.queue import JobQueue
-from ..engine.outbound.rules import PlanFacts, decide
 from ..engine.config.rules import RuleConfig
-from ..engine.outbound.dryrun import would_queue
-from ..engine.store.files import Store
 from .output import fail, print_json
-from .send import resolve_bundle
+from .remote import ApiCallError, api_fail, connect
+from .send import resolve_plan
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -82,43 +82,47 @@ def check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def would_get(config: Config, bundle: Bundle, targets: tuple[str, ...], include: tuple[str, ...]) -> list[dict]:
-    """Per target: how many objects are new to it, and how many it acknowledged before or has queued."""
-    would = would_queue(JobQueue(config.data_dir), Store(config.data_dir, config.receiver.durability), config.nodes,
-                        bundle, targets, include)
-    return [{"node": w.node, "new": w.new, "already": w.already, **({"error": w.error} if w.error else {})}
-            for w in would]
-
-
 def test(args: argparse.Namespace, config: Config) -> int:
+    remote = connect(config)
+    if remote is not None:  # the rules in force in the running station, on its queue
+        try:
+            return print_test(remote.call_sync("POST", "/api/v1/rules/test",
+                                               {"plan": args.plan, "patient": args.patient}), args.json)
+        except ApiCallError as exc:
+            return api_fail(exc)
     index = Index(config.data_dir)
     try:
-        bundle = resolve_bundle(index, args.plan, args.patient)
+        plan_uid = resolve_plan(index, args.plan, args.patient)
     except ValueError as exc:
         return fail(str(exc), 2)
-    facts = PlanFacts.of(bundle)
-    decisions = decide(config.rules, facts)
-    would = {d.rule: would_get(config, bundle, d.targets, d.include) for d in decisions if d.outcome == "send"}
-    if args.json:
-        print_json({"plan": facts.__dict__, "rules": [{**d.as_json(), "would_send": would.get(d.rule, [])}
-                                                      for d in decisions]})
+    result = plan_test(config, index, JobQueue(config.data_dir), plan_uid)
+    if result is None:
+        return fail(f"plan {plan_uid} is not in the index", 2)
+    return print_test(result, args.json)
+
+
+def print_test(result: dict[str, Any], as_json: bool) -> int:
+    """Print a dry run's answer (``plan_test``'s JSON: computed here or by the running station)."""
+    if as_json:
+        print_json(result)
         return 0
-    state = "complete" if facts.complete else f"incomplete, {bundle.missing_summary()}"
-    print(f"plan {facts.label!r} ({facts.plan_uid}) of patient {facts.patient_id}: from "
-          f"{', '.join(facts.sources) or '?'}, machine {', '.join(facts.machines) or '?'}, "
-          f"{facts.approval or 'no approval status'}, {state}")
-    if not decisions:
+    facts = result["plan"]
+    state = "complete" if facts["complete"] else f"incomplete, {result['missing']}"
+    print(f"plan {facts['label']!r} ({facts['plan_uid']}) of patient {facts['patient_id']}: from "
+          f"{', '.join(facts['sources']) or '?'}, machine {', '.join(facts['machines']) or '?'}, "
+          f"{facts['approval'] or 'no approval status'}, {state}")
+    if not result["rules"]:
         print("  no rules configured", file=sys.stderr)
-    for i, d in enumerate(decisions, 1):
-        if d.outcome == "send":
+    for i, d in enumerate(result["rules"], 1):
+        if d["outcome"] == "send":
             per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
-                                                              if w["already"] else "") for w in would[d.rule])
-            verdict = f"would send ({d.reason}) to {per}"
-        elif d.outcome == "hold":
-            verdict = f"matches, would hold: {d.reason}"
-        elif d.outcome == "no-match":
-            verdict = f"no: {d.condition}: {d.reason}"
+                                                              if w["already"] else "") for w in d["would_send"])
+            verdict = f"would send ({d['reason']}) to {per}"
+        elif d["outcome"] == "hold":
+            verdict = f"matches, would hold: {d['reason']}"
+        elif d["outcome"] == "no-match":
+            verdict = f"no: {d['condition']}: {d['reason']}"
         else:
-            verdict = f"{d.outcome}: {d.reason}"
-        print(f"  {i}. {d.rule}: {verdict}")
+            verdict = f"{d['outcome']}: {d['reason']}"
+        print(f"  {i}. {d['rule']}: {verdict}")
     return 0

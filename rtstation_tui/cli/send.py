@@ -1,8 +1,9 @@
 """``rtstation send --plan UID|LABEL --to NODE[,NODE...]``: queue a plan bundle for one or many nodes; ``--sop``,
 ``--series``, ``--study`` or ``--patient`` (alone) send what is stored there instead, plan objects or not.
 
-With a server running on the data_dir, the jobs go into its queue and it starts them within a second. Without one,
-``--wait`` runs the sender in this process until every job ends; otherwise the jobs wait for the next ``serve``.
+With a station serving the data_dir's API socket, it queues the jobs (``POST /api/v1/send``: its log says who asked)
+and starts them at once. Without one, ``--wait`` runs the sender in this process until every job ends; otherwise the
+jobs wait for the next ``serve``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import Any, Callable
 
-from ..engine.plans.bundle import Bundle, bundle_for, find_plans
+from ..engine.plans.bundle import Bundle, bundle_for, resolve_plan as bundle_resolve_plan
 from ..engine.audit import configure as configure_audit
 from ..engine.config.model import Config
 from ..engine.events import EventBus
@@ -21,9 +23,10 @@ from ..engine.logsetup import setup_logging
 from ..engine.store.lock import DataDirLock, StationLocked
 from ..engine.outbound.queue import ACTIVE, DONE, JobQueue
 from ..engine.config.rules import INCLUDE_PARTS
-from ..engine.outbound.sender import Sender
+from ..engine.outbound.sender import Sender, send_report
 from ..engine.store.files import Store
 from .output import fail, print_json
+from .remote import ApiCallError, ApiClient, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -60,15 +63,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _deadline(args: argparse.Namespace) -> float | None:
+    return time.monotonic() + args.timeout if args.timeout is not None else None
+
+
+def _timed_out(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    if any(r["state"] in ACTIVE for r in rows):
+        print(f"rtstation: stopped waiting after {args.timeout:g} s; the unfinished jobs stay in the queue "
+              f"(rtstation queue; rtstation queue cancel JOB to drop one)", file=sys.stderr)
+
+
 def resolve_plan(index: Index, plan: str, patient: str | None) -> str:
-    rows = find_plans(index.conn, plan, patient)
-    uids = sorted({r["sop_uid"] for r in rows})
-    if not uids:
-        raise ValueError(f"no plan with UID or label {plan!r}" + (f" for patient {patient!r}" if patient else ""))
-    if len(uids) > 1:
-        listing = "; ".join(f"{r['label']} of patient {r['patient_id']} ({r['sop_uid']})" for r in rows)
-        raise ValueError(f"label {plan!r} is ambiguous, it matches: {listing}. Use the UID or --patient")
-    return uids[0]
+    return bundle_resolve_plan(index.conn, plan, patient)
 
 
 def resolve_bundle(index: Index, plan: str, patient: str | None) -> Bundle:
@@ -82,12 +88,9 @@ def resolve_bundle(index: Index, plan: str, patient: str | None) -> Bundle:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config, stream=sys.stderr, level=args.log_level or "WARNING")
-    configure_audit(config.log_dir, config.logging.retention_days)
-    index = Index(config.data_dir)
     include = args.include.split(",") if args.include else None
     if include and (bad := [i for i in include if i not in INCLUDE_PARTS]):
         return fail(f"--include: unknown part {bad[0]!r}; choose from {', '.join(INCLUDE_PARTS)}", 2)
-    sender = Sender(config, index, Store(config.data_dir, config.receiver.durability), EventBus())
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
     level = next((k for k in ("series", "study") if getattr(args, k)), "patient" if not args.plan and not args.sop
                  and args.patient else None)
@@ -98,14 +101,22 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.anonymize and args.transform:
         return fail("--anonymize PROFILE is --transform anonymize:PROFILE: give one of them", 2)
     transform = f"anonymize:{args.anonymize}" if args.anonymize else (args.transform or "")
+    if args.timeout is not None and not args.wait:
+        return fail("--timeout needs --wait", 2)
+    remote = connect(config)
+    if remote is not None:
+        return _send_via_api(remote, args, include, targets, level, transform)
+    configure_audit(config.log_dir, config.logging.retention_days)
+    index = Index(config.data_dir)
+    sender = Sender(config, index, Store(config.data_dir, config.receiver.durability), EventBus())
     try:
         if args.sop:
             results = sender.enqueue_instances(args.sop, targets, force=args.force, transform=transform,
-                                          origin="cli")
+                                               origin="cli")
         elif level is not None:
             uid = args.patient if level == "patient" else getattr(args, level)
             results = sender.enqueue_level(level, uid, targets, force=args.force, transform=transform,
-                                          origin="cli")
+                                           origin="cli")
         else:
             plan_uid = resolve_plan(index, args.plan, args.patient)
             results = sender.enqueue_plan(plan_uid, targets, include=include, force=args.force, transform=transform,
@@ -113,20 +124,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         return fail(str(exc), 2)
     jobs = [r.job_id for r in results if r.job_id is not None]
-    if args.timeout is not None and not args.wait:
-        return fail("--timeout needs --wait", 2)
     lock = DataDirLock(config.data_dir)
     server = _server_running(lock)
-    deadline = time.monotonic() + args.timeout if args.timeout is not None else None
     if args.wait and jobs:
+        deadline = _deadline(args)
         if server:
-            finished = _wait_polling(sender.queue, jobs, args.json, deadline)
+            rows = _wait_polling(_local_job(sender.queue), jobs, args.json, deadline)
         else:
-            finished = asyncio.run(_run_here(sender, jobs, args.json, deadline))
+            rows = asyncio.run(_run_here(sender, jobs, args.json, deadline))
             lock.release()
-        if not finished:
-            print(f"rtstation: stopped waiting after {args.timeout:g} s; the unfinished jobs stay in the queue "
-                  f"(rtstation queue; rtstation queue cancel JOB to drop one)", file=sys.stderr)
+        _timed_out(args, rows)
     elif not server and jobs and not args.json:
         print("no server is running on this data_dir: the jobs start with the next `rtstation serve` (or use --wait)")
     return _report(sender.queue, results, args.json, waited=args.wait)
@@ -141,43 +148,73 @@ def _server_running(lock: DataDirLock) -> bool:
     return False
 
 
-def _wait_polling(queue: JobQueue, jobs: list[int], quiet: bool, deadline: float | None = None) -> bool:
-    """Until every job is done, failed or cancelled (True), or the deadline passed (False)."""
+def _send_via_api(remote: ApiClient, args: argparse.Namespace, include: list[str] | None,
+                  targets: list[str], level: str | None, transform: str) -> int:
+    """The running station queues the jobs (and logs who asked), with the same level and transform as a send
+    from this process; --wait follows them through the API."""
+    body: dict[str, Any] = {"to": targets, "include": include, "force": args.force, "transform": transform}
+    if args.sop:
+        body["sop"] = args.sop
+    elif level is not None:
+        body[level] = args.patient if level == "patient" else getattr(args, level)
+    else:
+        body.update(plan=args.plan, patient=args.patient)
+    try:
+        rows = remote.call_sync("POST", "/api/v1/send", body)
+        jobs = [r["job_id"] for r in rows if r["job_id"] is not None]
+        if args.wait and jobs:
+            def fetch(job_id: int) -> dict[str, Any] | None:
+                return remote.call_sync("GET", f"/api/v1/jobs/{job_id}")  # type: ignore[no-any-return]
+
+            waited = _wait_polling(fetch, jobs, args.json, _deadline(args))
+            _timed_out(args, waited)
+            final = {r["id"]: r for r in waited}
+            rows = [{**r, **{k: final[r["job_id"]][k] for k in ("state", "error", "done", "failed", "attempts")}}
+                    if r["job_id"] in final else r for r in rows]
+    except ApiCallError as exc:
+        return api_fail(exc)
+    return print_report(rows, args.json, waited=args.wait)
+
+
+def _local_job(queue: JobQueue) -> Callable[[int], dict[str, Any] | None]:
+    def fetch(job_id: int) -> dict[str, Any] | None:
+        job = queue.job(job_id)
+        return job.as_json() if job is not None else None
+    return fetch
+
+
+def _wait_polling(fetch: Callable[[int], dict[str, Any] | None], jobs: list[int],
+                  quiet: bool, deadline: float | None = None) -> list[dict[str, Any]]:
+    """Print each job's changes until none is active or the deadline passed; returns the jobs' last rows."""
     last: dict[int, str] = {}
     while True:
-        rows = [queue.job(j) for j in jobs]
+        rows = [r for r in (fetch(j) for j in jobs) if r is not None]
         for r in rows:
-            if r is not None and not quiet and last.get(r.id) != f"{r.state}{r.done}":
-                last[r.id] = f"{r.state}{r.done}"
-                print(f"job {r.id} {r.node}: {r.state} {r.done}/{r.total}" + (f" ({r.error})" if r.error else ""),
-                      file=sys.stderr)
-        if all(r is None or r.state not in ACTIVE for r in rows):
-            return True
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
+            if not quiet and last.get(r["id"]) != f"{r['state']}{r['done']}":
+                last[r["id"]] = f"{r['state']}{r['done']}"
+                print(f"job {r['id']} {r['node']}: {r['state']} {r['done']}/{r['total']}"
+                      + (f" ({r['error']})" if r["error"] else ""), file=sys.stderr)
+        if all(r["state"] not in ACTIVE for r in rows) or (deadline is not None and time.monotonic() >= deadline):
+            return rows
         time.sleep(0.2)  # polling another process's queue: nothing to wait on but the database
 
 
-async def _run_here(sender: Sender, jobs: list[int], quiet: bool, deadline: float | None) -> bool:
+async def _run_here(sender: Sender, jobs: list[int], quiet: bool, deadline: float | None) -> list[dict[str, Any]]:
     sender.bus.start()
     await sender.start()
     try:
-        return await asyncio.to_thread(_wait_polling, sender.queue, jobs, quiet, deadline)
+        return await asyncio.to_thread(_wait_polling, _local_job(sender.queue), jobs, quiet, deadline)
     finally:
         await sender.stop()
         await sender.bus.stop()
 
 
 def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:  # type: ignore[type-arg]
-    out = []
-    for r in results:
-        job = queue.job(r.job_id) if r.job_id is not None else None
-        out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
-                    "already_delivered": r.already_delivered, "already_queued": r.already_queued,
-                    "state": job.state if job else "nothing to send", "error": job.error if job else "",
-                    "done": job.done if job else 0, "failed": job.failed if job else 0,
-                    "attempts": job.attempts if job else 0,
-                    "transform": job.transform if job else ""})
+    return print_report(send_report(queue, results), as_json, waited)
+
+
+def print_report(out: list[dict[str, Any]], as_json: bool, waited: bool) -> int:
+    """Print what was queued (the same rows whether this process or the station's API queued it)."""
     if as_json:
         print_json(out)
     else:

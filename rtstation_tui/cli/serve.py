@@ -68,6 +68,8 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
     station = Station(config, receive=receive)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    station.on_stop_request(stopping.set)  # rtstation stop: the same graceful stop as SIGTERM
+    station.reread = reread  # POST /api/v1/config/reload: the same file and overrides as SIGHUP
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     if reread is not None:  # installed before start: a SIGHUP's default action would kill the process
@@ -81,8 +83,10 @@ async def serve(config: Config, reread: Callable[[], Config] | None = None, *, f
     address = station.receiver.address if station.receiver else ""
     for line in effective(config, address):
         log.info("%s", line)
-    log.info("rtstation %s serving: AE %s on %s, data in %s", _version(), config.station.ae_title,
-             address or "- (no receiver)", config.data_dir)
+    api = station.api_server
+    log.info("rtstation %s serving: AE %s on %s, data in %s, control API %s", _version(), config.station.ae_title,
+             address or "- (no receiver)", config.data_dir,
+             f"on {api.path}" if api is not None and api.serving else "off")
     heartbeat = Ticker("heartbeat", lambda: _heartbeat(station),
                        lambda: max(station.config.logging.heartbeat_minutes * 60, 1.0))
     if config.logging.heartbeat_minutes > 0:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..engine.config.model import DEFAULT_CONFIG_PATHS, Config
 from ..engine.store.index import Index
 from ..engine.plans.folder import folder_json
 from ..engine.plans.listing import patients_json
 from .output import fail, print_json
+from .remote import ApiCallError, api_fail, connect
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,18 +27,25 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace, config: Config) -> int:
     if args.path is not None:
         return show_folder(args)
-    if config.path is None and not (config.data_dir / "index.sqlite").exists():
+    remote = connect(config)
+    if remote is not None:  # the station's own view (its index connection sees what it wrote a moment ago)
+        try:
+            query = f"?patient={quote(args.patient, safe='')}" if args.patient is not None else ""
+            data = remote.call_sync("GET", f"/api/v1/tree{query}")
+        except ApiCallError as exc:
+            return api_fail(exc)
+    elif config.path is None and not (config.data_dir / "index.sqlite").exists():
         # nothing to show, and a read must not create ./var: say where a configuration was looked for
         looked = ["--config (not given)", "$RTSTATION_CONFIG (not set)", *DEFAULT_CONFIG_PATHS]
         return fail(f"no configuration found (looked at {', '.join(looked)}) and no index in {config.data_dir}; "
                     "pass --config PATH", 1)
-    index = Index(config.data_dir)
-    data = patients_json(index.conn, args.patient)
-    if args.json and not (args.patient and not data):
-        print_json(data)
-        return 0
+    else:
+        data = patients_json(Index(config.data_dir).conn, args.patient)
     if args.patient and not data:
         return fail(f"no patient with PatientID {args.patient!r} in {config.data_dir}", 1)
+    if args.json:
+        print_json(data)
+        return 0
     if not data:
         print(f"no objects in {config.data_dir}")
     for patient in data:

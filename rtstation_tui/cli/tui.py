@@ -20,4 +20,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
         build_parser().print_help()
         return 0
-    return run_console(config, log_level=args.log_level)
+    def reread() -> Config:
+        from . import load  # the same file and command-line overrides as at start
+
+        return load(args)
+
+    return run_console(config, log_level=args.log_level, reread=reread)

@@ -41,6 +41,7 @@ from .store.files import Store
 from .qr.scp import QRService
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
+from .service.server import ApiServer
 from .metrics import views as metrics_views
 from .metrics.service import MetricsService
 from .metrics.views import DvhCurve, PlanMetrics
@@ -94,6 +95,16 @@ class Station:
         self._started = False
         self._start_error = ""
         self._background: set[asyncio.Task[Any]] = set()
+        api = config.api
+        self.api_server = ApiServer(self, config.api_socket, replay=api.replay_events,
+                                    client_timeout=api.client_timeout_s) if api.enabled else None
+        # how the process owner re-reads its configuration (file + command-line overrides), for POST /config/reload
+        self.reread: Callable[[], Config] | None = None
+
+    def on_stop_request(self, fn: Callable[[], None]) -> None:
+        """What ``POST /api/v1/stop`` (``rtstation stop``) does: the owner of the process decides how to stop."""
+        if self.api_server is not None:
+            self.api_server.on_stop = fn
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         return self.bus.subscribe(fn)
@@ -109,6 +120,8 @@ class Station:
         except Exception as exc:  # sends would be queued with no worker to run them: say so (status())
             self._start_error = f"the station did not start ({exc})"
             raise
+        if self.api_server is not None:  # before the receiver: the API reports a listener that cannot bind
+            await self.api_server.start()
         self._spawn(asyncio.to_thread(reconcile, self.store, self.index), "reconcile")
         if self.receiver is not None:
             await self.start_receiver()
@@ -155,6 +168,8 @@ class Station:
         if not self._started:
             self._lock.release()
             return
+        if self.api_server is not None:
+            await self.api_server.stop()
         await self.stop_receiver(timeout)
         for service in reversed(self.services):
             try:

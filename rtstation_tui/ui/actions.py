@@ -17,6 +17,7 @@ from . import messages as m
 from ..engine.api import SendPreview
 from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
+from .dialogs.quit import LEAVE, STOP, QuitStationDialog
 from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
 from .host import ConsoleBase
@@ -216,7 +217,9 @@ class StationActions(ConsoleBase):
 
     async def action_quit(self) -> None:
         busy = self.busy_reason()
-        if busy:
+        if not self.attached:  # the console runs the station: stop it, or leave it running headless?
+            self.run_worker(self._ask_leave(busy), group="quit", exclusive=True)
+        elif busy:
             self.run_worker(self._ask_quit(busy), group="quit", exclusive=True)
         else:
             await self.stop_and_exit()
@@ -225,6 +228,15 @@ class StationActions(ConsoleBase):
         message = (f"{busy[0].upper()}{busy[1:]}.\nQuitting refuses new associations and waits for in-flight stores; "
                    "the send queue is kept and resumes at the next start.")
         if await self.push_screen_wait(ConfirmDialog("Quit rtstation?", message, "Quit", "Stay")):
+            await self.stop_and_exit()
+
+    async def _ask_leave(self, busy: str) -> None:
+        """Leaving it running is the default when work goes on without anyone watching (rules, a watched folder)."""
+        unattended = bool(self.config.rules) or self.config.import_.folder is not None
+        choice = await self.push_screen_wait(QuitStationDialog(busy, leave_by_default=unattended))
+        if choice == LEAVE:
+            self.leave_running()
+        elif choice == STOP:
             await self.stop_and_exit()
 
     # -- status line ----------------------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 Lifecycle: the station starts in a worker after the first paint (the console is usable at once, even while the
 receiver binds or the start-up recovery reads a big index) and stops before the app exits — from ``q``, Ctrl+Q,
-SIGHUP or a hung-up terminal (the SSH connection dropped: ``ui/terminal.py``), SIGTERM, or any other way out
-(``on_unmount``). Stopping refuses new associations and lets in-flight stores finish, so nothing acknowledged is
-lost; with the terminal gone, open associations get TERMINAL_LOST_GRACE before they are aborted (the C-STORE in
-flight still finishes) and the process leaves within ~2 s.
+SIGTERM, ``rtstation stop``, or any other way out (``on_unmount``). Stopping refuses new associations and lets
+in-flight stores finish, so nothing acknowledged is lost. A hung-up terminal (the SSH connection dropped, SIGHUP:
+``ui/terminal.py``) never stops the station: the app exits without stopping it and the process goes on headless
+(``ui/headless.py``) until SIGTERM or ``rtstation stop``. An attached console that loses its terminal just ends
+(open work is the serving station's); with the terminal gone it leaves within ~2 s.
 
 Engine events arrive on this loop from the station's bus; they are queued and applied at most ``FLUSH_HZ`` times a
 second, so a peer sending a thousand objects a second costs ten screen updates, not a thousand.
@@ -20,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from textual.app import App
 from textual.css.query import NoMatches
@@ -31,14 +32,17 @@ from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
                              LogEvent, MetricsComputed, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
+from ..engine.service.client import ApiCallError
+from ..engine.service.remote import RemoteStation, attach
 from ..engine.station import Station
 from .actions import StationActions
 from .commands.registry import CommandScope, bindings
 from .commands.station import StationCommands
 from .editing import ConfigEditing
-from .labels import Palette
+from .labels import Palette, plain
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
+from .headless import continue_headless, keep_the_shell
 from .terminal import ConsoleDriver, TerminalLost
 from .themes import ThemeCatalog, ThemeError
 from .widgets.bars import RateMeter
@@ -60,10 +64,14 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
     BINDINGS = bindings("app")
 
     def __init__(self, config: Config, *, theme: str | None = None, log_level: str | None = None,
-                 listen: bool = True) -> None:
+                 listen: bool = True, station: RemoteStation | None = None) -> None:
         super().__init__()
         self.config = config
-        self.station = Station(config, receive=listen)  # runs here: started and stopped with the console
+        # a station served by another process (attached), or one that runs here, started and stopped with the console
+        self.station: Station | RemoteStation = station if station is not None else Station(config, receive=listen)
+        self.attached = station is not None
+        self.owner = (f"attached to pid {station.pid}" if station is not None  # the header says which
+                      else f"station in this console, pid {os.getpid()}")
         self.api: StationAPI = self.station  # everything the screens read or ask goes through this interface
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
@@ -77,6 +85,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         self._unsubscribe: Any = None
         self.stopping = False
         self.terminal_lost = False
+        self.headless = False  # the app exits, the station it runs goes on (run_console continues it)
+        self.left_running = False  # … because the operator chose so on q (else: the terminal was lost)
         self._leaving = False
         self._stop_task: asyncio.Future[None] | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -100,6 +110,10 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         self.theme = t.name
         self._main = MainScreen(self.config, self.api, self.level, Palette.from_theme(t))
         await self.push_screen(self._main)
+        if self.owner:
+            self._main.header.set_owner(self.owner)
+        if isinstance(self.station, Station):  # rtstation stop (the API) stops it as q would
+            self.station.on_stop_request(lambda: self.run_worker(self.stop_and_exit(), group="station"))
         if not self.listen:
             self._main.header.set_state("off")
         self._unsubscribe = self.api.subscribe(self.on_engine_events)
@@ -123,7 +137,10 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         try:
             await self.station.start()
         except StationLocked as exc:
-            self.exit(1, return_code=1, message=f"rtstation: {exc}")
+            self.exit(1, return_code=1, message=plain(f"rtstation: {exc}"))  # printed by Rich: never markup
+            return
+        except ApiCallError as exc:  # the station we attach to went away between the probe and now
+            self.exit(1, return_code=1, message=f"rtstation: {exc.message}")
             return
         except ReceiverError as exc:  # the header shows "error" (ReceiverState event); the rest keeps running
             log.error("%s", exc)
@@ -132,8 +149,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             self._main.header.set_state("error", f"start failed: {exc}")
             return
         else:
-            log.info("console started: AE %s on %s", self.config.station.ae_title,
-                     self.api.status().address or "(not listening)")
+            log.info("console %s: AE %s on %s", "attached" if self.attached else "started",
+                     self.config.station.ae_title, self.api.status().address or "(not listening)")
         status = self.api.status()
         if self.is_running:  # the import folder's state so far (later changes come as events)
             self._main.header.set_import(status.import_state, status.import_folder, status.import_detail)
@@ -153,16 +170,33 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
                 pass
 
     def _on_signal(self, sig: int) -> None:
+        if sig == signal.SIGHUP:  # the terminal hung up (the driver may not have seen it yet)
+            self.on_terminal_lost(TerminalLost())
+            return
         log.warning("%s: stopping; in-flight stores finish first", signal.Signals(sig).name)
-        self.run_worker(self.stop_and_exit(terminal_lost=sig == signal.SIGHUP), group="station")
+        self.run_worker(self.stop_and_exit(), group="station")
 
     def on_terminal_lost(self, _: TerminalLost) -> None:
-        """The driver saw the terminal hang up (with or without the SIGHUP that usually comes too)."""
+        """The driver saw the terminal hang up (with or without the SIGHUP that usually comes too): a console
+        running the station goes headless, an attached one ends (the station is another process's)."""
         if self.terminal_lost:
             return
         self.terminal_lost = True
-        log.warning("terminal lost: stopping; in-flight stores finish first")
-        self.run_worker(self.stop_and_exit(terminal_lost=True), group="station")
+        if self.attached or self.stopping:  # a stop already under way finishes as asked
+            log.warning("terminal lost: the console ends")
+            self.run_worker(self.stop_and_exit(terminal_lost=True), group="station")
+        else:
+            self.go_headless()
+
+    def go_headless(self) -> None:
+        """Leave the app without stopping the station: ``run_console`` goes on running it on this same loop."""
+        self.headless = True
+        self.exit(0, return_code=0)
+
+    def leave_running(self) -> None:
+        """``q`` → "leave running": the terminal is fine and goes back to the shell (``ui/headless.py``)."""
+        self.left_running = True
+        self.go_headless()
 
     async def stop_station(self, timeout: float = 30.0) -> None:
         """Stop the station once, however many ways out are taken at the same time (q, then SIGHUP, then exit).
@@ -187,7 +221,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         await self.stop_station(TERMINAL_LOST_GRACE if gone else 30.0)
         if gone and not self._leaving:
             self._leaving = True
-            log.info("terminal lost: station stopped, exiting")
+            log.info("terminal lost: %s, exiting", "console detached" if self.attached else "station stopped")
             _exit_later(code)  # everything that matters is done (stores, index, lock): a hung exit must not stay
         self.exit(code, return_code=code)
 
@@ -195,7 +229,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         """Any way out: the station must still stop cleanly (in-flight stores finish, the index is flushed)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        await self.stop_station()
+        if not self.headless:
+            await self.stop_station()
         if self._log_handler is not None:
             remove_handler(self._log_handler)
         loop = asyncio.get_running_loop()
@@ -257,6 +292,9 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             elif isinstance(ev, ReceiverState):
                 if not self.stopping or ev.state != "stopped":
                     main.header.set_state(ev.state, ev.detail, ev.address)
+                if isinstance(self.station, RemoteStation) and self.owner:  # a restarted service has a new pid
+                    self.owner = f"attached to pid {self.station.pid}"
+                    main.header.set_owner(self.owner)
             elif isinstance(ev, AssociationOpened):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):
@@ -285,6 +323,10 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
     def arriving(self) -> int:
         return len(self._open)
 
+    def busy_reason(self) -> str:
+        """An attached console leaves the station running: quitting it interrupts nothing."""
+        return "" if self.attached else super().busy_reason()
+
 
 def _terminal_alive() -> bool:
     """Is our controlling terminal still there? (After an SSH drop, opening it fails.)"""
@@ -310,14 +352,30 @@ def _exit_later(code: int) -> None:
     timer.start()
 
 
-def run_console(config: Config, log_level: str | None = None) -> int:
+def run_console(config: Config, log_level: str | None = None, reread: Callable[[], Config] | None = None) -> int:
     """``rtstation`` / ``rtstation tui``. Returns the exit status (2: bad theme, 1: data_dir in use)."""
     try:
         ThemeCatalog.scan(config.ui.themes_dir).load(config.ui.theme)
     except ThemeError as exc:
         print(f"rtstation: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config, stream=None, level=log_level)  # the file; the log pane is added by the app
-    app = StationApp(config, log_level=log_level)
-    result = app.run()
+    remote = attach(config)
+    if remote is not None:  # the station's own configuration (an operator in its group may not write its log dir)
+        config = remote.config
+    elif os.isatty(0) and os.isatty(1):  # this console will run the station: the shell's job must be able to end
+        keep_the_shell()  # while the station is left running (q → leave running); nothing runs in threads yet
+    writable = remote is None or os.access(config.log_dir, os.W_OK)
+    setup_logging(config, stream=None, level=log_level, file=writable)  # the file; the pane is added by the app
+    app = StationApp(config, log_level=log_level, station=remote)
+    if isinstance(app.station, Station):  # consoles attached to it save their edits through its API, re-read so
+        app.station.reread = reread
+    return asyncio.run(_console(app))
+
+
+async def _console(app: StationApp) -> int:
+    """The app, then — when it left a station running (the terminal was lost) — that station headless, on the same
+    event loop the station's tasks live on."""
+    result = await app.run_async()
+    if app.headless and isinstance(app.station, Station):
+        return await continue_headless(app.station, app._starting, lost=not app.left_running)
     return int(result if isinstance(result, int) else app.return_code or 0)

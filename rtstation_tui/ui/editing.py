@@ -25,6 +25,8 @@ from ..engine.config.tomlfile import ConfigFile
 from ..engine.logsetup import ROOT
 from ..engine.api import EchoOutcome, ReceiverError
 from ..engine.config.reload import ReloadError
+from ..engine.service.client import ApiCallError
+from ..engine.service.remote import RecordedEdits, RemoteStation
 from .host import ConsoleBase
 from .labels import Palette
 from .messages import EchoAnswered, Edit, SaveConfig
@@ -100,6 +102,8 @@ class ConfigEditing(ConsoleBase):
                 return None
 
     async def _save_config(self, edit: Edit, what: str) -> Config | None:
+        if isinstance(self.station, RemoteStation):
+            return await self._save_remote(self.station, edit, what)
         path = self.config.path
         if path is None:
             self.notify("The console runs on built-in defaults: start it with --config FILE to edit settings.",
@@ -115,6 +119,26 @@ class ConfigEditing(ConsoleBase):
         self.notify(f"{what}. Saved to {path.name} (previous version: {path.name}.bak).", title="Saved")
         return after
 
+    async def _save_remote(self, station: RemoteStation, edit: Edit, what: str) -> Config | None:
+        """Attached: the station edits its own file (the operator may not be able to write it) and applies it."""
+        recorded = RecordedEdits()
+        edit(recorded)  # type: ignore[arg-type]  # the editors call only ConfigFile's editing methods
+        try:
+            await asyncio.to_thread(station.edit_config, recorded.ops)
+        except ApiCallError as exc:
+            self.notify(exc.message, title="Not saved", severity="error", timeout=20)
+            return None
+        old, new = self.config, station.config
+        log.info("configuration saved by the station (%s): %s", what, new.path)
+        if any(getattr(old.station, k) != getattr(new.station, k) for k in LISTENER) and not self.stopping:
+            try:
+                await self.api.restart_receiver(new)
+            except ReceiverError as exc:
+                self.notify(str(exc), title="Listener", severity="error", timeout=20)
+        self._show_config(old, station.config)
+        self.notify(f"{what}. Saved by the station to {new.path.name if new.path else 'its file'}.", title="Saved")
+        return station.config
+
     async def apply_config(self, new: Config) -> None:
         old, self.config = self.config, new
         self.main.config = new
@@ -129,6 +153,11 @@ class ConfigEditing(ConsoleBase):
             self.notify(str(exc), title="Listener", severity="error", timeout=20)
         except ReloadError as exc:
             self.notify(f"saved, but not applied: {exc}", title="Configuration", severity="error", timeout=20)
+        self._show_config(old, new)
+
+    def _show_config(self, old: Config, new: Config) -> None:
+        """The header, log level and theme follow the configuration in force."""
+        self.config = self.main.config = new
         header = self.main.header
         header.ae_title = new.station.ae_title
         header.address = f"{new.station.bind}:{new.station.port}"

@@ -36,6 +36,8 @@ def test_unit_verifies_and_has_the_promised_settings(tmp_path: Path) -> None:
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"] and s["KillSignal"] == ["SIGTERM"]
     assert s["WorkingDirectory"] == ["/var/lib/rtstation"] and s["ProtectSystem"] == ["strict"]
     assert s["NoNewPrivileges"] == ["yes"] and s["ReadWritePaths"] == ["/var/lib/rtstation"]
+    # the control API's socket: AF_UNIX allowed, in the data_dir (the state directory) where consoles look for it
+    assert "AF_UNIX" in s["RestrictAddressFamilies"][0].split() and s["StateDirectory"] == ["rtstation"]
 
 
 def test_nothing_serve_writes_is_readable_by_other_users(serve, port, data_dir) -> None:

@@ -1,12 +1,13 @@
 """End to end in a real terminal: tmux runs ``rtstation`` (python -m rtstation_tui) on a temporary config, DCMTK
 storescu sends plan B1, the tree shows it, keys select it, open the send dialog, pick the storescp node QA and
-confirm; storescp receives the bundle and the tree says "QA: done". Then the terminal goes away (SIGHUP) and the
-console stops cleanly. tmux is a required peer (installed by ``make test``): missing is a failure, not a skip.
+confirm; storescp receives the bundle and the tree says "QA: done". Then the terminal goes away (SIGHUP): the
+station goes on headless, and SIGTERM stops it cleanly. tmux is a required peer (installed by ``make test``): missing is a failure, not a skip.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +25,7 @@ def qa(tmp_path: Path) -> Iterator[StoreSCP]:
     scp.stop()
 
 
-def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path, tmux: Tmux, qa: StoreSCP) -> None:
+def test_console_in_tmux_receives_b1_sends_it_and_goes_headless_on_sighup(tmp_path: Path, tmux: Tmux, qa: StoreSCP) -> None:
     port = free_port()
     data_dir = tmp_path / "var"
     qa_port = qa.port
@@ -57,9 +58,12 @@ def test_console_in_tmux_receives_b1_sends_it_and_survives_sighup(tmp_path: Path
     # the bar itself (100%) is checked in-process: test_tui_live.py::test_send_to_storescp_progress_reaches_100
 
     tmux.kill()  # the terminal goes away: SIGHUP
-    wait_for(lambda: not alive(pid), 40, what="the console to exit after SIGHUP")
-    log = (data_dir / "logs" / "rtstation.log").read_text()
-    assert "SIGHUP: stopping" in log and "receiver stopped" in log and "terminal lost: station stopped" in log
+    log_file = data_dir / "logs" / "rtstation.log"
+    wait_for(lambda: "terminal lost: station continues headless" in log_file.read_text(), 20, what="headless")
+    assert alive(pid) and "receiver stopped" not in log_file.read_text()  # the pane's process waits for the station
+    os.kill(pid, signal.SIGTERM)  # handed on to the station
+    wait_for(lambda: not alive(pid), 40, what="the headless station to exit after SIGTERM")
+    assert "receiver stopped" in log_file.read_text() and "headless station stopped" in log_file.read_text()
 
 
 def test_in_tmux_a_label_filter_sends_only_the_matching_plan(tmp_path: Path, tmux: Tmux, qa: StoreSCP) -> None:

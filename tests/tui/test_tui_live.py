@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 
+import waiting
 from helpers import BREAST, PEER_ENV, dcmtk, free_port
 from tui_support import fill_store, make_app, make_config, screen_text, until
 
@@ -58,11 +59,12 @@ async def test_a_receiver_that_cannot_listen_shows_error_in_the_header(tmp_path)
             assert "cannot listen" in screen_text(app)
             assert app.is_running  # the rest of the console keeps working
             await pilot.press("n")
-            await pilot.press("escape", "q")
+            await pilot.press("escape", "q", "s")  # quit, stopping the station
             await until(pilot, lambda: not app.is_running, what="exit")
 
 
-async def test_sighup_finishes_in_flight_stores_and_exits_cleanly(tmp_path):
+async def test_sighup_ends_the_app_but_never_the_station_or_its_in_flight_stores(tmp_path):
+    """SIGHUP is a lost terminal: the app exits, the station it runs goes on (headless) until it is stopped."""
     port = free_port()
     config = make_config(tmp_path, port)
     patient = make_patient(tmp_path / "big", "HUP001", slices=300, rows=32, cols=32)
@@ -75,11 +77,14 @@ async def test_sighup_finishes_in_flight_stores_and_exits_cleanly(tmp_path):
         await until(pilot, lambda: app.arriving, what="association open")
         os.kill(os.getpid(), signal.SIGHUP)
         await until(pilot, lambda: not app.is_running, timeout=60, what="exit after SIGHUP")
-    assert await proc.wait() == 0, "the in-flight association must finish"
-    assert app.return_code == 0 and not app.station._started
-    index = Index(config.data_dir)
-    assert index.count_instances() == len(patient.files)
-    index.close()
+    assert app.headless and app.return_code == 0 and app.station._started  # the station still runs
+    try:
+        assert await proc.wait() == 0, "the in-flight association must finish"
+        index = Index(config.data_dir)
+        await waiting.until(lambda: index.count_instances() == len(patient.files), 30, "all indexed")
+        index.close()
+    finally:
+        await app.station.stop()
 
 
 async def test_progress_area_shows_one_bar_per_active_job(tmp_path):
@@ -155,7 +160,7 @@ async def test_quit_at_once_waits_for_the_start_and_leaves_nothing_running(tmp_p
     port = free_port()
     app = make_app(make_config(tmp_path, port), listen=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("q")  # typically before the receiver is listening
+        await pilot.press("q", "s")  # typically before the receiver is listening
         await until(pilot, lambda: not app.is_running, what="exit")
     assert not app.station._started
     with socket.socket() as s:  # the port is free again: no receiver left behind

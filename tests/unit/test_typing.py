@@ -14,11 +14,13 @@ import sys
 
 from helpers import ROOT
 
-CHECKED = [
+CHECKED = [  # the in-process Station and the attached console's RemoteStation both implement StationAPI
     "rtstation_tui/engine/api.py",
     "rtstation_tui/engine/plans/queries.py",
     "rtstation_tui/engine/outbound/dryrun.py",
     "rtstation_tui/engine/station.py",
+    "rtstation_tui/engine/service/remote.py",
+    "rtstation_tui/engine/service/jsonable.py",
     "tests/tui_support.py",
     "rtstation_tui/ui/screens/main.py",
     "rtstation_tui/ui/widgets/details.py",

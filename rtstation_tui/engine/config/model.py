@@ -104,6 +104,21 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """The local control API ([ATTACH]): HTTP/JSON on a Unix socket (mode 0660: the owner and group only)."""
+
+    enabled: bool = _c(True)
+    socket: Path | None = _c(None)  # None: <data_dir>/api.sock, where consoles and the CLI look for it
+    replay_events: int = _c(10000, min=100, max=1_000_000)  # events a reconnecting client can catch up on
+    client_timeout_s: float = _c(10.0, min=0.5, max=600)  # an event-stream client accepting nothing is dropped
+    # optional TCP listener (0: off): every request on it needs the bearer token of token_file
+    tcp_port: int = _c(0, min=0, max=65535)
+    tcp_bind: str = _c("127.0.0.1", kind="host")  # loopback unless configured otherwise
+    token_file: Path | None = _c(None)  # None: <data_dir>/api.token, created (0640) when the TCP listener starts
+    tcp_tls: bool = _c(False)  # the TCP listener speaks TLS with [tls] certificate and key
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``path`` is the file it came from (None: built-in defaults)."""
 
@@ -115,6 +130,7 @@ class Config:
     import_: ImportConfig = ImportConfig()
     tls: TlsConfig = TlsConfig()
     retention: RetentionConfig = RetentionConfig()
+    api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
@@ -128,6 +144,14 @@ class Config:
     @property
     def log_dir(self) -> Path:
         return self.logging.dir if self.logging.dir is not None else self.data_dir / "logs"
+
+    @property
+    def api_socket(self) -> Path:
+        return self.api.socket if self.api.socket is not None else self.data_dir / "api.sock"
+
+    @property
+    def api_token_file(self) -> Path:
+        return self.api.token_file if self.api.token_file is not None else self.data_dir / "api.token"
 
     def node(self, name: str) -> NodeConfig | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -143,6 +167,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "import": ("import_", ImportConfig),
     "tls": ("tls", TlsConfig),
     "retention": ("retention", RetentionConfig),
+    "api": ("api", ApiConfig),
     "metrics": ("metrics", MetricsConfig),
 }
 ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
@@ -197,9 +222,16 @@ def finish(config: Config, file: str, base: Path) -> Config:
     imp = config.import_
     if imp.folder is not None:
         imp = replace(imp, folder=_absolute(imp.folder, base))
+    api = config.api
+    for key in ("socket", "token_file"):
+        value = getattr(api, key)
+        if value is not None:
+            api = replace(api, **{key: _absolute(Path(str(value).replace("<data_dir>", str(station.data_dir))), base)})
     tls = config.tls
     tls = replace(tls, **{k: _absolute(getattr(tls, k), base) for k in ("certificate", "key", "ca")
                           if getattr(tls, k) is not None})
+    if api.tcp_tls and (tls.certificate is None or tls.key is None):
+        raise ConfigError(file, "api.tcp_tls", "TLS on the API's TCP listener needs [tls] certificate and key")
     if tls.enabled and (tls.certificate is None or tls.key is None):
         raise ConfigError(file, "tls.certificate", "TLS is enabled: certificate and key are both required")
     names = [n.name for n in config.nodes]
@@ -219,7 +251,7 @@ def finish(config: Config, file: str, base: Path) -> Config:
     if ui.themes_dir is not None:
         ui = replace(ui, themes_dir=_absolute(ui.themes_dir, base))
     return replace(config, station=station, network=network, logging=replace(config.logging, dir=log_dir),
-                   import_=imp, tls=tls, ui=ui, anonymize=anon)
+                   import_=imp, tls=tls, api=api, ui=ui, anonymize=anon)
 
 
 def fast_paths_from_environment(configured: bool, environ: dict[str, str] | None = None) -> bool:

@@ -14,7 +14,8 @@ from .model import SECTIONS, Config
 # keys whose new value only takes effect at the next start
 RESTART_ONLY = ("station.ae_title", "station.bind", "station.port", "station.data_dir", "receiver.max_pdu",
                 "logging.dir", "retention.days", "retention.auto", "network.fast_paths")
-RESTART_SECTIONS = ("import",)  # the import-folder watcher takes its settings when it starts
+# the import-folder watcher takes its settings when it starts; the API binds its socket and sizes its replay buffer
+RESTART_SECTIONS = ("import", "api")
 
 
 def restart_only(key: str) -> bool:

@@ -12,14 +12,16 @@ shared with ``rtstation rules test``.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
+from ..config.model import Config
 from ..config.nodes import NodeConfig, resolve_node
 from ..config.rules import RuleConfig
-from ..plans.bundle import Bundle
+from ..plans.bundle import Bundle, bundle_for
 from ..plans.queries import MAX_DRY_RUN_PLANS, PlanVerdicts, Verdict, newest_bundles
 from ..store.files import Store
+from ..store.index import Index
 from .queue import JobQueue
 from .rules import Decision, PlanFacts, decide
 from .sender import parts_for
@@ -82,3 +84,24 @@ def dry_run(conn: sqlite3.Connection, rules: tuple[RuleConfig, ...], limit: int 
     return [PlanVerdicts(b.plan_uid, b.patient_id, b.label, b.complete,
                          tuple(evaluate(rules, b, queue, store, nodes)))
             for b in newest_bundles(conn, limit)]
+
+
+def would_get(config: Config, queue: JobQueue, bundle: Bundle, targets: tuple[str, ...],
+              include: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``would_queue`` as JSON (``rules test``): per target, objects new to it and those it has or will have."""
+    store = Store(config.data_dir, config.receiver.durability)
+    return [{"node": w.node, "new": w.new, "already": w.already, **({"error": w.error} if w.error else {})}
+            for w in would_queue(queue, store, config.nodes, bundle, targets, include)]
+
+
+def plan_test(config: Config, index: Index, queue: JobQueue, plan_uid: str) -> dict[str, Any] | None:
+    """``rtstation rules test --json`` (and ``POST /api/v1/rules/test``): every configured rule's decision on one
+    stored plan, with what a send would carry to each target. None when the plan is not in the index."""
+    bundle = bundle_for(index.conn, plan_uid)
+    if bundle is None:
+        return None
+    facts = PlanFacts.of(bundle)
+    decisions = decide(config.rules, facts)
+    return {"plan": asdict(facts), "missing": bundle.missing_summary(),
+            "rules": [{**d.as_json(), "would_send": would_get(config, queue, bundle, d.targets, d.include)
+                       if d.outcome == "send" else []} for d in decisions]}

@@ -55,6 +55,19 @@ class Enqueued:
     already_queued: int
 
 
+def send_report(queue: JobQueue, results: Iterable[Enqueued]) -> list[dict[str, Any]]:
+    """What ``rtstation send --json`` prints and ``POST /api/v1/send`` answers: per node, the job and its state."""
+    out = []
+    for r in results:
+        job = queue.job(r.job_id) if r.job_id is not None else None
+        out.append({"node": r.node, "job_id": r.job_id, "instances": r.items,
+                    "already_delivered": r.already_delivered, "already_queued": r.already_queued,
+                    "state": job.state if job else "nothing to send", "error": job.error if job else "",
+                    "done": job.done if job else 0, "failed": job.failed if job else 0,
+                    "attempts": job.attempts if job else 0, "transform": job.transform if job else ""})
+    return out
+
+
 def parts_for(include: Iterable[str] | None) -> tuple[str, ...]:
     """Rule/CLI include names (images, structures, plan, doses, registrations) → bundle parts."""
     return PARTS if include is None else tuple(INCLUDE_TO_PART[i] for i in include)

@@ -254,6 +254,23 @@ def find_plans(conn: sqlite3.Connection, plan: str, patient_id: str | None = Non
     return conn.execute(sql, args).fetchall()
 
 
+class PlanNotFound(ValueError):
+    """No plan has this UID or label (the API answers 404; ``rtstation send`` exits 2)."""
+
+
+def resolve_plan(conn: sqlite3.Connection, plan: str, patient_id: str | None = None) -> str:
+    """The one plan UID meant by ``plan`` (a UID or a label); ValueError naming the candidates when ambiguous."""
+    rows = find_plans(conn, plan, patient_id)
+    uids = sorted({r["sop_uid"] for r in rows})
+    if not uids:
+        raise PlanNotFound(f"no plan with UID or label {plan!r}" + (f" for patient {patient_id!r}" if patient_id
+                                                                     else ""))
+    if len(uids) > 1:
+        listing = "; ".join(f"{r['label']} of patient {r['patient_id']} ({r['sop_uid']})" for r in rows)
+        raise ValueError(f"label {plan!r} is ambiguous, it matches: {listing}. Use the UID or --patient")
+    return uids[0]
+
+
 def bundle_for(conn: sqlite3.Connection, plan_uid: str) -> Bundle | None:
     row = conn.execute("SELECT patient_id FROM plans WHERE sop_uid=? LIMIT 1", (plan_uid,)).fetchone()
     if row is None:

@@ -327,3 +327,10 @@ def newest_bundles(conn: sqlite3.Connection, limit: int = MAX_DRY_RUN_PLANS) -> 
     rows = conn.execute("SELECT sop_uid FROM plans GROUP BY sop_uid ORDER BY max(instance_id) DESC LIMIT ?",
                         (limit,)).fetchall()
     return [b for (uid,) in rows if (b := bundle_for(conn, uid)) is not None]
+
+
+def store_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Patients, plans and instances in the index (the API's status)."""
+    sql = {"patients": "SELECT count(*) FROM patients", "plans": "SELECT count(DISTINCT sop_uid) FROM plans",
+           "instances": "SELECT count(*) FROM instances"}
+    return {name: int(conn.execute(q).fetchone()[0]) for name, q in sql.items()}

@@ -26,8 +26,8 @@ KEY_NAMES = {"slash": "/", "question_mark": "?", "space": "space", "escape": "Es
 SCOPE_NAMES = {"app": "Everywhere", "main": "Main screen", "tree": "Plan tree", "log": "Log pane",
                "entries": "Editor table", "nodes": "Nodes editor", "rules": "Rules editor",
                "settings": "Settings", "form": "Form fields", "entry-form": "Node / rule form",
-               "confirm": "Question", "send": "Send dialog", "help": "Help", "metrics": "Metrics screen",
-               "log-reader": "Log lines"}
+               "confirm": "Question", "quit": "Quit question", "send": "Send dialog", "help": "Help",
+               "metrics": "Metrics screen", "log-reader": "Log lines"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ COMMANDS: tuple[Command, ...] = (
     # M is not in the 80-column footer either: in the palette, the help screen and the README
     _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
        "selected one", MAIN, message=m.OpenMetrics, show=False),
-    _c("quit", "q", "Quit", "Quit rtstation", "Stop receiving (in-flight stores finish) and leave", MAIN,
+    _c("quit", "q", "Quit", "Quit rtstation", "Leave the console: stop its station (in-flight stores finish) or leave it running headless", MAIN,
        message=m.QuitRequested),
     # the plan tree
     _c("tree-down", "j", "Down", "Cursor down", "Next row", ("tree",), action="cursor_down", show=False,
@@ -161,6 +161,11 @@ COMMANDS: tuple[Command, ...] = (
     _c("no", "n", "No", "No", "Answer no", ("confirm",), action="answer(False)"),
     _c("no-esc", "escape", "No", "No (Esc)", "Answer no", ("confirm",), action="answer(False)", show=False,
        palette=False),
+    _c("quit-leave", "l", "Leave running", "Leave the station running", "Quit the console, the station goes on "
+       "headless", ("quit",), action="choose('leave')"),
+    _c("quit-stop", "s", "Stop station", "Stop the station", "Quit the console and stop the station (in-flight "
+       "stores finish)", ("quit",), action="choose('stop')"),
+    _c("quit-stay", "escape", "Stay", "Stay", "Back to the console", ("quit",), action="choose('')"),
     _c("send-cancel", "escape", "Cancel", "Cancel", "Close without sending", ("send",), action="cancel"),
     _c("send-go", "enter", "Send", "Send now", "Queue the plans to the chosen nodes", ("send",), action="send",
        priority=True),

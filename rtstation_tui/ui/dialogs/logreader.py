@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from ..commands.registry import CommandScope, bindings
+from ..labels import plain
 
 SHOWN = 500
 
@@ -31,7 +32,7 @@ class LogReader(CommandScope, ModalScreen[None]):
             yield Label(f"Log: the newest {len(self.lines)} lines shown, whole  (↑↓ PgUp PgDn scroll, Esc closes)",
                         classes="dialog-title")
             with VerticalScroll(id="log-reader-lines"):
-                yield Static(Text("\n").join(Text(line) for line in self.lines) if self.lines
+                yield Static(Text("\n").join(plain(line) for line in self.lines) if self.lines
                              else Text("nothing shown in the log pane", "dim"), id="log-reader-text")
 
     def on_mount(self) -> None:

@@ -20,6 +20,7 @@ from textual.widgets.selection_list import Selection
 from ...engine.config.nodes import NodeConfig
 from ...engine.plans.queries import SendPreview
 from ..commands.registry import CommandScope, bindings
+from ..labels import literal, plain, visible
 
 
 def describe(p: SendPreview) -> Text:
@@ -38,8 +39,8 @@ def describe(p: SendPreview) -> Text:
                          f"\n   {counts} = {p.instances} object{'s' if p.instances != 1 else ''}, "
                          f"{p.nbytes / 1e6:.1f} MB")
     if p.missing:
-        text.append(f"\n   incomplete: {p.missing}", "bold")
-    return text
+        text.append(f"\n   incomplete: {literal(p.missing)}", "bold")
+    return visible(text)  # a label, a patient ID: as they are (labels.py)
 
 
 class SendDialog(CommandScope, ModalScreen[list[str] | None]):
@@ -69,8 +70,8 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
                 id="send-nodes")
             failed = [n.name for n in self.nodes if n.name in self.echo_failed]
             if failed:  # the reason in full, wrapped under the list (a list row would cut it)
-                yield Static(Text("\n").join(Text(f"✗ {name}: last C-ECHO failed: {self.echo_failed[name]}",
-                                                  "bold red") for name in failed), id="send-echo-failed")
+                yield Static(Text("\n").join(plain(f"✗ {name}: last C-ECHO failed: {self.echo_failed[name]}",
+                                                   "bold red") for name in failed), id="send-echo-failed")
             yield Label("Chosen: none", id="send-chosen")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send", id="send", variant="primary")
@@ -84,8 +85,8 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
 
     def _prompt(self, node: NodeConfig) -> Text:
         transform = self.transforms.get(node.name)
-        text = Text(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
-                    + (f"  → {transform}" if transform else ""))
+        text = plain(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
+                     + (f"  → {transform}" if transform else ""))
         if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
             text.append("  ✗ no C-ECHO", "bold red")
         return text
@@ -95,7 +96,7 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
 
     def _show_chosen(self) -> None:
         chosen = [n + (f" ({self.transforms[n]})" if n in self.transforms else "") for n in self.chosen]
-        self.query_one("#send-chosen", Label).update(f"Chosen: {', '.join(chosen) if chosen else 'none'}")
+        self.query_one("#send-chosen", Label).update(plain(f"Chosen: {', '.join(chosen) if chosen else 'none'}"))
 
     def action_anonymize(self) -> None:
         """The next anonymize profile (or none) for the highlighted node."""

@@ -12,10 +12,10 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
-from ..labels import Palette
+from ..labels import Palette, literal
 
 STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…",
-                "off": "○"}
+                "off": "○", "reconnecting": "…"}
 
 
 class StationHeader(Static):
@@ -25,6 +25,7 @@ class StationHeader(Static):
         self.state, self.detail = "starting", ""
         self.import_state, self.import_detail = ("off" if import_folder == "off" else "…"), ""
         self.palette = Palette()
+        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.update(self.render_text())
@@ -33,6 +34,11 @@ class StationHeader(Static):
         self.state, self.detail = state, detail
         if address:
             self.address = address
+        self.update(self.render_text())
+
+    def set_owner(self, owner: str) -> None:
+        """Which process runs the station: this console, or the one it is attached to."""
+        self.owner = owner
         self.update(self.render_text())
 
     def set_import(self, state: str, folder: str, detail: str = "", pending: int = 0) -> None:
@@ -45,17 +51,20 @@ class StationHeader(Static):
     def render_text(self) -> Text:
         pal = self.palette
         colour = {"listening": pal.ok, "error": pal.error}.get(self.state, pal.warn)
-        text = Text.assemble((" rtstation ", "bold reverse"), " ", (self.ae_title, "bold"), f"  {self.address}  ",
+        text = Text.assemble((" rtstation ", "bold reverse"), " ", (literal(self.ae_title), "bold"),
+                             f"  {literal(self.address)}  ",
                              (f"{STATE_SYMBOL.get(self.state, '?')} {self.state}", f"bold {colour}"))
         if self.detail:
-            text.append(f"  {self.detail}", colour)
+            text.append(f"  {literal(self.detail)}", colour)  # error texts, folder names: as they are (labels.py)
         if self.import_state == "off":
             text.append("   import: off", "dim")
         else:
             style = pal.error if self.import_state == "error" else "dim"
-            text.append(f"   import {self.import_folder}: {self.import_state}", style)
+            text.append(f"   import {literal(self.import_folder)}: {self.import_state}", style)
             if self.import_detail:
-                text.append(f" ({self.import_detail})", style)
+                text.append(f" ({literal(self.import_detail)})", style)
+        if self.owner:
+            text.append(f"   {literal(self.owner)}", "dim")
         return text
 
 
@@ -86,6 +95,7 @@ class StatusLine(Static):
         self.jobs: tuple[int, int] | None = None  # (waiting, failed); None: no sender
         self.arriving = 0
         self.palette = Palette()
+        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.refresh_text()

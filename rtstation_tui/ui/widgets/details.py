@@ -2,7 +2,8 @@
 came from and its send history. Rendered from a ``PlanDetails`` computed in a worker (``StationAPI.plan_details``).
 
 Why Rich tables in one Static: the pane is read, not navigated; one renderable re-renders in one go and scrolls
-as a whole inside the VerticalScroll around it.
+as a whole inside the VerticalScroll around it. A str cell of a Rich table is markup: every cell holding a value
+is ``plain`` Text (labels.py says why).
 
 At 80x24 the pane is ~44 columns wide, and every fact must stay readable: numbers never shrink (counts are
 ``no_wrap`` with their own width), names and errors wrap instead of being cut, the received time of the chain is
@@ -21,7 +22,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...engine.plans.queries import JobInfo, PlanDetails
-from ..labels import Palette
+from ..labels import Palette, literal, plain
 
 STATES = {"ready": "ready, complete", "ready-incomplete": "ready, incomplete", "waiting": "receiving…",
           "receiving": "receiving…"}
@@ -49,9 +50,9 @@ def _sends(history: tuple[JobInfo, ...], pal: Palette) -> Text:
     for i, job in enumerate(latest.values()):
         style = pal.error if job.state == "failed" else pal.ok if job.state == "done" else pal.accent
         text.append("\n" if i else "")
-        text.append(f"{job.node} {job.state} {job.done}/{job.total}", style)
+        text.append(f"{literal(job.node)} {job.state} {job.done}/{job.total}", style)
         if job.state == "failed" and job.error:
-            text.append(f" ({job.error})")
+            text.append(f" ({literal(job.error)})")
     return text
 
 
@@ -59,15 +60,15 @@ def _facts(d: PlanDetails, pal: Palette) -> Table:
     t = Table.grid(padding=(0, 1))
     t.add_column(style="bold", no_wrap=True)
     t.add_column()
-    t.add_row("Patient", f"{d.patient_id}  {d.patient_name.replace('^', ' ')}")
-    t.add_row("Plan", Text.assemble((d.label or "(no label)", "bold"), f"  {d.name}" if d.name else "",
-                                    "  ion" if d.ion else ""))
-    t.add_row("Machine", ", ".join(d.machines) or "?")
-    t.add_row("Approval", Text(d.approval or "?", pal.ok if d.approval == "APPROVED" else ""))
+    t.add_row("Patient", plain(f"{d.patient_id}  {d.patient_name.replace('^', ' ')}"))
+    t.add_row("Plan", Text.assemble((literal(d.label or "(no label)"), "bold"), f"  {literal(d.name)}" if d.name
+                                    else "", "  ion" if d.ion else ""))
+    t.add_row("Machine", plain(", ".join(d.machines) or "?"))
+    t.add_row("Approval", plain(d.approval or "?", pal.ok if d.approval == "APPROVED" else ""))
     t.add_row("Fractions", str(d.fractions) if d.fractions is not None else "?")
-    status = Text(STATES.get(d.state, d.state), pal.ok if d.complete else pal.warn)
+    status = plain(STATES.get(d.state, d.state), pal.ok if d.complete else pal.warn)
     if d.missing:
-        status.append(f" — {d.missing}")
+        status.append(f" — {literal(d.missing)}")
     t.add_row("State", status)
     if d.conflicts:
         t.add_row("Conflicts", Text(f"{d.conflicts} object(s) received twice with different content", pal.error))
@@ -83,7 +84,8 @@ def _beams(d: PlanDetails) -> Table:
     for col, just in (("#", "right"), ("name", "left"), ("type", "left"), ("energy", "right"), ("MU", "right")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for beam in d.beams:
-        t.add_row(beam.number, beam.name, beam.radiation, beam.energy, f"{beam.mu:.1f}" if beam.mu is not None else "")
+        t.add_row(*map(plain, (beam.number, beam.name, beam.radiation, beam.energy,
+                               f"{beam.mu:.1f}" if beam.mu is not None else "")))
     return t
 
 
@@ -99,10 +101,10 @@ def _chain(d: PlanDetails, pal: Palette) -> Table:
     t.add_column("received", no_wrap=True, min_width=max(map(len, times), default=8))
     for g, at in zip(d.chain, times):
         name = g.modality if g.part != "image" else f"{g.modality} series …{g.series_uid[-8:]}"
-        t.add_row(Text(name, pal.error if g.conflict else ""), str(g.count), ", ".join(g.sources), at)
+        t.add_row(plain(name, pal.error if g.conflict else ""), str(g.count), plain(", ".join(g.sources)), at)
     for miss in d.missing_groups:
-        t.add_row(Text(f"{miss.what} missing", f"bold {pal.warn}"), str(miss.count),
-                  Text(f"e.g. …{miss.example_uid[-16:]}", "dim"), "")
+        t.add_row(plain(f"{miss.what} missing", f"bold {pal.warn}"), str(miss.count),
+                  plain(f"e.g. …{miss.example_uid[-16:]}", "dim"), "")
     return t
 
 
@@ -119,19 +121,19 @@ def _history(rows: tuple[JobInfo, ...], pal: Palette) -> RenderableType:
     parts: list[RenderableType] = [Text("Send history", "italic")]
     for r in rows:
         style = pal.error if r.state == "failed" else pal.ok if r.state == "done" else ""
-        parts.append(Padding(Text.assemble(f"job {r.id}  " + (f"{when(r.created)}  " if r.created else "") + f"{r.node}  ",
+        parts.append(Padding(Text.assemble(f"job {r.id}  " + (f"{when(r.created)}  " if r.created else "") + f"{literal(r.node)}  ",
                                            (r.state, style),
                                            f"  {r.done}/{r.total}", f" ({r.failed} failed)" if r.failed else "",
-                                           (f"  by {who(r.origin)}", "dim") if r.origin else ""), (0, 0, 0, 1)))
+                                           (f"  by {literal(who(r.origin))}", "dim") if r.origin else ""), (0, 0, 0, 1)))
         if r.error:
-            parts.append(Padding(Text(r.error, "dim" if r.state != "failed" else ""), (0, 0, 0, 3)))
+            parts.append(Padding(plain(r.error, "dim" if r.state != "failed" else ""), (0, 0, 0, 3)))
     return Group(*parts)
 
 
 def render_details(d: PlanDetails, pal: Palette) -> RenderableType:
     parts: list[RenderableType] = [_facts(d, pal)]
     if d.held_by and not d.complete:
-        parts.append(Text(f"Held by rule {', '.join(d.held_by)}: sent when the bundle is complete", pal.warn))
+        parts.append(plain(f"Held by rule {', '.join(d.held_by)}: sent when the bundle is complete", pal.warn))
     if d.beams:
         parts += [Text(), _beams(d)]
     parts += [Text(), _chain(d, pal)]
@@ -148,6 +150,6 @@ class PlanDetailsView(Static):
     def show(self, details: PlanDetails | None, hint: str = "", palette: Palette | None = None) -> None:
         self.plan_uid = details.plan_uid if details is not None else None
         if details is None:
-            self.update(Text(hint or "Select a plan to see its details.", "dim"))
+            self.update(plain(hint or "Select a plan to see its details.", "dim", lines=True))
         else:
             self.update(render_details(details, palette or Palette()))

@@ -19,6 +19,7 @@ from textual.widgets import Input, Log, Static
 
 from ..commands.registry import CommandScope, bindings
 from ..dialogs.logreader import LogReader
+from ..labels import literal, plain
 
 LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
 KEEP = 5000
@@ -37,8 +38,10 @@ def clock(ts: float) -> str:
 
 
 def format_line(line: LogLine) -> str:
+    """One record as the pane shows it (``Log`` never reads markup). The bus's formatter already escapes control
+    characters in messages; any that still come (a record from elsewhere) are shown, never sent to the terminal."""
     name = line.logger.removeprefix("rtstation.")
-    return f"{clock(line.at)} {logging.getLevelName(line.level):<7} {name}: {line.message}"
+    return literal(f"{clock(line.at)} {logging.getLevelName(line.level):<7} {name}: {line.message}", lines=True)
 
 
 class LogPane(CommandScope, Vertical, can_focus=False):
@@ -53,7 +56,7 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         self.lines: collections.deque[LogLine] = collections.deque(maxlen=KEEP)
 
     def compose(self) -> ComposeResult:
-        yield Static(self._title(), id="log-title")
+        yield Static(plain(self._title()), id="log-title")
         yield Input(placeholder="search the log (Enter: apply, Esc: clear)", id="log-search")
         yield Log(max_lines=KEEP, highlight=False, id="log")
 
@@ -86,7 +89,7 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         log.clear()
         log.write_lines([format_line(line) for line in self.lines if self._visible(line)], scroll_end=self.follow)
         self._follow()
-        self.query_one("#log-title", Static).update(self._title())
+        self.query_one("#log-title", Static).update(plain(self._title()))
 
     def _follow(self) -> None:
         """"follow on" means the newest line is in view, always. ``Log`` scrolls only when it already was at the end,
@@ -103,7 +106,7 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         self.log_widget.auto_scroll = self.follow
         if self.follow:
             self.log_widget.scroll_end(animate=False)
-        self.query_one("#log-title", Static).update(self._title())
+        self.query_one("#log-title", Static).update(plain(self._title()))
 
     def action_read(self) -> None:
         """Enter: the shown lines, wrapped (a long error is cut at the pane's edge)."""
