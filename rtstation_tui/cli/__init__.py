@@ -22,6 +22,7 @@ EXIT_USAGE = 2
 EXAMPLES = {
     "tui": "rtstation --config /etc/rtstation/rtstation.toml",
     "serve": "rtstation serve --config /etc/rtstation/rtstation.toml",
+    "stop": "rtstation stop --config /etc/rtstation/rtstation.toml --timeout 60",
     "show": "rtstation show --patient 123456",
     "send": "rtstation send --plan B1 --patient 123456 --to QA,ARCHIVE --wait --timeout 600",
     "echo": "rtstation echo QA ORTHANC@10.0.0.5:4242",
