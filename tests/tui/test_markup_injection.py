@@ -206,7 +206,7 @@ async def test_every_screen_shows_hostile_values_literally(hostile):
         await until(pilot, lambda: isinstance(app.screen, SendDialog), what="the send dialog")
         await pilot.press("space")
         await pilot.pause()
-        check(app, f"{CLICK} ({RED})", f"{NODE_A}  {RED}@127.0.0.1:11200", f"Chosen: {NODE_A}", where="send dialog")
+        check(app, f"{CLICK}  patient {RED}", f"{NODE_A}  {RED}@127.0.0.1:11200", f"Chosen: {NODE_A}", where="send dialog")
         await pilot.press("escape")
 
         await pilot.press("question_mark")

@@ -77,8 +77,8 @@ def test_in_tmux_a_label_filter_sends_only_the_matching_plan(tmp_path: Path, tmu
         f'[[nodes]]\nname = "QA"\nae_title = "STORESCP"\nhost = "127.0.0.1"\nport = {qa.port}\n')))
     fill_plans(load_config(config), tmp_path, [("PAT01", "DOE^JANE", "BIG1"), ("PAT01", "DOE^JANE", "LIVE"),
                                                ("PAT02", "ROE^RITA", "BIG2")])
-    tmux.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)],
-               {"TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none", "PYTHONPATH": os.getcwd()})
+    pid = tmux.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)],
+                     {"TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none", "PYTHONPATH": os.getcwd()})
     wait_for(lambda: "PAT02" in tmux.screen() and "listening" in tmux.screen(), 30,
              what=f"patients in the tree; screen:\n{tmux.screen()}")
     tmux.keys("/")
@@ -99,3 +99,5 @@ def test_in_tmux_a_label_filter_sends_only_the_matching_plan(tmp_path: Path, tmu
     wait_for(lambda: "QA: done" in tmux.screen(), 30, what=f"'QA: done' in the tree; screen:\n{tmux.screen()}")
     labels = {pydicom.dcmread(f, stop_before_pixels=True).get("RTPlanLabel") for f in qa.files()}
     assert labels == {None, "LIVE"} and len(qa.files()) == 5, (labels, qa.files())
+    os.kill(pid, signal.SIGTERM)  # the console stops its station and exits
+    wait_for(lambda: not alive(pid), 40, what="the console to exit after SIGTERM")

@@ -71,7 +71,7 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
             failed = [n.name for n in self.nodes if n.name in self.echo_failed]
             if failed:  # the reason in full, wrapped under the list (a list row would cut it)
                 yield Static(Text("\n").join(plain(f"✗ {name}: last C-ECHO failed: {self.echo_failed[name]}",
-                                                   "bold red") for name in failed), id="send-echo-failed")
+                                                   "bold") for name in failed), id="send-echo-failed")
             yield Label("Chosen: none", id="send-chosen")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send", id="send", variant="primary")
