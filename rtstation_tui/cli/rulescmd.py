@@ -15,7 +15,10 @@ from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.config.nodes import resolve_node
 from ..engine.outbound.queue import JobQueue
-from ..engine.outbound.rules import PlanFacts, decide
+from ..engine.config.transforms import decode_chain, describe_chain, encode_chain
+from ..engine.outbound.dryrun import target_chain
+from ..engine.outbound.rules import Decision, PlanFacts, decide
+from ..engine.transforms.registry import describe
 from ..engine.config.rules import RuleConfig
 from ..engine.outbound.sender import parts_for
 from ..engine.store.files import Store
@@ -45,6 +48,8 @@ def summary(rule: RuleConfig) -> str:
         fields.append(f"approval = {rule.approval}")
     when = ", ".join(fields) or "every plan"
     opts = f"when incomplete: {rule.when_incomplete}" + (", stop" if rule.stop else "")
+    if rule.transforms:
+        opts += f", as {describe_chain(encode_chain(rule.transforms))}"
     return f"{when} -> {', '.join(rule.targets)} ({opts})" + ("" if rule.enabled else " [disabled]")
 
 
@@ -83,20 +88,23 @@ def check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def would_get(config: Config, bundle: Bundle, targets: tuple[str, ...], include: tuple[str, ...]) -> list[dict]:
-    """Per target: how many objects are new to it, and how many it acknowledged before or has queued."""
+def would_get(config: Config, bundle: Bundle, d: Decision) -> list[dict]:
+    """Per target: how many objects are new to it (as the copies its chain makes), how many it acknowledged before
+    or has queued, and the transforms its copies would get."""
     queue = JobQueue(config.data_dir)
     store = Store(config.data_dir, config.receiver.durability)
-    paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(include))]
+    paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(d.include))]
     out = []
-    for target in targets:
+    for target in d.targets:
         try:
             name = resolve_node(target, config.nodes).name
         except ValueError as exc:
             out.append({"node": target, "new": 0, "already": 0, "error": str(exc)})
             continue
-        have = queue.delivered(name, paths) | queue.pending(name, paths)
-        out.append({"node": name, "new": len(paths) - len(have), "already": len(have)})
+        chain = target_chain(d, target, config.nodes)
+        have = queue.delivered(name, paths, chain) | queue.pending(name, paths, chain)
+        out.append({"node": name, "new": len(paths) - len(have), "already": len(have),
+                    "transforms": decode_chain(chain), "describe": describe(chain, config)})
     return out
 
 
@@ -108,7 +116,7 @@ def test(args: argparse.Namespace, config: Config) -> int:
         return fail(str(exc), 2)
     facts = PlanFacts.of(bundle)
     decisions = decide(config.rules, facts)
-    would = {d.rule: would_get(config, bundle, d.targets, d.include) for d in decisions if d.outcome == "send"}
+    would = {d.rule: would_get(config, bundle, d) for d in decisions if d.matched}
     if args.json:
         print_json({"plan": facts.__dict__, "rules": [{**d.as_json(), "would_send": would.get(d.rule, [])}
                                                       for d in decisions]})
@@ -124,11 +132,23 @@ def test(args: argparse.Namespace, config: Config) -> int:
             per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
                                                               if w["already"] else "") for w in would[d.rule])
             verdict = f"would send ({d.reason}) to {per}"
+            verdict += "".join(_actions(w) for w in would[d.rule])
         elif d.outcome == "hold":
             verdict = f"matches, would hold: {d.reason}"
         elif d.outcome == "no-match":
             verdict = f"no: {d.condition}: {d.reason}"
         else:
             verdict = f"{d.outcome}: {d.reason}"
+        if d.outcome == "hold":
+            verdict += "".join(_actions(w) for w in would[d.rule])
         print(f"  {i}. {d.rule}: {verdict}")
     return 0
+
+
+def _actions(w: dict) -> str:
+    """The lines under a matching rule: what each target's copies go through (nothing: the stored files)."""
+    if "transforms" not in w:
+        return ""
+    if not w["transforms"]:
+        return f"\n       {w['node']}: the stored files, unchanged"
+    return f"\n       {w['node']}: transforms" + "".join(f"\n         - {t}" for t in w["describe"])

@@ -322,7 +322,7 @@ class Station:
                 if j.state in ACTIVE and self.sender.cancel(j.id)]
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
-        return dry_run(self.index.conn, rules, limit)
+        return dry_run(self.index.conn, rules, limit, self.config.nodes)
 
     def _history(self, plan_uid: str) -> list[JobInfo]:
         return [_job_info(j) for j in self.sender.queue.history(plan_uid)]

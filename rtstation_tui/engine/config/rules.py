@@ -26,6 +26,7 @@ class RuleConfig:
     include: tuple[str, ...] = _c(INCLUDE_PARTS, choices=INCLUDE_PARTS)
     stop: bool = _c(False)
     when_incomplete: str = _c("hold", choices=("send", "hold"))
+    transforms: tuple[str, ...] = _c(())  # the chain every target of this rule gets (the store keeps originals)
 
 
 def label_pattern_problem(pattern: str) -> str | None:

@@ -9,24 +9,46 @@ from __future__ import annotations
 
 import sqlite3
 
+from ..config.nodes import NodeConfig, resolve_node
 from ..config.rules import RuleConfig
+from ..config.transforms import describe_chain, encode_chain, join_chains
 from ..plans.bundle import Bundle
 from ..plans.queries import MAX_DRY_RUN_PLANS, PlanVerdicts, Verdict, newest_bundles
-from .rules import PlanFacts, decide
+from .rules import Decision, PlanFacts, decide
 
 
-def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle) -> list[Verdict]:
-    """What ``rules`` would do with ``bundle``, rule by rule, in order."""
+def target_chain(d: Decision, target: str, nodes: tuple[NodeConfig, ...]) -> str:
+    """The chain a job of this rule to ``target`` would store: the rule's, then the node's own."""
+    try:
+        node_chain = resolve_node(target, nodes).chain()
+    except ValueError:
+        node_chain = ""
+    return join_chains(encode_chain(d.transforms), node_chain)
+
+
+def actions(d: Decision, nodes: tuple[NodeConfig, ...]) -> list[str]:
+    """What a matching rule does besides matching, per target: the transforms its copies get."""
+    out = []
+    for target in d.targets:
+        chain = target_chain(d, target, nodes)
+        out.append(f"{target}: {'as ' + describe_chain(chain) if chain else 'the stored files'}")
+    return out
+
+
+def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle, nodes: tuple[NodeConfig, ...] = ()) -> list[Verdict]:
+    """What ``rules`` would do with ``bundle``, rule by rule, in order (with the transforms of each target)."""
     out = []
     for d in decide(rules, PlanFacts.of(bundle)):
         reason = d.describe() if d.outcome in ("send", "hold") else (
             f"{d.condition}: {d.reason}" if d.condition else d.reason)
+        if d.matched and any(target_chain(d, t, nodes) for t in d.targets):  # plain sends read as before
+            reason += "; " + "; ".join(actions(d, nodes))
         out.append(Verdict(d.rule, d.outcome, reason))
     return out
 
 
-def dry_run(conn: sqlite3.Connection, rules: tuple[RuleConfig, ...],
-            limit: int = MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
+def dry_run(conn: sqlite3.Connection, rules: tuple[RuleConfig, ...], limit: int = MAX_DRY_RUN_PLANS,
+            nodes: tuple[NodeConfig, ...] = ()) -> list[PlanVerdicts]:
     """The newest ``limit`` plans of the index (newest first) with every rule's verdict."""
-    return [PlanVerdicts(b.plan_uid, b.patient_id, b.label, b.complete, tuple(evaluate(rules, b)))
+    return [PlanVerdicts(b.plan_uid, b.patient_id, b.label, b.complete, tuple(evaluate(rules, b, nodes)))
             for b in newest_bundles(conn, limit)]

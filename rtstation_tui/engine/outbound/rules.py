@@ -31,6 +31,7 @@ from ..events import BundleReady, Event, EventBus, RulesEvaluated
 from ..store.index import Index
 from ..loops import Ticker
 from ..config.rules import RuleConfig
+from ..config.transforms import encode_chain
 
 log = logging.getLogger("rtstation.rules")
 READY_STATES = ("ready", "ready-incomplete")
@@ -77,6 +78,7 @@ class Decision:
     reason: str = ""  # why, in words
     targets: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
+    transforms: tuple[str, ...] = ()  # the rule's chain (each target node adds its own after it)
     jobs: list[JobMade] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -141,7 +143,8 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
     out: list[Decision] = []
     stopped_by = ""
     for rule in rules:
-        d = Decision(rule.name, "", targets=tuple(rule.targets), include=tuple(rule.include))
+        d = Decision(rule.name, "", targets=tuple(rule.targets), include=tuple(rule.include),
+                     transforms=tuple(rule.transforms))
         if stopped_by:
             d.outcome, d.reason = "not-evaluated", f"rule {stopped_by!r} matched and has stop = true"
         elif not rule.enabled:
@@ -273,7 +276,8 @@ class RulesService:
         errors = []
         for target in d.targets:
             try:
-                [e] = self.sender.enqueue_plan(f.plan_uid, [target], include=d.include, origin=f"rule:{d.rule}")
+                [e] = self.sender.enqueue_plan(f.plan_uid, [target], include=d.include, origin=f"rule:{d.rule}",
+                                               transform=encode_chain(d.transforms))
             except ValueError as exc:
                 errors.append(f"{target}: {exc}")
                 continue

@@ -32,7 +32,8 @@ from .verify import damage
 from ..store.files import Store
 from ..dimse.tls import client_context
 from ..transforms.base import TransformError
-from ..transforms.registry import build_transform
+from ..transforms.registry import build_chain
+from ..config.transforms import describe_chain, join_chains
 from . import outgoing
 
 log = logging.getLogger("rtstation.sender")
@@ -183,7 +184,7 @@ class Sender:
         """An unknown transform or profile is refused when queueing, not at 3 a.m. when the job runs."""
         if spec:
             try:
-                build_transform(spec, self.config)
+                build_chain(spec, self.config)
             except TransformError as exc:
                 raise ValueError(str(exc)) from None
 
@@ -201,6 +202,8 @@ class Sender:
                  origin: str, force: bool, transform: str = "") -> Enqueued:
         if not node.enabled:
             raise ValueError(f"node {node.name} is disabled ([[nodes]] enabled = false)")
+        transform = join_chains(transform, node.chain())  # the node's own transforms apply to all it gets
+        self._check_transform(transform)
         paths = [str(self.store.abspath(m.path)) for m in members]
         delivered = set() if force else self.queue.delivered(node.name, paths, transform)
         pending = self.queue.pending(node.name, paths, transform)
@@ -211,7 +214,7 @@ class Sender:
             job_id = self.queue.add_job(node, items, plan_uid=plan_uid, patient_id=patient_id, label=label,
                                         origin=origin, transform=transform)
             log.info("queued job %d: %s (%s) to %s, %d instances (%s)%s", job_id, label, plan_uid or "instances",
-                     node.name, len(items), origin, f", sent as {transform}" if transform else "")
+                     node.name, len(items), origin, f", sent as {describe_chain(transform)}" if transform else "")
             self._post_changed(job_id)
             self.kick()
         return Enqueued(node.name, job_id, len(items), len(delivered & set(paths)), len(pending))
@@ -272,7 +275,7 @@ class Sender:
         try:
             copies = outgoing.prepare(self.config, job_id, job.transform, items)
         except (TransformError, ValueError, OSError) as exc:
-            self._refuse(job, f"{job.transform}: {exc}")
+            self._refuse(job, f"{describe_chain(job.transform)}: {exc}")
             return
         try:
             self._send(job, node, items, copies)
