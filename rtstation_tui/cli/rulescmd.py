@@ -17,6 +17,7 @@ from ..engine.config.nodes import resolve_node
 from ..engine.outbound.queue import JobQueue
 from ..engine.config.transforms import decode_chain, describe_chain, encode_chain
 from ..engine.outbound.dryrun import target_chain
+from ..engine.outbound.export import export_fields, export_path
 from ..engine.outbound.rules import Decision, PlanFacts, decide
 from ..engine.transforms.registry import describe
 from ..engine.config.rules import RuleConfig
@@ -117,8 +118,10 @@ def test(args: argparse.Namespace, config: Config) -> int:
     facts = PlanFacts.of(bundle)
     decisions = decide(config.rules, facts)
     would = {d.rule: would_get(config, bundle, d) for d in decisions if d.matched}
+    exports = {d.rule: export_target(config, bundle, d) for d in decisions if d.matched and d.export}
     if args.json:
-        print_json({"plan": facts.__dict__, "rules": [{**d.as_json(), "would_send": would.get(d.rule, [])}
+        print_json({"plan": facts.__dict__, "rules": [{**d.as_json(), "would_send": would.get(d.rule, []),
+                                                       "would_export": exports.get(d.rule)}
                                                       for d in decisions]})
         return 0
     state = "complete" if facts.complete else f"incomplete, {bundle.missing_summary()}"
@@ -131,7 +134,7 @@ def test(args: argparse.Namespace, config: Config) -> int:
         if d.outcome == "send":
             per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
                                                               if w["already"] else "") for w in would[d.rule])
-            verdict = f"would send ({d.reason}) to {per}"
+            verdict = f"would send ({d.reason}) to {per}" if d.targets else f"matches ({d.reason})"
             verdict += "".join(_actions(w) for w in would[d.rule])
         elif d.outcome == "hold":
             verdict = f"matches, would hold: {d.reason}"
@@ -141,8 +144,21 @@ def test(args: argparse.Namespace, config: Config) -> int:
             verdict = f"{d.outcome}: {d.reason}"
         if d.outcome == "hold":
             verdict += "".join(_actions(w) for w in would[d.rule])
+        if d.matched and d.export:
+            verdict += f"\n       export: {exports[d.rule]}"
+        if d.matched and d.tag:
+            verdict += f"\n       tag: {d.tag!r}"
         print(f"  {i}. {d.rule}: {verdict}")
     return 0
+
+
+def export_target(config: Config, bundle: Bundle, d: Decision) -> str:
+    """Where the rule would export this plan (folder, or .zip), as the service would name it."""
+    rule = next(r for r in config.rules if r.name == d.rule)
+    assert rule.export is not None
+    path = export_path(rule.export, export_fields(rule, bundle.plan_uid, bundle.patient_id, bundle.patient_name,
+                                                  bundle.label, bundle.sources))
+    return f"{path}.zip" if rule.export_format == "zip" else f"{path}/"
 
 
 def _actions(w: dict) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..engine.config.model import Config
 from ..engine.store.index import Index
+from ..engine.store.tags import tags_by_plan
 from ..engine.plans.listing import patients_json
 from .output import print_json
 
@@ -15,12 +16,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("show", parents=[common], help="list patients, plan bundles and unconnected objects")
     p.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
     p.add_argument("--patient", metavar="ID", help="only this PatientID")
+    p.add_argument("--tag", metavar="TAG", help="only plans a rule tagged so (tag = \"...\" on a [[rules]] entry)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
     index = Index(config.data_dir)
-    data = patients_json(index.conn, args.patient)
+    data = with_tags(patients_json(index.conn, args.patient), tags_by_plan(index.conn), args.tag)
     if args.json:
         print_json(data)
         return 0
@@ -31,6 +33,21 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def with_tags(data: list[dict[str, Any]], tags: dict[str, list[str]], only: str | None) -> list[dict[str, Any]]:
+    """Each plan with its ``tags``; with ``only``, the plans carrying that tag (and patients that have one)."""
+    for patient in data:
+        for plan in patient["plans"]:
+            plan["tags"] = tags.get(plan["plan_uid"], [])
+    if only is None:
+        return data
+    out = []
+    for patient in data:
+        plans = [p for p in patient["plans"] if only in p["tags"]]
+        if plans:
+            out.append({**patient, "plans": plans, "unconnected": []})
+    return out
+
+
 def print_patient(p: dict[str, Any]) -> None:
     print(f"{p['patient_id'] or '(no PatientID)'}  {p['patient_name']}")
     for plan in p["plans"]:
@@ -39,7 +56,7 @@ def print_patient(p: dict[str, Any]) -> None:
         conflict = f"  CONFLICT ({len(plan['conflicts'])})" if plan["conflicts"] else ""
         print(f"  plan {plan['label'] or '(no label)'}  {plan['machine'] or '-'}  {plan['approval'] or '-'}  "
               f"{plan['beams']} beams  {plan['fractions'] if plan['fractions'] is not None else '-'} fx  "
-              f"[{counts}]  {state}{conflict}")
+              f"[{counts}]  {state}{conflict}" + "".join(f"  #{t}" for t in plan.get("tags", [])))
         print(f"       {plan['plan_uid']}")
     if p["unconnected"]:
         print(f"  unconnected: {len(p['unconnected'])} objects")

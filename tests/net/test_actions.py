@@ -14,6 +14,7 @@ from helpers import (Serve, dataset_bytes, free_port, rtstation, show_json, stat
                      wait_for, write_config)
 from peers import Orthanc, StoreSCP
 from rulestools import node_toml, rule_toml
+from rtstation_tui.engine.store.paths import safe_component
 from rtstation_tui.synthetic import make_patient
 
 ANON = ('[anonymize]\nkey = "actions-test-key-0123456789"\npatient_id = "RESEARCH-{n:04d}"\n\n'
@@ -104,3 +105,42 @@ def test_a_nodes_machine_map_reaches_orthanc_in_every_beam_and_the_stored_plan_k
         assert len(orthanc.get("/instances")) == len(p.files)  # same UIDs: the other objects as they are
     finally:
         orthanc.stop()
+
+
+def test_export_writes_callingae_patient_label_folders_and_a_zip_of_the_stored_files(tmp_path):
+    exports = tmp_path / "exports"
+    rules = (rule_toml("folder export", [], export=f"{exports}/dir/{{calling_ae}}/{{patient_id}}/{{plan_label}}",
+                       tag="exported")
+             + rule_toml("zip export", [], export=f"{exports}/zip/{{calling_ae}}/{{patient_id}}/{{plan_label}}",
+                         export_format="zip"))
+    config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port := free_port(), extra=rules))
+    p = make_patient(tmp_path / "syn", "PAT/1", label="PROST 1", slices=3, rows=8, cols=8)
+    other = make_patient(tmp_path / "other", "PAT2", label="B1", slices=2, rows=8, cols=8)
+    server = Serve(config, tmp_path / "serve.log").start()
+    try:
+        storescu(port, p.files, aet="ECLIPSE")
+        pid, label = safe_component("PAT/1"), safe_component("PROST 1")  # as the store names folders
+        assert pid.startswith("PAT_1-") and label.startswith("PROST_1-")  # one component each, never a '/'
+        folder = exports / "dir" / "ECLIPSE" / pid / label
+        zipped = exports / "zip" / "ECLIPSE" / pid / f"{label}.zip"
+        wait_for(lambda: folder.is_dir() and zipped.is_file(), 60, what="both exports")
+        storescu(port, other.files, aet="CTSIM")
+        wait_for(lambda: (exports / "zip" / "CTSIM" / "PAT2" / "B1.zip").is_file(), 60, what="the second plan")
+    finally:
+        assert server.stop() == 0
+    stored = {f.name: f.read_bytes() for f in stored_files(tmp_path / "var")
+              if pydicom.dcmread(f, stop_before_pixels=True).PatientID == "PAT/1"}
+    assert len(stored) == len(p.files)
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == stored
+    import zipfile
+
+    with zipfile.ZipFile(zipped) as zf:
+        assert {n: zf.read(n) for n in zf.namelist()} == stored
+    assert not [f for f in exports.rglob(".rtstation-part-*")]  # nothing half-written left
+    tagged = json.loads(rtstation("show", "--json", "--tag", "exported", config=config).stdout)
+    assert [(pt["patient_id"], [pl["label"] for pl in pt["plans"]]) for pt in tagged] == [("PAT/1", ["PROST 1"]),
+                                                                                         ("PAT2", ["B1"])]
+    assert json.loads(rtstation("show", "--json", "--tag", "other", config=config).stdout) == []
+    assert "#exported" in rtstation("show", config=config).stdout
+    text = rtstation("rules", "test", "--plan", "B1", config=config).stdout
+    assert f"export: {exports}/dir/CTSIM/PAT2/B1/" in text and f"export: {exports}/zip/CTSIM/PAT2/B1.zip" in text

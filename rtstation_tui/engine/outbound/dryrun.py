@@ -27,12 +27,21 @@ def target_chain(d: Decision, target: str, nodes: tuple[NodeConfig, ...]) -> str
 
 
 def actions(d: Decision, nodes: tuple[NodeConfig, ...]) -> list[str]:
-    """What a matching rule does besides matching, per target: the transforms its copies get."""
+    """What a matching rule does besides matching: per target the transforms its copies get, its export, its tag."""
     out = []
     for target in d.targets:
         chain = target_chain(d, target, nodes)
         out.append(f"{target}: {'as ' + describe_chain(chain) if chain else 'the stored files'}")
+    if d.export:
+        out.append(f"export to {d.export}" + (f" as {describe_chain(encode_chain(d.transforms))}"
+                                               if d.transforms else ""))
+    if d.tag:
+        out.append(f"tag {d.tag!r}")
     return out
+
+
+def has_actions(d: Decision, nodes: tuple[NodeConfig, ...]) -> bool:
+    return bool(d.export or d.tag or any(target_chain(d, t, nodes) for t in d.targets))
 
 
 def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle, nodes: tuple[NodeConfig, ...] = ()) -> list[Verdict]:
@@ -41,7 +50,7 @@ def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle, nodes: tuple[NodeCon
     for d in decide(rules, PlanFacts.of(bundle)):
         reason = d.describe() if d.outcome in ("send", "hold") else (
             f"{d.condition}: {d.reason}" if d.condition else d.reason)
-        if d.matched and any(target_chain(d, t, nodes) for t in d.targets):  # plain sends read as before
+        if d.matched and has_actions(d, nodes):  # plain sends read as before
             reason += "; " + "; ".join(actions(d, nodes))
         out.append(Verdict(d.rule, d.outcome, reason))
     return out
