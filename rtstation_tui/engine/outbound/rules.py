@@ -35,6 +35,7 @@ from ..config.transforms import encode_chain
 from ..store.tags import add_tag
 from ..transforms.base import TransformError
 from .export import export_bundle, export_fields, export_path
+from .hooks import run_hooks
 from .sender import parts_for
 
 log = logging.getLogger("rtstation.rules")
@@ -272,6 +273,9 @@ class RulesService:
                 self._send(d, facts)
                 self._other_actions(d, rules[d.rule], bundle)
             self._record(d, facts, why)
+        run_hooks("on_ready", {"plan_uid": plan_uid, "patient_id": facts.patient_id, "label": facts.label,
+                               "sources": list(facts.sources), "complete": facts.complete, "reason": why,
+                               "rules": {d.rule: d.outcome for d in decisions}})
         held = "\n".join(d.rule for d in decisions if d.outcome == "hold")
         self.index.conn.execute("INSERT OR REPLACE INTO rule_marks VALUES (?,?,?,?,?)",
                                 (plan_uid, row["signature"], row["state"], time.time(), held))

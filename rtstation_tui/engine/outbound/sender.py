@@ -33,7 +33,8 @@ from ..store.files import Store
 from ..dimse.tls import client_context
 from ..transforms.base import TransformError
 from ..transforms.registry import build_chain
-from ..config.transforms import describe_chain, join_chains
+from ..config.transforms import decode_chain, describe_chain, join_chains
+from .hooks import run_hooks
 from . import outgoing
 
 log = logging.getLogger("rtstation.sender")
@@ -275,7 +276,8 @@ class Sender:
         try:
             copies = outgoing.prepare(self.config, job_id, job.transform, items)
         except (TransformError, ValueError, OSError) as exc:
-            self._refuse(job, f"{describe_chain(job.transform)}: {exc}")
+            named = isinstance(exc, TransformError) and str(exc).startswith(tuple(decode_chain(job.transform)))
+            self._refuse(job, str(exc) if named else f"{describe_chain(job.transform)}: {exc}")
             return
         try:
             self._send(job, node, items, copies)
@@ -400,6 +402,11 @@ class Sender:
             audit("send_result", job=job.id, node=job.node, plan_uid=job.plan_uid, label=job.label,
                   patient_id=job.patient_id, origin=job.origin, state=job.state, attempt=job.attempts,
                   done=job.done, failed=job.failed, total=job.total, error=job.error)
+            if job.state in (DONE, FAILED):  # the job ended: site hooks (plug-ins) hear of it
+                run_hooks("on_sent", {"job": job.id, "node": job.node, "plan_uid": job.plan_uid, "label": job.label,
+                                      "patient_id": job.patient_id, "state": job.state, "done": job.done,
+                                      "failed": job.failed, "total": job.total, "error": job.error,
+                                      "transforms": decode_chain(job.transform)})
 
     # -- events ----------------------------------------------------------------------------------------------
     def _post_changed(self, job_id: int) -> None:
