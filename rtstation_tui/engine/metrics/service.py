@@ -26,13 +26,13 @@ from ..config.model import Config
 from ..events import BundleChanged, BundleReady, Event, EventBus, MetricsComputed
 from ..loops import Ticker
 from ..plans.bundle import Bundle, bundle_for
+from ..plans.readywork import READY_STATES, ReadyWork
 from ..store.files import Store
 from ..store.index import Index
 from . import tables
 from .compute import MetricsJob, compute
 
 log = logging.getLogger("rtstation.metrics")
-READY_STATES = ("ready", "ready-incomplete")
 RETRY_SECONDS = 60.0
 
 
@@ -64,10 +64,10 @@ class MetricsService:
         self.index = index
         self.store = store
         self.bus = bus
-        self._pending: dict[str, str] = {}
+        self._pending = ReadyWork("metrics", log, RETRY_SECONDS, lambda uid, why: self.refresh(uid), self._catch_up,
+                                  lambda: self._stopping)
         self._removed: set[str] = set()
         self._lock = threading.Lock()
-        self._caught_up = False
         self._pool: ProcessPoolExecutor | None = None
         self._stopping = False
         self._ticker = Ticker("metrics", self._step, lambda: RETRY_SECONDS if self._pending else 3600.0)
@@ -89,15 +89,15 @@ class MetricsService:
 
     def on_events(self, batch: list[Event]) -> None:
         touched = False
-        with self._lock:
-            for e in batch:
-                if isinstance(e, BundleReady):
-                    self._pending[e.plan_uid] = e.reason
-                    touched = True
-                elif isinstance(e, BundleChanged) and e.state == "removed":
+        for e in batch:
+            if isinstance(e, BundleReady):
+                self._pending.add(e.plan_uid, e.reason)
+                touched = True
+            elif isinstance(e, BundleChanged) and e.state == "removed":
+                with self._lock:
                     self._removed.add(e.plan_uid)
-                    self._pending.pop(e.plan_uid, None)
-                    touched = True
+                self._pending.discard(e.plan_uid)
+                touched = True
         if touched:
             self._ticker.kick()
 
@@ -109,39 +109,16 @@ class MetricsService:
 
     # -- worker thread -----------------------------------------------------------------------------------------
     def run_pending(self) -> list[Event]:
-        conn = self.index.conn
-        if not self._caught_up:
-            self._catch_up()
-            self._caught_up = True
         with self._lock:
-            pending, self._pending = self._pending, {}
             removed, self._removed = self._removed, set()
         if removed:
-            tables.forget(conn, removed)
-        events: list[Event] = []
-        for uid, why in pending.items():
-            if self._stopping:
-                break
-            try:
-                ev = self.refresh(uid)
-            except Exception:
-                if self._stopping:
-                    log.info("metrics of plan %s interrupted by the stop; computed at the next start", uid)
-                    break
-                log.exception("metrics of plan %s failed; trying again in %.0f s", uid, RETRY_SECONDS)
-                with self._lock:
-                    self._pending.setdefault(uid, why)
-                continue
-            if ev is not None:
-                events.append(ev)
-        return events
+            tables.forget(self.index.conn, removed)
+        return list(self._pending.run())
 
-    def _catch_up(self) -> None:
+    def _catch_up(self) -> list[tuple[str, str]]:
         done = tables.signatures(self.index.conn)
-        for uid, row in self.index.bundle_states().items():
-            if row["state"] in READY_STATES and done.get(uid) != row["signature"]:
-                with self._lock:
-                    self._pending.setdefault(uid, "ready without current metrics")
+        return [(uid, "ready without current metrics") for uid, row in self.index.bundle_states().items()
+                if row["state"] in READY_STATES and done.get(uid) != row["signature"]]
 
     def refresh(self, plan_uid: str) -> MetricsComputed | None:
         """Compute and store the metrics of one ready bundle unless they are current. Idempotent."""

@@ -19,13 +19,13 @@ import asyncio
 import fnmatch
 import logging
 import re
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from ..audit import audit
 from ..plans.bundle import Bundle, bundle_for
+from ..plans.readywork import READY_STATES, ReadyWork
 from ..config.model import Config
 from ..events import BundleReady, Event, EventBus, RulesEvaluated
 from ..store.index import Index
@@ -39,7 +39,6 @@ from .hooks import run_hooks
 from .sender import parts_for
 
 log = logging.getLogger("rtstation.rules")
-READY_STATES = ("ready", "ready-incomplete")
 RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
 
 
@@ -186,9 +185,7 @@ class RulesService:
         self.index = index
         self.bus = bus
         self.sender = sender
-        self._pending: dict[str, str] = {}  # plan uid -> why it is evaluated (the BundleReady reason)
-        self._lock = threading.Lock()
-        self._caught_up = False
+        self._pending = ReadyWork("evaluating the rules", log, RETRY_SECONDS, self.evaluate, self._catch_up)
         self._ticker = Ticker("rules", self._step, lambda: RETRY_SECONDS if self._pending else 3600.0)
         # Subscribed now, not in start(): readiness may announce bundles before the services start.
         bus.subscribe(self.on_events)
@@ -208,9 +205,8 @@ class RulesService:
         ready = [e for e in batch if isinstance(e, BundleReady)]
         if not ready:
             return
-        with self._lock:
-            for e in ready:
-                self._pending[e.plan_uid] = e.reason
+        for e in ready:
+            self._pending.add(e.plan_uid, e.reason)
         self._ticker.kick()
 
     async def _step(self) -> None:
@@ -220,34 +216,16 @@ class RulesService:
 
     # -- worker thread ---------------------------------------------------------------------------------------
     def run_pending(self) -> list[Event]:
-        if not self._caught_up:
-            self._catch_up()
-            self._caught_up = True
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        events: list[Event] = []
-        for uid, why in pending.items():
-            try:
-                ev = self.evaluate(uid, why)
-            except Exception:
-                log.exception("evaluating the rules for plan %s failed; trying again in %.0f s", uid, RETRY_SECONDS)
-                with self._lock:
-                    self._pending.setdefault(uid, why)
-                continue
-            if ev is not None:
-                events.append(ev)
-        return events
+        return list(self._pending.run())
 
-    def _catch_up(self) -> None:
+    def _catch_up(self) -> list[tuple[str, str]]:
         conn = self.index.conn
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('rules_baseline', ?)", (repr(time.time()),))
         baseline = float(conn.execute("SELECT value FROM meta WHERE key='rules_baseline'").fetchone()[0])
         marks = self._marks()
-        for uid, row in self.index.bundle_states().items():
-            if row["state"] in READY_STATES and (row["updated"] or 0) >= baseline \
-                    and marks.get(uid) != (row["signature"], row["state"]):
-                with self._lock:
-                    self._pending.setdefault(uid, "announced while the rules were not running")
+        return [(uid, "announced while the rules were not running") for uid, row in self.index.bundle_states().items()
+                if row["state"] in READY_STATES and (row["updated"] or 0) >= baseline
+                and marks.get(uid) != (row["signature"], row["state"])]
 
     def _marks(self) -> dict[str, tuple[str, str]]:
         rows = self.index.conn.execute("SELECT plan_uid, signature, state FROM rule_marks")
