@@ -13,7 +13,9 @@ import logging
 from typing import Any
 
 from ..audit import audit
+from ..config.transforms import decode_chain
 from ..transforms.plugins import HOOKS_GROUP, installed
+from .queue import JobRow
 
 log = logging.getLogger("rtstation.plugins")
 EVENTS = ("on_ready", "on_sent")
@@ -36,3 +38,10 @@ def run_hooks(event: str, facts: dict[str, Any]) -> list[str]:
                   plan_uid=facts.get("plan_uid"), job=facts.get("job"))
             failed.append(ep.name)
     return failed
+
+
+def sent_facts(job: JobRow) -> dict[str, Any]:
+    """What an ``on_sent`` hook is told about a job that ended."""
+    return {"job": job.id, "node": job.node, "plan_uid": job.plan_uid, "label": job.label,
+            "patient_id": job.patient_id, "state": job.state, "done": job.done, "failed": job.failed,
+            "total": job.total, "error": job.error, "transforms": decode_chain(job.transform)}

@@ -34,7 +34,7 @@ from ..dimse.tls import client_context
 from ..transforms.base import TransformError
 from ..transforms.registry import build_chain
 from ..config.transforms import decode_chain, describe_chain, join_chains
-from .hooks import run_hooks
+from .hooks import run_hooks, sent_facts
 from . import outgoing
 
 log = logging.getLogger("rtstation.sender")
@@ -403,10 +403,7 @@ class Sender:
                   patient_id=job.patient_id, origin=job.origin, state=job.state, attempt=job.attempts,
                   done=job.done, failed=job.failed, total=job.total, error=job.error)
             if job.state in (DONE, FAILED):  # the job ended: site hooks (plug-ins) hear of it
-                run_hooks("on_sent", {"job": job.id, "node": job.node, "plan_uid": job.plan_uid, "label": job.label,
-                                      "patient_id": job.patient_id, "state": job.state, "done": job.done,
-                                      "failed": job.failed, "total": job.total, "error": job.error,
-                                      "transforms": decode_chain(job.transform)})
+                run_hooks("on_sent", sent_facts(job))
 
     # -- events ----------------------------------------------------------------------------------------------
     def _post_changed(self, job_id: int) -> None:
