@@ -144,3 +144,22 @@ def test_export_writes_callingae_patient_label_folders_and_a_zip_of_the_stored_f
     assert "#exported" in rtstation("show", config=config).stdout
     text = rtstation("rules", "test", "--plan", "B1", config=config).stdout
     assert f"export: {exports}/dir/CTSIM/PAT2/B1/" in text and f"export: {exports}/zip/CTSIM/PAT2/B1.zip" in text
+
+
+def test_send_takes_a_chain_of_transforms_and_a_bad_step_is_refused_before_queueing(tmp_path):
+    scp = StoreSCP(tmp_path / "scp").start()
+    try:
+        config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", free_port(),
+                                                                 extra=node_toml("QA", scp.spec)))
+        p = make_patient(tmp_path / "syn", "C1", label="c plan", slices=2, rows=8, cols=8)
+        rtstation("import", str(tmp_path / "syn"), config=config)
+        out = rtstation("send", "--plan", "c plan", "--to", "QA", "--transform", "set:RTPlanLabel={label}-{PatientID}",
+                        "--transform", "label:normalize", "--wait", config=config).stdout
+        assert "as set:RTPlanLabel={label}-{PatientID}, then label:normalize: done" in out, out
+        [plan] = [pydicom.dcmread(f) for f in scp.files() if pydicom.dcmread(f).Modality == "RTPLAN"]
+        assert plan.RTPlanLabel == "C_PLAN-C1" and plan.SOPInstanceUID == p.plan_uid
+        bad = rtstation("send", "--plan", "c plan", "--to", "QA", "--transform", "remove:ReferencedSOPInstanceUID",
+                        config=config, check=False)
+        assert bad.returncode == 2 and "UIDs are identity" in bad.stderr
+    finally:
+        scp.stop()
