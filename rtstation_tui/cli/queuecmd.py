@@ -8,6 +8,7 @@ import datetime
 from dataclasses import asdict
 
 from ..engine.config.model import Config
+from ..engine.config.transforms import describe_chain
 from ..engine.outbound.queue import JobQueue
 from ..engine.outbound.queue_repair import repair, reset
 from ..engine.store.lock import DataDirLock, StationLocked
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             retry = ""
             if j.state == "waiting-retry":
                 retry = f", next try {datetime.datetime.fromtimestamp(j.next_try).strftime('%H:%M:%S')}"
-            sent_as = f" as {j.transform}" if j.transform else ""  # the peer gets transformed copies
+            sent_as = f" as {describe_chain(j.transform)}" if j.transform else ""  # the peer gets transformed copies
             print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16}{sent_as} {j.state:<13} {j.done}/{j.total}"
                   f"{f' failed {j.failed}' if j.failed else ''} attempt {j.attempts + 1}{retry}"
                   f"{f'  {j.error}' if j.error else ''}")
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print_json({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
                                                      "status": i.status, "error": i.error} for i in items]})
         else:
-            sent_as = f" as {job.transform}" if job.transform else ""
+            sent_as = f" as {describe_chain(job.transform)}" if job.transform else ""
             print(f"job {job.id}: {job.label} to {job.node}{sent_as}: {job.state} {job.done}/{job.total} {job.error}")
             for i in items:
                 print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}"

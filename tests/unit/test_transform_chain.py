@@ -105,3 +105,21 @@ def test_bad_transforms_are_refused_when_the_config_is_read(toml: str, key: str,
     with pytest.raises(ConfigError) as err:
         parse_config(tomllib.loads(toml), "rt.toml", Path("/tmp"))
     assert key in str(err.value) and message in str(err.value) and "rt.toml" in str(err.value)
+
+
+@pytest.mark.parametrize(("rule", "key", "message"), [
+    ('export = "relative/{plan_label}"', "export", "is not an absolute path"),
+    ('export = "/x/{plan}"', "export", "fields are {calling_ae"),
+    ('export = "/x/../{plan_label}"', "export", "'..' is not allowed"),
+    ('export_format = "zip"', "export_format", "applies to an export"),
+    ('export_format = "tar"', "export_format", "choose one of folder, zip"),
+    ('targets = []', "targets", "at least one target node or an export"),
+])
+def test_bad_exports_are_refused_when_the_config_is_read(rule: str, key: str, message: str) -> None:
+    import tomllib
+
+    text = '[[nodes]]\nname="A"\nae_title="A"\nhost="h"\n[[rules]]\nname="r"\n' + (
+        "" if rule.startswith("targets") else 'targets=["A"]\n') + rule + "\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(tomllib.loads(text), "rt.toml", Path("/tmp"))
+    assert "rules[0]" in str(err.value) and f".{key}" in str(err.value) and message in str(err.value)

@@ -69,6 +69,8 @@ def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: s
         seen.add(rule.name)
         if not rule.targets and not rule.export:
             raise ConfigError(file, f"{where}.targets", "a rule needs at least one target node or an export")
+        if rule.export_format != "folder" and not rule.export:
+            raise ConfigError(file, f"{where}.export_format", "applies to an export: set export = \"/path/...\" too")
         problem = export_problem(rule.export) if rule.export else None
         if problem:
             raise ConfigError(file, f"{where}.export", problem)
