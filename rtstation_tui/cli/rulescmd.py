@@ -51,7 +51,11 @@ def summary(rule: RuleConfig) -> str:
     opts = f"when incomplete: {rule.when_incomplete}" + (", stop" if rule.stop else "")
     if rule.transforms:
         opts += f", as {describe_chain(encode_chain(rule.transforms))}"
-    return f"{when} -> {', '.join(rule.targets)} ({opts})" + ("" if rule.enabled else " [disabled]")
+    if rule.export:
+        opts += f", export to {rule.export}" + (" (zip)" if rule.export_format == "zip" else "")
+    if rule.tag:
+        opts += f", tag {rule.tag!r}"
+    return f"{when} -> {', '.join(rule.targets) or 'no nodes'} ({opts})" + ("" if rule.enabled else " [disabled]")
 
 
 def warnings(config: Config) -> list[str]:
