@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
@@ -112,6 +113,27 @@ def make_patient(outdir: Path, patient_id: str = "SYN001", *, name: str = "SYNTH
         p.dose = _save(_dose(p, for_uid, uid(), name), outdir / f"RD.{p.dose_uid}.dcm")
     return p
 
+
+
+def add_plan(outdir: Path, p: SynthPatient, label: str, *, approval: str = "UNAPPROVED", machine: str = "TrueBeam1",
+             own_struct: bool = True, name: str = "SYNTHETIC^PATIENT") -> SynthPatient:
+    """Another plan (with its dose, and its own structure set unless ``own_struct`` is False) on ``p``'s CT: the
+    returned SynthPatient shares the CT and holds the new objects (a second plan of the same patient)."""
+    ref = pydicom.dcmread(p.ct[0], stop_before_pixels=True)
+    ct_series, for_uid = str(ref.SeriesInstanceUID), str(ref.FrameOfReferenceUID)
+    q = SynthPatient(p.patient_id, p.study_uid, ct=list(p.ct), ct_uids=list(p.ct_uids))
+    outdir = Path(outdir)
+    if own_struct:
+        q.struct_uid = str(generate_uid())
+        q.struct = _save(_struct(q, ct_series, for_uid, str(generate_uid()), name), outdir / f"RS.{q.struct_uid}.dcm")
+    else:
+        q.struct, q.struct_uid = p.struct, p.struct_uid
+    q.plan_uid = str(generate_uid())
+    q.plan = _save(_plan(q, for_uid, str(generate_uid()), name, label, machine, approval, False),
+                   outdir / f"RP.{q.plan_uid}.dcm")
+    q.dose_uid = str(generate_uid())
+    q.dose = _save(_dose(q, for_uid, str(generate_uid()), name), outdir / f"RD.{q.dose_uid}.dcm")
+    return q
 
 def _struct(p: SynthPatient, ct_series: str, for_uid: str, series_uid: str, name: str) -> Dataset:
     ds = Dataset()

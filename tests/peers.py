@@ -53,10 +53,13 @@ class StoreSCP:
 class Orthanc:
     """A throw-away Orthanc (not the system service) with its own storage, DICOM and HTTP ports."""
 
-    def __init__(self, storage: Path, aet: str = "ORTHANC", accepted: tuple[str, ...] = ("1.2.840.10008.1.*",)) -> None:
+    def __init__(self, storage: Path, aet: str = "ORTHANC", accepted: tuple[str, ...] = ("1.2.840.10008.1.*",),
+                 modalities: dict[str, tuple[str, int]] | None = None) -> None:
+        """``modalities``: name -> (AE title, port) on 127.0.0.1 that Orthanc knows (C-MOVE destinations)."""
         if not ORTHANC.exists():
             raise AssertionError("Orthanc missing at /usr/sbin/Orthanc: run `make test` (it installs the peers)")
         self.storage, self.aet, self.accepted = storage, aet, list(accepted)
+        self.modalities = modalities or {}
         self.dicom_port, self.http_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -69,7 +72,9 @@ class Orthanc:
                   "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "UnknownSopClassAccepted": True,
                   "AcceptedTransferSyntaxes": self.accepted, "DicomScpTimeout": 30,
                   "DicomAssociationCloseDelay": 0, "OverwriteInstances": True, "ConcurrentJobs": 1,
-                  "SaveJobs": False, "StableAge": 60}
+                  "SaveJobs": False, "StableAge": 60, "DicomAlwaysAllowFind": True,
+                  "DicomAlwaysAllowGet": True, "DicomAlwaysAllowMove": True,
+                  "DicomModalities": {name: [ae, "127.0.0.1", port] for name, (ae, port) in self.modalities.items()}}
         cfg = self.storage / "orthanc.json"
         cfg.write_text(json.dumps(config))
         log = open(self.storage / "orthanc.out", "wb")
@@ -103,6 +108,20 @@ class Orthanc:
             if self.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] == sop_uid:
                 return bytes(self.get(f"/instances/{i}/file"))
         raise KeyError(sop_uid)
+
+    def post(self, path: str, body: bytes) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as rsp:
+            data = rsp.read()
+        return json.loads(data) if data[:1] in (b"{", b"[") else data
+
+    def upload(self, files: list[Path]) -> None:
+        """Store files through the REST API (``POST /instances``: the bytes as they are)."""
+        for f in files:
+            self.post("/instances", f.read_bytes())
+
+    def statistics(self) -> dict[str, Any]:
+        return dict(self.get("/statistics"))
 
     @property
     def spec(self) -> str:

@@ -14,7 +14,8 @@ from ..engine.config.model import ConfigError, find_config_file, load_config
 from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
-COMMANDS = ["tui", "serve", "show", "send", "echo", "queuecmd", "rulescmd", "importcmd", "indexcmd", "cleanup",
+COMMANDS = ["tui", "serve", "show", "send", "echo", "find", "retrieve", "search", "queuecmd", "rulescmd", "importcmd",
+            "indexcmd", "cleanup",
             "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd",
             "anonymize"]
 EXIT_USAGE = 2

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.store.tags import tags_by_plan
+from ..engine.plans.folder import folder_json
 from ..engine.plans.listing import patients_json
-from .output import print_json
+from .output import fail, print_json
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -17,10 +19,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
     p.add_argument("--patient", metavar="ID", help="only this PatientID")
     p.add_argument("--tag", metavar="TAG", help="only plans a rule tagged so (tag = \"...\" on a [[rules]] entry)")
+    p.add_argument("--path", metavar="DIR", help="the tree of any folder, without importing it (same JSON shape)")
+    p.add_argument("--pattern", default="*", metavar="GLOB", help="with --path: only files whose name matches")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if args.path is not None:
+        return show_folder(args)
     index = Index(config.data_dir)
     data = with_tags(patients_json(index.conn, args.patient), tags_by_plan(index.conn), args.tag)
     if args.json:
@@ -46,6 +52,23 @@ def with_tags(data: list[dict[str, Any]], tags: dict[str, list[str]], only: str 
         if plans:
             out.append({**patient, "plans": plans, "unconnected": []})
     return out
+
+
+def show_folder(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    if not root.is_dir():
+        return fail(f"--path {args.path}: no such folder", 2)
+    data, skipped = folder_json(root, args.pattern)
+    if args.patient is not None:
+        data = [p for p in data if p["patient_id"] == args.patient]
+    if args.json:
+        print_json(data)
+        return 0
+    for patient in data:
+        print_patient(patient)
+    print(f"{sum(len(p['plans']) for p in data)} plans in {root}" + (f"; {len(skipped)} files are not DICOM"
+                                                                      if skipped else ""))
+    return 0
 
 
 def print_patient(p: dict[str, Any]) -> None:

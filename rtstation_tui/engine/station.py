@@ -38,6 +38,7 @@ from .outbound.retention import RetentionService
 from .outbound.rules import RulesService
 from .outbound.sender import Sender
 from .store.files import Store
+from .qr.scp import QRService
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
 from .metrics import views as metrics_views
@@ -68,7 +69,9 @@ class Station:
         self.store = Store(data_dir, config.receiver.durability)
         self.index = Index(data_dir)
         self.indexer = Indexer(self.index, self.bus, data_dir / "provenance.jsonl")
-        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus) if receive else None
+        self.qr = QRService(lambda: self.config, self.index, self.store)  # [QR]: C-FIND/C-GET/C-MOVE SCP
+        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus, (self.qr,)) \
+            if receive else None
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
@@ -214,7 +217,7 @@ class Station:
                                                            **{k: getattr(config.station, k) for k in keys}))
         changed = listener + self.reload(config)
         if self.receiver is not None:
-            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus)
+            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus, (self.qr,))
             await self.start_receiver()
             log.info("listener restarted on %s as %s", self.receiver.address, self.receiver.ae_title)
         return changed

@@ -25,6 +25,7 @@ class NodeConfig:
     timeout_s: float = _c(30.0, min=1, max=86400)
     enabled: bool = _c(True)
     tls: bool = _c(False)
+    allow_retrieve: bool = _c(False)  # [QR] this node may C-GET/C-MOVE from us (C-MOVE destinations: any node)
     transforms: tuple[str, ...] = _c(())  # applied to everything this node gets, after the rule's own
     machine_map: tuple[tuple[str, str], ...] = _c(())  # TreatmentMachineName -> this node's name ("*": any)
     default_machine: tuple[tuple[str, str], ...] = _c(())  # beams without one: machine model -> name

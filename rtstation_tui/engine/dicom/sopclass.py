@@ -40,6 +40,15 @@ def modality_for_sop_class(uid: str) -> str:
     return "OT"
 
 
+def sop_classes_for_modality(modality: str) -> tuple[str, ...]:
+    """The storage classes an object of ``modality`` may have (the reverse of the table above, plus Secondary
+    Capture for OT/SC): what a C-GET proposes when the peer's C-FIND did not answer SOPClassUID."""
+    classes = tuple(uid for uid, m in _RT.items() if m == modality)
+    if modality in ("OT", "SC"):
+        classes += ("1.2.840.10008.5.1.4.1.1.7",)
+    return classes
+
+
 def send_rank(modality: str) -> int:
     """0 images, 1 RTSTRUCT, 2 RTPLAN, 3 RTDOSE, 4 registrations and everything else."""
     if modality in _ORDER:

@@ -84,18 +84,24 @@ STATUS_UNRECOGNISED_OPERATION = 0x0211
 VERIFICATION = "1.2.840.10008.1.1"
 
 
-def answer_unserved(assoc: Any) -> None:
+QR_REQUESTS = frozenset({"C_FIND", "C_GET", "C_MOVE", "C_CANCEL"})
+
+
+def answer_unserved(assoc: Any, services: frozenset[str] = frozenset()) -> None:
     """Wrap the association's ``_serve_request`` (both modes; call from ``EVT_CONN_OPEN`` before the fast loops are
     installed, which then call this in turn) so that a request we do not serve is answered at once with
     0x0211 instead of reaching pynetdicom's storage SCP, which raises ValueError/AttributeError and aborts after the
-    peer has waited for its DIMSE timeout (~31 s for a C-FIND or N-ACTION on a storage context)."""
+    peer has waited for its DIMSE timeout (~31 s for a C-FIND or N-ACTION on a storage context). ``services``: the
+    abstract syntaxes of the receiver's other services ([QR]'s C-FIND/C-GET/C-MOVE models), whose C-FIND, C-GET,
+    C-MOVE and C-CANCEL requests go to their handlers."""
     stock = assoc._serve_request
 
     def serve(msg: Any, context_id: int) -> None:
         cx = next((c for c in assoc.accepted_contexts if c.context_id == context_id), None)
         kind = type(msg).__name__
         served = cx is not None and ((kind == "C_ECHO" and cx.abstract_syntax == VERIFICATION) or
-                                     (kind == "C_STORE" and cx.abstract_syntax != VERIFICATION))
+                                     (kind == "C_STORE" and cx.abstract_syntax != VERIFICATION) or
+                                     (kind in QR_REQUESTS and cx.abstract_syntax in services))
         if served or cx is None or not msg.is_valid_request or assoc._sent_release:
             stock(msg, context_id)  # pynetdicom's own answer (abort on an unknown context, ignore, serve)
             return

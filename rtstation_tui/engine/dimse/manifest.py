@@ -162,6 +162,14 @@ INTERNALS: tuple[Internal, ...] = (
              "make_server", ("tls.py",), "d3868a2df83d3cc0", fast_path=False),
     Internal("pynetdicom.ae.ApplicationEntity._servers", "attribute", "servers ae.shutdown() stops", ("tls.py",),
              fast_path=False),
+    # -- the Query/Retrieve SCP's C-STOREs send stored files (both modes: bytes as stored) ------------------------
+    Internal("pynetdicom.service_class.QueryRetrieveServiceClass._get_scp", "called", "sends each yielded Dataset "
+             "with self.assoc.send_c_store(dataset, msg_id=...) on the requestor's association (our per-association "
+             "send_c_store swaps the stand-in for the stored file)", ("stored_send.py",), "8ca1538e3e56c4f7",
+             fast_path=False),
+    Internal("pynetdicom.service_class.QueryRetrieveServiceClass._move_scp", "called", "passes the destination's "
+             "third item to self.ae.associate(**kwargs) (contexts, evt_handlers) and sends each yielded Dataset with "
+             "store_assoc.send_c_store", ("stored_send.py",), "5c14d1be3d737bef", fast_path=False),
 )
 
 BY_NAME = {i.name: i for i in INTERNALS}

@@ -58,8 +58,9 @@ def _refuse_known_services() -> None:
     keyword is not a name in ``pynetdicom.sop_class``; for Modality Worklist pydicom says
     ``ModalityWorklistInformationModelFind`` and pynetdicom ``ModalityWorklistInformationFind``, so a worklist
     C-FIND context was accepted and every query then failed (same for General Purpose Worklist, Storage Commitment
-    Pull, Colour Palette Q/R, UPS trials...). Retired and trial *storage* classes stay storage. Until [QR] the
-    station answers no queries, so refusing them at negotiation is the honest answer."""
+    Pull, Colour Palette Q/R, UPS trials...). Retired and trial *storage* classes stay storage. The station
+    answers only the Query/Retrieve models the receiver adds ([QR]: Patient and Study Root), accepted through the
+    normal negotiation; every other query service is refused at negotiation, the honest answer."""
     from pydicom.uid import UID, UID_dictionary
     from pynetdicom import sop_class
 

@@ -192,6 +192,29 @@ class DerivedOrigin(Origin):
         return f"({self.transform} of {', '.join(self.inputs)})"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RetrieveOrigin(Origin):
+    """An object pulled from a node by ``rtstation retrieve`` (C-MOVE sub-operation or C-GET): ``calling_ae`` is
+    the node's AE title (the source the console and the rules see), ``node`` its ``[[nodes]]`` name or spec. The
+    file is the station's own temp file: renamed into the store, moved to quarantine."""
+
+    node: str
+    method: str  # "C-MOVE" or "C-GET"
+    source: str = "retrieve"
+    owned: ClassVar[bool] = True
+    log: ClassVar[logging.Logger] = logging.getLogger("rtstation.retrieve")
+    log_prefix: ClassVar[str] = "retrieve: "
+
+    def audit_fields(self) -> dict[str, Any]:
+        return {"node": self.node, "method": self.method}
+
+    def who(self) -> str:
+        return f"retrieved from {self.node} ({self.method})"
+
+    def quarantine_name(self, announced: Announced) -> str | None:
+        return f"{announced.sop_uid or 'unknown'}.dcm"
+
+
 # -- what the sender claims -----------------------------------------------------------------------------------
 class Announced(NamedTuple):
     """What the sender said the object is before it was read: a C-STORE's Affected SOP Instance and Class UID

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -80,9 +80,21 @@ class _Assoc:
                                     session_id=self.session_id)
 
 
+class DimseServices(Protocol):
+    """More DIMSE services on the same listener (the Station passes [QR]'s C-FIND/C-GET/C-MOVE SCP): the
+    abstract syntaxes to accept and their event handlers. The receiver's association checks apply to them too."""
+
+    def abstract_syntaxes(self) -> list[str]: ...
+
+    def handlers(self) -> list[tuple[Any, Any]]: ...
+
+
 class Receiver:
-    def __init__(self, config: Config, store: Store, index: Index, indexer: Indexer, bus: EventBus) -> None:
+    def __init__(self, config: Config, store: Store, index: Index, indexer: Indexer, bus: EventBus,
+                 services: tuple[DimseServices, ...] = ()) -> None:
         self.config = config
+        self.services = services
+        self._served = frozenset(uid for service in services for uid in service.abstract_syntaxes())
         self.store = store
         self.index = index
         self.indexer = indexer
@@ -131,6 +143,10 @@ class Receiver:
             (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
+        for service in self.services:
+            for uid in service.abstract_syntaxes():
+                ae.add_supported_context(uid)
+            handlers += service.handlers()
         try:
             if self.ssl_context is None and self.config.tls.enabled:
                 self.ssl_context = server_context(self.config.tls)
@@ -186,7 +202,7 @@ class Receiver:
     # -- event handlers (pynetdicom threads) -------------------------------------------------------------------
     def _on_conn_open(self, event: Any) -> None:
         nodelay(event.assoc)
-        answer_unserved(event.assoc)  # before accelerate: the fast loops hand it what they do not serve
+        answer_unserved(event.assoc, self._served)  # before accelerate: the fast loops hand it the rest
         if self._fast_paths:
             accelerate(event.assoc, self.store.tmp_dir)  # event-driven loops instead of pynetdicom's 1 ms polling
 
