@@ -59,6 +59,7 @@ def show_folder(args: argparse.Namespace) -> int:
     if not root.is_dir():
         return fail(f"--path {args.path}: no such folder", 2)
     data, skipped = folder_json(root, args.pattern)
+    data = with_tags(data, {}, None)  # the shape of `show --json`: a folder's plans carry no rule tags
     if args.patient is not None:
         data = [p for p in data if p["patient_id"] == args.patient]
     if args.json:
