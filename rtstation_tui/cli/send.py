@@ -22,6 +22,7 @@ from ..engine.store.lock import DataDirLock, StationLocked
 from ..engine.outbound.queue import ACTIVE, DONE, JobQueue
 from ..engine.config.rules import INCLUDE_PARTS
 from ..engine.config.transforms import describe_chain, encode_chain
+from ..engine.outbound.commitment import state_of
 from ..engine.outbound.sender import Sender
 from ..engine.store.files import Store
 from .output import fail, print_json
@@ -155,7 +156,8 @@ def _report(queue: JobQueue, results: list, as_json: bool, waited: bool) -> int:
                     "state": job.state if job else "nothing to send", "error": job.error if job else "",
                     "done": job.done if job else 0, "failed": job.failed if job else 0,
                     "attempts": job.attempts if job else 0,
-                    "transform": job.transform if job else ""})
+                    "transform": job.transform if job else "",
+                    "commitment": state_of(queue, r.job_id)})
     if as_json:
         print_json(out)
     else:

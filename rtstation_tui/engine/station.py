@@ -31,6 +31,7 @@ from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRo
 from .plans.readiness import Readiness
 from .intake.rebuild import reconcile
 from .intake.receiver import Receiver, ReceiverError
+from .outbound.commitment import CommitmentReports
 from .config.reload import ReloadError, config_changes, effective
 from .outbound.dryrun import dry_run
 from .outbound.queue import ACTIVE, JobRow
@@ -70,8 +71,10 @@ class Station:
         self.index = Index(data_dir)
         self.indexer = Indexer(self.index, self.bus, data_dir / "provenance.jsonl")
         self.qr = QRService(lambda: self.config, self.index, self.store)  # [QR]: C-FIND/C-GET/C-MOVE SCP
-        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus, (self.qr,)) \
-            if receive else None
+        # [ACTIONS]: Storage Commitment reports arrive on our listener; they settle the sender's requests
+        self.commitment_reports = CommitmentReports(lambda: self.sender.queue)
+        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus,
+                                 (self.qr, self.commitment_reports)) if receive else None
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)

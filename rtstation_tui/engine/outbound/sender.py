@@ -34,6 +34,7 @@ from ..dimse.tls import client_context
 from ..transforms.base import TransformError
 from ..transforms.registry import build_chain
 from ..config.transforms import decode_chain, describe_chain, join_chains
+from . import commitment
 from .hooks import run_hooks, sent_facts
 from . import outgoing
 
@@ -74,6 +75,7 @@ class Sender:
         self._per_node: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ticker = Ticker("sender", self._poll, lambda: POLL_SECONDS)
+        self._next_expiry = 0.0
         self._stopping = threading.Event()
         self._crashed: dict[int, str] = {}  # job id -> why it crashed, until its retry is recorded in the queue
         # nodes with tls = true: the peer's certificate must chain to [tls] ca; ours is shown when configured
@@ -106,6 +108,9 @@ class Sender:
         if self._stopping.is_set():
             return
         await asyncio.to_thread(self._reschedule_crashed)
+        if time.monotonic() >= self._next_expiry:  # commitments past their deadline: now and then, not per poll
+            self._next_expiry = time.monotonic() + 30.0
+            await asyncio.to_thread(commitment.expire, self.queue)
         for job in await asyncio.to_thread(self.queue.due, time.time()):
             self._maybe_run(job)
 
@@ -180,6 +185,12 @@ class Sender:
         label = f"{label + ': ' if label else ''}{len(members)} instances"
         return [self._enqueue(resolve_node(spec, self.config.nodes), members, "", ", ".join(patients), label,
                               origin, force, transform) for spec in nodes]
+
+    def _identity_changed(self, chain: str) -> bool:
+        try:
+            return any(t.changes_identity for t in build_chain(chain, self.config))
+        except TransformError:
+            return True
 
     def _check_transform(self, spec: str) -> None:
         """An unknown transform or profile is refused when queueing, not at 3 a.m. when the job runs."""
@@ -370,6 +381,9 @@ class Sender:
         else:
             self.queue.set_state(job_id, DONE, error="")
             log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
+            commitment.after_delivery(self.queue, node, self.config.station.ae_title, job_id,
+                                      self._identity_changed(job.transform), self._ssl(node),
+                                      self.config.network.fast_paths)
         self._audit(job_id)
 
     def _schedule_retry(self, job_id: int, node: NodeConfig, error: str) -> None:
