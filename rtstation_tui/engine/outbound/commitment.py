@@ -23,8 +23,11 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 from pynetdicom import build_context, evt
 
+from ..config.model import Config
 from ..config.nodes import NodeConfig
-from .queue import ItemRow, JobQueue
+from ..transforms.base import TransformError
+from ..transforms.registry import build_chain
+from .queue import ItemRow, JobQueue, JobRow
 from .scu import AssociationFailed, associate
 
 log = logging.getLogger("rtstation.commitment")
@@ -179,16 +182,23 @@ class CommitmentReports:
         return 0x0000, None
 
 
-def after_delivery(queue: JobQueue, node: NodeConfig, station_ae: str, job_id: int, identity_changed: bool,
-                   ssl_context: Any = None, fast_paths: bool = True) -> None:
+def after_delivery(queue: JobQueue, node: NodeConfig, config: Config, job: JobRow, ssl_context: Any = None) -> None:
     """The sender's call once a job is done: ask a ``commitment = true`` node about every instance sent.
     Never raises: the job was delivered; a commitment problem is the commitment's state, logged."""
     if not node.commitment:
         return
-    if identity_changed:  # the peer holds new UIDs we do not keep per job: asking about the originals is wrong
-        log.warning("job %d: no storage commitment asked of %s: its copies have new UIDs", job_id, node.name)
+    if _identity_changed(job.transform, config):  # the peer holds new UIDs, not kept per job: asking is wrong
+        log.warning("job %d: no storage commitment asked of %s: its copies have new UIDs", job.id, node.name)
         return
     try:
-        request(queue, node, station_ae, job_id, queue.items(job_id, ["done"]), ssl_context, fast_paths)
+        request(queue, node, config.station.ae_title, job.id, queue.items(job.id, ["done"]), ssl_context,
+                config.network.fast_paths)
     except Exception:
-        log.exception("job %d: storage commitment request to %s failed", job_id, node.name)
+        log.exception("job %d: storage commitment request to %s failed", job.id, node.name)
+
+
+def _identity_changed(chain: str, config: Config) -> bool:
+    try:
+        return any(t.changes_identity for t in build_chain(chain, config))
+    except TransformError:
+        return True

@@ -186,12 +186,6 @@ class Sender:
         return [self._enqueue(resolve_node(spec, self.config.nodes), members, "", ", ".join(patients), label,
                               origin, force, transform) for spec in nodes]
 
-    def _identity_changed(self, chain: str) -> bool:
-        try:
-            return any(t.changes_identity for t in build_chain(chain, self.config))
-        except TransformError:
-            return True
-
     def _check_transform(self, spec: str) -> None:
         """An unknown transform or profile is refused when queueing, not at 3 a.m. when the job runs."""
         if spec:
@@ -381,9 +375,7 @@ class Sender:
         else:
             self.queue.set_state(job_id, DONE, error="")
             log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
-            commitment.after_delivery(self.queue, node, self.config.station.ae_title, job_id,
-                                      self._identity_changed(job.transform), self._ssl(node),
-                                      self.config.network.fast_paths)
+            commitment.after_delivery(self.queue, node, self.config, job, self._ssl(node))
         self._audit(job_id)
 
     def _schedule_retry(self, job_id: int, node: NodeConfig, error: str) -> None:
