@@ -67,10 +67,15 @@ def fill_store(config: Config, tmp_path: Path, *, synthetic: bool = True, breast
         make_patient(tmp_path / "syn", "SYN001", name="DEMO^ANNA", slices=3, rows=8, cols=8, label="PROST1",
                      machine="TrueBeam1", seed="rtstation-tui-snapshots")
         paths.append(tmp_path / "syn")
+    import_settled(config, paths)
+
+
+def import_settled(config: Config, paths: Sequence[Path], source_ae: str = "ECLIPSE") -> None:
+    """Import ``paths`` as sent by ``source_ae``, bundles settled and received times pinned (see the top)."""
     store, index = Store(config.data_dir, "os"), Index(config.data_dir)
     store.load_known(index.known_pairs())
     writer = BatchWriter(index)
-    Importer(store, index, writer).run(paths, "import", "ECLIPSE")
+    Importer(store, index, writer).run(list(paths), "import", source_ae)
     writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))
@@ -96,6 +101,12 @@ def screen_text(app: Any) -> str:
                       legacy_windows=False, safe_box=False)
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text()
+
+
+def screen_segments(app: Any) -> list[Any]:
+    """The screen as Rich segments (text and style, link and meta included), in the order ``screen_text`` reads."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    return [segment for line in update.strips for strip in line for segment in strip]
 
 
 REAL = object()

@@ -36,7 +36,7 @@ from .actions import StationActions
 from .commands.registry import CommandScope, bindings
 from .commands.station import StationCommands
 from .editing import ConfigEditing
-from .labels import Palette
+from .labels import Palette, plain
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
 from .terminal import ConsoleDriver, TerminalLost
@@ -123,7 +123,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         try:
             await self.station.start()
         except StationLocked as exc:
-            self.exit(1, return_code=1, message=f"rtstation: {exc}")
+            self.exit(1, return_code=1, message=plain(f"rtstation: {exc}"))  # printed by Rich: never markup
             return
         except ReceiverError as exc:  # the header shows "error" (ReceiverState event); the rest keeps running
             log.error("%s", exc)

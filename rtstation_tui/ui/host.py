@@ -9,10 +9,12 @@ the state they share and the app's own methods they call; ``StationApp`` derives
 from __future__ import annotations
 
 from textual.app import App
+from textual.notifications import SeverityLevel
 
 from ..engine.config.model import Config
 from ..engine.station import Station
 from ..engine.api import EchoOutcome, StationAPI
+from .labels import literal
 from .screens.main import MainScreen
 from .widgets.bars import RateMeter
 
@@ -39,6 +41,13 @@ class ConsoleBase(App[int]):
     async def stop_and_exit(self, code: int = 0, *, terminal_lost: bool = False) -> None:
         """Stop the station and leave (app.py)."""
         raise NotImplementedError
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is shown as written, whatever ``markup`` says (widgets' ``notify`` passes True):
+        they quote AE titles, node, rule and file names, and peers' error texts (labels.py says why)."""
+        super().notify(literal(message, lines=True), title=literal(title), severity=severity, timeout=timeout,
+                       markup=False)
 
     def remember_echo(self, outcome: EchoOutcome) -> None:
         self.last_echo[outcome.node] = outcome

@@ -1,19 +1,60 @@
-"""One-line labels for the tree, as Rich Text in the current theme's colours.
+"""One-line labels for the tree, as Rich Text in the current theme's colours; and how any value from outside is
+put on screen (``literal``, ``plain``, ``visible``, ``cells``).
 
 Why pure functions: the tree re-labels single nodes in place on every event batch, and tests can check the text
 without running an app. Meaning never rests on colour alone (16-colour terminals, colour-blind operators): every
 state also has a word or a symbol.
+
+Why values are never markup: a str handed to a Textual widget (Static, Label, DataTable cell, Tree label, Rich
+Table cell, Selection prompt, notify) is parsed as markup, and DICOM values, AE titles, node and rule names, file
+names and peers' error texts are whatever a peer or a file says. ``[/bold]X`` raised MarkupError (the console and
+its receiver died), ``[bold red]…[/]`` was styled, ``[@click=app.quit]…[/]`` became an action. So a value reaches a
+widget only as ``Text`` (``plain``, ``cells``; Text and Content are never parsed) or through a ``markup=False``
+widget, and our own styles are Text styles around it, never markup around an f-string. Control characters go too:
+an ESC in a value would reach the terminal raw (``\x1b[31m`` colours the screen), so each one is shown as a visible
+symbol.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from rich.text import Text
 from textual.theme import Theme
 
 from ..engine.plans.queries import PatientRow, PlanRow
+
+
+# C0 controls as their U+2400 "control pictures" (ESC → ␛), DEL as ␡, the C1 range (0x80-0x9f: CSI 0x9b is an
+# escape sequence too) as U+FFFD: one character for one, so Text spans over a value stay where they were.
+_VISIBLE = {**{c: 0x2400 + c for c in range(0x20)}, 0x7F: 0x2421, **{c: 0xFFFD for c in range(0x80, 0xA0)}}
+_VISIBLE_LINES = {c: v for c, v in _VISIBLE.items() if c != 0x0A}
+
+
+def literal(value: object, *, lines: bool = False) -> str:
+    """``str(value)`` as it may go on screen, with control characters shown; ``lines``: newlines stay newlines
+    (a multi-line message), else they are shown as ␊ too (a one-line label must not become two).
+
+    Not an escape for markup: hand the result over as ``plain(...)`` or to a ``markup=False`` widget."""
+    return str(value).translate(_VISIBLE_LINES if lines else _VISIBLE)
+
+
+def plain(value: object, style: str = "", *, lines: bool = False) -> Text:
+    """A value (or a message built from values) as Text: shown exactly as it is, never parsed as markup."""
+    return Text(literal(value, lines=lines), style)
+
+
+def visible(text: Text) -> Text:
+    """A copy of ``text`` (labels assembled from values) with control characters shown; its styles kept."""
+    out = text.copy()
+    out.plain = literal(text.plain, lines=True)
+    return out
+
+
+def cells(values: Iterable[object]) -> tuple[Text, ...]:
+    """DataTable cells from values: as ``DataTable`` draws a str cell in a one-line row, but never parsed."""
+    return tuple(Text(literal(v), no_wrap=True, end="") for v in values)
 
 
 @dataclass(frozen=True)
@@ -33,7 +74,7 @@ class Palette:
 
 
 def patient_label(p: PatientRow, pal: Palette) -> Text:
-    text = Text.assemble((p.patient_id, "bold"), "  ", p.patient_name.replace("^", " ").strip())
+    text = Text.assemble((literal(p.patient_id), "bold"), "  ", literal(p.patient_name.replace("^", " ").strip()))
     if p.plans:
         text.append(f"  {p.plans} plan{'s' if p.plans != 1 else ''}", pal.dim)
     if p.waiting:
@@ -52,14 +93,14 @@ class JobState:
 
     def text(self) -> str:
         if self.state == "sending" and self.total:
-            return f"{self.node}: sending {100 * self.done // self.total}%"
-        return f"{self.node}: {self.state}"
+            return literal(f"{self.node}: sending {100 * self.done // self.total}%")
+        return literal(f"{self.node}: {self.state}")
 
 
 def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[JobState, ...] = ()) -> Text:
     text = Text()
     text.append("● " if marked else "  ", pal.accent)
-    text.append(p.label or "(no label)", "bold")
+    text.append(literal(p.label or "(no label)"), "bold")
     if p.state in ("waiting", "receiving"):
         text.append("  … receiving", pal.warn)
     elif p.complete:
@@ -67,7 +108,7 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
     else:
         text.append(f"  ✗ {p.missing or 'incomplete'}", pal.warn)
     if p.held_by and not p.complete:
-        text.append(f"  ⏸ held by {', '.join(p.held_by)}", pal.warn)
+        text.append(literal(f"  ⏸ held by {', '.join(p.held_by)}"), pal.warn)
     if p.conflicts:
         text.append(f"  ⚠ {p.conflicts} conflict{'s' if p.conflicts != 1 else ''}", pal.error)
     for job in sends:
@@ -75,9 +116,9 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
         text.append(f"  {job.text()}", style)
     # what matters most comes first: the tree pane is ~35 columns wide at 80x24
     if p.machines:
-        text.append("  " + ",".join(p.machines))
+        text.append(literal("  " + ",".join(p.machines)))
     if p.approval:
-        text.append("  " + p.approval, pal.ok if p.approval == "APPROVED" else pal.dim)
+        text.append(literal("  " + p.approval), pal.ok if p.approval == "APPROVED" else pal.dim)
     return text
 
 

@@ -8,6 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from ..commands.registry import CommandScope, bindings
+from ..labels import plain
 
 
 class ConfirmDialog(CommandScope, ModalScreen[bool]):
@@ -15,13 +16,14 @@ class ConfirmDialog(CommandScope, ModalScreen[bool]):
     BINDINGS = bindings("confirm")
 
     def __init__(self, title: str, message: str, yes: str = "Yes", no: str = "No") -> None:
+        """``message`` is shown as written (it names nodes, rules and plans), never read as markup."""
         super().__init__()
         self.title_text, self.message, self.yes, self.no = title, message, yes, no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm-box"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message)
+            yield Label(plain(self.title_text), classes="dialog-title")
+            yield Static(plain(self.message, lines=True))
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from ..commands.registry import SCOPE_NAMES, Command, CommandScope, bindings, key_name
+from ..labels import plain
 
 
 def keys_table(rows: list[tuple[str, Command]]) -> Table:
@@ -24,10 +25,10 @@ def keys_table(rows: list[tuple[str, Command]]) -> Table:
     last = ""
     for scope, c in rows:
         if scope != last:
-            table.add_row(f"[bold]{SCOPE_NAMES.get(scope, scope)}[/]", "", "")
+            table.add_row(plain(SCOPE_NAMES.get(scope, scope), "bold"), "", "")  # Text: a str cell is markup
             last = scope
         keys = " ".join(key_name(k) for k in c.key_list) or "palette"
-        table.add_row(f"  {keys}", c.title, c.help)
+        table.add_row(plain(f"  {keys}"), plain(c.title), plain(c.help))
     return table
 
 
@@ -42,7 +43,7 @@ class HelpScreen(CommandScope, ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help-dialog"):
-            yield Label(f"Keys: {self.title_text}  (Esc closes; Ctrl+P finds any command by name)",
+            yield Label(plain(f"Keys: {self.title_text}  (Esc closes; Ctrl+P finds any command by name)"),
                         classes="dialog-title")
             with VerticalScroll(id="help-keys"):
                 yield Static(keys_table(self.rows), id="help-text")

@@ -18,6 +18,7 @@ from textual.widgets import Button, Label
 
 from ...engine.config.nodes import NodeConfig
 from ..commands.registry import CommandScope, bindings
+from ..labels import plain
 from ..widgets.form import FieldSpec, Form, FormDialog
 
 REQUIRED = ("name", "ae_title", "host", "port")
@@ -71,7 +72,7 @@ class NodeForm(FormDialog, CommandScope, ModalScreen[dict[str, Any] | None]):
         values = {s.key: getattr(node, s.name) for s in node_specs(self.taken)}
         title = f"Edit node {self.node.name}" if self.node else "New node"
         with Vertical(classes="dialog form-dialog"):
-            yield Label(title, classes="dialog-title")
+            yield Label(plain(title), classes="dialog-title")
             yield Form(node_specs(self.taken), values, id="node-form")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary")

@@ -19,6 +19,7 @@ from textual.widgets import Button, Label
 from ...engine.config.nodes import parse_adhoc
 from ...engine.config.rules import INCLUDE_PARTS, RuleConfig, label_pattern_problem
 from ..commands.registry import CommandScope, bindings
+from ..labels import plain
 from ..widgets.form import FieldSpec, Form, FormDialog
 
 
@@ -108,7 +109,7 @@ class RuleForm(FormDialog, CommandScope, ModalScreen[dict[str, Any] | None]):
         specs = rule_specs(self.taken, self.nodes)
         values = {s.key: getattr(rule, s.name) for s in specs}
         with Vertical(classes="dialog form-dialog"):
-            yield Label(f"Edit rule {self.rule.name}" if self.rule else "New rule", classes="dialog-title")
+            yield Label(plain(f"Edit rule {self.rule.name}" if self.rule else "New rule"), classes="dialog-title")
             yield Form(specs, values, id="rule-form")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary")

@@ -20,6 +20,7 @@ from textual.widgets.selection_list import Selection
 from ...engine.config.nodes import NodeConfig
 from ...engine.plans.queries import SendPreview
 from ..commands.registry import CommandScope, bindings
+from ..labels import literal, plain, visible
 
 
 def describe(p: SendPreview) -> Text:
@@ -28,8 +29,8 @@ def describe(p: SendPreview) -> Text:
     text = Text.assemble((p.label or "(no label)", "bold"), f" ({p.patient_id}): {counts} = {p.instances} "
                          f"object{'s' if p.instances != 1 else ''}, {p.nbytes / 1e6:.1f} MB")
     if p.missing:
-        text.append(f"\n   incomplete: {p.missing}", "bold")
-    return text
+        text.append(f"\n   incomplete: {literal(p.missing)}", "bold")
+    return visible(text)  # a label, a patient ID: as they are (labels.py)
 
 
 class SendDialog(CommandScope, ModalScreen[list[str] | None]):
@@ -67,17 +68,17 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
         # the first enabled node under the cursor at once: a Space typed right away must choose it
         nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
 
-    def _prompt(self, node: NodeConfig) -> str:
+    def _prompt(self, node: NodeConfig) -> Text:
         transform = self.transforms.get(node.name)
-        return (f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
-                + (f"  → {transform}" if transform else ""))
+        return plain(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
+                     + (f"  → {transform}" if transform else ""))
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore
         self._show_chosen()
 
     def _show_chosen(self) -> None:
         chosen = [n + (f" ({self.transforms[n]})" if n in self.transforms else "") for n in self.chosen]
-        self.query_one("#send-chosen", Label).update(f"Chosen: {', '.join(chosen) if chosen else 'none'}")
+        self.query_one("#send-chosen", Label).update(plain(f"Chosen: {', '.join(chosen) if chosen else 'none'}"))
 
     def action_anonymize(self) -> None:
         """The next anonymize profile (or none) for the highlighted node."""

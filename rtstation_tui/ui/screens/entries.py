@@ -7,12 +7,14 @@ just edited after the table is rebuilt from the saved file, edit on Enter, move 
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import DataTable
 
 from ...engine.config.model import Config
 from ..commands.registry import CommandScope, bindings
 from ...engine.api import StationAPI
+from ..labels import cells
 from ..messages import Edit, SaveConfig
 
 
@@ -27,7 +29,7 @@ class EntryTableScreen(CommandScope, Screen[None]):
         self.api = api
 
     @property
-    def table(self) -> DataTable[str]:
+    def table(self) -> DataTable[Text]:
         return self.query_one(f"#{self.TABLE_ID}", DataTable)
 
     @property
@@ -64,8 +66,8 @@ class EntryTableScreen(CommandScope, Screen[None]):
         keep = select or self.selected
         table.clear()
         rows = self.rows()
-        for name, cells in rows:
-            table.add_row(*cells, key=name)
+        for name, values in rows:  # names, AE titles, hosts, patterns: never markup (labels.py)
+            table.add_row(*cells(values), key=name)
         names = [name for name, _ in rows]
         self.keep_cursor(names, keep)
         config = self.config

@@ -22,6 +22,7 @@ from textual.widgets.selection_list import Selection
 from ...engine.api import StationAPI
 from ...engine.metrics.views import DvhCurve, PlanMetrics
 from ..commands.registry import CommandScope, bindings
+from ..labels import cells, literal, plain
 from ..widgets.dvhplot import DvhPlot, _interp, colour
 
 # table column → (sort field of the metrics query, header)
@@ -34,10 +35,10 @@ def _num(v: float | int | None, digits: int = 1) -> str:
     return "" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def plan_cells(p: PlanMetrics) -> tuple[str, ...]:
+def plan_cells(p: PlanMetrics) -> tuple[Text, ...]:
     when = time.strftime("%Y-%m-%d", time.localtime(p.received)) if p.received else ""
-    return (p.label, p.patient_id, p.machine, p.technique, _num(p.fractions), _num(p.total_mu, 0),
-            _num(p.prescription_gy), _num(p.max_dose_gy), when, p.status)
+    return cells((p.label, p.patient_id, p.machine, p.technique, _num(p.fractions), _num(p.total_mu, 0),
+                  _num(p.prescription_gy), _num(p.max_dose_gy), when, p.status))
 
 
 def readout(curves: list[DvhCurve], visible: set[str], dose: float) -> Text:
@@ -47,7 +48,7 @@ def readout(curves: list[DvhCurve], visible: set[str], dose: float) -> Text:
     for n, (i, c) in enumerate(shown):
         if n:
             text.append(", ")
-        text.append(f"{c.roi} {_interp(dose, c.doses, c.volumes):.1f} %", style=colour(i))
+        text.append(f"{literal(c.roi)} {_interp(dose, c.doses, c.volumes):.1f} %", style=colour(i))
     return text if shown else Text("no ROI shown (space toggles the ROI under the cursor)", style="dim")
 
 
@@ -125,7 +126,7 @@ class MetricsScreen(CommandScope, Screen[None]):
             self.select(None)
 
     def hint(self, text: str, error: bool = False) -> None:
-        self.query_one("#metrics-hint", Static).update(Text(text, style="bold red" if error else "dim"))
+        self.query_one("#metrics-hint", Static).update(plain(text, "bold red" if error else "dim", lines=True))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "metrics-plans" and event.row_key.value is not None:
@@ -172,7 +173,7 @@ class MetricsScreen(CommandScope, Screen[None]):
         beams.clear()
         for b in plan.beams if plan else ():
             energy = f"{b.energy:g}{'X' if b.energy_unit == 'MV' else ''}" if b.energy is not None else ""
-            beams.add_row(b.name, energy, _num(b.mu, 0), b.gantry)
+            beams.add_row(*cells((b.name, energy, _num(b.mu, 0), b.gantry)))
         self._curves(plan_uid)
 
     @work(group="curves", exclusive=True, exit_on_error=False)
@@ -184,7 +185,7 @@ class MetricsScreen(CommandScope, Screen[None]):
         self.cursor_gy = round(top * 0.5, 1)
         rois = self.query_one("#metrics-rois", SelectionList)
         rois.clear_options()
-        rois.add_options([Selection(Text(c.roi, style=colour(i)), c.roi, c.roi in self.shown_rois)
+        rois.add_options([Selection(plain(c.roi, colour(i)), c.roi, c.roi in self.shown_rois)
                           for i, c in enumerate(curves)])
         self.redraw()
 

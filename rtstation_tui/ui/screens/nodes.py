@@ -20,7 +20,7 @@ from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.nodeform import NodeForm
 from ...engine.api import StationAPI
-from ..labels import describe_echo
+from ..labels import describe_echo, plain
 from ..messages import EchoAnswered
 from .entries import EntryTableScreen
 
@@ -67,7 +67,7 @@ class NodesScreen(EntryTableScreen):
                           describe_echo(self.echoes.get(n.name)))) for n in self.config.nodes]
 
     def after_refresh(self, names: list[str], where: str) -> None:
-        self.query_one("#nodes-title", Label).update(f"Nodes  ({len(names)}, from {where})  Enter edits")
+        self.query_one("#nodes-title", Label).update(plain(f"Nodes  ({len(names)}, from {where})  Enter edits"))
         self.show_detail()
 
     def node(self) -> NodeConfig | None:
@@ -78,13 +78,13 @@ class NodesScreen(EntryTableScreen):
         node = self.node()
         detail = self.query_one("#nodes-detail", Static)
         if node is None:
-            detail.update("No [[nodes]] yet: press a to add one.")
+            detail.update(plain("No [[nodes]] yet: press a to add one."))
             return
         echo = self.echoes.get(node.name)
         calling = node.calling_ae_title or self.config.station.ae_title
-        detail.update(f"{node.name}: {node.describe()} as {calling}, {node.max_associations} parallel, retry "
-                      f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}\n"
-                      f"last C-ECHO: {describe_echo(echo)}")
+        detail.update(plain(f"{node.name}: {node.describe()} as {calling}, {node.max_associations} parallel, retry "
+                            f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}\n"
+                            f"last C-ECHO: {describe_echo(echo)}", lines=True))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_detail()
@@ -162,7 +162,7 @@ class NodesScreen(EntryTableScreen):
         if why := self.api.status().send_unavailable:
             self.notify(f"Sending is not available: {why}.", title="C-ECHO", severity="warning")
             return
-        self.query_one("#nodes-detail", Static).update(f"C-ECHO {node.name} ({node.describe()})…")
+        self.query_one("#nodes-detail", Static).update(plain(f"C-ECHO {node.name} ({node.describe()})…"))
         self.run_worker(self._echo(node.name), group="echo", exit_on_error=False)
 
     async def _echo(self, name: str) -> None:

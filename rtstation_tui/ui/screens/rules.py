@@ -19,6 +19,7 @@ from ...engine.plans.queries import PlanVerdicts
 from ..commands.registry import bindings
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.ruleform import RuleForm
+from ..labels import literal, plain
 from .entries import EntryTableScreen
 
 SYMBOL = {"send": "✓", "hold": "…", "no-match": "✗", "disabled": "○", "not-evaluated": "–"}
@@ -37,10 +38,10 @@ def dry_run_text(plans: list[PlanVerdicts]) -> Text:
         return Text("Dry run: no plans in the index yet.")
     text = Text("Dry run on the plans in the index (nothing is sent):\n", "bold")
     for p in plans:
-        text.append(f"{p.label or '(no label)'}", "bold")
-        text.append(f"  {p.patient_id}  {'complete' if p.complete else 'incomplete'}\n")
+        text.append(literal(p.label or "(no label)"), "bold")
+        text.append(f"  {literal(p.patient_id)}  {'complete' if p.complete else 'incomplete'}\n")
         for v in p.verdicts:
-            text.append(f"  {SYMBOL.get(v.outcome, '?')} {v.rule}: {v.reason}\n",
+            text.append(f"  {SYMBOL.get(v.outcome, '?')} {literal(v.rule)}: {literal(v.reason)}\n",
                         "" if v.outcome in ("send", "hold") else "dim")
         if not p.verdicts:
             text.append("  no rules\n", "dim")
@@ -71,9 +72,9 @@ class RulesScreen(EntryTableScreen):
                 for i, r in enumerate(self.config.rules, start=1)]
 
     def after_refresh(self, names: list[str], where: str) -> None:
-        self.query_one("#rules-title", Label).update(
+        self.query_one("#rules-title", Label).update(plain(
             f"Rules  ({len(names)}, in order, from {where})  Enter edits" if names
-            else "No [[rules]]: plans are sent by hand (s). Press a to add a rule.")
+            else "No [[rules]]: plans are sent by hand (s). Press a to add a rule."))
         self.run_worker(self._dry_run(self.config.rules), group="dry-run", exclusive=True, exit_on_error=False)
 
     async def _dry_run(self, rules: tuple[RuleConfig, ...]) -> None:

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Label
 from ...engine.config.model import SECTIONS, Config
 from ...engine.config.tomlfile import ConfigFile
 from ..commands.registry import CommandScope, bindings
+from ..labels import plain
 from ..messages import SaveConfig
 from ..themes import ThemeCatalog
 from ..widgets.form import FieldSpec, Form, FormHost
@@ -92,7 +93,7 @@ class SettingsScreen(FormHost, CommandScope, Screen[None]):
         self.themes_dir = themes_dir  # [ui] themes_dir, scanned when the screen opens
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Settings  ({self.config_path or 'built-in defaults'})  Ctrl+S save · Esc back",
+        yield Label(plain(f"Settings  ({self.config_path or 'built-in defaults'})  Ctrl+S save · Esc back"),
                     classes="screen-title")
         themes = ThemeCatalog.scan(self.themes_dir).names()  # a file added since the start is offered too
         yield Form(settings_specs(themes), self.values, id="settings-form")

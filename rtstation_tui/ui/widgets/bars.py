@@ -12,7 +12,7 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
-from ..labels import Palette
+from ..labels import Palette, literal
 
 STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…",
                 "off": "○"}
@@ -45,17 +45,18 @@ class StationHeader(Static):
     def render_text(self) -> Text:
         pal = self.palette
         colour = {"listening": pal.ok, "error": pal.error}.get(self.state, pal.warn)
-        text = Text.assemble((" rtstation ", "bold reverse"), " ", (self.ae_title, "bold"), f"  {self.address}  ",
+        text = Text.assemble((" rtstation ", "bold reverse"), " ", (literal(self.ae_title), "bold"),
+                             f"  {literal(self.address)}  ",
                              (f"{STATE_SYMBOL.get(self.state, '?')} {self.state}", f"bold {colour}"))
         if self.detail:
-            text.append(f"  {self.detail}", colour)
+            text.append(f"  {literal(self.detail)}", colour)  # error texts, folder names: as they are (labels.py)
         if self.import_state == "off":
             text.append("   import: off", "dim")
         else:
             style = pal.error if self.import_state == "error" else "dim"
-            text.append(f"   import {self.import_folder}: {self.import_state}", style)
+            text.append(f"   import {literal(self.import_folder)}: {self.import_state}", style)
             if self.import_detail:
-                text.append(f" ({self.import_detail})", style)
+                text.append(f" ({literal(self.import_detail)})", style)
         return text
 
 

@@ -20,6 +20,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from ...engine.config.checks import ConfigError, check_value
 from ..commands.registry import CommandScope, bindings
+from ..labels import plain
 
 Check = Callable[[Any], "str | None"]
 
@@ -141,7 +142,7 @@ class Form(CommandScope, VerticalScroll):
                 elif spec.options:
                     shown = str(value).upper() if spec.field.metadata.get("upper") else str(value)
                     options = list(spec.options) + ([shown] if shown not in spec.options else [])
-                    yield Select([(o, o) for o in options], value=shown, allow_blank=False, id=spec.dom_id,
+                    yield Select([(plain(o), o) for o in options], value=shown, allow_blank=False, id=spec.dom_id,
                                  compact=True)
                 else:
                     yield Input(to_text(value), id=spec.dom_id, compact=True, suggester=spec.suggester)
@@ -214,7 +215,7 @@ class Form(CommandScope, VerticalScroll):
 
     def _show(self, key: str, problem: str | None) -> None:
         err = self.query_one(f"#e{self.specs[key].dom_id[1:]}", Static)
-        err.update(f"✗ {problem}" if problem else "")
+        err.update(plain(f"✗ {problem}" if problem else ""))  # quotes what was typed, or a resolver's words
         err.display = bool(problem)
 
     def _key_of(self, widget: Any) -> str | None:
@@ -242,7 +243,7 @@ class Form(CommandScope, VerticalScroll):
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         key = self._key_of(event.widget)
         if key is not None:
-            self.query_one("#form-help", Static).update(self.specs[key].help)
+            self.query_one("#form-help", Static).update(plain(self.specs[key].help))  # "[station] ae_title"
 
 
 class FormHost:

@@ -18,6 +18,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, Log, Static
 
 from ..commands.registry import CommandScope, bindings
+from ..labels import literal, plain
 
 LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
 KEEP = 5000
@@ -36,8 +37,10 @@ def clock(ts: float) -> str:
 
 
 def format_line(line: LogLine) -> str:
+    """One record as the pane shows it (``Log`` never reads markup). The bus's formatter already escapes control
+    characters in messages; any that still come (a record from elsewhere) are shown, never sent to the terminal."""
     name = line.logger.removeprefix("rtstation.")
-    return f"{clock(line.at)} {logging.getLevelName(line.level):<7} {name}: {line.message}"
+    return literal(f"{clock(line.at)} {logging.getLevelName(line.level):<7} {name}: {line.message}", lines=True)
 
 
 class LogPane(CommandScope, Vertical, can_focus=False):
@@ -52,7 +55,7 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         self.lines: collections.deque[LogLine] = collections.deque(maxlen=KEEP)
 
     def compose(self) -> ComposeResult:
-        yield Static(self._title(), id="log-title")
+        yield Static(plain(self._title()), id="log-title")
         yield Input(placeholder="search the log (Enter: apply, Esc: clear)", id="log-search")
         yield Log(max_lines=KEEP, highlight=False, id="log")
 
@@ -83,7 +86,7 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         log = self.log_widget
         log.clear()
         log.write_lines([format_line(line) for line in self.lines if self._visible(line)], scroll_end=self.follow)
-        self.query_one("#log-title", Static).update(self._title())
+        self.query_one("#log-title", Static).update(plain(self._title()))
 
     def action_cycle_level(self) -> None:
         self.level = LEVELS[(LEVELS.index(self.level) + 1) % len(LEVELS)] if self.level in LEVELS else logging.INFO
@@ -94,7 +97,7 @@ class LogPane(CommandScope, Vertical, can_focus=False):
         self.log_widget.auto_scroll = self.follow
         if self.follow:
             self.log_widget.scroll_end(animate=False)
-        self.query_one("#log-title", Static).update(self._title())
+        self.query_one("#log-title", Static).update(plain(self._title()))
 
     def action_search(self) -> None:
         box = self.query_one("#log-search", Input)

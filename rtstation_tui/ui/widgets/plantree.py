@@ -12,14 +12,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
-from rich.text import Text
+from rich.text import Text, TextType
 from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine.plans.queries import LooseObject, PatientRow, PlanRow
 from ..commands.registry import CommandScope, bindings
-from ..labels import JobState, Palette, patient_label, plan_label, unconnected_label
+from ..labels import JobState, Palette, patient_label, plan_label, plain, unconnected_label, visible
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class PlanTree(CommandScope, Tree[NodeData]):
         self._pnodes: dict[str, TreeNode[NodeData]] = {}
         self._plan_nodes: dict[str, TreeNode[NodeData]] = {}
         self._unconnected: dict[str, TreeNode[NodeData]] = {}
+
+    def process_label(self, label: TextType) -> Text:
+        """Every label shows DICOM values (and calling AE titles): a str is never read as markup, control
+        characters are shown (labels.py)."""
+        return super().process_label(plain(label) if isinstance(label, str) else visible(label))
 
     # -- queries ------------------------------------------------------------------------------------------------
     @property

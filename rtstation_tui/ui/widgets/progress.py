@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Label, ProgressBar
 
+from ..labels import plain
+
 ACTIVE = {"queued", "sending", "waiting-retry"}
 
 
@@ -27,7 +29,7 @@ class JobRow(Horizontal):
         self._pending: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Label(f"{self.node} ← {self.label}", classes="job-name")
+        yield Label(plain(f"{self.node} ← {self.label}"), classes="job-name")  # a node name, a plan label
         yield ProgressBar(show_eta=False, classes="job-bar")
         yield Label("", classes="job-text")
 
@@ -46,7 +48,7 @@ class JobRow(Horizontal):
             text += f"  {state}"
         elif rate:
             text += f"  {rate:.0f}/s"
-        self.query_one(".job-text", Label).update(text)
+        self.query_one(".job-text", Label).update(plain(text))
 
     def on_mount(self) -> None:
         if self._pending is not None:
