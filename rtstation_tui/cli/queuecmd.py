@@ -1,5 +1,6 @@
-"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``; ``queue repair`` and
-``queue reset`` for a damaged queue.sqlite (stop the server first)."""
+"""``rtstation queue [--json]``, ``queue show JOB``, ``queue retry JOB``, ``queue cancel JOB``, ``queue commit JOB``
+(ask for Storage Commitment again); ``queue repair`` and ``queue reset`` for a damaged queue.sqlite (stop the
+server first)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import datetime
 from dataclasses import asdict
 
 from ..engine.config.model import Config
-from ..engine.outbound.queue import JobQueue
+from ..engine.config.transforms import describe_chain
+from ..engine.outbound.commitment import request, state_of
+from ..engine.outbound.queue import JobQueue, JobRow
 from ..engine.outbound.queue_repair import repair, reset
 from ..engine.store.lock import DataDirLock, StationLocked
 from .output import fail, print_json
@@ -18,7 +21,7 @@ from .remote import ApiCallError, ApiClient, api_fail, connect
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("queue", parents=[common], help="list send jobs; show, retry or cancel one; repair or "
                        "reset a damaged queue")
-    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel", "repair", "reset"],
+    p.add_argument("action", nargs="?", choices=["list", "show", "retry", "cancel", "commit", "repair", "reset"],
                    default="list")
     p.add_argument("job", nargs="?", type=int)
     p.add_argument("--active", action="store_true", help="only queued, sending and waiting jobs")
@@ -35,16 +38,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.action == "list":
         jobs = queue.jobs(active_only=args.active)
         if args.json:
-            print_json([j.as_json() for j in jobs])
+            print_json([{**j.as_json(), "commitment": state_of(queue, j.id)} for j in jobs])
         for j in [] if args.json else jobs:
             when = datetime.datetime.fromtimestamp(j.created).strftime("%Y-%m-%d %H:%M")
             retry = ""
             if j.state == "waiting-retry":
                 retry = f", next try {datetime.datetime.fromtimestamp(j.next_try).strftime('%H:%M:%S')}"
-            sent_as = f" as {j.transform}" if j.transform else ""  # the peer gets transformed copies
+            sent_as = f" as {describe_chain(j.transform)}" if j.transform else ""  # the peer gets transformed copies
             print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16}{sent_as} {j.state:<13} {j.done}/{j.total}"
                   f"{f' failed {j.failed}' if j.failed else ''} attempt {j.attempts + 1}{retry}"
-                  f"{f'  {j.error}' if j.error else ''}")
+                  f"{f'  {j.error}' if j.error else ''}"
+                  + (f"  commitment: {c}" if (c := state_of(queue, j.id)) else ""))
         return 0
     if args.job is None:
         return fail(f"queue {args.action} needs a job number", 2)
@@ -57,12 +61,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print_json({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
                                                      "status": i.status, "error": i.error} for i in items]})
         else:
-            sent_as = f" as {job.transform}" if job.transform else ""
+            sent_as = f" as {describe_chain(job.transform)}" if job.transform else ""
             print(f"job {job.id}: {job.label} to {job.node}{sent_as}: {job.state} {job.done}/{job.total} {job.error}")
             for i in items:
                 print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}"
                       f"{f' 0x{i.status:04X}' if i.status else ''} {i.error}")
         return 0
+    if args.action == "commit":
+        return _commit(config, queue, job)
     ok = queue.retry(job.id) if args.action == "retry" else queue.cancel(job.id)
     if not ok:
         return fail(f"job {job.id} is {job.state}: cannot {args.action} it now")
@@ -78,6 +84,18 @@ def _act_via_api(remote: ApiClient, action: str, job_id: int) -> int:
         return api_fail(exc)
     print(f"job {job_id}: {'queued again' if action == 'retry' else 'cancelled'}")
     return 0
+
+
+def _commit(config: Config, queue: JobQueue, job: JobRow) -> int:
+    """Ask the job's node (again) for Storage Commitment of what it acknowledged; the report settles it (a
+    running ``serve`` receives it on the listener)."""
+    if job.state != "done":
+        return fail(f"job {job.id} is {job.state}: only a done job's instances can be committed", 2)
+    node = config.node(job.node) or job.node_config()
+    row = request(queue, node, config.station.ae_title, job.id, queue.items(job.id, ["done"]),
+                  fast_paths=config.network.fast_paths)
+    print(f"job {job.id}: storage commitment of {row.instances} instances to {node.name}: {row.describe()}")
+    return 0 if row.state == "waiting" else 1
 
 
 def _mend(args: argparse.Namespace, config: Config) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..engine.config.model import Config
 from ..engine.store.index import Index
+from ..engine.config.transforms import describe_chain, encode_chain
 from ..engine.outbound.dryrun import plan_test
 from ..engine.outbound.queue import JobQueue
 from ..engine.config.rules import RuleConfig
@@ -44,7 +45,13 @@ def summary(rule: RuleConfig) -> str:
         fields.append(f"approval = {rule.approval}")
     when = ", ".join(fields) or "every plan"
     opts = f"when incomplete: {rule.when_incomplete}" + (", stop" if rule.stop else "")
-    return f"{when} -> {', '.join(rule.targets)} ({opts})" + ("" if rule.enabled else " [disabled]")
+    if rule.transforms:
+        opts += f", as {describe_chain(encode_chain(rule.transforms))}"
+    if rule.export:
+        opts += f", export to {rule.export}" + (" (zip)" if rule.export_format == "zip" else "")
+    if rule.tag:
+        opts += f", tag {rule.tag!r}"
+    return f"{when} -> {', '.join(rule.targets) or 'no nodes'} ({opts})" + ("" if rule.enabled else " [disabled]")
 
 
 def warnings(config: Config) -> list[str]:
@@ -117,12 +124,27 @@ def print_test(result: dict[str, Any], as_json: bool) -> int:
         if d["outcome"] == "send":
             per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
                                                               if w["already"] else "") for w in d["would_send"])
-            verdict = f"would send ({d['reason']}) to {per}"
+            verdict = f"would send ({d['reason']}) to {per}" if d["targets"] else f"matches ({d['reason']})"
         elif d["outcome"] == "hold":
             verdict = f"matches, would hold: {d['reason']}"
         elif d["outcome"] == "no-match":
             verdict = f"no: {d['condition']}: {d['reason']}"
         else:
             verdict = f"{d['outcome']}: {d['reason']}"
+        if d["outcome"] in ("send", "hold"):
+            verdict += "".join(_actions(w) for w in d["would_send"])
+        if d.get("would_export"):
+            verdict += f"\n       export: {d['would_export']}"
+        if d["outcome"] in ("send", "hold") and d.get("tag"):
+            verdict += f"\n       tag: {d['tag']!r}"
         print(f"  {i}. {d['rule']}: {verdict}")
     return 0
+
+
+def _actions(w: dict[str, Any]) -> str:
+    """The lines under a matching rule: what each target's copies go through (nothing: the stored files)."""
+    if "transforms" not in w:
+        return ""
+    if not w["transforms"]:
+        return f"\n       {w['node']}: the stored files, unchanged"
+    return f"\n       {w['node']}: transforms" + "".join(f"\n         - {t}" for t in w["describe"])

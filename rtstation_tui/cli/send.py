@@ -23,6 +23,7 @@ from ..engine.logsetup import setup_logging
 from ..engine.store.lock import DataDirLock, StationLocked
 from ..engine.outbound.queue import ACTIVE, DONE, JobQueue
 from ..engine.config.rules import INCLUDE_PARTS
+from ..engine.config.transforms import describe_chain, encode_chain
 from ..engine.outbound.sender import Sender, send_report
 from ..engine.store.files import Store
 from .output import fail, print_json
@@ -44,8 +45,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
     p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "
                    "profile (the store keeps the originals); the same as --transform anonymize:PROFILE")
-    p.add_argument("--transform", metavar="SPEC", help="send copies changed by one transform: anonymize:PROFILE, or "
-                   "overlay[:ROI,...] (image series with the structure set's ROIs as overlay planes)")
+    p.add_argument("--transform", metavar="SPEC", action="append", default=[],
+                   help="send copies changed by a transform; repeat for a chain, applied in order (then the "
+                   "node's own): anonymize:PROFILE, overlay[:ROI,...], set:TAG=TEMPLATE, add:TAG=TEMPLATE, "
+                   "remove:TAG, label:normalize, label:TEMPLATE")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="with --wait: stop waiting after SECONDS (the jobs stay queued; exit 1 if not all done)")
@@ -98,9 +101,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail("say what to send: --plan, --sop, --series, --study or --patient", 2)
     if args.include and not args.plan:
         return fail("--include selects parts of a plan bundle: use it with --plan", 2)
-    if args.anonymize and args.transform:
-        return fail("--anonymize PROFILE is --transform anonymize:PROFILE: give one of them", 2)
-    transform = f"anonymize:{args.anonymize}" if args.anonymize else (args.transform or "")
+    # --anonymize P is --transform anonymize:P, first in the chain (de-identify, then edit the de-identified copy)
+    transform = encode_chain([f"anonymize:{args.anonymize}"] * bool(args.anonymize) + args.transform)
     if args.timeout is not None and not args.wait:
         return fail("--timeout needs --wait", 2)
     remote = connect(config)
@@ -222,7 +224,7 @@ def print_report(out: list[dict[str, Any]], as_json: bool, waited: bool) -> int:
             extra = f", {o['already_delivered']} already delivered" if o["already_delivered"] else ""
             extra += f", {o['already_queued']} already queued" if o["already_queued"] else ""
             job = f"job {o['job_id']}" if o["job_id"] is not None else "no job"
-            sent_as = f" as {o['transform']}" if o["transform"] else ""
+            sent_as = f" as {describe_chain(o['transform'])}" if o["transform"] else ""
             print(f"{o['node']}: {job}, {o['instances']} instances{sent_as}{extra}: {o['state']}"
                   + (f" ({o['error']})" if o["error"] else ""))
     if waited and any(o["job_id"] is not None and o["state"] != DONE for o in out):

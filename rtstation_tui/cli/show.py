@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("show", parents=[common], help="list patients, plan bundles and unconnected objects")
     p.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
     p.add_argument("--patient", metavar="ID", help="only this PatientID")
+    p.add_argument("--tag", metavar="TAG", help="only plans a rule tagged so (tag = \"...\" on a [[rules]] entry)")
     p.add_argument("--path", metavar="DIR", help="the tree of any folder, without importing it (same JSON shape)")
     p.add_argument("--pattern", default="*", metavar="GLOB", help="with --path: only files whose name matches")
     p.set_defaults(func=run)
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if remote is not None:  # the station's own view (its index connection sees what it wrote a moment ago)
         try:
             query = f"?patient={quote(args.patient, safe='')}" if args.patient is not None else ""
-            data = remote.call_sync("GET", f"/api/v1/tree{query}")
+            data = only_tagged(remote.call_sync("GET", f"/api/v1/tree{query}"), args.tag)
         except ApiCallError as exc:
             return api_fail(exc)
     elif config.path is None and not (config.data_dir / "index.sqlite").exists():
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return fail(f"no configuration found (looked at {', '.join(looked)}) and no index in {config.data_dir}; "
                     "pass --config PATH", 1)
     else:
-        data = patients_json(Index(config.data_dir).conn, args.patient)
+        data = only_tagged(patients_json(Index(config.data_dir).conn, args.patient), args.tag)
     if args.patient and not data:
         return fail(f"no patient with PatientID {args.patient!r} in {config.data_dir}", 1)
     if args.json:
@@ -53,11 +54,26 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def only_tagged(data: list[dict[str, Any]], only: str | None) -> list[dict[str, Any]]:
+    """With ``only``, the plans carrying that rule tag (and the patients that have one); else everything."""
+    if only is None:
+        return data
+    out = []
+    for patient in data:
+        plans = [p for p in patient["plans"] if only in p.get("tags", [])]
+        if plans:
+            out.append({**patient, "plans": plans, "unconnected": []})
+    return out
+
+
 def show_folder(args: argparse.Namespace) -> int:
     root = Path(args.path)
     if not root.is_dir():
         return fail(f"--path {args.path}: no such folder", 2)
     data, skipped = folder_json(root, args.pattern)
+    for patient in data:  # the shape of `show --json`: a folder's plans carry no rule tags
+        for plan in patient["plans"]:
+            plan["tags"] = []
     if args.patient is not None:
         data = [p for p in data if p["patient_id"] == args.patient]
     if args.json:
@@ -78,7 +94,7 @@ def print_patient(p: dict[str, Any]) -> None:
         conflict = f"  CONFLICT ({len(plan['conflicts'])})" if plan["conflicts"] else ""
         print(f"  plan {plan['label'] or '(no label)'}  {plan['machine'] or '-'}  {plan['approval'] or '-'}  "
               f"{plan['beams']} beams  {plan['fractions'] if plan['fractions'] is not None else '-'} fx  "
-              f"[{counts}]  {state}{conflict}")
+              f"[{counts}]  {state}{conflict}" + "".join(f"  #{t}" for t in plan.get("tags", [])))
         print(f"       {plan['plan_uid']}")
     if p["unconnected"]:
         print(f"  unconnected: {len(p['unconnected'])} objects")

@@ -31,6 +31,7 @@ from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRo
 from .plans.readiness import Readiness
 from .intake.rebuild import reconcile
 from .intake.receiver import Receiver, ReceiverError
+from .outbound.commitment import CommitmentReports
 from .config.reload import ReloadError, config_changes, effective
 from .outbound.dryrun import dry_run
 from .outbound.queue import ACTIVE, JobRow
@@ -71,8 +72,10 @@ class Station:
         self.index = Index(data_dir)
         self.indexer = Indexer(self.index, self.bus, data_dir / "provenance.jsonl")
         self.qr = QRService(lambda: self.config, self.index, self.store)  # [QR]: C-FIND/C-GET/C-MOVE SCP
-        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus, (self.qr,)) \
-            if receive else None
+        # [ACTIONS]: Storage Commitment reports arrive on our listener; they settle the sender's requests
+        self.commitment_reports = CommitmentReports(lambda: self.sender.queue)
+        self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus,
+                                 (self.qr, self.commitment_reports)) if receive else None
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
@@ -340,7 +343,7 @@ class Station:
                 if j.state in ACTIVE and self.sender.cancel(j.id)]
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
-        return dry_run(self.index.conn, rules, limit, self.sender.queue, self.store, self.config.nodes)
+        return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store)
 
     def _history(self, plan_uid: str) -> list[JobInfo]:
         return [_job_info(j) for j in self.sender.queue.history(plan_uid)]

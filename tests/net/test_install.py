@@ -135,7 +135,9 @@ def test_console_under_tmux_with_the_light_theme(installed: Installed, tmux: Tmu
     coloured = tmux.run("capture-pane", "-p", "-e", "-t", "rt")
     assert LIGHT_BACKGROUND in coloured and DARK_BACKGROUND not in coloured, "the light theme is not what shows"
     log = tmp_path / "var" / "logs" / "rtstation.log"
-    tmux.keys("q")  # nothing arriving, nothing queued: quits without asking
+    tmux.keys("q")  # the console runs the station: it asks whether to leave it running headless or stop it
+    wait_for(lambda: "Stop station (s)" in tmux.screen(), 20, what="the quit question")
+    tmux.keys("s")
     try:
         code = wait_for(lambda: status.exists() and status.read_text(), 20, what="the console to quit after q")
     except AssertionError as exc:  # the screen and log as they are now, not as they were when q was pressed

@@ -133,7 +133,7 @@ def test_rules_check_and_rules_test_explain_rule_by_rule(tmp_path):
     assert rtstation("send", "--plan", "QA_7", "--to", "QA", config=config).returncode == 0  # nothing was queued
     assert len(queue(config)) == 1  # ...by rules test: only the job just made by hand
     again = json.loads(rtstation("rules", "test", "--plan", "QA_7", "--json", config=config).stdout)["rules"][1]
-    assert again["would_send"] == [{"node": "QA", "new": 0, "already": 5}]
+    assert again["would_send"] == [{"node": "QA", "new": 0, "already": 5, "transforms": [], "describe": []}]
 
     bad = write_config(tmp_path / "bad.toml", station_toml(tmp_path / "var", free_port(),
                        extra=rule_toml("broken", ["QA"], plan_label="re:([")))

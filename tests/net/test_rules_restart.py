@@ -77,7 +77,7 @@ async def test_rules_installed_on_an_existing_store_do_not_forward_old_plans(tmp
     with sqlite3.connect(tmp_path / "var" / "index.sqlite") as conn:  # as a store from before rules existed
         conn.execute("DROP TABLE rule_marks")
         conn.execute("DELETE FROM meta WHERE key='rules_baseline'")
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'metric%'").fetchall():
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND (name LIKE 'metric%' OR name = 'plan_tags')").fetchall():
             conn.execute(f"DROP TABLE {table}")  # later releases' tables: such a store predates them
         conn.execute("PRAGMA user_version=0")  # such a store predates schema versions too
 

@@ -76,7 +76,7 @@ def test_a_disabled_target_does_not_keep_the_plan_from_the_others():
     from rtstation_tui.engine.outbound.sender import Enqueued
 
     class Sender:
-        def enqueue_plan(self, uid, targets, include, origin):  # type: ignore[no-untyped-def]
+        def enqueue_plan(self, uid, targets, include, origin, transform=""):  # type: ignore[no-untyped-def]
             if targets == ["OFF"]:
                 raise ValueError("node OFF is disabled ([[nodes]] enabled = false)")
             return [Enqueued(targets[0], 7, 6, 0, 0)]

@@ -30,7 +30,9 @@ def listing(name: str) -> object:
     """What this release prints for the old files: the old release's listing plus the columns added since."""
     want = EXPECTED[name]
     if name == "queue":
-        return [{**job, **JOB_ADDED} for job in want]
+        return [{**job, **JOB_ADDED, "commitment": ""} for job in want]  # no storage commitment was asked
+    if name == "show":  # every plan lists the tags rules gave it ([ACTIONS])
+        return [{**patient, "plans": [{**plan, "tags": []} for plan in patient["plans"]]} for patient in want]
     return {**want, **JOB_ADDED} if name.startswith("job") else want
 
 
@@ -142,7 +144,7 @@ def test_a_version_1_queue_gets_the_transform_column_and_its_jobs_send_the_store
     conn.execute("INSERT INTO jobs (node, node_json, state) VALUES ('PACS', '{}', 'queued')")
     conn.close()
     queue = JobQueue(tmp_path)
-    assert version(db) == QUEUE.version == 2
+    assert version(db) == QUEUE.version == 3
     assert [(j.node, j.state, j.transform) for j in queue.jobs()] == [("PACS", "queued", "")]
     queue.close()
 

@@ -73,6 +73,10 @@ def check_value(raw: Any, f: Field, key: str, file: str) -> Any:
         if not isinstance(raw, list):
             raise ConfigError(file, key, f"{raw!r} is not allowed: expected a list of strings")
         return tuple(_string(item, meta, f"{key}[{i}]", file) for i, item in enumerate(raw))
+    if base == "tuple[tuple[str,str],...]":  # a TOML table of strings, kept in file order
+        if not isinstance(raw, dict):
+            raise ConfigError(file, key, f"{raw!r} is not allowed: expected a table, e.g. {{ \"A\" = \"B\" }}")
+        return tuple((str(k), _string(v, meta, f"{key}.{k}", file)) for k, v in raw.items())
     raise TypeError(f"no checker for field type {typ}")  # a programming error, not a user's
 
 

@@ -19,6 +19,7 @@ from .checks import ConfigError, check_value
 from .checks import setting as _c
 from .nodes import NodeConfig
 from .rules import RuleConfig, validate_rules
+from .transforms import check_chains
 
 # the DVH points metrics/compute.py understands (kept here so the config loader needs no NumPy import)
 _DVH_POINT = re.compile(r"^(D\d+(\.\d+)?(%|cc)?|V\d+(\.\d+)?(Gy|cGy)?)$")
@@ -239,6 +240,7 @@ def finish(config: Config, file: str, base: Path) -> Config:
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_rules(config.rules, names, file)
+    check_chains(file, config.rules, config.nodes, config.anonymize.profile_names())
     for i, point in enumerate(config.metrics.dvh_points):
         if not _DVH_POINT.match(point):
             raise ConfigError(file, f"metrics.dvh_points[{i}]", f"{point!r} is not a DVH point: use Dx% (D95%), "

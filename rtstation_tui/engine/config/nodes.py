@@ -26,6 +26,17 @@ class NodeConfig:
     enabled: bool = _c(True)
     tls: bool = _c(False)
     allow_retrieve: bool = _c(False)  # [QR] this node may C-GET/C-MOVE from us (C-MOVE destinations: any node)
+    commitment: bool = _c(False)  # ask for Storage Commitment (push model) of every instance sent
+    commitment_timeout_s: float = _c(3600.0, min=1, max=7 * 86400)  # no report by then: "commit timed out"
+    transforms: tuple[str, ...] = _c(())  # applied to everything this node gets, after the rule's own
+    machine_map: tuple[tuple[str, str], ...] = _c(())  # TreatmentMachineName -> this node's name ("*": any)
+    default_machine: tuple[tuple[str, str], ...] = _c(())  # beams without one: machine model -> name
+
+    def chain(self) -> str:
+        """The node's transforms as one stored chain (machine mapping last: it sees the final beams)."""
+        from .transforms import encode_chain, machine_map_spec
+
+        return encode_chain([*self.transforms, machine_map_spec(self.machine_map, self.default_machine)])
 
     def describe(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"

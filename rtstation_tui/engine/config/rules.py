@@ -15,7 +15,7 @@ INCLUDE_PARTS = ("images", "structures", "plan", "doses", "registrations")
 @dataclass(frozen=True)
 class RuleConfig:
     name: str = _c(kind="name")
-    targets: tuple[str, ...] = _c()
+    targets: tuple[str, ...] = _c(())  # may be empty when the rule has an export
     enabled: bool = _c(True)
     source_ae: str | None = _c(None)
     plan_label: str | None = _c(None)
@@ -26,6 +26,28 @@ class RuleConfig:
     include: tuple[str, ...] = _c(INCLUDE_PARTS, choices=INCLUDE_PARTS)
     stop: bool = _c(False)
     when_incomplete: str = _c("hold", choices=("send", "hold"))
+    transforms: tuple[str, ...] = _c(())  # the chain every target of this rule gets (the store keeps originals)
+    export: str | None = _c(None)  # folder template, e.g. "/exports/{calling_ae}/{patient_id}/{plan_label}"
+    export_format: str = _c("folder", choices=("folder", "zip"))
+    tag: str | None = _c(None)  # a label stored with the plan in the index (``rtstation show --tag``)
+
+
+EXPORT_FIELDS = ("calling_ae", "patient_id", "patient_name", "plan_label", "plan_uid", "rule", "tag", "date")
+
+
+def export_problem(template: str) -> str | None:
+    """An export folder template must be absolute and name only known fields."""
+    import os
+
+    try:
+        template.format(**{f: "x" for f in EXPORT_FIELDS})
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"{template!r}: fields are {{{'}, {'.join(EXPORT_FIELDS)}}} ({type(exc).__name__}: {exc})"
+    if not os.path.isabs(template):
+        return f"{template!r} is not an absolute path"
+    if ".." in template.replace("\\", "/").split("/"):
+        return f"{template!r}: '..' is not allowed"
+    return None
 
 
 def label_pattern_problem(pattern: str) -> str | None:
@@ -45,8 +67,15 @@ def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: s
         if rule.name in seen:
             raise ConfigError(file, f"{where}.name", "another rule has this name; names must be unique")
         seen.add(rule.name)
-        if not rule.targets:
-            raise ConfigError(file, f"{where}.targets", "a rule needs at least one target node")
+        if not rule.targets and not rule.export:
+            raise ConfigError(file, f"{where}.targets", "a rule needs at least one target node or an export")
+        if rule.export_format != "folder" and not rule.export:
+            raise ConfigError(file, f"{where}.export_format", "applies to an export: set export = \"/path/...\" too")
+        problem = export_problem(rule.export) if rule.export else None
+        if problem:
+            raise ConfigError(file, f"{where}.export", problem)
+        if rule.tag is not None and not (rule.tag.strip() and rule.tag.isprintable() and len(rule.tag) <= 64):
+            raise ConfigError(file, f"{where}.tag", f"{rule.tag!r} is not allowed: 1 to 64 printable characters")
         for target in rule.targets:
             if target not in node_names and parse_adhoc(target) is None:
                 known = ", ".join(node_names) or "none configured"

@@ -85,6 +85,9 @@ VERIFICATION = "1.2.840.10008.1.1"
 
 
 QR_REQUESTS = frozenset({"C_FIND", "C_GET", "C_MOVE", "C_CANCEL"})
+# requests the receiver's other services handle on their own contexts: [QR], and [ACTIONS]' Storage Commitment
+# reports (N-EVENT-REPORT on the Push Model context)
+SERVICE_REQUESTS = QR_REQUESTS | {"N_EVENT_REPORT"}
 
 
 def answer_unserved(assoc: Any, services: frozenset[str] = frozenset()) -> None:
@@ -101,7 +104,7 @@ def answer_unserved(assoc: Any, services: frozenset[str] = frozenset()) -> None:
         kind = type(msg).__name__
         served = cx is not None and ((kind == "C_ECHO" and cx.abstract_syntax == VERIFICATION) or
                                      (kind == "C_STORE" and cx.abstract_syntax != VERIFICATION) or
-                                     (kind in QR_REQUESTS and cx.abstract_syntax in services))
+                                     (kind in SERVICE_REQUESTS and cx.abstract_syntax in services))
         if served or cx is None or not msg.is_valid_request or assoc._sent_release:
             stock(msg, context_id)  # pynetdicom's own answer (abort on an unknown context, ignore, serve)
             return

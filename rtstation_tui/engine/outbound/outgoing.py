@@ -15,8 +15,8 @@ from typing import Sequence
 
 from ..config.model import Config
 from ..transforms.files import read_objects, write_objects
-from ..transforms.base import TransformError
-from ..transforms.registry import build_transform
+from ..transforms.base import TransformError, apply_chain
+from ..transforms.registry import build_chain
 from .queue import ItemRow
 
 
@@ -25,11 +25,12 @@ def outgoing_dir(data_dir: Path, job_id: int) -> Path:
 
 
 def prepare(config: Config, job_id: int, spec: str, items: Sequence[ItemRow]) -> dict[int, str]:
-    """Item seq → path of its transformed copy. TransformError when the transform refuses the objects."""
-    transform = build_transform(spec, config)
+    """Item seq → path of its transformed copy. TransformError when a transform of the chain refuses the objects
+    (the chain is applied whole, in memory, before anything is written: never half a bundle)."""
+    chain = build_chain(spec, config)
     folder = outgoing_dir(config.data_dir, job_id)
     discard(folder)
-    objects = transform.apply(read_objects(i.path for i in items))
+    objects = apply_chain(chain, read_objects(i.path for i in items))
     if len(objects) != len(items):  # the queue has one row per stored instance: never drop or invent silently
         raise TransformError(f"{spec} made {len(objects)} objects of {len(items)}; a send job needs one for each")
     paths = write_objects(objects, folder, fsync=False)  # throw-away copies: nothing to make durable

@@ -31,6 +31,12 @@ from ..events import BundleReady, Event, EventBus, RulesEvaluated
 from ..store.index import Index
 from ..loops import Ticker
 from ..config.rules import RuleConfig
+from ..config.transforms import encode_chain
+from ..store.tags import add_tag
+from ..transforms.base import TransformError
+from .export import export_bundle, export_fields, export_path
+from .hooks import run_hooks
+from .sender import parts_for
 
 log = logging.getLogger("rtstation.rules")
 RETRY_SECONDS = 30.0  # an evaluation that failed (database busy, ...) is tried again this much later
@@ -76,6 +82,9 @@ class Decision:
     reason: str = ""  # why, in words
     targets: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
+    transforms: tuple[str, ...] = ()  # the rule's chain (each target node adds its own after it)
+    export: str = ""  # the rule's export template; after an export, the folder or ZIP written
+    tag: str = ""
     jobs: list[JobMade] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -85,7 +94,10 @@ class Decision:
         if self.outcome == "send":
             made = [f"job {j.job_id} to {j.node} ({j.instances} instances)" if j.job_id is not None
                     else f"nothing new for {j.node}" for j in self.jobs]
-            return f"matched: send to {', '.join(self.targets)}" + (f": {'; '.join(made)}" if made else "")
+            text = (f"matched: send to {', '.join(self.targets)}" + (f": {'; '.join(made)}" if made else "")
+                    if self.targets else "matched")
+            return text + (f"; export to {self.export}" if self.export else "") + (
+                f"; tagged {self.tag!r}" if self.tag else "")
         if self.outcome == "hold":
             return f"matched, held: {self.reason}"
         if self.outcome == "error":
@@ -140,7 +152,8 @@ def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
     out: list[Decision] = []
     stopped_by = ""
     for rule in rules:
-        d = Decision(rule.name, "", targets=tuple(rule.targets), include=tuple(rule.include))
+        d = Decision(rule.name, "", targets=tuple(rule.targets), include=tuple(rule.include),
+                     transforms=tuple(rule.transforms), export=rule.export or "", tag=rule.tag or "")
         if stopped_by:
             d.outcome, d.reason = "not-evaluated", f"rule {stopped_by!r} matched and has stop = true"
         elif not rule.enabled:
@@ -231,11 +244,16 @@ class RulesService:
         if bundle is None:
             return None
         facts = PlanFacts.of(bundle)
-        decisions = decide(self._config().rules, facts)
+        rules = {r.name: r for r in self._config().rules}
+        decisions = decide(tuple(rules.values()), facts)
         for d in decisions:
             if d.outcome == "send":
                 self._send(d, facts)
+                self._other_actions(d, rules[d.rule], bundle)
             self._record(d, facts, why)
+        run_hooks("on_ready", {"plan_uid": plan_uid, "patient_id": facts.patient_id, "label": facts.label,
+                               "sources": list(facts.sources), "complete": facts.complete, "reason": why,
+                               "rules": {d.rule: d.outcome for d in decisions}})
         held = "\n".join(d.rule for d in decisions if d.outcome == "hold")
         self.index.conn.execute("INSERT OR REPLACE INTO rule_marks VALUES (?,?,?,?,?)",
                                 (plan_uid, row["signature"], row["state"], time.time(), held))
@@ -251,7 +269,8 @@ class RulesService:
         errors = []
         for target in d.targets:
             try:
-                [e] = self.sender.enqueue_plan(f.plan_uid, [target], include=d.include, origin=f"rule:{d.rule}")
+                [e] = self.sender.enqueue_plan(f.plan_uid, [target], include=d.include, origin=f"rule:{d.rule}",
+                                               transform=encode_chain(d.transforms))
             except ValueError as exc:
                 errors.append(f"{target}: {exc}")
                 continue
@@ -259,11 +278,32 @@ class RulesService:
         if errors:
             d.outcome, d.reason = "error", "; ".join(errors)
 
+    def _other_actions(self, d: Decision, rule: RuleConfig, bundle: Bundle) -> None:
+        """The rule's tag and export, after its sends were queued; a failed export makes the decision an error
+        (audited, logged with its reason) and keeps the sends."""
+        if rule.tag:
+            add_tag(self.index.conn, bundle.plan_uid, rule.tag, f"rule:{rule.name}")
+        if not rule.export:
+            return
+        store = self.sender.store
+        files = [store.abspath(m.path) for m in bundle.ordered(parts_for(rule.include))]
+        target = export_path(rule.export, export_fields(rule, bundle.plan_uid, bundle.patient_id,
+                                                        bundle.patient_name, bundle.label, bundle.sources))
+        try:
+            done = export_bundle(self._config(), rule, files, target)
+        except (OSError, TransformError, ValueError) as exc:
+            log.exception("rule %r: exporting plan %s to %s failed", rule.name, bundle.plan_uid, target)
+            prior = d.reason if d.outcome == "error" else ""  # a target that could not be queued says so too
+            d.outcome, d.reason = "error", "; ".join(filter(None, [prior, f"export to {target} failed: {exc}"]))
+            return
+        d.export = f"{done.path} ({done.files} files)"
+
     def _record(self, d: Decision, f: PlanFacts, why: str) -> None:
         audit("rule_decision", plan_uid=f.plan_uid, patient_id=f.patient_id, label=f.label, rule=d.rule,
               matched=d.matched, outcome=d.outcome, failed_condition=d.condition or None, reason=d.reason,
               sources=list(f.sources), complete=f.complete, missing=f.missing, trigger=why,
-              targets=list(d.targets) if d.matched else [], jobs=[asdict(j) for j in d.jobs])
+              targets=list(d.targets) if d.matched else [], jobs=[asdict(j) for j in d.jobs],
+              export=d.export or None if d.matched else None, tag=d.tag or None if d.matched else None)
         level = logging.ERROR if d.outcome == "error" else logging.INFO
         log.log(level, "plan %s (%s) of patient %s: rule %r %s", f.label, f.plan_uid, f.patient_id, d.rule,
                 d.describe())

@@ -34,7 +34,10 @@ from .verify import damage
 from ..store.files import Store
 from ..dimse.tls import client_context
 from ..transforms.base import TransformError
-from ..transforms.registry import build_transform
+from ..transforms.registry import build_chain
+from ..config.transforms import decode_chain, describe_chain, join_chains
+from . import commitment
+from .hooks import run_hooks, sent_facts
 from . import outgoing
 
 log = logging.getLogger("rtstation.sender")
@@ -64,7 +67,8 @@ def send_report(queue: JobQueue, results: Iterable[Enqueued]) -> list[dict[str, 
                     "already_delivered": r.already_delivered, "already_queued": r.already_queued,
                     "state": job.state if job else "nothing to send", "error": job.error if job else "",
                     "done": job.done if job else 0, "failed": job.failed if job else 0,
-                    "attempts": job.attempts if job else 0, "transform": job.transform if job else ""})
+                    "attempts": job.attempts if job else 0, "transform": job.transform if job else "",
+                    "commitment": commitment.state_of(queue, r.job_id)})
     return out
 
 
@@ -88,6 +92,7 @@ class Sender:
         self._per_node: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ticker = Ticker("sender", self._poll, lambda: POLL_SECONDS)
+        self._next_expiry = 0.0
         self._stopping = threading.Event()
         self._crashed: dict[int, str] = {}  # job id -> why it crashed, until its retry is recorded in the queue
         # nodes with tls = true: the peer's certificate must chain to [tls] ca; ours is shown when configured
@@ -123,6 +128,9 @@ class Sender:
         for changed in await asyncio.to_thread(self.watch.changed):
             self._announce(changed)
         await asyncio.to_thread(self._reschedule_crashed)
+        if time.monotonic() >= self._next_expiry:  # commitments past their deadline: now and then, not per poll
+            self._next_expiry = time.monotonic() + 30.0
+            await asyncio.to_thread(commitment.expire, self.queue)
         for job in await asyncio.to_thread(self.queue.due, time.time()):
             self._maybe_run(job)
 
@@ -202,7 +210,7 @@ class Sender:
         """An unknown transform or profile is refused when queueing, not at 3 a.m. when the job runs."""
         if spec:
             try:
-                build_transform(spec, self.config)
+                build_chain(spec, self.config)
             except TransformError as exc:
                 raise ValueError(str(exc)) from None
 
@@ -220,6 +228,8 @@ class Sender:
                  origin: str, force: bool, transform: str = "") -> Enqueued:
         if not node.enabled:
             raise ValueError(f"node {node.name} is disabled ([[nodes]] enabled = false)")
+        transform = join_chains(transform, node.chain())  # the node's own transforms apply to all it gets
+        self._check_transform(transform)
         paths = [str(self.store.abspath(m.path)) for m in members]
         delivered = set() if force else self.queue.delivered(node.name, paths, transform)
         pending = self.queue.pending(node.name, paths, transform)
@@ -230,7 +240,7 @@ class Sender:
             job_id = self.queue.add_job(node, items, plan_uid=plan_uid, patient_id=patient_id, label=label,
                                         origin=origin, transform=transform)
             log.info("queued job %d: %s (%s) to %s, %d instances (%s)%s", job_id, label, plan_uid or "instances",
-                     node.name, len(items), origin, f", sent as {transform}" if transform else "")
+                     node.name, len(items), origin, f", sent as {describe_chain(transform)}" if transform else "")
             self._post_changed(job_id)
             self.kick()
         return Enqueued(node.name, job_id, len(items), len(delivered & set(paths)), len(pending))
@@ -291,7 +301,8 @@ class Sender:
         try:
             copies = outgoing.prepare(self.config, job_id, job.transform, items)
         except (TransformError, ValueError, OSError) as exc:
-            self._refuse(job, f"{job.transform}: {exc}")
+            named = isinstance(exc, TransformError) and str(exc).startswith(tuple(decode_chain(job.transform)))
+            self._refuse(job, str(exc) if named else f"{describe_chain(job.transform)}: {exc}")
             return
         try:
             self._send(job, node, items, copies)
@@ -384,6 +395,7 @@ class Sender:
         else:
             self.queue.set_state(job_id, DONE, error="")
             log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
+            commitment.after_delivery(self.queue, node, self.config, job, self._ssl(node))
         self._audit(job_id)
 
     def _schedule_retry(self, job_id: int, node: NodeConfig, error: str) -> None:
@@ -416,6 +428,8 @@ class Sender:
             audit("send_result", job=job.id, node=job.node, plan_uid=job.plan_uid, label=job.label,
                   patient_id=job.patient_id, origin=job.origin, state=job.state, attempt=job.attempts,
                   done=job.done, failed=job.failed, total=job.total, error=job.error)
+            if job.state in (DONE, FAILED):  # the job ended: site hooks (plug-ins) hear of it
+                run_hooks("on_sent", sent_facts(job))
 
     # -- events ----------------------------------------------------------------------------------------------
     def _post_changed(self, job_id: int) -> None:

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from .bundle import Bundle, PatientView, all_views, patient_view
+from ..store.tags import tags_by_plan
 
 
 def plan_json(b: Bundle) -> dict[str, Any]:
@@ -44,5 +45,11 @@ def patient_json(view: PatientView) -> dict[str, Any]:
 
 
 def patients_json(conn: sqlite3.Connection, patient_id: str | None = None) -> list[dict[str, Any]]:
+    """The ``show --json`` contract (also ``GET /api/v1/tree``): patients, their plans with the rules' tags."""
     views = [patient_view(conn, patient_id)] if patient_id is not None else all_views(conn)
-    return [patient_json(v) for v in views if v.bundles or v.unconnected]
+    data = [patient_json(v) for v in views if v.bundles or v.unconnected]
+    tags = tags_by_plan(conn)
+    for patient in data:
+        for plan in patient["plans"]:
+            plan["tags"] = tags.get(plan["plan_uid"], [])
+    return data

@@ -34,5 +34,10 @@ def apply_chain(transforms: Sequence[Transform], objects: Sequence[Dataset]) -> 
     """Each transform over the output of the previous one; a TransformError stops the chain (nothing half done)."""
     out = list(objects)
     for t in transforms:
-        out = t.apply(out)
+        try:
+            out = t.apply(out)
+        except TransformError as exc:  # the job's error names the step that refused, not the whole chain
+            if len(transforms) > 1 and not str(exc).startswith(t.name):
+                raise TransformError(f"{t.name}: {exc}") from None
+            raise
     return out

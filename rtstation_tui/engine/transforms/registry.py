@@ -1,20 +1,23 @@
-"""Transforms by the names rules, nodes and the command line use: ``anonymize:PROFILE``, ``overlay[:ROI,...]``
-(more come with [ACTIONS]).
+"""Transforms by the names rules, nodes, jobs and the command line use (``config/transforms.py`` lists them and
+checks their syntax); a chain is built spec by spec.
 
-Why names: a queued job stores the name, not an object, so a restart rebuilds the same transform from the config.
+Why names: a queued job stores the chain's specs, not objects, so a restart rebuilds the same transforms from the
+config.
 """
 
 from __future__ import annotations
 
 from ..config.model import Config
+from ..config.transforms import decode_chain, spec_problem, split_spec
 from .base import Transform, TransformError
-
-KINDS = ("anonymize", "overlay")
 
 
 def build_transform(spec: str, config: Config) -> Transform:
     """The transform a spec names; TransformError says what is wrong and what exists."""
-    kind, _, arg = spec.strip().partition(":")
+    problem = spec_problem(spec, config.anonymize.profile_names())
+    if problem:
+        raise TransformError(problem)
+    kind, arg = split_spec(spec)
     if kind == "anonymize":
         from .anonymize import build
 
@@ -23,4 +26,39 @@ def build_transform(spec: str, config: Config) -> Transform:
         from .overlay import build as build_overlay
 
         return build_overlay(arg)
-    raise TransformError(f"unknown transform {spec!r}: use anonymize:PROFILE or overlay[:ROI,...]")
+    if kind == "machine_map":
+        from .machines import build as build_machines
+
+        return build_machines(arg)
+    if kind == "plugin":
+        from .plugins import build as build_plugin
+
+        return build_plugin(arg, config)
+    from .tags import TagEdit
+
+    return TagEdit(spec)
+
+
+def build_chain(stored: str, config: Config) -> list[Transform]:
+    """A job's ``transform`` column (one spec or a JSON list of them) as the transforms, in order."""
+    try:
+        specs = decode_chain(stored)
+    except ValueError as exc:
+        raise TransformError(str(exc)) from None
+    return [build_transform(spec, config) for spec in specs]
+
+
+def describe(stored: str, config: Config) -> list[str]:
+    """What each transform of the chain does, for the dry runs; a spec that cannot be built says why."""
+    out = []
+    for spec in decode_chain(stored):
+        kind, arg = split_spec(spec)
+        try:
+            if kind == "anonymize":  # without reading (or making) the project key: a dry run changes nothing
+                profile = config.anonymize.profile(arg or config.anonymize.default_profile)
+                out.append(f"anonymize:{profile.name}: {'; '.join(profile.options())}")
+                continue
+            out.append(build_transform(spec, config).describe())
+        except ValueError as exc:
+            out.append(f"{spec}: cannot apply: {exc}")
+    return out

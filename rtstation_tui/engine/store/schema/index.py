@@ -73,7 +73,15 @@ CREATE TABLE metric_rois (
     bin_gy REAL, dvh BLOB, PRIMARY KEY (plan_uid, roi_number));
 """
 
+# [ACTIONS]: ``tag = "…"`` on a rule labels the plans it matched (engine/store/tags.py).
+V3_TAGS = """
+CREATE TABLE plan_tags (plan_uid TEXT NOT NULL, tag TEXT NOT NULL, added_by TEXT, added REAL,
+    PRIMARY KEY (plan_uid, tag));
+CREATE INDEX ix_plan_tags_tag ON plan_tags(tag);
+"""
+
 INDEX = Schema("index", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1, _held_column),
     Migration(2, "plan metrics and DVHs ([METRICS])", V2_METRICS),
+    Migration(3, "plan tags set by rules ([ACTIONS])", V3_TAGS),
 ))

@@ -29,7 +29,21 @@ V2 = """
 ALTER TABLE jobs ADD COLUMN transform TEXT NOT NULL DEFAULT '';
 """
 
+# Version 3 ([ACTIONS]): Storage Commitment. One row per request (its Transaction UID, persisted before the
+# N-ACTION goes out, so a restart keeps waiting for the report), one per instance asked about.
+V3 = """
+CREATE TABLE commitments (
+    transaction_uid TEXT PRIMARY KEY, job_id INTEGER NOT NULL, node TEXT NOT NULL, state TEXT NOT NULL,
+    requested REAL, updated REAL, deadline REAL, instances INTEGER, failed INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX ix_commitments_job ON commitments(job_id);
+CREATE TABLE commitment_items (
+    transaction_uid TEXT NOT NULL, sop_class TEXT, sop_uid TEXT NOT NULL, state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (transaction_uid, sop_uid));
+"""
+
 QUEUE = Schema("queue", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1),
     Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
+    Migration(3, "storage commitment requests and their instances ([ACTIONS])", V3),
 ))

@@ -1,0 +1,68 @@
+"""Storage Commitment against Orthanc: after the C-STOREs, the node with ``commitment = true`` is asked about every
+instance sent; Orthanc answers with an N-EVENT-REPORT on a new association to our listener, and the job shows
+``committed``. An instance Orthanc no longer holds when asked is reported as not committed, with its reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import Serve, free_port, rtstation, station_toml, wait_for, write_config
+from peers import Orthanc
+from rulestools import node_toml
+from rtstation_tui.synthetic import make_patient
+
+
+def jobs(config: Path) -> list[dict]:
+    return json.loads(rtstation("queue", "--json", config=config).stdout)
+
+
+def test_every_sent_instance_is_reported_committed_by_orthanc(tmp_path):
+    port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", modalities={"rtstation": ("RTSTATION", port)}).start()
+    server = None
+    try:
+        node = node_toml("PACS", orthanc.spec) + "commitment = true\n\n"
+        config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, extra=node))
+        p = make_patient(tmp_path / "syn", "SC1", label="SC_1", slices=3, rows=8, cols=8)
+        rtstation("import", str(tmp_path / "syn"), config=config)
+        server = Serve(config, tmp_path / "serve.log").start()
+        rtstation("send", "--plan", "SC_1", "--to", "PACS", config=config)
+        wait_for(lambda: [(j["state"], j["commitment"]) for j in jobs(config)] == [("done", "committed")], 60,
+                 what="the job committed")
+        assert len(orthanc.get("/instances")) == len(p.files)
+        assert "storage commitment" in server.text()
+    finally:
+        if server is not None:
+            server.stop()
+        orthanc.stop()
+
+
+def test_an_instance_removed_from_orthanc_before_the_request_is_reported_not_committed(tmp_path):
+    import urllib.request
+
+    port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", modalities={"rtstation": ("RTSTATION", port)}).start()
+    server = None
+    try:
+        config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port,
+                                                                 extra=node_toml("PACS", orthanc.spec)))
+        p = make_patient(tmp_path / "syn", "SC2", label="SC_2", slices=3, rows=8, cols=8)
+        rtstation("import", str(tmp_path / "syn"), config=config)
+        [job] = json.loads(rtstation("send", "--plan", "SC_2", "--to", "PACS", "--wait", "--json",
+                                     config=config).stdout)
+        assert job["state"] == "done" and job["commitment"] == ""  # the node has no commitment = true
+        [dose] = [i for i in orthanc.get("/instances")
+                  if orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] == p.dose_uid]
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{orthanc.http_port}/instances/{dose}",
+                                                      method="DELETE"), timeout=10).read()
+        server = Serve(config, tmp_path / "serve.log").start()
+        out = rtstation("queue", "commit", str(job["job_id"]), config=config).stdout
+        assert f"storage commitment of {len(p.files)} instances to PACS: waiting" in out
+        wait_for(lambda: jobs(config)[0]["commitment"].startswith("commit failed"), 60, what="the report")
+        assert jobs(config)[0]["commitment"] == "commit failed: 1 instances (0x0112 no such object instance)"
+        assert "commit failed: 1 instances" in rtstation("queue", config=config).stdout
+    finally:
+        if server is not None:
+            server.stop()
+        orthanc.stop()
