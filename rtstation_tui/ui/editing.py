@@ -23,7 +23,7 @@ from ..engine.config.model import Config
 from ..engine.config.checks import ConfigError
 from ..engine.config.tomlfile import ConfigFile
 from ..engine.logsetup import ROOT
-from ..engine.api import EchoOutcome, ReceiverError
+from ..engine.api import ReceiverError
 from ..engine.config.reload import ReloadError
 from ..engine.service.client import ApiCallError
 from ..engine.service.remote import RecordedEdits, RemoteStation
