@@ -71,7 +71,9 @@ def state_of(queue: JobQueue, job_id: int | None) -> str:
 
 def request(queue: JobQueue, node: NodeConfig, station_ae: str, job_id: int, items: Sequence[ItemRow],
             ssl_context: Any = None, fast_paths: bool = True) -> CommitmentRow:
-    """Record the request, then ask the node; returns the row as it stands (``waiting`` when asked)."""
+    """Record the request, then ask the node; returns what the request did: ``waiting`` when the node took it,
+    ``request failed`` when not. Not re-read afterwards: a node may report before this returns (Orthanc
+    does, on a new association to a running station), and the report is a later answer, not this one."""
     uid = generate_uid()
     now = time.time()
     with queue.transaction() as conn:
@@ -94,7 +96,7 @@ def request(queue: JobQueue, node: NodeConfig, station_ae: str, job_id: int, ite
     else:
         log.info("job %d: storage commitment of %d instances requested from %s (transaction %s)", job_id,
                  len(items), node.name, uid)
-    return _rows(queue.conn, "WHERE transaction_uid=?", (uid,))[0]
+    return CommitmentRow(uid, job_id, node.name, "request failed" if problem else "waiting", len(items), 0, problem)
 
 
 def _send_action(node: NodeConfig, station_ae: str, ds: Dataset, ssl_context: Any, fast_paths: bool) -> str:
