@@ -44,10 +44,17 @@ class StoreRequest:
     move_originator_id: int | None = None
 
 
-def parse_store_request(cmd: bytes) -> StoreRequest | None:
-    """A C-STORE-RQ carrying a dataset, or None for anything else (other commands, odd or broken encodings).
+@dataclass(frozen=True)
+class StoreResponse:
+    """The parts of a C-STORE-RSP command set the sender needs (PS3.7 9.3.1.2)."""
 
-    None means "let pynetdicom decode it": it then answers, logs or aborts exactly as it always did."""
+    message_id: int  # Message ID Being Responded To
+    status: int
+    error_comment: str = ""
+
+
+def _command_elements(cmd: bytes | memoryview) -> dict[int, bytes] | None:
+    """Element number → value of a group-0000 command set (Implicit VR Little Endian), or None when broken."""
     values: dict[int, bytes] = {}
     pos, end = 0, len(cmd)
     while pos < end:
@@ -57,8 +64,18 @@ def parse_store_request(cmd: bytes) -> StoreRequest | None:
         pos += 8
         if group != 0x0000 or pos + length > end or elem in values:
             return None
-        values[elem] = cmd[pos:pos + length]
+        values[elem] = bytes(cmd[pos:pos + length])
         pos += length
+    return values
+
+
+def parse_store_request(cmd: bytes) -> StoreRequest | None:
+    """A C-STORE-RQ carrying a dataset, or None for anything else (other commands, odd or broken encodings).
+
+    None means "let pynetdicom decode it": it then answers, logs or aborts exactly as it always did."""
+    values = _command_elements(cmd)
+    if values is None:
+        return None
     try:
         if _u16(values[0x0100]) != C_STORE_RQ or _u16(values.get(0x0800, b"")) in (None, NO_DATASET):
             return None
@@ -93,6 +110,34 @@ def store_response(sop_class: str, sop_instance: str, message_id: int, status: i
         _element(0x1000, _uid_bytes(sop_instance)),
     ))
     return _element(0x0000, _U32.pack(len(body))) + body
+
+
+def store_request(sop_class: str, sop_instance: str, message_id: int, priority: int = 2) -> bytes:
+    """The C-STORE-RQ command set pynetdicom encodes for these values (a dataset follows; no move originator)."""
+    body = b"".join((
+        _element(0x0002, _uid_bytes(sop_class)),
+        _element(0x0100, _U16.pack(C_STORE_RQ)),
+        _element(0x0110, _U16.pack(message_id)),
+        _element(0x0700, _U16.pack(priority)),
+        _element(0x0800, _U16.pack(0x0001)),
+        _element(0x1000, _uid_bytes(sop_instance)),
+    ))
+    return _element(0x0000, _U32.pack(len(body))) + body
+
+
+def parse_store_response(cmd: bytes | memoryview) -> StoreResponse | None:
+    """A C-STORE-RSP without a dataset, or None for anything else (the sender then aborts: a storage SCP that
+    answers a C-STORE with something else breaks the protocol)."""
+    values = _command_elements(cmd)
+    if values is None:
+        return None
+    if _u16(values.get(0x0100, b"")) != C_STORE_RSP or _u16(values.get(0x0800, b"")) != NO_DATASET:
+        return None
+    message_id, status = _u16(values.get(0x0120, b"")), _u16(values.get(0x0900, b""))
+    if message_id is None or status is None:
+        return None
+    comment = values.get(0x0902, b"").decode("latin-1").strip(" \x00")
+    return StoreResponse(message_id, status, comment)
 
 
 def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:

@@ -46,6 +46,7 @@ class Internal:
 
 
 _A, _ST, _AS, _RQ, _W = "acceptor.py", "acceptor_store.py", "association.py", "requestor.py", "cstore_wire.py"
+_WS = "wire_send.py"
 _DUL, _ASSOC, _DIMSE = "pynetdicom.dul.DULServiceProvider", "pynetdicom.association.Association", \
     "pynetdicom.dimse.DIMSEServiceProvider"
 _CS = "pynetdicom.dimse_primitives.C_STORE"
@@ -57,20 +58,24 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_DUL}.__init__", "copied", "sets the queues, timers, _recv_pdu, _kill_thread and _run_loop_delay we "
              "use or swap", (_A,), "c82dafa9438ddf70"),
     Internal(f"{_DUL}.run_reactor", "replaced", "the DUL loop; ours (dul_reactor) keeps its order of checks, with "
-             "select() where it sleeps; installed through _target before the thread starts", (_A,), "e3a10eb3a0931e48"),
+             "select() where it sleeps; installed through _target before the thread starts. The sender relies on the "
+             "stock loop reading the socket only through self._is_transport_event() and sleeping _run_loop_delay",
+             (_A, _WS), "e3a10eb3a0931e48"),
     Internal(f"{_DUL}._target", "attribute", "threading.Thread's target: set to our loop before start()", (_A,)),
     Internal(f"{_DUL}._read_pdu_data", "replaced", "reads one PDU and queues Evt10 etc.; ours reads it with one "
              "recv_into and slices P-DATA values", (_A,), "19f2d4e38c13c835"),
     Internal(f"{_DUL}._decode_pdu", "called", "decodes every PDU but P-DATA-TF for us", (_A,), "fc71dd1bf853e1ce"),
-    Internal(f"{_DUL}._is_transport_event", "called", "one look at the socket per loop", (_A,), "8725ed03bb8fbdef"),
+    Internal(f"{_DUL}._is_transport_event", "called", "one look at the socket per loop; the sender replaces it on the "
+             "instance (nothing to read) while it owns the socket", (_A, _WS), "8725ed03bb8fbdef"),
     Internal(f"{_DUL}._process_recv_primitive", "called", "sends what the association queued", (_A,),
              "4c0ebbb3e646e35e"),
     Internal(f"{_DUL}.stop_dul", "replaced", "wrapped: rings our wake-up socket first", (_A,), "28a7e0be126e7b30"),
-    Internal(f"{_DUL}._idle_timer", "attribute", "network timeout timer, restarted on transport events", (_A,)),
+    Internal(f"{_DUL}._idle_timer", "attribute", "network timeout timer, restarted on transport events (and by the "
+             "sender as its data moves)", (_A, _WS)),
     Internal(f"{_DUL}._kill_thread", "attribute", "the DUL loop's stop flag", (_A,)),
     Internal(f"{_DUL}._recv_pdu", "attribute", "queue of decoded PDUs the state machine takes", (_A,)),
     Internal(f"{_DUL}._run_loop_delay", "attribute", "idle sleep of the stock DUL loop; shortened on our outgoing "
-             "associations", (_RQ,)),
+             "associations, lengthened while the sender owns the socket", (_RQ, _WS)),
     Internal("pynetdicom.transport.AssociationSocket._is_connected", "attribute", "whether the socket may be "
              "select()ed", (_A,)),
     Internal("pynetdicom.fsm.DT_2", "copied", "the state machine hands P-DATA to dimse.receive_primitive", (_A,),

@@ -30,6 +30,7 @@ from ..config.nodes import NodeConfig
 from ..dimse.requestor import note_peer_abort, peer_abort, prepare_requestor
 from ..dicom.header import dataset_offset
 from ..dimse.settings import apply_send_settings
+from ..dimse.wire_send import WireLost, WireSender, usable as wire_usable
 from .transcode import CannotTranscode, uncompressed_little_endian
 
 log = logging.getLogger("rtstation.sender")
@@ -215,16 +216,38 @@ class StoreOutcome:
     permanent: bool = False  # retrying cannot help (no context, cannot decode)
 
 
-def accepted_pairs(assoc: Any) -> set[tuple[str, str]]:
-    return {(str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts}
+def accepted_pairs(assoc: Any) -> dict[tuple[str, str], int]:
+    """(SOP class, transfer syntax) → the presentation context ID the peer accepted for it."""
+    pairs: dict[tuple[str, str], int] = {}
+    for cx in assoc.accepted_contexts:
+        pairs.setdefault((str(cx.abstract_syntax), str(cx.transfer_syntax[0])), int(cx.context_id))
+    return pairs
+
+
+@contextmanager
+def stored_sending(assoc: Any, fast_paths: bool) -> Iterator[WireSender | None]:
+    """The association's hand-written C-STORE path for one job (None: pynetdicom's ``send_c_store`` does it):
+    with fast paths on, pinned pynetdicom and plain TCP (TLS goes through pynetdicom)."""
+    wire = WireSender(assoc) if fast_paths and wire_usable(assoc) else None
+    try:
+        yield wire
+    finally:
+        if wire is not None:
+            wire.give_back()
 
 
 def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: float,
-          accepted: set[tuple[str, str]]) -> StoreOutcome:
-    """C-STORE one stored file: its own bytes if the peer took its syntax, else decoded to an uncompressed one."""
+          accepted: dict[tuple[str, str], int], *, sop_uid: str = "", offset: int | None = None,
+          wire: WireSender | None = None) -> StoreOutcome:
+    """C-STORE one stored file: its own bytes if the peer took its syntax, else decoded to an uncompressed one.
+    ``wire`` (with ``sop_uid``): written from the file by hand; ``offset``: where its dataset starts, if known."""
     assoc.dimse_timeout = timeout_s + size / 1e6  # dimse_timeout covers the whole transfer: ~1 MB/s worst case
     started = time.monotonic()
     if (sop_class, ts) in accepted:
+        if wire is not None and sop_uid:
+            return _store_wire(wire, assoc, path, sop_class, sop_uid, ts, accepted[(sop_class, ts)], offset)
+        if wire is not None:
+            wire.give_back()  # a transformed copy (its UIDs are its own): pynetdicom reads and sends it
         try:
             with evenly_framed(path, ts) as sendable:
                 return _outcome(assoc, assoc.send_c_store(sendable), started)
@@ -243,11 +266,42 @@ def store(assoc: Any, path: str, sop_class: str, ts: str, size: int, timeout_s: 
     except OSError as exc:
         return StoreOutcome(False, None, f"cannot read the stored file {path}: {exc.strerror or exc}",
                             permanent=True)
+    if wire is not None:
+        wire.give_back()  # pynetdicom encodes and sends the decoded copy; the next stored one takes it again
     try:
         return _outcome(assoc, assoc.send_c_store(ds), started)
     except ValueError as exc:  # pynetdicom found no context for it or could not encode it: this object alone
         return StoreOutcome(False, None, f"cannot send it re-encoded as {pydicom.uid.UID(fallback).name}: {exc}",
                             permanent=True)
+
+
+def _store_wire(wire: WireSender, assoc: Any, path: str, sop_class: str, sop_uid: str, ts: str, context_id: int,
+                offset: int | None) -> StoreOutcome:
+    """One C-STORE of the stored bytes, framed by hand (``dimse/wire_send.py``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        return StoreOutcome(False, None, f"cannot send the stored file {path}: {exc.strerror or exc}",
+                            permanent=True)
+    try:
+        start = dataset_offset(path) if offset is None else offset
+        length = os.fstat(fd).st_size - start
+        response = wire.store(fd, start, length, context_id, sop_class, sop_uid, assoc.dimse_timeout,
+                              pad=ts == DEFLATED and length % 2 == 1)
+    except WireLost as exc:
+        aborted = peer_abort(assoc)
+        if aborted is not None:
+            return StoreOutcome(False, None, aborted.describe())
+        if exc.timeout:
+            return StoreOutcome(False, None, f"no C-STORE response within {assoc.dimse_timeout:.0f} s (timeout); "
+                                "the association was aborted")
+        return StoreOutcome(False, None, f"{exc}; the association was aborted")
+    except OSError as exc:
+        return StoreOutcome(False, None, f"cannot send the stored file {path}: {exc.strerror or exc}",
+                            permanent=True)
+    finally:
+        os.close(fd)
+    return _status_outcome(response.status, response.error_comment)
 
 
 @contextmanager
@@ -274,10 +328,12 @@ def evenly_framed(path: str, ts: str) -> Iterator[str]:
 def _outcome(assoc: Any, rsp: Any, started: float) -> StoreOutcome:
     if rsp is None or not hasattr(rsp, "Status"):
         return StoreOutcome(False, None, _no_response(assoc, time.monotonic() - started))
-    status = int(rsp.Status)
+    return _status_outcome(int(rsp.Status), str(getattr(rsp, "ErrorComment", "") or ""))
+
+
+def _status_outcome(status: int, comment: str) -> StoreOutcome:
     if status == 0 or status in WARNING_STATUSES:
         return StoreOutcome(True, status, "" if status == 0 else f"warning status 0x{status:04X}")
-    comment = str(getattr(rsp, "ErrorComment", "") or "")
     permanent = not is_transient(status)
     final = " (final: the peer refuses this object, it is not retried)" if permanent else ""
     return StoreOutcome(False, status, f"failure status 0x{status:04X}{': ' + comment if comment else ''}{final}",

@@ -29,8 +29,8 @@ from .queuewatch import QueueWatch
 from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, ItemRow, JobQueue, JobRow, NewItem
 from ..config.retry import parse_schedule
 from .scu import (AssociationFailed, EchoResult, StoreOutcome, accepted_pairs, associate, close, contexts_for, echo,
-                  store)
-from .verify import damage
+                  store, stored_sending)
+from .verify import checked
 from ..store.files import Store
 from ..dimse.tls import client_context
 from ..transforms.base import TransformError
@@ -337,41 +337,52 @@ class Sender:
             self._give_up(job_id, node, str(exc))
             return
         accepted = accepted_pairs(assoc)
-        started, done, sent_bytes, last = time.monotonic(), job.done, job.bytes_done, 0.0
-        lost = ""
+        started, done, sent_bytes, lost = time.monotonic(), job.done, job.bytes_done, ""
         try:
-            checked = 0.0
-            for item in items:
-                if self._stopping.is_set():
-                    break
-                if time.monotonic() - checked > CANCEL_CHECK:  # a cancel from the console or another shell
-                    checked = time.monotonic()
-                    if self.queue.state_of(job_id) == CANCELLED:
-                        break
-                broken = damage(item.path, item.size, item.transfer_syntax)
-                out = StoreOutcome(False, None, broken, permanent=True) if broken else \
-                    store(assoc, sources[item.seq], item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted)
-                if out.ok:
-                    self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
-                    done, sent_bytes = done + 1, sent_bytes + item.size
-                    if out.error:
-                        log.warning("job %d: %s %s to %s: %s", job_id, item.modality, item.sop_uid, node.name, out.error)
-                elif out.status is None and not out.permanent:
-                    lost = out.error  # the association is gone: stop here, retry later
-                    break
-                else:
-                    self.queue.mark_item(job_id, item.seq, FAILED, status=out.status, error=out.error,
-                                         permanent=out.permanent)
-                    log.error("job %d: %s %s to %s failed: %s", job_id, item.modality, item.sop_uid, node.name,
-                              out.error)
-                now = time.monotonic()
-                if now - last >= PROGRESS_EVERY:
-                    last = now
-                    self._progress(job, done, sent_bytes, (done - job.done) / max(now - started, 1e-6))
+            with stored_sending(assoc, self.config.network.fast_paths) as wire:
+                done, sent_bytes, lost = self._store_items(job, node, items, sources, assoc, accepted, wire)
         finally:
             close(assoc)
         self._progress(job, done, sent_bytes, (done - job.done) / max(time.monotonic() - started, 1e-6))
         self._finish(job_id, node, lost)
+
+    def _store_items(self, job: JobRow, node: NodeConfig, items: list[ItemRow], sources: dict[int, str],
+                     assoc: Any, accepted: dict[tuple[str, str], int], wire: Any) -> tuple[int, int, str]:
+        """C-STORE each item on the association, recording each outcome as it comes: (done, bytes, lost)."""
+        job_id = job.id
+        started, done, sent_bytes, last = time.monotonic(), job.done, job.bytes_done, 0.0
+        lost = ""
+        looked = 0.0
+        for item in items:
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - looked > CANCEL_CHECK:  # a cancel from the console or another shell
+                looked = time.monotonic()
+                if self.queue.state_of(job_id) == CANCELLED:
+                    break
+            broken, offset = checked(item.path, item.size, item.transfer_syntax)
+            source = sources[item.seq]
+            out = StoreOutcome(False, None, broken, permanent=True) if broken else \
+                store(assoc, source, item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted,
+                      sop_uid=item.sop_uid if source == item.path else "", offset=offset, wire=wire)
+            if out.ok:
+                self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
+                done, sent_bytes = done + 1, sent_bytes + item.size
+                if out.error:
+                    log.warning("job %d: %s %s to %s: %s", job_id, item.modality, item.sop_uid, node.name, out.error)
+            elif out.status is None and not out.permanent:
+                lost = out.error  # the association is gone: stop here, retry later
+                break
+            else:
+                self.queue.mark_item(job_id, item.seq, FAILED, status=out.status, error=out.error,
+                                     permanent=out.permanent)
+                log.error("job %d: %s %s to %s failed: %s", job_id, item.modality, item.sop_uid, node.name,
+                          out.error)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY:
+                last = now
+                self._progress(job, done, sent_bytes, (done - job.done) / max(now - started, 1e-6))
+        return done, sent_bytes, lost
 
     def _finish(self, job_id: int, node: NodeConfig, lost: str) -> None:
         state = self.queue.state_of(job_id)
