@@ -127,6 +127,19 @@ def _storescu(target: peers.Running, files: list[Path]) -> Ran:
     return ran
 
 
+def _storescu_parallel(targets: list[peers.Running], files: list[Path]) -> float:
+    """Seconds for one storescu per target, all started at once, until the last one exits (DCMTK's own 3-node
+    figure: what this machine allows when the receivers share the same two cores)."""
+    cmd = [peers.tool(peers.DCMTK / "storescu"), "-aet", "BENCHSCU"]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([*cmd, "-aec", t.aet, "127.0.0.1", str(t.port), *map(str, files)], env=peers.PEER_ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for t in targets]
+    codes = [p.wait(1800) for p in procs]
+    if any(codes):
+        raise SystemExit(f"bench: parallel storescu failed: exit codes {codes}")
+    return time.perf_counter() - t0
+
+
 def run(work: Path, slices: int, size: int, rounds: int, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     patient = rt_patient(work, slices, size, label="SENDBENCH")
@@ -136,7 +149,7 @@ def run(work: Path, slices: int, size: int, rounds: int, say: Callable[[str], No
     n = len(files)
     rows = {k: SendRow(lbl, n) for k, lbl in [
         ("storescu", "storescu -> storescp"), ("send1", "rtstation send -> storescp"),
-        ("send3", "rtstation send -> 3 x storescp")]}
+        ("send3", "rtstation send -> 3 x storescp"), ("storescu3", "3 x storescu -> 3 x storescp")]}
     for r in range(rounds):
         load = loadavg()
         outs = [work / f"tx-{r}-{i}" for i in range(3)]
@@ -145,6 +158,7 @@ def run(work: Path, slices: int, size: int, rounds: int, say: Callable[[str], No
             ref = _storescu(scps[0], files)
             one, one_ran = _send(cfg, "SENDBENCH", scps[:1])
             three, three_ran = _send(cfg, "SENDBENCH", scps)
+            ref3 = _storescu_parallel(scps, files)
             fixed = _fixed_cpu(cfg, "SENDBENCH", scps[0])
             counts = [s.count() for s in scps]
         finally:
@@ -154,11 +168,13 @@ def run(work: Path, slices: int, size: int, rounds: int, say: Callable[[str], No
                 shutil.rmtree(o, ignore_errors=True)
         if min(counts) < n:  # storescp names files by SOP UID: a second copy replaces the first
             raise SystemExit(f"bench: storescp nodes hold {counts} files, expected {n} each")
+        # send3: the CPU the two extra nodes added, per instance and node (start-up cancels out exactly)
         cpu = {"storescu": ref.cpu_s / n, "send1": (one_ran.cpu_s - fixed) / n,
-               "send3": (three_ran.cpu_s - fixed) / (3 * n)}
+               "send3": (three_ran.cpu_s - one_ran.cpu_s) / (2 * n), "storescu3": ref.cpu_s / n}
         for key, t, wall, ratio in [("storescu", ref.wall_s, ref.wall_s, 1.0),
                                     ("send1", one, one_ran.wall_s, ref.wall_s / one),
-                                    ("send3", three, three_ran.wall_s, three / one)]:
+                                    ("send3", three, three_ran.wall_s, three / one),
+                                    ("storescu3", ref3, ref3, ref3 / ref.wall_s)]:
             row = rows[key]
             row.transfer_s.append(t)
             row.wall_s.append(wall)
@@ -167,7 +183,8 @@ def run(work: Path, slices: int, size: int, rounds: int, say: Callable[[str], No
             row.cpu_ms_per_instance.append(cpu[key] * 1000)
         say(f"  round {r + 1}/{rounds} send {n} objects: storescu {ref.wall_s:.2f} s ({cpu['storescu'] * 1e3:.2f} "
             f"ms CPU/inst), rtstation send {one:.2f} s (wall {one_ran.wall_s:.2f} s, {cpu['send1'] * 1e3:.2f} ms "
-            f"CPU/inst), 3 targets {three:.2f} s ({cpu['send3'] * 1e3:.2f} ms CPU/inst·node) (load {load})")
+            f"CPU/inst), 3 targets {three:.2f} s ({three / one:.2f}x; {cpu['send3'] * 1e3:.2f} ms CPU/inst·node), "
+            f"3 x storescu {ref3:.2f} s ({ref3 / ref.wall_s:.2f}x) (load {load})")
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(work / "send-station", ignore_errors=True)
     return [row.as_json() for row in rows.values()]

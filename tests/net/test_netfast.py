@@ -76,6 +76,33 @@ def test_store_response_is_byte_for_byte_what_pynetdicom_encodes(status, sop):
     assert cstore_wire.store_response("1.2.840.10008.1", sop, 7, status) == encode(msg.command_set, True, True)
 
 
+@pytest.mark.parametrize("sop", ["1.2.3", "1.2.840.10008.5.1.4.1.1.481.50"])
+def test_store_request_is_byte_for_byte_what_pynetdicom_encodes(sop):
+    rq = C_STORE()
+    rq.MessageID, rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID = 65535, "1.2.840.10008.5.1.4.1.1.2", sop
+    rq.Priority = 2
+    rq.DataSet = BytesIO(b"\0\0")
+    msg = C_STORE_RQ()
+    msg.primitive_to_message(rq)
+    assert cstore_wire.store_request("1.2.840.10008.5.1.4.1.1.2", sop, 65535) == encode(msg.command_set, True, True)
+
+
+@pytest.mark.parametrize("status,comment", [(0x0000, None), (0xB000, None), (0xA900, "does not match"),
+                                            (0xC211, "odd")])
+def test_store_response_as_pynetdicom_encodes_it_is_read_by_hand(status, comment):
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo, rsp.AffectedSOPClassUID, rsp.AffectedSOPInstanceUID = 9, "1.2.840.10008.1", "1.2.3"
+    rsp.Status = status
+    if comment:
+        rsp.ErrorComment = comment
+    msg = C_STORE_RSP()
+    msg.primitive_to_message(rsp)
+    got = cstore_wire.parse_store_response(encode(msg.command_set, True, True))
+    assert got == cstore_wire.StoreResponse(9, status, comment or "")
+    request = cstore_wire.store_request("1.2.840.10008.5.1.4.1.1.2", "1.2.3", 1)
+    assert cstore_wire.parse_store_response(request) is None  # a request is not a response
+
+
 def _command(primitive: object, message: type) -> bytes:
     msg = message()
     msg.primitive_to_message(primitive)
