@@ -69,7 +69,6 @@ class Database:
     def __init__(self, path: Path, schema: Schema) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._write_lock = threading.RLock()
         self.schema = schema
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,20 +98,15 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (writers never interleave half-done changes).
-
-        Writers of this process take turns on a lock first: SQLite's busy handler would make a thread that finds
-        the file locked sleep 1, 2, 5, 10 ms…, which is what serialised the sender's node threads (one commit per
-        acknowledged instance each). Other processes still wait through the busy handler."""
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (writers never interleave half-done changes)."""
         conn = self.conn
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
