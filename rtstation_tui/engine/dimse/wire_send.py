@@ -22,6 +22,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from types import MethodType
 from typing import Any
@@ -37,6 +38,7 @@ _PDU_HEAD = struct.Struct(">BBL")
 _PDV_HEAD = struct.Struct(">LBB")
 UNLIMITED_PDU = 1 << 20  # the peer said "no limit" (0): fragments of 1 MiB
 OWNED_DUL_DELAY = 0.02  # s: the DUL loop's sleep while we own the socket (it has nothing to do then)
+PARK_WAIT = 2.0  # s: at most, for the DUL loop to come round once (it does every 50 µs; not at all if it ended)
 LONGEST_RESPONSE = 1 << 16  # bytes: a C-STORE-RSP command set is ~100; anything longer is not one
 
 __all__ = ["WireLost", "WireSender", "StoreResponse", "usable"]
@@ -55,10 +57,6 @@ def usable(assoc: Any) -> bool:
     sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
     return (pynetdicom.__version__ == PYNETDICOM_VERSION and assoc.is_established
             and type(sock) is socket.socket)
-
-
-def _nothing_to_read(_dul: Any) -> bool:
-    return False
 
 
 class WireSender:
@@ -81,7 +79,16 @@ class WireSender:
         if self._owned:
             return
         dul = self.assoc.dul
-        dul._is_transport_event = MethodType(_nothing_to_read, dul)
+        parked = threading.Event()
+
+        def nothing_to_read(_dul: Any) -> bool:
+            parked.set()
+            return False
+
+        dul._is_transport_event = MethodType(nothing_to_read, dul)
+        # a look at the socket the DUL began before the swap must be over before we send: once it has called the
+        # new one, it has (its loop is sequential); otherwise it could take our response off the socket
+        parked.wait(PARK_WAIT)
         self._saved_delay, dul._run_loop_delay = dul._run_loop_delay, OWNED_DUL_DELAY
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._send_timeout)
         self._owned = True
