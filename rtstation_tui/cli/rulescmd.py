@@ -128,14 +128,14 @@ def print_test(result: dict[str, Any], as_json: bool) -> int:
             per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
                                                               if w["already"] else "") for w in d["would_send"])
             verdict = f"would send ({d['reason']}) to {per}" if d["targets"] else f"matches ({d['reason']})"
-            if d.get("named") and d["named"] != d["targets"]:  # a group: the nodes it stands for
-                verdict += f"\n       targets: {', '.join(d['named'])} = {', '.join(d['targets'])}"
         elif d["outcome"] == "hold":
             verdict = f"matches, would hold: {d['reason']}"
         elif d["outcome"] == "no-match":
             verdict = f"no: {d['condition']}: {d['reason']}"
         else:
             verdict = f"{d['outcome']}: {d['reason']}"
+        if d["outcome"] in ("send", "hold") and d.get("named") and d["named"] != d["targets"]:  # a group
+            verdict += f"\n       targets: {', '.join(d['named'])} = {', '.join(d['targets'])}"
         if d["outcome"] in ("send", "hold"):
             verdict += "".join(_actions(w) for w in d["would_send"])
         if d.get("would_export"):
