@@ -59,6 +59,13 @@ def rename_targets(cf: ConfigFile, old: str, new: str, rules: Named, groups: Nam
         cf.update_entry("groups", group, {"nodes": [new if m == old else m for m in members]})
 
 
+def limits(node: NodeConfig) -> str:
+    """``, at most 20 instances/s, 5 MB/s`` for a rate-limited node ('' without limits)."""
+    parts = [f"{node.max_instances_per_s:g} instances/s"] * bool(node.max_instances_per_s) + \
+        [f"{node.max_mb_per_s:g} MB/s"] * bool(node.max_mb_per_s)
+    return f", at most {', '.join(parts)}" if parts else ""
+
+
 class NodesScreen(EntryTableScreen):
     TABLE_ID = "nodes-table"
     COMMAND_SCOPE = "nodes"
@@ -101,8 +108,13 @@ class NodesScreen(EntryTableScreen):
         echo = self.echoes.get(node.name)
         calling = node.calling_ae_title or self.config.station.ae_title
         detail.update(plain(f"{node.name}: {node.describe()} as {calling}, {node.max_associations} parallel, retry "
-                            f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}\n"
+                            f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}{limits(node)}"
+                            f"{self._groups_line(node.name)}\n"
                             f"last C-ECHO: {describe_echo(echo)}", lines=True))
+
+    def _groups_line(self, name: str) -> str:
+        groups = [g for g, _ in self.groups_using(name)]
+        return f", in group{'s' if len(groups) > 1 else ''} {', '.join(groups)}" if groups else ""
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_detail()
