@@ -61,11 +61,14 @@ def test_a_rule_may_target_a_group_and_an_unknown_target_names_the_groups_too(tm
 
 def test_the_sample_configs_group_example_loads_when_uncommented(tmp_path):
     text = SAMPLE.read_text()
-    example = '# [[groups]]\n# name = "QA-ALL"\n# nodes = ["QA", "ARCHIVE"]\n'
+    example = '# [[groups]]\n# name = "QA-ALL"\n# nodes = ["QA", "PHYSICS"]\n'
     assert example in text and "max_instances_per_s = 20" in text and "max_mb_per_s = 5" in text
     path = tmp_path / "rt.toml"
-    path.write_text(text.replace(example, example.replace("# ", "")))
-    assert load_config(path).groups == (GroupConfig("QA-ALL", ("QA", "ARCHIVE")),)
+    physics = '[[nodes]]\nname = "PHYSICS"\nae_title = "PHYS"\nhost = "127.0.0.1"\nmax_instances_per_s = 20\n'
+    path.write_text(text.replace(example, example.replace("# ", "")) + physics)
+    config = load_config(path)
+    assert config.groups == (GroupConfig("QA-ALL", ("QA", "PHYSICS")),)
+    assert config.node("PHYSICS").max_instances_per_s == 20  # type: ignore[union-attr]
 
 
 def test_expansion_keeps_order_sends_each_node_once_and_leaves_a_disabled_member_out(tmp_path):
