@@ -25,6 +25,8 @@ from rtstation_tui.engine.store.files import Store
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.synthetic import make_ct_bulk, make_patient
 
+PLAN = "1.2.246.352.71.5.320687012.24189.20090603083342"  # breast_boost's RTPLAN, label B1
+
 
 def station(config: Config, *folders: Path) -> Sender:
     """A sender over an index holding ``folders`` (imported in this process: no subprocess per test)."""
@@ -97,19 +99,24 @@ async def test_a_manual_send_overtakes_a_rules_backlog_to_the_same_node(tmp_path
     assert len(received) == len(set(received)) == 100 + len(urgent.files)
 
 
-def test_send_to_a_group_reaches_its_nodes_and_rules_test_shows_them(tmp_path: Path) -> None:
+def test_send_to_a_group_reaches_its_nodes_and_rules_test_shows_them(tmp_path: Path, capsys) -> None:
+    from rtstation_tui.cli.rulescmd import print_test
+    from rtstation_tui.engine.outbound.dryrun import plan_test
+
     qa, phys = StoreSCP(tmp_path / "qa", aet="QASCP").start(), StoreSCP(tmp_path / "phys", aet="PHYSSCP").start()
     try:
         config = configure(tmp_path, node("QA", qa.spec) + node("PHYS", phys.spec) +
                            '[[groups]]\nname = "QA-ALL"\nnodes = ["QA", "PHYS"]\n\n'
                            '[[rules]]\nname = "all plans"\ntargets = ["QA-ALL"]\n')
-        rtstation("import", *BREAST, config=config)
-        test = json.loads(rtstation("rules", "test", "--plan", "B1", "--json", config=config).stdout)
+        sender = station(load_config(config), *map(Path, BREAST))
+        test = plan_test(sender.config, sender.index, sender.queue, PLAN)  # what `rules test` prints, as JSON
+        assert test is not None
         [rule] = test["rules"]
-        assert (rule["named"], rule["targets"]) == (["QA-ALL"], ["QA", "PHYS"])
+        assert (rule["named"], rule["targets"]) == (("QA-ALL",), ("QA", "PHYS"))
         assert [w["node"] for w in rule["would_send"]] == ["QA", "PHYS"]
-        text = rtstation("rules", "test", "--plan", "B1", config=config).stdout
-        assert "targets: QA-ALL = QA, PHYS" in text
+        print_test(test, False)
+        assert "targets: QA-ALL = QA, PHYS" in capsys.readouterr().out
+        sender.index.close()
         rows = json.loads(rtstation("send", "--plan", "B1", "--to", "QA-ALL", "--wait", "--json",
                                     config=config).stdout)
         assert [(r["node"], r["state"], r["instances"]) for r in rows] == [("QA", "done", 4), ("PHYS", "done", 4)]

@@ -293,8 +293,8 @@ class Sender:
                 log.error("job %d: cannot record the retry now (%s); trying again every %.1f s", job_id, again,
                           POLL_SECONDS)
         finally:
-            self._yielded.discard(job_id)
             with self._lock:
+                self._yielded.discard(job_id)
                 self._running.pop(job_id, None)
                 self._per_node[node.name] = max(0, self._per_node.get(node.name, 1) - 1)
             self._post_changed(job_id)
@@ -393,14 +393,22 @@ class Sender:
         """True when a higher-priority job waits for this node and every slot is taken: this job gives it up after
         the instance just acknowledged, and goes back to the queue behind it (see outbound/priority.py)."""
         with self._lock:
-            full = self._per_node.get(node.name, 0) >= node.max_associations
+            full = self._slots_full(node)
         other = priority.should_yield(self.queue, job.id, node.name, job.priority, full, time.time())
         if other is None:
             return False
-        self._yielded.add(job.id)
+        with self._lock:
+            if not self._slots_full(node):  # another job of this node gave its slot up meanwhile
+                return False
+            self._yielded.add(job.id)
         log.info("job %d to %s: paused after %d of %d instances for job %d (a manual send); it resumes after it",
                  job.id, node.name, done, job.total, other)
         return True
+
+    def _slots_full(self, node: NodeConfig) -> bool:
+        """Every association the node allows is in use (slots being given up count as free). Under ``_lock``."""
+        leaving = sum(1 for j in self._yielded if self._running.get(j) == node.name)
+        return self._per_node.get(node.name, 0) - leaving >= node.max_associations
 
     def _finish(self, job_id: int, node: NodeConfig, lost: str) -> None:
         state = self.queue.state_of(job_id)
