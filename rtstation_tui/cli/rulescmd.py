@@ -125,8 +125,8 @@ def print_test(result: dict[str, Any], as_json: bool) -> int:
         print("  no rules configured", file=sys.stderr)
     for i, d in enumerate(result["rules"], 1):
         if d["outcome"] == "send":
-            per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
-                                                              if w["already"] else "") for w in d["would_send"])
+            per = "; ".join(f"{w['node']}: {w['error']}" if w.get("error") else f"{w['node']}: {w['new']} new" + (
+                f", {w['already']} already there or queued" if w["already"] else "") for w in d["would_send"])
             verdict = f"would send ({d['reason']}) to {per}" if d["targets"] else f"matches ({d['reason']})"
         elif d["outcome"] == "hold":
             verdict = f"matches, would hold: {d['reason']}"

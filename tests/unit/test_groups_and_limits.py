@@ -162,3 +162,38 @@ def test_the_sample_copy_round_trips_with_groups(tmp_path):
     assert cf.save().groups == (GroupConfig("QA-ALL", ("QA", "ARCHIVE")),)
     assert path.read_text().endswith('[[groups]]\nname = "QA-ALL"   # QA and the archive\nnodes = ["QA", '
                                      '"ARCHIVE"]\n')
+
+
+def test_a_rule_to_a_group_with_a_disabled_node_sends_to_the_others_without_an_error(tmp_path):
+    from rtstation_tui.engine.outbound.rules import RulesService
+    from rtstation_tui.engine.outbound.sender import Enqueued
+
+    config = load(tmp_path, '[[groups]]\nname = "ALL"\nnodes = ["OFF", "QA"]\n[[rules]]\nname = "r"\n'
+                            'targets = ["ALL"]\n')
+    asked: list[list[str]] = []
+
+    class Sender:
+        def enqueue_plan(self, uid, targets, include, origin, transform=""):  # type: ignore[no-untyped-def]
+            asked.append(targets)
+            return [Enqueued(targets[0], 7, 6, 0, 0)]
+
+    service = object.__new__(RulesService)
+    service.sender, service._config = Sender(), lambda: config
+    [d] = decide(config.rules, FACTS, config.groups)
+    service._send(d, FACTS)
+    assert asked == [["QA"]] and d.outcome == "send" and [j.node for j in d.jobs] == ["QA"]
+    assert d.describe() == "matched: send to ALL = OFF, QA: job 7 to QA (6 instances)"
+    from rtstation_tui.engine.outbound.dryrun import would_queue
+
+    class Queue:
+        def delivered(self, node, paths, chain):  # type: ignore[no-untyped-def]
+            return set()
+
+        pending = delivered
+
+    class Bundle:
+        def ordered(self, parts):  # type: ignore[no-untyped-def]
+            return []
+
+    [off, qa] = would_queue(Queue(), None, config.nodes, Bundle(), d)  # type: ignore[arg-type]
+    assert (off.node, off.error, qa.node, qa.error) == ("OFF", "disabled, left out of the group's send", "QA", "")

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config.groups import GroupConfig
+from ..config.groups import GroupConfig, left_out
 from ..config.model import Config
 from ..config.nodes import NodeConfig, resolve_node
 from ..config.rules import RuleConfig
@@ -78,6 +78,9 @@ def would_queue(queue: JobQueue, store: Store, nodes: tuple[NodeConfig, ...], bu
     paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(d.include))]
     out = []
     for target in d.targets:
+        if left_out(target, d.named, nodes):
+            out.append(WouldQueue(target, 0, 0, error="disabled, left out of the group's send"))
+            continue
         try:
             name = resolve_node(target, nodes).name
         except ValueError as exc:
