@@ -101,6 +101,8 @@ class Pacing:
         """Block until ``node`` may get an instance of ``nbytes``, then count it. False: ``stop`` was set or
         ``give_up()`` (a cancel, a manual send waiting) said so first; nothing counted. Sleeps at most ``SLICE_S``
         at a time, so a long wait (paying off one large file) still notices both."""
+        if not (node.max_instances_per_s or node.max_mb_per_s):  # the common case: no lock, nothing made
+            return not stop.is_set()
         limit = self.limit_for(node)
         if limit is None:
             return not stop.is_set()
