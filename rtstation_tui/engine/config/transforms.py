@@ -14,9 +14,12 @@ import json
 import re
 from typing import Sequence
 
-KINDS = ("anonymize", "overlay", "set", "add", "remove", "label", "machine_map", "plugin")
-SPEC_HELP = ("anonymize[:PROFILE], overlay[:ROI,...], set:TAG=TEMPLATE, add:TAG=TEMPLATE, remove:TAG, "
+KINDS = ("anonymize", "overlay", "seg", "classic", "set", "add", "remove", "label", "machine_map", "plugin")
+SPEC_HELP = ("anonymize[:PROFILE], overlay[:ROI,...], seg[:ROI,...], classic, set:TAG=TEMPLATE, add:TAG=TEMPLATE, remove:TAG, "
              "label:normalize, label:TEMPLATE, machine_map:{json}, plugin:NAME")
+# transforms that read the whole bundle (a structure set and its images), not each object alone: their jobs hold
+# every stored instance of the bundle, those the node already has as read-only ``input`` rows
+BUNDLE_WIDE = ("overlay", "seg")
 FILTERS = ("upper", "lower", "strip", "slug")
 ALIASES = {"label": ("RTPlanLabel", "StructureSetLabel"), "patient_id": ("PatientID",),
            "patient_name": ("PatientName",), "plan_name": ("RTPlanName",), "modality": ("Modality",),
@@ -52,6 +55,11 @@ def decode_chain(stored: str) -> list[str]:
 def join_chains(*chains: str) -> str:
     """Chains one after the other (the rule's or the command line's first, then the node's)."""
     return encode_chain([s for c in chains for s in decode_chain(c)])
+
+
+def reads_bundle(stored: str) -> bool:
+    """Whether a step of the chain needs the whole bundle (``BUNDLE_WIDE``), e.g. ``seg`` the RTSTRUCT and images."""
+    return any(split_spec(s)[0] in BUNDLE_WIDE for s in decode_chain(stored))
 
 
 def describe_chain(stored: str) -> str:
@@ -146,6 +154,8 @@ def spec_problem(spec: str, profiles: Sequence[str] = (), plugins: Sequence[str]
         return f"unknown anonymize profile {arg!r}; profiles: {', '.join(profiles)}"
     if kind in ("set", "add", "remove"):
         return _tag_edit_problem(kind, arg)
+    if kind == "classic" and arg:
+        return f"classic takes no argument (got {spec!r}): it splits every Enhanced MR/CT/PET image it is given"
     if kind == "label":
         if not arg:
             return "label:normalize or label:TEMPLATE (e.g. label:{label|upper})"

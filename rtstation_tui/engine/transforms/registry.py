@@ -26,6 +26,14 @@ def build_transform(spec: str, config: Config) -> Transform:
         from .overlay import build as build_overlay
 
         return build_overlay(arg)
+    if kind == "seg":
+        from .derived import build_seg
+
+        return build_seg(arg)
+    if kind == "classic":
+        from .derived import Classic
+
+        return Classic()
     if kind == "machine_map":
         from .machines import build as build_machines
 

@@ -1,0 +1,105 @@
+"""``seg`` and ``classic`` as outgoing transforms: N objects in, M out, each output saying which stored object it
+stands for; chained with ``anonymize`` before or after, the SEG's references name the images that go out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from derive_support import CT_IMAGE, circle, image, save, structure_set
+from rtstation_tui.engine.config.model import load_config, parse_config
+from rtstation_tui.engine.config.transforms import encode_chain, reads_bundle, spec_problem
+from rtstation_tui.engine.transforms.base import TransformError, apply_chain, apply_chain_mapped, derives
+from rtstation_tui.engine.transforms.registry import build_chain, build_transform
+
+
+def small_bundle(root: Path) -> list[Path]:
+    """4 CT slices of 24×24 and a structure set with a circle ROI 'PTV' on the middle two (and an ROI 'Cord')."""
+    u, v = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    cts = [image(CT_IMAGE, f"1.2.826.0.1.77.{k + 1}", "1.2.826.0.1.77.100", "1.2.826.0.1.77.200",
+                 "1.2.826.0.1.77.300", rows=24, cols=24, ipp=(-12, -12, 3.0 * k), number=k + 1, seed=k,
+                 patient="SEGSEND") for k in range(4)]
+    ptv = [[circle(np.array([0.0, 0.0, 3.0 * k]), u, v, 6)] if k in (1, 2) else [] for k in range(4)]
+    cord = [[circle(np.array([5.0, 5.0, 3.0 * k]), u, v, 2.5)] if k == 2 else [] for k in range(4)]
+    rs = structure_set(cts, [("PTV", "PTV", ptv), ("Cord", "ORGAN", cord)], uid="1.2.826.0.1.77.900")
+    return [save(ds, root / f"{ds.Modality}{k}.dcm") for k, ds in enumerate([*cts, rs])]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(p) for p in small_bundle(tmp_path_factory.mktemp("segsend"))]
+
+
+def _chain(specs: list[str], tmp: Path | None = None):  # type: ignore[no-untyped-def]
+    config = load_config(None) if tmp is None else parse_config(
+        {"station": {"data_dir": str(tmp)}, "anonymize": {"key": "seg-chain-key-0123456789"}}, "test.toml")
+    return build_chain(encode_chain(specs), config)
+
+
+def test_seg_sends_every_object_as_it_is_plus_a_seg_that_decodes_to_the_roi(bundle) -> None:
+    made = apply_chain_mapped(_chain(["seg:PTV"]), bundle)
+    assert [m.source for m in made] == [0, 1, 2, 3, 4, None]
+    assert all(m.dataset is o for m, o in zip(made, bundle))  # passed through: the stored file goes out
+    seg = made[-1].dataset
+    assert seg.Modality == "SEG" and seg.SeriesInstanceUID not in {o.SeriesInstanceUID for o in bundle}
+    pixels = hd.seg.Segmentation.from_dataset(seg).get_pixels_by_source_instance(
+        [str(o.SOPInstanceUID) for o in bundle[:4]], assert_missing_frames_are_empty=True)
+    per_slice = pixels[..., 0].reshape(4, -1).sum(axis=1)
+    assert per_slice[0] == per_slice[3] == 0 and per_slice[1] > 50 and per_slice[2] > 50
+    again = apply_chain_mapped(_chain(["seg:PTV"]), bundle)[-1].dataset  # a retry makes the very same object
+    assert (again.SOPInstanceUID, again.SeriesInstanceUID) == (seg.SOPInstanceUID, seg.SeriesInstanceUID)
+    copies = apply_chain(_chain(["seg"]), bundle)  # exports: objects only, never the stored ones themselves
+    assert len(copies) == 6 and all(c is not o and c == o for c, o in zip(copies, bundle))
+
+
+def test_seg_refuses_with_the_reason_and_never_a_partial_set(bundle) -> None:
+    with pytest.raises(TransformError, match="no structure set with its images"):
+        apply_chain_mapped(_chain(["seg"]), bundle[:4])
+    with pytest.raises(TransformError, match=r"no ROI matches the selection \(names NOSUCH\); the structure set has: PTV \(PTV\), Cord"):
+        apply_chain_mapped(_chain(["seg:NOSUCH"]), bundle)
+    with pytest.raises(TransformError, match="^seg:NOSUCH: structure set 1.2.826.0.1.77.900"):  # the step is named in a chain
+        apply_chain_mapped(_chain(["set:InstitutionName=X", "seg:NOSUCH"]), bundle)
+
+
+@pytest.mark.parametrize("specs", [["anonymize", "seg"], ["seg", "anonymize"]], ids=["before", "after"])
+def test_anonymize_before_or_after_seg_keeps_the_seg_pointing_at_the_images_sent(specs, bundle, tmp_path) -> None:
+    made = apply_chain_mapped(_chain(specs, tmp_path), bundle)
+    *out, seg = [m.dataset for m in made]
+    assert made[-1].source is None and len(out) == 5
+    sent_ct = {str(o.SOPInstanceUID) for o in out if o.Modality == "CT"}
+    assert not sent_ct & {str(o.SOPInstanceUID) for o in bundle}  # new UIDs
+    refs = {str(ref.ReferencedSOPInstanceUID) for frame in seg.PerFrameFunctionalGroupsSequence
+            for der in frame.DerivationImageSequence for ref in der.SourceImageSequence}
+    assert refs and refs <= sent_ct
+    assert str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID) == str(out[0].SeriesInstanceUID)
+    assert (seg.PatientID, seg.StudyInstanceUID, seg.FrameOfReferenceUID) == (
+        out[0].PatientID, out[0].StudyInstanceUID, out[0].FrameOfReferenceUID)
+    assert seg.PatientID != bundle[0].PatientID
+
+
+def test_classic_replaces_an_enhanced_image_by_its_frames_and_passes_the_rest(bundle, tmp_path) -> None:
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(bundle[:4], "1.2.826.0.1.77.500", 8, "1.2.826.0.1.77.501", 1)
+    made = apply_chain_mapped(_chain(["classic"]), [bundle[4], mf])
+    assert [m.source for m in made] == [0, None, None, None, None]
+    assert made[0].dataset is bundle[4]
+    frames = sorted((m.dataset for m in made[1:]), key=lambda d: float(d.ImagePositionPatient[2]))
+    assert [f.PixelData for f in frames] == [o.PixelData for o in bundle[:4]]
+    assert {f.SOPClassUID for f in frames} == {CT_IMAGE}
+    flat = pydicom.Dataset()
+    flat.SOPClassUID, flat.SOPInstanceUID, flat.Modality = "1.2.840.10008.5.1.4.1.1.2.1", "1.2.3.77", "CT"
+    flat.PixelData = b"\0\0"
+    with pytest.raises(TransformError, match="classic: 1.2.3.77 .* no functional groups"):
+        apply_chain_mapped(_chain(["classic"]), [flat])
+
+
+def test_specs_and_chain_kinds() -> None:
+    assert spec_problem("seg:PTV*,CTV") is None and spec_problem("classic") is None
+    assert "no argument" in (spec_problem("classic:x") or "")
+    assert "seg[:ROI,...]" in (spec_problem("sepia") or "") and "classic" in (spec_problem("sepia") or "")
+    assert reads_bundle(encode_chain(["anonymize", "seg"])) and not reads_bundle("classic")
+    assert derives(_chain(["classic"])) and derives(_chain(["seg"])) and not derives(_chain(["overlay"]))
+    assert "SEG" in build_transform("seg:PTV", load_config(None)).describe()
