@@ -90,3 +90,36 @@ def test_specs_and_chain_kinds() -> None:
     assert reads_bundle(encode_chain(["anonymize", "seg"])) and not reads_bundle("classic")
     assert derives(_chain(["classic"])) and derives(_chain(["seg"])) and not derives(_chain(["overlay"]))
     assert "SEG" in build_transform("seg:PTV", load_config(None)).describe()
+
+
+def _job(tmp: Path, files: list[Path], chain: str, inputs: list[Path] = ()):  # type: ignore[no-untyped-def]
+    from rtstation_tui.engine.config.nodes import NodeConfig
+    from rtstation_tui.engine.outbound.queue import JobQueue, NewItem
+
+    queue = JobQueue(tmp / "var")
+    items = [NewItem(str(d.SOPInstanceUID), str(d.SOPClassUID), str(d.Modality), str(f), f.stat().st_size,
+                     str(d.file_meta.TransferSyntaxUID)) for f, d in ((f, pydicom.dcmread(f)) for f in files)]
+    job_id = queue.add_job(NodeConfig(name="AI", ae_title="AI", host="127.0.0.1"), items, transform=chain,
+                           inputs=[str(p) for p in inputs])
+    config = parse_config({"station": {"data_dir": str(tmp / "var")}}, "test.toml")
+    return queue, job_id, config
+
+
+def test_a_seg_job_for_a_bundle_the_node_partly_has_sends_the_rest_and_one_seg_at_every_attempt(tmp_path) -> None:
+    """The node has every object but the second CT (delivered before: ``input`` rows): the copies settle the job
+    to that CT, sent from its stored file, and the SEG; a second attempt finds the SEG's row again."""
+    from rtstation_tui.engine.outbound.outgoing import prepare
+
+    files = small_bundle(tmp_path / "src")
+    queue, job_id, config = _job(tmp_path, files, "seg", inputs=[f for k, f in enumerate(files) if k != 1])
+    first = prepare(config, queue, queue.job(job_id))
+    job, rows = queue.job(job_id), queue.items(job_id)
+    assert (job.total, job.derived, job.objects) == (2, 1, "1 object + 1 derived")
+    assert [(r.state, r.derived, r.modality) for r in rows] == [("input", 0, "CT"), ("queued", 0, "CT")] + [
+        ("input", 0, "CT")] * 2 + [("input", 0, "RTSTRUCT"), ("queued", 1, "SEG")]
+    assert first[1] == str(files[1]) and Path(first[5]).exists() and set(first) == {1, 5}
+    again = prepare(config, queue, queue.job(job_id))
+    assert set(again) == {1, 5} and len(queue.items(job_id)) == 6
+    assert (pydicom.dcmread(again[5]).SOPInstanceUID == pydicom.dcmread(first[5]).SOPInstanceUID
+            == queue.items(job_id)[5].sop_uid)
+    queue.close()
