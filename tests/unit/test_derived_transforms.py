@@ -123,3 +123,9 @@ def test_a_seg_job_for_a_bundle_the_node_partly_has_sends_the_rest_and_one_seg_a
     assert (pydicom.dcmread(again[5]).SOPInstanceUID == pydicom.dcmread(first[5]).SOPInstanceUID
             == queue.items(job_id)[5].sop_uid)
     queue.close()
+
+
+def test_seg_on_a_multi_frame_image_is_refused_by_name(bundle) -> None:
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(bundle[:4], "1.2.826.0.1.77.100", 8, "1.2.826.0.1.77.601", 1)
+    with pytest.raises(TransformError, match="multi-frame image 1.2.826.0.1.77.601"):
+        apply_chain_mapped(_chain(["seg"]), [mf, bundle[4]])

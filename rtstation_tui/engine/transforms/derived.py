@@ -59,6 +59,11 @@ class Seg:
                                  "to send (a SEG needs the RTSTRUCT and the image series it is drawn on)")
         request = ContourRequest(RoiSelection(include=self.include))
         for rs, images in targets:
+            multi = next((ds for ds in images if int(ds.get("NumberOfFrames", 1) or 1) > 1), None)
+            if multi is not None:
+                raise TransformError(f"{self.name}: structure set {rs.SOPInstanceUID} is drawn on series "
+                                     f"{multi.SeriesInstanceUID}, multi-frame image {multi.SOPInstanceUID}: a SEG is "
+                                     "made on classic single-frame images only")
             try:
                 made.extend((None, _as_read(ds)) for ds in seg_for(rs, images, request=request).datasets)
             except (SelectionError, GeometryError, OverlayError, SegError, ValueError) as exc:
