@@ -141,3 +141,27 @@ def test_a_seg_of_an_roi_the_structure_set_lacks_fails_the_job_by_name_and_sends
         assert viewer.files() == []
     finally:
         viewer.stop()
+
+
+def test_a_rule_with_seg_sends_a_received_plan_with_its_seg(tmp_path) -> None:
+    """Through ``serve``: a plan arrives from storescu, the rule matches, its target gets the bundle and the SEG."""
+    from helpers import Serve, storescu
+    from rtstation_tui.synthetic import make_patient
+
+    viewer = StoreSCP(tmp_path / "rx", aet="AITOOL").start()
+    server = None
+    try:
+        rule = '[[rules]]\nname = "AI gets SEG"\ntargets = ["AITOOL"]\ntransforms = ["seg"]\n'
+        cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port := free_port(), extra=node_toml(
+            "AITOOL", f"AITOOL@127.0.0.1:{viewer.port}") + rule))
+        patient = make_patient(tmp_path / "p", "RSEG1", label="SEG1", slices=2, rows=16, cols=16)
+        server = Serve(cfg, tmp_path / "serve.log").start()
+        storescu(port, patient.files, aet="ECLIPSE")
+        wait_for(lambda: len(viewer.files()) == len(patient.files) + 1, 30, what="the bundle and its SEG")
+        modalities = sorted(pydicom.dcmread(p, stop_before_pixels=True).Modality for p in viewer.files())
+        assert modalities == ["CT", "CT", "RTDOSE", "RTPLAN", "RTSTRUCT", "SEG"]
+        wait_for(lambda: "delivered to AITOOL (5 objects + 1 derived)" in server.text(), 10, what="the job's log")
+    finally:
+        if server is not None:
+            server.stop()
+        viewer.stop()

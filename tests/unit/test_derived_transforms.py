@@ -129,3 +129,17 @@ def test_seg_on_a_multi_frame_image_is_refused_by_name(bundle) -> None:
     mf = hd.legacy.LegacyConvertedEnhancedCTImage(bundle[:4], "1.2.826.0.1.77.100", 8, "1.2.826.0.1.77.601", 1)
     with pytest.raises(TransformError, match="multi-frame image 1.2.826.0.1.77.601"):
         apply_chain_mapped(_chain(["seg"]), [mf, bundle[4]])
+
+
+def test_rules_and_nodes_take_seg_and_classic_and_a_bad_one_is_named_when_the_config_is_read() -> None:
+    import tomllib
+
+    from rtstation_tui.engine.config.checks import ConfigError
+
+    text = ('[[nodes]]\nname="AI"\nae_title="AI"\nhost="h"\ntransforms=["classic"]\n'
+            '[[rules]]\nname="r"\ntargets=["AI"]\ntransforms=["anonymize", "seg:PTV*,CTV"]\n')
+    config = parse_config(tomllib.loads(text), "rt.toml", Path("/tmp"))
+    assert config.rules[0].transforms == ("anonymize", "seg:PTV*,CTV") and config.nodes[0].transforms == ("classic",)
+    with pytest.raises(ConfigError) as err:
+        parse_config(tomllib.loads(text.replace('["classic"]', '["classic:fast"]')), "rt.toml", Path("/tmp"))
+    assert "nodes[0] ('AI').transforms[0]" in str(err.value) and "classic takes no argument" in str(err.value)

@@ -15,6 +15,7 @@ stored instance the chain replaced becomes an ``input`` row. An output that is t
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from ..transforms.base import Made, apply_chain_mapped, derives
 from ..transforms.files import read_objects, write_objects
 from ..transforms.registry import build_chain
 from .queue import INPUT, QUEUED, SENDING, ItemRow, JobQueue, JobRow, NewItem
+
+log = logging.getLogger("rtstation.sender")
 
 
 def outgoing_dir(data_dir: Path, job_id: int) -> Path:
@@ -52,6 +55,9 @@ def prepare(config: Config, queue: JobQueue, job: JobRow) -> dict[int, str]:
         replaced = [r.seq for r in inputs if r.seq not in standing]
         seq_of = queue.settle(job.id, replaced, [_new_item(ds, path) for ds, path in zip(new, written)])
         derived_paths = {seq_of[str(ds.SOPInstanceUID)]: str(path) for ds, path in zip(new, written)}
+        kinds = sorted({str(ds.get("Modality", "") or "?") for ds in new})
+        log.info("job %d: %s made %d derived objects (%s)%s", job.id, job.transform, len(new), ", ".join(kinds),
+                 f"; {len(replaced)} stored instances replaced by them" if replaced else "")
     else:
         derived_paths = {}
     todo = {r.seq for r in queue.items(job.id, [QUEUED, SENDING])}
