@@ -143,3 +143,17 @@ def test_rules_and_nodes_take_seg_and_classic_and_a_bad_one_is_named_when_the_co
     with pytest.raises(ConfigError) as err:
         parse_config(tomllib.loads(text.replace('["classic"]', '["classic:fast"]')), "rt.toml", Path("/tmp"))
     assert "nodes[0] ('AI').transforms[0]" in str(err.value) and "classic takes no argument" in str(err.value)
+
+
+def test_seg_and_overlay_in_one_chain_are_refused_with_the_reason() -> None:
+    """Either order would send a SEG whose images the node does not get (or find none): refused, not guessed."""
+    import tomllib
+
+    from rtstation_tui.engine.config.checks import ConfigError
+
+    for specs in (["overlay", "seg"], ["seg:PTV", "anonymize", "overlay:PTV"]):
+        with pytest.raises(TransformError, match="seg and overlay in one chain"):
+            _chain(specs)
+    text = '[[nodes]]\nname="AI"\nae_title="AI"\nhost="h"\ntransforms=["seg", "overlay"]\n'
+    with pytest.raises(ConfigError, match=r"nodes\[0\] \('AI'\).transforms.*send them to two nodes"):
+        parse_config(tomllib.loads(text), "rt.toml", Path("/tmp"))

@@ -62,6 +62,17 @@ def reads_bundle(stored: str) -> bool:
     return any(split_spec(s)[0] in BUNDLE_WIDE for s in decode_chain(stored))
 
 
+def chain_problem(specs: Sequence[str]) -> str | None:
+    """What is wrong with the chain as a whole; None when its steps can follow each other. ``seg`` with
+    ``overlay``: the overlay copies of the images have new UIDs, so a SEG made before them would point at images
+    the peer never gets, and one made after them finds none of the images its structure set names."""
+    kinds = [split_spec(s)[0] for s in specs]
+    if "seg" in kinds and "overlay" in kinds:
+        return ("seg and overlay in one chain: the SEG would point at images the node does not get (the overlay "
+                "copies have new UIDs); send them to two nodes, one chain each")
+    return None
+
+
 def describe_chain(stored: str) -> str:
     """``anonymize:research, then set:RTPlanLabel={label|upper}`` for listings."""
     return ", then ".join(decode_chain(stored))
@@ -187,6 +198,9 @@ def check_chains(file: str, rules: Sequence, nodes: Sequence, profiles: Sequence
                 problem = spec_problem(spec, profiles)
                 if problem:
                     raise ConfigError(file, f"{what}[{i}] ({entry.name!r}).transforms[{j}]", problem)
+            problem = chain_problem(entry.transforms)
+            if problem:
+                raise ConfigError(file, f"{what}[{i}] ({entry.name!r}).transforms", problem)
     for i, node in enumerate(nodes):
         for key in ("machine_map", "default_machine"):
             for old, new in getattr(node, key):
