@@ -157,3 +157,15 @@ def test_seg_and_overlay_in_one_chain_are_refused_with_the_reason() -> None:
     text = '[[nodes]]\nname="AI"\nae_title="AI"\nhost="h"\ntransforms=["seg", "overlay"]\n'
     with pytest.raises(ConfigError, match=r"nodes\[0\] \('AI'\).transforms.*send them to two nodes"):
         parse_config(tomllib.loads(text), "rt.toml", Path("/tmp"))
+
+
+def test_a_rule_export_with_seg_holds_the_bundle_and_its_seg(tmp_path) -> None:
+    from rtstation_tui.engine.config.rules import RuleConfig
+    from rtstation_tui.engine.outbound.export import export_bundle
+
+    files = small_bundle(tmp_path / "src")
+    rule = RuleConfig(name="r", export="/unused/{plan_label}", transforms=("seg:PTV",))
+    done = export_bundle(load_config(None), rule, files, tmp_path / "out" / "EX")
+    assert done.files == 6
+    assert sorted(pydicom.dcmread(p).Modality for p in Path(done.path).iterdir()) == ["CT"] * 4 + [
+        "RTSTRUCT", "SEG"]
