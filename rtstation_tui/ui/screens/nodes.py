@@ -186,9 +186,9 @@ class NodesScreen(EntryTableScreen):
         for rule, targets in rules:
             left = [t for t in targets if t not in gone]
             if left != targets:
+                dropped = [t for t in targets if t in gone]
                 what = "the rule is deleted too (no target left)" if not left else (
-                    f"{' and '.join(t for t in targets if t in gone)} {'is' if len(targets) - len(left) == 1 else 'are'}"
-                    f" removed from its targets")
+                    f"{' and '.join(dropped)} {'is' if len(dropped) == 1 else 'are'} removed from its targets")
                 lines.append(f"• used by rule {rule!r}: {what}")
         for job in jobs:
             lines.append(f"• job {job.id} ({job.label or job.plan_uid}, {job.state}) goes on to the deleted node's "
