@@ -22,6 +22,7 @@ from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
 from .host import ConsoleBase
 from .screens.metrics import MetricsScreen
+from .screens.remote import RemoteScreen
 from .screens.nodes import NodesScreen
 from .screens.rules import RulesScreen
 from .screens.settings import SettingsScreen, settings_values
@@ -178,6 +179,9 @@ class StationActions(ConsoleBase):
 
     def action_metrics(self) -> None:
         self.push_screen(MetricsScreen(self.api))
+
+    def action_remote(self) -> None:
+        self.push_screen(RemoteScreen(self.api))
 
     def action_settings(self) -> None:
         self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)

@@ -63,12 +63,17 @@ def send_stored_files(assoc: Any, paths: Mapping[str, Path]) -> None:
     current.update(paths)
 
 
-def move_destination_kwargs(paths: Mapping[str, Path], contexts: list[Any], fast_paths: bool) -> dict[str, Any]:
+def move_destination_kwargs(paths: Mapping[str, Path], contexts: list[Any], fast_paths: bool, tls: Any = None,
+                            host: str = "") -> dict[str, Any]:
     """The third item of a C-MOVE handler's destination: pynetdicom passes it to ``ae.associate``. The sending
     association is prepared as the sender's are (``requestor.prepare_requestor``: TCP_NODELAY; with fast paths the
-    loop that cannot steal C-STORE responses, which under load stalls a sub-operation for the DIMSE timeout)."""
+    loop that cannot steal C-STORE responses, which under load stalls a sub-operation for the DIMSE timeout).
+    ``tls``: the SSL context for the destination (``tls.client_context``), whose certificate must name ``host``."""
     def on_open(event: Any) -> None:
         prepare_requestor(event.assoc, fast_paths)
         send_stored_files(event.assoc, paths)
 
-    return {"contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, on_open)]}
+    kwargs: dict[str, Any] = {"contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, on_open)]}
+    if tls is not None:
+        kwargs["tls_args"] = (tls, host)
+    return kwargs

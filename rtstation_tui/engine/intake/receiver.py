@@ -33,8 +33,9 @@ from ..dimse.settings import apply_receive_settings
 from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
+from ..store.lock import pid_alive
 from .ingest import (DUPLICATE, FAILED, QUARANTINED, STORED, Announced, Destination, Ingested, NetworkOrigin,
-                     ingest)
+                     RetrieveOrigin, ingest)
 from .splitter import EnhancedSplitter, splits
 
 log = logging.getLogger("rtstation.receiver")
@@ -73,11 +74,16 @@ class _Assoc:
     failures: int = 0
     duplicates: int = 0
     full_disk_logged: bool = False
-    origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
+    retrieve_node: str | None = None  # the node of a retrieve in progress whose C-MOVE sub-operations these are
+    origin: NetworkOrigin | RetrieveOrigin = field(init=False)  # what ingest records with every object
 
     def __post_init__(self) -> None:
-        self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
-                                    session_id=self.session_id)
+        if self.retrieve_node is not None:
+            self.origin = RetrieveOrigin(calling_ae=self.calling_ae, node=self.retrieve_node, method="C-MOVE",
+                                         session_id=self.session_id)
+        else:
+            self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
+                                        session_id=self.session_id)
 
 
 class DimseServices(Protocol):
@@ -235,13 +241,17 @@ class Receiver:
         assoc = event.assoc
         calling = str(assoc.requestor.ae_title).strip()
         peer = f"{normal_ip(assoc.requestor.address)}:{assoc.requestor.port}"
-        session_id = self.index.open_session("association", "network", calling, peer, os.getpid())
+        # C-MOVE sub-operations of a retrieve running now (in this process or an `rtstation retrieve`): recorded
+        # as retrieved from that node, as when the retrieve's own storage SCP takes them
+        node = self.index.retrieve_in_progress(calling, pid_alive)
+        session_id = self.index.open_session("association", "network" if node is None else "retrieve", calling, peer,
+                                             os.getpid())
         # this thread's own SQLite connection: association threads come and go, and each connection left behind
         # holds its fds (index + WAL) until the garbage collector happens to find it
         self.index.close()
         with self._lock:
             self._next_id += 1
-            st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
+            st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id, retrieve_node=node)
         log.debug("association %d from %s@%s accepted", st.assoc_id, calling, peer)
         self.bus.post(AssociationOpened(st.assoc_id, calling, peer))
         audit("association_opened", assoc_id=st.assoc_id, calling_ae=calling, peer=peer,
