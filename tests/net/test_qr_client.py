@@ -155,6 +155,9 @@ def test_move_while_serve_runs_lands_in_its_receiver(peer: tuple[Orthanc, QrData
         server.kill()
     assert json.loads(proc.stdout)["stored"] == len(data.chain_a())
     assert set(stored(tmp_path / "station")) == data.chain_a()
+    sources = sqlite3.connect(tmp_path / "station" / "index.sqlite").execute(
+        "SELECT DISTINCT source, calling_ae FROM instances").fetchall()
+    assert sources == [("retrieve", orthanc.aet)]  # the serve's receiver knew them as this retrieve's objects
 
 
 def test_move_sub_operations_obey_the_receivers_allowlist(peer: tuple[Orthanc, QrData, int], tmp_path: Path) -> None:
@@ -164,3 +167,27 @@ def test_move_sub_operations_obey_the_receivers_allowlist(peer: tuple[Orthanc, Q
     proc = rtstation("retrieve", "--from", orthanc.spec, "--patient", "QRC", config=cfg, check=False)
     assert proc.returncode == 1 and "allowed_calling_aes" in proc.stderr and "ORTHANC" in proc.stderr
     assert not stored(tmp_path / "station")
+
+
+def test_retrieve_under_a_new_patient_remaps_every_uid(peer: tuple[Orthanc, QrData, int], tmp_path: Path) -> None:
+    """A QA copy: stored as the new patient, no UID of the original (a TPS holding both must not confuse them),
+    the chain still whole; the same retrieve again finds it all stored."""
+    orthanc, data, port = peer
+    cfg = config_for(tmp_path, port)
+    args = ("retrieve", "--from", orthanc.spec, "--patient", "QRA", "--plan", "A1", "--new-patient-id", "QA-1",
+            "--new-patient-name", "Phantom^QA", "--json")
+    report = json.loads(rtstation(*args, config=cfg).stdout)
+    assert report["stored"] == len(data.chain_a()) and report["stored_as"] == "QA-1"
+    conn = sqlite3.connect(tmp_path / "station" / "index.sqlite")
+    rows = conn.execute("SELECT sop_uid, study_uid, series_uid, patient_id FROM instances").fetchall()
+    assert {r[3] for r in rows} == {"QA-1"} and len(rows) == len(data.chain_a())
+    originals = data.chain_a() | {data.a.study_uid}
+    assert not originals & {u for r in rows for u in r[:3]}
+    tree = json.loads(rtstation("show", "--json", config=cfg).stdout)
+    assert [(p["patient_id"], [(b["label"], b["complete"]) for b in p["plans"]]) for p in tree] == \
+        [("QA-1", [("A1", True)])]
+    import pydicom
+    one = pydicom.dcmread(tmp_path / "station" / "store" / conn.execute("SELECT path FROM instances").fetchone()[0])
+    assert str(one.PatientName) == "Phantom^QA" and one.file_meta.MediaStorageSOPInstanceUID == one.SOPInstanceUID
+    again = json.loads(rtstation(*args, config=cfg).stdout)
+    assert again["stored"] == 0 and again["skipped"] == len(data.chain_a())
