@@ -191,3 +191,40 @@ def test_retrieve_under_a_new_patient_remaps_every_uid(peer: tuple[Orthanc, QrDa
     assert str(one.PatientName) == "Phantom^QA" and one.file_meta.MediaStorageSOPInstanceUID == one.SOPInstanceUID
     again = json.loads(rtstation(*args, config=cfg).stdout)
     assert again["stored"] == 0 and again["skipped"] == len(data.chain_a())
+
+
+async def test_console_pulls_one_plan_from_orthanc_into_its_tree(peer: tuple[Orthanc, QrData, int],
+                                                                 tmp_path: Path) -> None:
+    """The Remote screen of a console that runs the station: query Orthanc, mark A1, pull it; its chain comes by
+    C-MOVE into the console's own receiver (recorded as retrieved) and the plan shows in the tree."""
+    from tui_support import make_app, screen_text, until
+
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.ui.screens.remote import RemoteScreen
+
+    orthanc, data, port = peer
+    nodes = (f'[[nodes]]\nname = "pacs"\nae_title = "{orthanc.aet}"\nhost = "127.0.0.1"\n'
+             f'port = {orthanc.dicom_port}\n')
+    config = load_config(write_config(tmp_path / "rt.toml", station_toml(tmp_path / "station", port, ae=AE,
+                                                                         extra=nodes)))
+    app = make_app(config, listen=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.station.receiver_state == "listening", what="the receiver")
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, RemoteScreen), what="the Remote screen")
+        await pilot.press(*"QRA", "enter")
+        await until(pilot, lambda: "2 plans of QRA on pacs" in screen_text(app), what="Orthanc's plans")
+        text = screen_text(app)
+        assert "A1" in text and "B2" in text and "APPROVED" in text and "TrueBeam1" in text
+        assert str(len(data.chain_a())) in text  # the objects of A1's chain, counted from the C-FIND answers
+        await pilot.press("space", "p")
+        await until(pilot, lambda: "pulled A1 from pacs" in screen_text(app), timeout=60, what="the pull")
+        await pilot.press("escape")
+        await until(pilot, lambda: "QRA" in app.main.tree.patients, what="the patient in the tree")
+        await pilot.press("enter")  # open the patient
+        await until(pilot, lambda: data.a.plan_uid in app.main.tree.plans, what="plan A1 in the tree")
+        assert [p.label for p in app.main.tree.plans.values()] == ["A1"]
+    assert set(stored(tmp_path / "station")) == data.chain_a()
+    sources = sqlite3.connect(tmp_path / "station" / "index.sqlite").execute(
+        "SELECT DISTINCT source FROM instances").fetchall()
+    assert sources == [("retrieve",)]
