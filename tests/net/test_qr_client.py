@@ -228,3 +228,45 @@ async def test_console_pulls_one_plan_from_orthanc_into_its_tree(peer: tuple[Ort
     sources = sqlite3.connect(tmp_path / "station" / "index.sqlite").execute(
         "SELECT DISTINCT source FROM instances").fetchall()
     assert sources == [("retrieve",)]
+
+
+async def test_attached_console_lists_and_pulls_through_the_service(peer: tuple[Orthanc, QrData, int],
+                                                                    tmp_path: Path) -> None:
+    """What an attached console's Remote screen calls, over ``rtstation serve``'s API: the node's plans, then a
+    retrieve run by the serve, its progress and end on the event stream."""
+    import asyncio
+
+    from waiting import until
+
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.engine.events import RetrieveFinished, RetrieveProgress
+    from rtstation_tui.engine.qr.pull import RemoteUnavailable
+    from rtstation_tui.engine.service.remote import RemoteStation
+
+    orthanc, data, port = peer
+    nodes = (f'[[nodes]]\nname = "pacs"\nae_title = "{orthanc.aet}"\nhost = "127.0.0.1"\n'
+             f'port = {orthanc.dicom_port}\n')
+    cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "station", port, ae=AE, extra=nodes))
+    server = Serve(cfg, tmp_path / "serve.log").start()
+    events: list[Any] = []
+    try:
+        remote = RemoteStation(load_config(cfg).api_socket)
+        await remote.start()
+        remote.subscribe(events.extend)
+        plans = await asyncio.to_thread(remote.remote_plans, "pacs", "QRA")
+        chain = len(data.chain_a())  # B2's chain is as long: the same CT, its own RS, RP, RD
+        assert [(p.label, p.approval, p.date, p.machine, p.objects, p.counted, p.stored_here) for p in plans] == \
+            [("A1", "APPROVED", "20260101", "TrueBeam1", chain, True, False),
+             ("B2", "UNAPPROVED", "20260101", "TrueBeam1", chain, True, False)]
+        with pytest.raises(RemoteUnavailable, match="no node 'nope'"):
+            await asyncio.to_thread(remote.remote_plans, "nope", "QRA")
+        rid = await asyncio.to_thread(remote.retrieve, "pacs", "QRA", [data.a.plan_uid])
+        done = await until(lambda: [e for e in events if isinstance(e, RetrieveFinished) and e.retrieve_id == rid],
+                           60, "the retrieve's end on the stream")
+        assert done[0].ok and done[0].stored == chain and done[0].plans == ("A1",), done[0]
+        counts = [e for e in events if isinstance(e, RetrieveProgress) and e.retrieve_id == rid]
+        assert counts and max(e.completed for e in counts) == len(data.a.ct_uids)  # the CT series' C-MOVE
+        await remote.stop()
+    finally:
+        server.kill()
+    assert set(stored(tmp_path / "station")) == data.chain_a()
