@@ -74,16 +74,15 @@ class _Assoc:
     failures: int = 0
     duplicates: int = 0
     full_disk_logged: bool = False
-    retrieve_node: str | None = None  # the node of a retrieve in progress whose C-MOVE sub-operations these are
-    origin: NetworkOrigin | RetrieveOrigin = field(init=False)  # what ingest records with every object
+    retrieve_node: str | None = None  # a retrieve from this calling AE runs now: the node it pulls from
+    origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
+    retrieved: RetrieveOrigin | None = field(init=False)  # … with the C-MOVE sub-operations of that retrieve
 
     def __post_init__(self) -> None:
-        if self.retrieve_node is not None:
-            self.origin = RetrieveOrigin(calling_ae=self.calling_ae, node=self.retrieve_node, method="C-MOVE",
-                                         session_id=self.session_id)
-        else:
-            self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
-                                        session_id=self.session_id)
+        self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
+                                    session_id=self.session_id)
+        self.retrieved = None if self.retrieve_node is None else RetrieveOrigin(
+            calling_ae=self.calling_ae, node=self.retrieve_node, method="C-MOVE", session_id=self.session_id)
 
 
 class DimseServices(Protocol):
@@ -275,7 +274,18 @@ class Receiver:
             return STATUS_OUT_OF_RESOURCES
         announced = Announced(str(event.request.AffectedSOPInstanceUID or ""),
                               str(event.request.AffectedSOPClassUID or ""))
-        return self._reply(st, ingest(Path(event.dataset_path), st.origin, self._into, announced), announced)
+        return self._reply(st, ingest(Path(event.dataset_path), self._origin(st, event.request), self._into,
+                                      announced), announced)
+
+    def _origin(self, st: _Assoc, request: Any) -> NetworkOrigin | RetrieveOrigin:
+        """A C-STORE is a sub-operation of our retrieve when its association comes from the node a retrieve pulls
+        from now and the request is a C-MOVE sub-operation (it carries a Move Originator AE title); any other
+        C-STORE of that node is an ordinary received object. The originator's value is not compared: Part 7
+        9.1.1.1 makes it the AE that asked for the C-MOVE (us), but pynetdicom-based SCPs send their own."""
+        if st.retrieved is None:
+            return st.origin
+        originator = str(getattr(request, "MoveOriginatorApplicationEntityTitle", "") or "").strip()
+        return st.retrieved if originator else st.origin
 
     def _reply(self, st: _Assoc, result: Ingested, announced: Announced) -> int:
         """The C-STORE status for what ``ingest`` did, and the association's counters."""

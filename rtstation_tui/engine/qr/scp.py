@@ -227,7 +227,7 @@ class QRService:
         pairs = [(r["sop_class"], r["transfer_syntax"]) for r in rows]
         fast = self.config().network.fast_paths
         yield node.host, node.port, move_destination_kwargs(self._paths(rows), contexts_for(pairs), fast, tls,
-                                                            node.host)
+                                                            node.host, _calling(event))
         if refusal is not None:
             yield 1
             yield status(UNABLE, refusal), None
