@@ -86,6 +86,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     plans = tuple(p.strip() for p in (args.plan or "").split(",") if p.strip())
     try:
         new_patient = new_identity(args.new_patient_id, args.new_patient_name)
+        if new_patient is not None and new_patient.patient_id == args.patient.strip():
+            raise ValueError(f"--new-patient-id {new_patient.patient_id!r} is the patient's own ID: leave it out to "
+                             "store the node's objects as they are")
     except ValueError as exc:
         return fail(str(exc), 2)
     try:
