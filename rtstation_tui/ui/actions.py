@@ -181,7 +181,11 @@ class StationActions(ConsoleBase):
         self.push_screen(MetricsScreen(self.api))
 
     def action_remote(self) -> None:
-        self.push_screen(RemoteScreen(self.api))
+        """One Remote screen per console, kept while closed: back on it, the operator finds the last query, the
+        marks and the progress of a retrieve still running."""
+        if not self.is_screen_installed("remote"):
+            self.install_screen(RemoteScreen(self.api), name="remote")
+        self.push_screen("remote")
 
     def action_settings(self) -> None:
         self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)

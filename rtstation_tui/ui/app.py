@@ -326,8 +326,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         """[QR]: to the Remote screen if one is open; a finished retrieve is also said when it is not on top."""
         if not events:
             return
-        remote = next((s for s in self.screen_stack if isinstance(s, RemoteScreen)), None)
-        if remote is not None:
+        remote = self.get_screen("remote") if self.is_screen_installed("remote") else None
+        if isinstance(remote, RemoteScreen) and remote.is_mounted:
             remote.retrieve_events(events)
         for ev in events:
             if isinstance(ev, RetrieveFinished) and self.screen is not remote:

@@ -43,3 +43,8 @@ async def test_query_mark_pull_and_progress(tmp_path):
         await until(pilot, lambda: "pulled B2[red] from ARCHIVE: retrieved 7" in screen_text(app), what="the end")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, RemoteScreen), what="back to the main screen")
+        app.apply_events([RetrieveFinished(9, "ARCHIVE", "QRA", False, "0xA801 move destination unknown")])
+        await pilot.press("R")  # the same screen again: the last query, and what the retrieve did
+        await until(pilot, lambda: isinstance(app.screen, RemoteScreen), what="the Remote screen again")
+        text = screen_text(app)
+        assert "B2[red]" in text and "pulled B2[red] from ARCHIVE" in text
