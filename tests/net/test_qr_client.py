@@ -174,23 +174,24 @@ def test_retrieve_under_a_new_patient_remaps_every_uid(peer: tuple[Orthanc, QrDa
     the chain still whole; the same retrieve again finds it all stored."""
     orthanc, data, port = peer
     cfg = config_for(tmp_path, port)
-    args = ("retrieve", "--from", orthanc.spec, "--patient", "QRA", "--plan", "A1", "--new-patient-id", "QA-1",
+    chain = {*data.c.ct_uids, data.c.struct_uid, data.c.plan_uid, data.c.dose_uid}  # the small patient: cheap
+    args = ("retrieve", "--from", orthanc.spec, "--patient", "QRC", "--plan", "C1", "--new-patient-id", "QA-1",
             "--new-patient-name", "Phantom^QA", "--json")
     report = json.loads(rtstation(*args, config=cfg).stdout)
-    assert report["stored"] == len(data.chain_a()) and report["stored_as"] == "QA-1"
+    assert report["stored"] == len(chain) and report["stored_as"] == "QA-1"
     conn = sqlite3.connect(tmp_path / "station" / "index.sqlite")
     rows = conn.execute("SELECT sop_uid, study_uid, series_uid, patient_id FROM instances").fetchall()
-    assert {r[3] for r in rows} == {"QA-1"} and len(rows) == len(data.chain_a())
-    originals = data.chain_a() | {data.a.study_uid}
+    assert {r[3] for r in rows} == {"QA-1"} and len(rows) == len(chain)
+    originals = chain | {data.c.study_uid}
     assert not originals & {u for r in rows for u in r[:3]}
     tree = json.loads(rtstation("show", "--json", config=cfg).stdout)
     assert [(p["patient_id"], [(b["label"], b["complete"]) for b in p["plans"]]) for p in tree] == \
-        [("QA-1", [("A1", True)])]
+        [("QA-1", [("C1", True)])]
     import pydicom
     one = pydicom.dcmread(tmp_path / "station" / "store" / conn.execute("SELECT path FROM instances").fetchone()[0])
     assert str(one.PatientName) == "Phantom^QA" and one.file_meta.MediaStorageSOPInstanceUID == one.SOPInstanceUID
     again = json.loads(rtstation(*args, config=cfg).stdout)
-    assert again["stored"] == 0 and again["skipped"] == len(data.chain_a())
+    assert again["stored"] == 0 and again["skipped"] == len(chain)
 
 
 async def test_console_pulls_one_plan_from_orthanc_into_its_tree(peer: tuple[Orthanc, QrData, int],
