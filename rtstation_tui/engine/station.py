@@ -361,4 +361,4 @@ class Station:
 
 def _job_info(j: JobRow) -> JobInfo:
     return JobInfo(j.id, j.node, j.plan_uid, j.label, j.state, j.done, j.total, j.failed, j.bytes_done,
-                   j.bytes_total, j.error or "", j.created, j.origin or "")
+                   j.bytes_total, j.error or "", j.created, j.origin or "", j.derived)

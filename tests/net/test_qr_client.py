@@ -138,7 +138,8 @@ def test_retrieve_killed_half_way_resumes_with_the_rest(peer: tuple[Orthanc, QrD
     report = json.loads(rtstation("retrieve", "--from", orthanc.spec, "--patient", "QRA", "--get", "--json",
                                   config=cfg).stdout)
     assert report["skipped"] == len(before)
-    assert report["stored"] == total - len(before) and report["duplicates"] <= 1
+    # the instance being written at the kill may be on disk but not yet indexed: ingest finds it and says duplicate
+    assert report["stored"] + report["duplicates"] == total - len(before) and report["duplicates"] <= 1
     assert set(stored(tmp_path / "station")) == data.everything_a()
 
 
