@@ -18,7 +18,8 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is importe
 import waiting
 from helpers import DATA, station_toml, write_config
 
-from rtstation_tui.engine.api import DvhCurve, EchoOutcome, PlanMetrics, StationAPI, StationStatus
+from rtstation_tui.engine.api import (DeletePreview, DeleteRefused, DvhCurve, EchoOutcome, PlanMetrics, StationAPI,
+                                     StationStatus)
 from rtstation_tui.engine.config.model import Config, load_config
 from rtstation_tui.engine.config.rules import RuleConfig
 from rtstation_tui.engine.events import Subscriber
@@ -286,6 +287,24 @@ class FakeStation:
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         sender = self._sender()
         return [r.id for uid in plan_uids for r in sender.queue.history(uid) if sender.cancel(r.id)]
+
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        return self.real.store_usage(patient_id)
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        """The real station's answer, refused by the fake queue's active jobs of those plans too."""
+        preview = self.real.delete_preview(patient_id, plan_uids)
+        plans = {uid for uid, _ in preview.plans}
+        held = tuple(f"job {j.id} to {j.node} ({j.state}, {j.label})" for uid in sorted(plans)
+                     for j in self._history(uid) if j.state in ("queued", "sending", "waiting-retry"))
+        return replace(preview, blocked_by=preview.blocked_by + held)
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        preview = self.delete_preview(patient_id, plan_uids)
+        if preview.blocked_by:
+            raise DeleteRefused(f"{preview.subject()} is not deleted: active jobs still send its objects: "
+                                f"{'; '.join(preview.blocked_by)}")
+        return self.real.delete(patient_id, plan_uids, who)
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = 50) -> list[PlanVerdicts]:
         return self.real.dry_run(rules, limit)

@@ -175,6 +175,20 @@ class ImportFolderState(Event):
     pending: int = 0  # files seen but not yet stable
 
 
+@dataclass(frozen=True)
+class ObjectsDeleted(Event):
+    """Objects left the store (a delete by hand, retention, ``delete_after_send``): every view drops them; a
+    patient with nothing left (``patient_gone``) leaves the tree. Each removed plan also gets ``BundleChanged``
+    with state ``removed``."""
+
+    patient_id: str
+    plan_uids: tuple[str, ...]
+    instances: int
+    nbytes: int
+    patient_gone: bool
+    who: str
+
+
 Subscriber = Callable[[list[Event]], Awaitable[None] | None]
 
 

@@ -35,10 +35,13 @@ from .outbound.commitment import CommitmentReports
 from .config.reload import ReloadError, config_changes, effective
 from .outbound.dryrun import dry_run
 from .outbound.queue import ACTIVE, JobRow
+from .outbound.autodelete import AfterSendDeleter
+from .outbound.deletion import DeletePreview, announce, delete as delete_objects, select as select_delete
 from .outbound.retention import RetentionService
 from .outbound.rules import RulesService
 from .outbound.sender import Sender
 from .store.files import Store
+from .store.removal import finish_interrupted
 from .qr.scp import QRService
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
@@ -82,8 +85,11 @@ class Station:
         for db in (self.index, self.sender.queue):  # a damaged file is named now, with what to do
             db.check_integrity()
         self.add_service(self.sender)
-        if config.retention.auto and config.retention.days > 0:
-            self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
+        if config.retention.auto and (config.retention.days > 0 or config.retention.max_store_gb > 0):
+            self.add_service(RetentionService(lambda: self.config, self.index, self.sender.queue, self.store,
+                                              self.bus))
+        # [ACTIONS] delete_after_send: a rule's bundle leaves the store once every target committed it
+        self.add_service(AfterSendDeleter(lambda: self.config, self.index, self.sender.queue, self.store, self.bus))
         # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
         self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
         self.add_service(self.rules)
@@ -165,6 +171,7 @@ class Station:
         closed = self.index.close_orphan_sessions(pid_alive)
         if closed:
             log.info("closed %d sessions left open by an interrupted run", closed)
+        finish_interrupted(self.index, self.store)  # deletions a crash cut short: completed before anything reads
         self.store.load_known(self.index.known_pairs())
 
     async def stop(self, timeout: float = 30.0) -> None:
@@ -344,6 +351,17 @@ class Station:
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
         return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store)
+
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        return self.index.usage(patient_id)
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        return select_delete(self.index, self.sender.queue, self.store, patient_id, plan_uids)[0]
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        done = delete_objects(self.index, self.sender.queue, self.store, patient_id, plan_uids, who=who)
+        announce(self.bus, done.patient_id, done.plans, done.instances, done.nbytes, done.patient_gone, who)
+        return done
 
     def _history(self, plan_uid: str) -> list[JobInfo]:
         return [_job_info(j) for j in self.sender.queue.history(plan_uid)]

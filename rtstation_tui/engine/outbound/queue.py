@@ -135,6 +135,16 @@ class JobQueue(Database):
             out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
+    def active_with(self, paths: Iterable[str]) -> list[JobRow]:
+        """Active jobs (queued, sending, waiting) with any of these files still to send: a delete must wait."""
+        wanted = list(paths)
+        ids: set[int] = set()
+        for chunk in _chunks(wanted, 500):
+            q = (f"SELECT DISTINCT j.id FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.state IN"
+                 f" ('queued','sending','waiting-retry') AND i.path IN ({','.join('?' * len(chunk))})")
+            ids.update(r[0] for r in self.conn.execute(q, chunk))
+        return [j for j in (self.job(i) for i in sorted(ids)) if j is not None]
+
     # -- reading ---------------------------------------------------------------------------------------------
     def jobs(self, active_only: bool = False, limit: int = 500) -> list[JobRow]:
         where = "WHERE state IN ('queued','sending','waiting-retry')" if active_only else ""

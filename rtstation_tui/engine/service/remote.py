@@ -27,6 +27,7 @@ from ..events import Event, EventBus, ReceiverState, Subscriber
 from ..intake.receiver import ReceiverError
 from ..metrics.query import QueryError
 from ..metrics.views import DvhCurve, PlanMetrics
+from ..outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete
 from ..plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
 from .client import ApiCallError, ApiClient
 from .jsonable import from_json, to_json
@@ -230,6 +231,28 @@ class RemoteStation:
 
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         return [j for uid in plan_uids for j in self._post(f"/plans/{quote(uid, safe='')}/cancel")["jobs"]]
+
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        found = self._get("/usage", patient=patient_id)
+        return int(found["instances"]), int(found["bytes"])
+
+    def _delete(self, patient_id: str, plan_uids: Sequence[str], dry_run: bool, who: str) -> DeletePreview:
+        try:
+            found = self._post("/delete", {"patient": patient_id, "plans": list(plan_uids) or None,
+                                           "dry_run": dry_run, "who": who})
+        except ApiCallError as exc:  # the in-process station's errors, so the console handles both alike
+            if exc.status == 404:
+                raise NothingToDelete(exc.message) from None
+            if exc.status == 409:
+                raise DeleteRefused(exc.message) from None
+            raise
+        return from_json(DeletePreview, found)  # type: ignore[no-any-return]
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        return self._delete(patient_id, plan_uids, True, "")
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        return self._delete(patient_id, plan_uids, False, who)
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = 50) -> list[PlanVerdicts]:
         rows = self._post("/rules/dry-run", {"rules": to_json(rules), "limit": limit})
