@@ -22,14 +22,14 @@ from .config.reload import ReloadError
 from .events import Subscriber
 from .intake.receiver import ReceiverError
 from .metrics.views import DvhCurve, PlanMetrics
-from .outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete
+from .outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete, human_bytes
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
 from .store.lock import StationLocked
 
 # The errors a caller handles travel with the interface (over a socket they become HTTP statuses): ReceiverError
 # (the listener cannot bind: 503), ReloadError (a configuration that cannot be applied: 409), StationLocked (another
 # process owns the data_dir, at start).
-__all__ = ["DeletePreview", "DeleteRefused", "NothingToDelete", "DvhCurve", "PlanMetrics", "EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
+__all__ = ["DeletePreview", "DeleteRefused", "NothingToDelete", "human_bytes", "DvhCurve", "PlanMetrics", "EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
            "PlanRow", "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked"]
 
 

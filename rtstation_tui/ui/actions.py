@@ -8,15 +8,17 @@ in a thread (``asyncio.to_thread``) inside an async worker; results are applied 
 from __future__ import annotations
 
 import asyncio
+import getpass
 from datetime import datetime
 from typing import Any
 
 from textual import on
 
 from . import messages as m
-from ..engine.api import SendPreview
+from ..engine.api import DeleteRefused, NothingToDelete, SendPreview
 from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
+from .dialogs.delete import DeleteDialog
 from .dialogs.quit import LEAVE, STOP, QuitStationDialog
 from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
@@ -169,6 +171,36 @@ class StationActions(ConsoleBase):
         self.notify(f"{len(ids)} job{'s' if len(ids) != 1 else ''} {verb}", title="Send jobs",
                     severity="information" if ids else "warning")
 
+    # -- deleting from the store ----------------------------------------------------------------------------------
+    def action_delete_from_store(self) -> None:
+        """The node under the cursor only (never the marks): what is deleted is what the operator looks at."""
+        data = self.main.tree.cursor_data
+        if data is None or data.kind not in ("patient", "plan"):
+            self.notify("Put the cursor on a patient or a plan, then press D.", title="Delete", severity="warning")
+            return
+        plans = [data.plan_uid] if data.kind == "plan" and data.plan_uid else []
+        self.main.run_worker(self._delete(data.patient_id, plans), group="delete", exit_on_error=False)
+
+    async def _delete(self, patient_id: str, plans: list[str]) -> None:
+        try:
+            preview = await asyncio.to_thread(self.api.delete_preview, patient_id, plans)
+        except NothingToDelete as exc:
+            self.notify(str(exc), title="Delete", severity="warning")
+            return
+        if preview.blocked_by:
+            self.notify(f"{preview.subject()} is not deleted: active jobs still send its objects: "
+                        f"{'; '.join(preview.blocked_by)}. Cancel them or let them finish first.",
+                        title="Delete refused", severity="error", timeout=15)
+            return
+        if not await self.push_screen_wait(DeleteDialog(preview)):
+            return
+        try:
+            done = await asyncio.to_thread(self.api.delete, patient_id, plans, f"console:{getpass.getuser()}")
+        except (DeleteRefused, NothingToDelete) as exc:  # a job queued (or a delete elsewhere) since the question
+            self.notify(str(exc), title="Delete refused", severity="error", timeout=15)
+            return
+        self.notify(f"Deleted {done.describe()}", title="Delete")
+
     # -- screens ------------------------------------------------------------------------------------------------
     def action_rules(self) -> None:
         self.push_screen(RulesScreen(self.config, self.api))
@@ -271,7 +303,9 @@ class StationActions(ConsoleBase):
         jobs = await asyncio.to_thread(self.api.job_counts)
         # the index is the truth for "today"; events add to it in between, this re-count corrects any drift
         today = await asyncio.to_thread(self.api.received_since, midnight)
+        _, stored = await asyncio.to_thread(self.api.store_usage)
         status = self.main.status
+        status.store_bytes = stored
         status.free_mb, status.min_free_mb, status.jobs, status.today = (free, self.config.receiver.min_free_mb, jobs,
                                                                           today)
         status.refresh_text()

@@ -30,7 +30,7 @@ from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, MetricsComputed, ReceiverState, RulesEvaluated)
+                             LogEvent, MetricsComputed, ObjectsDeleted, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.service.client import ApiCallError
 from ..engine.service.remote import RemoteStation, attach
@@ -275,7 +275,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         main = self._main
         patients: set[str] = set()
         plans: set[str] = set()
-        settled = jobs_changed = metrics = False
+        settled = jobs_changed = metrics = store_changed = False
         lines: list[LogLine] = []
         for ev in batch:
             if isinstance(ev, LogEvent):
@@ -303,6 +303,13 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
                 main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
+            elif isinstance(ev, ObjectsDeleted):
+                if ev.patient_gone:
+                    main.tree.remove_patient(ev.patient_id)
+                else:
+                    patients.add(ev.patient_id)
+                plans.update(ev.plan_uids)
+                settled = store_changed = True
             elif isinstance(ev, MetricsComputed):
                 metrics = True
             elif isinstance(ev, (JobChanged, JobProgress)):
@@ -314,7 +321,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             main.bundle_touched(patients, plans, settled)
         main.status.arriving = len(self._open)
         main.status.refresh_text()
-        if jobs_changed:
+        if jobs_changed or store_changed:
             self.refresh_status()
         if metrics and isinstance(self.screen, MetricsScreen):
             self.screen.metrics_changed()

@@ -122,6 +122,7 @@ class PlanDetails:
     missing_groups: tuple[MissingGroup, ...] = ()
     history: tuple[JobInfo, ...] = ()
     held_by: tuple[str, ...] = ()
+    nbytes: int = 0  # the bundle's stored size (objects shared with other plans included)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def plan_details(conn: sqlite3.Connection, plan_uid: str) -> PlanDetails | None:
     return PlanDetails(b.plan_uid, b.patient_id, b.patient_name, b.label, b.name, b.ion, tuple(b.machines),
                        b.approval, b.fractions, row["state"] if row is not None else "receiving", b.complete,
                        b.missing_summary(), len(b.conflicts), _beams(b), _chain(b), _missing(b), (),
-                       held_plans(conn).get(plan_uid, ()))
+                       held_plans(conn).get(plan_uid, ()), sum({m.path: m.size for m in b.members}.values()))
 
 
 def send_preview(conn: sqlite3.Connection, plan_uids: Sequence[str]) -> list[SendPreview]:

@@ -109,6 +109,9 @@ COMMANDS: tuple[Command, ...] = (
     # M is not in the 80-column footer either: in the palette, the help screen and the README
     _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
        "selected one", MAIN, message=m.OpenMetrics, show=False),
+    # D is not in the 80-column footer: in the palette and the help screen; it always asks first
+    _c("delete-data", "D", "Delete", "Delete patient or plan", "Delete the patient or plan under the cursor (asks first)",
+       MAIN, message=m.DeleteFromStore, show=False),
     _c("quit", "q", "Quit", "Quit rtstation", "Leave the console: stop its station (in-flight stores finish) or leave it running headless", MAIN,
        message=m.QuitRequested),
     # the plan tree

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
 from textual.worker import Worker, WorkerState
 
-from ...engine.api import StationAPI
+from ...engine.api import StationAPI, human_bytes
 from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
 from ...engine.plans.queries import PatientRow, PlanRow
@@ -219,6 +219,18 @@ class MainScreen(CommandScope, Screen[None]):
         if data is not None and data.kind == "unconnected":
             hint = "Objects of this patient that no plan references (Enter lists them)."
         self.query_one(PlanDetailsView).show(None, hint)
+        if row and data is not None and data.kind == "patient":
+            self.run_worker(self._patient_usage(row.patient_id, hint), group="usage", exclusive=True,
+                            exit_on_error=False)
+
+    async def _patient_usage(self, patient_id: str, hint: str) -> None:
+        """The patient's disk usage, and the store's, under the hint (read off the loop: the index sums sizes)."""
+        n, nbytes = await asyncio.to_thread(self.api.store_usage, patient_id)
+        total_n, total = await asyncio.to_thread(self.api.store_usage)
+        data = self.tree.cursor_data
+        if data is not None and data.kind == "patient" and data.patient_id == patient_id:
+            self.query_one(PlanDetailsView).show(None, f"{hint}\nStored: {n} objects, {human_bytes(nbytes)} (the "
+                                                 f"whole store: {total_n} objects, {human_bytes(total)}).")
 
     def on_tree_node_highlighted(self, event: PlanTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
         data = event.node.data

@@ -12,6 +12,7 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
+from ...engine.api import human_bytes
 from ..labels import Palette, literal
 
 STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…",
@@ -93,6 +94,7 @@ class StatusLine(Static):
         self.free_mb: float | None = None
         self.min_free_mb = 0
         self.jobs: tuple[int, int] | None = None  # (waiting, failed); None: no sender
+        self.store_bytes: int | None = None  # the store's size (the index's sum), shown when the line has room
         self.arriving = 0
         self.palette = Palette()
         self.owner = ""  # "station in this console, pid N" or "attached to pid N"
@@ -114,4 +116,11 @@ class StatusLine(Static):
             text.append("  ·  free disk ")
             text.append(f"{self.free_mb / 1000:.1f} GB" if self.free_mb >= 1000 else f"{self.free_mb:.0f} MB",
                         pal.error if low else "")
+        if self.store_bytes is not None:  # at 80 columns it does not fit: the patient's details pane says it
+            store = f"  ·  store {human_bytes(self.store_bytes)}"
+            if text.cell_len + len(store) <= self.size.width:
+                text.append(store)
         self.update(text)
+
+    def on_resize(self) -> None:
+        self.refresh_text()

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ...engine.api import human_bytes
 from ...engine.plans.queries import JobInfo, PlanDetails
 from ..labels import Palette, literal, plain
 
@@ -74,6 +75,7 @@ def _facts(d: PlanDetails, pal: Palette) -> Table:
         t.add_row("Conflicts", Text(f"{d.conflicts} object(s) received twice with different content", pal.error))
     if d.chain:
         t.add_row("Received", when(max(g.received_at for g in d.chain)))
+        t.add_row("Stored", f"{sum(g.count for g in d.chain)} objects, {human_bytes(d.nbytes)}")
     if d.history:
         t.add_row("Sends", _sends(d.history, pal))
     return t

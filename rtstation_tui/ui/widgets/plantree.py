@@ -167,6 +167,17 @@ class PlanTree(CommandScope, Tree[NodeData]):
         if not members:
             node.allow_expand = False
 
+    def remove_patient(self, patient_id: str) -> None:
+        """A patient deleted from the store (nothing of it left) leaves the tree, its plans with it."""
+        for uid in [u for u, n in self._plan_nodes.items() if n.data and n.data.patient_id == patient_id]:
+            self._remove_plan(uid)
+        node = self._pnodes.pop(patient_id, None)
+        self.patients.pop(patient_id, None)
+        self.loaded.discard(patient_id)
+        self._unconnected.pop(patient_id, None)
+        if node is not None:
+            node.remove()
+
     def remove_plan(self, plan_uid: str) -> None:
         self._remove_plan(plan_uid)
 
