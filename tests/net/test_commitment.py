@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import Serve, free_port, rtstation, station_toml, wait_for, write_config
+from helpers import Serve, free_port, rtstation, show_json, station_toml, wait_for, write_config
 from peers import Orthanc
 from rulestools import node_toml
 from rtstation_tui.synthetic import make_patient
@@ -65,4 +65,40 @@ def test_an_instance_removed_from_orthanc_before_the_request_is_reported_not_com
     finally:
         if server is not None:
             server.stop()
+        orthanc.stop()
+
+
+def test_delete_after_send_removes_the_bundle_once_committed_and_keeps_it_when_a_commitment_fails(tmp_path):
+    """Rule GO sends to Orthanc (commitment = true) and deletes after: once Orthanc's report says committed, the
+    bundle is gone from the store and the index, audited as the rule. Rule KEEP also targets a storescp with
+    commitment = true that cannot commit (no Storage Commitment service): its bundle stays."""
+    from peers import StoreSCP
+    from rulestools import audit_records, rule_toml
+
+    port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", modalities={"rtstation": ("RTSTATION", port)}).start()
+    scp = StoreSCP(tmp_path / "scp").start()
+    server = None
+    try:
+        nodes = (node_toml("PACS", orthanc.spec) + "commitment = true\n\n" + node_toml("QA", scp.spec)
+                 + "commitment = true\ncommitment_timeout_s = 30\n\n")
+        rules = (rule_toml("GO", ["PACS"], plan_label="glob:GO*", delete_after_send=True)
+                 + rule_toml("KEEP", ["PACS", "QA"], plan_label="glob:KEEP*", delete_after_send=True))
+        config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, extra=nodes + rules))
+        go = make_patient(tmp_path / "syn" / "go", "DAS1", label="GO_1", slices=2, rows=8, cols=8)
+        keep = make_patient(tmp_path / "syn" / "keep", "DAS2", label="KEEP_1", slices=2, rows=8, cols=8)
+        server = Serve(config, tmp_path / "serve.log").start()
+        rtstation("import", str(tmp_path / "syn"), config=config)
+        wait_for(lambda: [p["patient_id"] for p in show_json(config)] == ["DAS2"], 60, what="GO_1 deleted")
+        assert not list((tmp_path / "var" / "store").glob("DAS1/**/*.dcm"))
+        assert len(orthanc.get("/instances")) == len(go.files) + len(keep.files)  # delivered, then removed here
+        wait_for(lambda: f"plan {keep.plan_uid} stays in the store: rule KEEP: not committed by QA" in server.text(),
+                 60, what="KEEP_1 kept")
+        assert len(list((tmp_path / "var" / "store").glob("DAS2/**/*.dcm"))) == len(keep.files)
+        [record] = audit_records(tmp_path / "var" / "logs", "deleted")
+        assert (record["who"], record["patient_id"], record["files"]) == ("rule:GO", "DAS1", len(go.files))
+    finally:
+        if server is not None:
+            server.stop()
+        scp.stop()
         orthanc.stop()

@@ -86,7 +86,8 @@ class AfterSendDeleter:
         rule, why = committed_rule(config, self.queue, plan_uid)
         if rule is None:
             self._pending.discard(plan_uid)
-            log.debug("plan %s stays: %s", plan_uid, why)
+            (log.info if why.startswith("rule ") else log.debug)("delete_after_send: plan %s stays in the store: %s",
+                                                                 plan_uid, why)
             return False
         row = self.index.conn.execute("SELECT patient_id FROM plans WHERE sop_uid=? LIMIT 1", (plan_uid,)).fetchone()
         if row is None:  # deleted meanwhile
