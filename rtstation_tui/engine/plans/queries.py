@@ -331,7 +331,7 @@ def newest_bundles(conn: sqlite3.Connection, limit: int = MAX_DRY_RUN_PLANS) -> 
 
 
 def store_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Patients, plans, instances and their bytes in the index (the API's status)."""
+    """Patients, plans and instances in the index (the API's status)."""
     sql = {"patients": "SELECT count(*) FROM patients", "plans": "SELECT count(DISTINCT sop_uid) FROM plans",
-           "instances": "SELECT count(*) FROM instances", "bytes": "SELECT coalesce(sum(size), 0) FROM instances"}
+           "instances": "SELECT count(*) FROM instances"}
     return {name: int(conn.execute(q).fetchone()[0]) for name, q in sql.items()}
