@@ -30,6 +30,10 @@ CHECKED = [  # the in-process Station and the attached console's RemoteStation b
     "rtstation_tui/engine/metrics/views.py",
     "rtstation_tui/ui/screens/metrics.py",
     "rtstation_tui/ui/widgets/dvhplot.py",
+    "rtstation_tui/engine/outbound/deletion.py",  # [CONSOLE] delete: the preview crosses the API as frozen data
+    "rtstation_tui/engine/outbound/autodelete.py",
+    "rtstation_tui/engine/store/removal.py",
+    "rtstation_tui/ui/dialogs/delete.py",
 ]
 
 
