@@ -96,6 +96,8 @@ def test_a_delete_cut_short_by_a_crash_is_finished_and_never_rebuilt_back(two_pl
     assert not list((config.data_dir / "deleting").glob("*"))
     assert finish_interrupted(index, store) == 0  # nothing left to finish
     assert len(stored(config)) == 9 and index.count_instances() == 9
+    # the rebuilt index knows every file's size (disk usage needs no new column: sizes are kept since the store)
+    assert index.usage() == (9, sum(f.stat().st_size for f in (config.data_dir / "store").rglob("*.dcm")))
 
 
 def test_delete_after_send_needs_every_target_to_commit(tmp_path):
