@@ -124,7 +124,9 @@ def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_uns
         queue.set_state(job, "done")
     removals, check = retention.plan_size_cleanup(index, queue, store, 1)
     assert [(r.label, len(r.files)) for r in removals] == [("A1", 3), ("A2", 6)] and check.over_after > 0
-    assert retention.run_cleanup(index, queue, store, 0, 1e-9) == 9  # what [retention] auto runs: 1 byte
+    removed, after = retention.run_cleanup(index, queue, store, 0, 1e-9)  # what [retention] auto runs: 1 byte
+    assert removed == 9 and after is not None and after.over_after > 0
+    retention.warn_over_limit(after)
     assert index.patient_ids() == ["P2"] and "is never removed" in caplog.text
     assert [r["kind"] for r in audit_records(config.log_dir, "retention_over_limit")] == ["retention_over_limit"]
     big = int(index.usage()[1])  # at or under the limit: nothing goes

@@ -170,19 +170,20 @@ def warn_over_limit(check: SizeCheck) -> None:
 
 
 def run_cleanup(index: Index, queue: JobQueue, store: Store, days: float, max_gb: float,
-                committing: Iterable[str] = (), bus: EventBus | None = None) -> int:
-    """Both limits, age first (what ``[retention] auto`` runs); returns files removed."""
+                committing: Iterable[str] = (), bus: EventBus | None = None) -> tuple[int, SizeCheck | None]:
+    """Both limits, age first (what ``[retention] auto`` runs); returns files removed and the size verdict (None
+    without a size limit). The caller warns (``warn_over_limit``): the service once per time over the limit."""
     nodes = tuple(committing)
     n = 0
     if days > 0:
         removals, _ = plan_cleanup(index, queue, store, days, committing=nodes)
         n += apply_cleanup(index, store, removals, bus)
+    check = None
     if max_gb > 0:
         removals, check = plan_size_cleanup(index, queue, store, int(max_gb * 1e9), nodes)
         n += apply_cleanup(index, store, removals, bus, "retention: the store is over max_store_gb, oldest "
                            "delivered bundles first")
-        warn_over_limit(check)
-    return n
+    return n, check
 
 
 class RetentionService:
@@ -196,6 +197,7 @@ class RetentionService:
         self.config = config
         self.index, self.queue, self.store, self.bus = index, queue, store, bus
         self._last_age = 0.0
+        self._over = False  # warned that only unsent data keeps the store over the limit (said once, not hourly)
         self._ticker = Ticker("retention", self._step, lambda: SIZE_CHECK_S)
 
     async def start(self, station: object = None) -> None:
@@ -217,5 +219,9 @@ class RetentionService:
             self._last_age = now
         committing = [n.name for n in config.nodes if n.commitment]
         days = r.days if age_due else 0.0
-        await asyncio.to_thread(run_cleanup, self.index, self.queue, self.store, days, r.max_store_gb, committing,
-                                self.bus)
+        _, check = await asyncio.to_thread(run_cleanup, self.index, self.queue, self.store, days, r.max_store_gb,
+                                           committing, self.bus)
+        over = check is not None and check.over_after > 0
+        if check is not None and over and not self._over:
+            warn_over_limit(check)
+        self._over = over
