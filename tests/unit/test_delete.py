@@ -134,3 +134,20 @@ def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_uns
     bad = write_config(config.path, config.path.read_text() + "\n[retention]\nmax_store_gb = -1\n")
     with pytest.raises(ConfigError, match="max_store_gb"):
         load_config(bad)
+
+
+async def test_the_retention_service_applies_the_size_limit_and_warns_once(two_plans_one_ct, caplog):
+    """``[retention] auto`` with ``max_store_gb``: the service removes the delivered plan and says once (not at
+    every check) that the unsent rest keeps the store over the limit."""
+    from dataclasses import replace
+
+    config, (index, queue, store), p, _, _ = two_plans_one_ct
+    job = queue.add_job(config.node("QA"), [], plan_uid=p.plan_uid, patient_id="P1", label="A1")
+    queue.set_state(job, "done")
+    limited = replace(config, retention=replace(config.retention, auto=True, max_store_gb=1e-9))
+    service = retention.RetentionService(lambda: limited, index, queue, store)
+    await service._step()
+    await service._step()
+    assert [r["label"] for r in audit_records(config.log_dir, "removed")] == ["A1"]
+    assert caplog.text.count("is never removed") == 1
+    assert len(audit_records(config.log_dir, "retention_over_limit")) == 1
