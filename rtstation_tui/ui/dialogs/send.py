@@ -18,6 +18,7 @@ from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
+from ...engine.config.transforms import describe_chain, encode_chain
 from ...engine.plans.queries import SendPreview
 from ..commands.registry import CommandScope, bindings
 from ..labels import literal, plain, visible
@@ -84,9 +85,13 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
         nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
 
     def _prompt(self, node: NodeConfig) -> Text:
-        transform = self.transforms.get(node.name)
+        # what the node will really get: the profile chosen here, then the node's own transforms (seg adds a SEG);
+        # its machine mapping by name only (the table would not fit a line)
+        chain = [self.transforms.get(node.name, ""), *node.transforms,
+                 "machine_map" if node.machine_map or node.default_machine else ""]
+        shown = describe_chain(encode_chain(chain))
         text = plain(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
-                     + (f"  → {transform}" if transform else ""))
+                     + (f"  → {shown}" if shown else ""))
         if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
             text.append("  ✗ no C-ECHO", "bold red")
         return text
