@@ -3,9 +3,7 @@ stays (shared objects, anything unsent or held by a job), the audit, and a crash
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
+import logging
 
 import pytest
 from rulestools import audit_records
@@ -35,6 +33,14 @@ def two_plans_one_ct(tmp_path):
     parts = (Index(config.data_dir), JobQueue(config.data_dir), Store(config.data_dir, "os"))
     parts[2].load_known(parts[0].known_pairs())
     return config, parts, p, q, b
+
+
+@pytest.fixture
+def warnings_seen(caplog, monkeypatch):
+    """caplog, also after a console test in the same run set up the station's own handlers (no propagation)."""
+    monkeypatch.setattr(logging.getLogger("rtstation"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="rtstation.retention")
+    return caplog
 
 
 def stored(config) -> set[str]:
@@ -112,7 +118,8 @@ def test_delete_after_send_needs_every_target_to_commit(tmp_path):
     assert load_config(path).rules[0].delete_after_send
 
 
-def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_unsent(two_plans_one_ct, caplog):
+def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_unsent(two_plans_one_ct,
+                                                                                  warnings_seen):
     """A tiny limit: the delivered plans go, oldest first (the shared CT with the second of them); the unsent B1
     stays, and the station says the store is still over the limit."""
     config, (index, queue, store), p, q, b = two_plans_one_ct
@@ -127,7 +134,7 @@ def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_uns
     removed, after = retention.run_cleanup(index, queue, store, 0, 1e-9)  # what [retention] auto runs: 1 byte
     assert removed == 9 and after is not None and after.over_after > 0
     retention.warn_over_limit(after)
-    assert index.patient_ids() == ["P2"] and "is never removed" in caplog.text
+    assert index.patient_ids() == ["P2"] and "is never removed" in warnings_seen.text
     assert [r["kind"] for r in audit_records(config.log_dir, "retention_over_limit")] == ["retention_over_limit"]
     big = int(index.usage()[1])  # at or under the limit: nothing goes
     assert retention.plan_size_cleanup(index, queue, store, big)[0] == []
@@ -136,7 +143,7 @@ def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_uns
         load_config(bad)
 
 
-async def test_the_retention_service_applies_the_size_limit_and_warns_once(two_plans_one_ct, caplog):
+async def test_the_retention_service_applies_the_size_limit_and_warns_once(two_plans_one_ct, warnings_seen):
     """``[retention] auto`` with ``max_store_gb``: the service removes the delivered plan and says once (not at
     every check) that the unsent rest keeps the store over the limit."""
     from dataclasses import replace
@@ -149,5 +156,5 @@ async def test_the_retention_service_applies_the_size_limit_and_warns_once(two_p
     await service._step()
     await service._step()
     assert [r["label"] for r in audit_records(config.log_dir, "removed")] == ["A1"]
-    assert caplog.text.count("is never removed") == 1
+    assert warnings_seen.text.count("is never removed") == 1
     assert len(audit_records(config.log_dir, "retention_over_limit")) == 1

@@ -110,7 +110,7 @@ COMMANDS: tuple[Command, ...] = (
     _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
        "selected one", MAIN, message=m.OpenMetrics, show=False),
     # D is not in the 80-column footer: in the palette and the help screen; it always asks first
-    _c("delete-data", "D", "Delete", "Delete patient or plan", "Delete the patient or plan under the cursor (asks first)",
+    _c("delete-data", "D", "Delete", "Delete from store", "Delete the patient or plan under the cursor (asks first)",
        MAIN, message=m.DeleteFromStore, show=False),
     # R is not in the 80-column footer either: in the palette, the help screen and the README
     _c("remote", "R", "Remote", "Remote plans", "Query a node for a patient's plans, pull the marked ones", MAIN,
