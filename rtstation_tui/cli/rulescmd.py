@@ -51,6 +51,8 @@ def summary(rule: RuleConfig) -> str:
         opts += f", export to {rule.export}" + (" (zip)" if rule.export_format == "zip" else "")
     if rule.tag:
         opts += f", tag {rule.tag!r}"
+    if rule.delete_after_send:
+        opts += ", deleted from the store once every target committed it"
     return f"{when} -> {', '.join(rule.targets) or 'no nodes'} ({opts})" + ("" if rule.enabled else " [disabled]")
 
 
