@@ -68,7 +68,8 @@ class StationActions(ConsoleBase):
         if not previews:
             return
         failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
-        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed)
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed,
+                            self.config.groups)
         nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return

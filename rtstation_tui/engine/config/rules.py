@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from .checks import ConfigError
 from .checks import setting as _c
+from .groups import GroupConfig, expand
 from .nodes import parse_adhoc
 
 INCLUDE_PARTS = ("images", "structures", "plan", "doses", "registrations")
@@ -63,7 +65,9 @@ def label_pattern_problem(pattern: str) -> str | None:
     return None
 
 
-def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: str) -> None:
+def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: str,
+                   group_names: list[str] | None = None) -> None:
+    groups = group_names or []
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         where = f"rules[{i}] ({rule.name!r})"
@@ -80,9 +84,10 @@ def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: s
         if rule.tag is not None and not (rule.tag.strip() and rule.tag.isprintable() and len(rule.tag) <= 64):
             raise ConfigError(file, f"{where}.tag", f"{rule.tag!r} is not allowed: 1 to 64 printable characters")
         for target in rule.targets:
-            if target not in node_names and parse_adhoc(target) is None:
+            if target not in node_names and target not in groups and parse_adhoc(target) is None:
                 known = ", ".join(node_names) or "none configured"
-                raise ConfigError(file, f"{where}.targets", f"unknown node {target!r}; nodes: {known}")
+                also = f"; groups: {', '.join(groups)}" if groups else ""
+                raise ConfigError(file, f"{where}.targets", f"unknown node {target!r}; nodes: {known}{also}")
         for key in ("plan_label", "machine", "source_ae", "modality"):
             value = getattr(rule, key)
             problem = label_pattern_problem(value) if value else None
@@ -95,10 +100,11 @@ def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: s
                 raise ConfigError(file, f"{where}.patient_id", f"{rule.patient_id!r}: bad regular expression: {exc}") from None
 
 
-def check_delete_after_send(rules: tuple[RuleConfig, ...], commitment: dict[str, bool], file: str) -> None:
+def check_delete_after_send(rules: tuple[RuleConfig, ...], commitment: dict[str, bool], file: str,
+                            groups: Sequence[GroupConfig] = ()) -> None:
     """A rule that deletes after sending needs proof of delivery from every target: each must be a configured node
-    with ``commitment = true`` (an ad-hoc ``AET@host:port`` target cannot have one). ``commitment``: node ->
-    its setting."""
+    with ``commitment = true`` (an ad-hoc ``AET@host:port`` target cannot have one; a group's every node counts).
+    ``commitment``: node -> its setting."""
     for i, rule in enumerate(rules):
         if not rule.delete_after_send:
             continue
@@ -106,7 +112,7 @@ def check_delete_after_send(rules: tuple[RuleConfig, ...], commitment: dict[str,
         if not rule.targets:
             raise ConfigError(file, where, "needs target nodes with commitment = true: only a node's storage "
                               "commitment proves the bundle was kept before the store removes it")
-        lacking = [t for t in rule.targets if not commitment.get(t, False)]
+        lacking = [t for t in expand(rule.targets, groups) if not commitment.get(t, False)]
         if lacking:
             raise ConfigError(file, where, f"every target must have commitment = true before the store deletes "
                               f"what it sent; without it: {', '.join(lacking)}")

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Callable
 
+from ..config.groups import expand
 from ..config.model import Config
 from ..config.rules import RuleConfig
 from ..events import EventBus
@@ -38,7 +39,8 @@ def committed_rule(config: Config, queue: JobQueue, plan_uid: str) -> tuple[Rule
     for rule in config.rules:
         if rule.name not in names or not rule.delete_after_send:
             continue
-        waiting = [t for t in rule.targets if t not in latest or latest[t].state != DONE
+        # a group stands for its every node, a disabled one too: it never got the bundle, so it stays
+        waiting = [t for t in expand(rule.targets, config.groups) if t not in latest or latest[t].state != DONE
                    or state_of(queue, latest[t].id) != "committed"]
         if not waiting:
             return rule, ""
@@ -96,7 +98,7 @@ class AfterSendDeleter:
         who = f"rule:{rule.name}"
         try:
             done = delete(self.index, self.queue, self.store, row[0], [plan_uid], who=who,
-                          reason=f"delete_after_send: committed by {', '.join(rule.targets)}")
+                          reason=f"delete_after_send: committed by {', '.join(expand(rule.targets, config.groups))}")
         except DeleteRefused as exc:
             log.info("delete_after_send of rule %s waits: %s", rule.name, exc)
             return False
