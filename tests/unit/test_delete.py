@@ -116,6 +116,11 @@ def test_delete_after_send_needs_every_target_to_commit(tmp_path):
         load_config(path)
     write_config(path, station_toml(tmp_path / "var", 11112, extra=nodes + rule.replace(', "QA"', "")))
     assert load_config(path).rules[0].delete_after_send
+    group = '[[groups]]\nname = "BOTH"\nnodes = ["PACS", "QA"]\n\n'  # a group stands for every node in it
+    write_config(path, station_toml(tmp_path / "var", 11112, extra=nodes + group + rule.replace('"PACS", "QA"',
+                                                                                               '"BOTH"')))
+    with pytest.raises(ConfigError, match="without it: QA"):
+        load_config(path)
 
 
 def test_size_retention_removes_the_oldest_delivered_first_and_never_what_is_unsent(two_plans_one_ct,
