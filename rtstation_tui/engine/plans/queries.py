@@ -21,7 +21,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from .bundle import Bundle, bundle_for, patient_view
+from ..store.tags import tags_by_plan, tags_of
+from .bundle import Bundle, bundle_for, members_by_sop, patient_view
 
 MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
 MAX_DRY_RUN_PLANS = 50
@@ -50,6 +51,8 @@ class PlanRow:
     conflicts: int = 0
     sends: tuple[tuple[str, str, int, int], ...] = ()  # latest (node, state, done, total) per node
     held_by: tuple[str, ...] = ()  # rules that hold the plan until it is complete
+    tags: tuple[str, ...] = ()  # ``tag = "…"`` of the rules that matched it ([ACTIONS])
+    commitments: tuple[tuple[str, str], ...] = ()  # latest (node, storage commitment state) where one was asked
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class JobInfo:
     error: str = ""
     created: float = 0.0  # when it was queued (epoch seconds)
     origin: str = ""  # who asked: manual (the console's operator), cli, rule:NAME
+    commitment: str = ""  # storage commitment: '' (not asked), waiting, committed, commit failed: N instances (…)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class PlanDetails:
     missing_groups: tuple[MissingGroup, ...] = ()
     history: tuple[JobInfo, ...] = ()
     held_by: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,35 @@ class SendPreview:
     nbytes: int
     missing: str = ""
     patient_name: str = ""
+
+
+SELECTION_LEVELS = ("patient", "study", "series", "objects")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A tree node that is not a plan, as a send takes it ([HARDEN2] 19): everything stored under one patient, study
+    or series (``uid``: its PatientID / Study / Series Instance UID, plan objects and unconnected ones alike), or
+    exactly the ``objects`` listed (the unconnected bin, one unconnected series), named by ``what``."""
+
+    level: str  # one of SELECTION_LEVELS
+    uid: str = ""
+    sop_uids: tuple[str, ...] = ()
+    what: str = ""  # how the console names it: "unconnected objects", "unconnected CT series …1234"
+
+
+@dataclass(frozen=True)
+class SelectionPreview:
+    """What a send of a ``Selection`` carries: whose it is, what it is, and every count, before anything leaves."""
+
+    selection: Selection
+    patient_id: str  # several patients (a hand-picked set): joined by ", "
+    patient_name: str
+    description: str  # "3 studies, 5 series", the series' description, or the console's name
+    counts: tuple[tuple[str, int], ...]  # by modality, in send order
+    instances: int
+    nbytes: int
+    plans: int = 0  # plans among the objects (a patient's, a study's)
 
 
 @dataclass(frozen=True)
@@ -237,6 +271,7 @@ def plans_of(conn: sqlite3.Connection, patient_id: str) -> list[PlanRow]:
         facts[r[0]] = r  # later versions (conflicts) overwrite, as bundle.py does
     states = _bundle_states(conn, patient_id)
     held = held_plans(conn)
+    tags = tags_by_plan(conn, list(facts))
     out = []
     for uid, r in facts.items():
         b = states.get(uid)
@@ -246,7 +281,7 @@ def plans_of(conn: sqlite3.Connection, patient_id: str) -> list[PlanRow]:
                            b["state"] if b is not None else "receiving",
                            bool(b["complete"]) if b is not None else False,
                            summary.get("missing", ""), int(summary.get("conflicts", 0) or 0),
-                           (), held.get(uid, ())))
+                           (), held.get(uid, ()), tuple(tags.get(uid, ()))))
     return sorted(out, key=lambda p: (p.label, p.plan_uid))
 
 
@@ -256,6 +291,14 @@ def latest_sends(jobs: Iterable[JobInfo]) -> tuple[tuple[str, str, int, int], ..
     for job in sorted(jobs, key=lambda j: j.id):
         latest[job.node] = job
     return tuple((j.node, j.state, j.done, j.total) for j in latest.values())
+
+
+def latest_commitments(jobs: Iterable[JobInfo]) -> tuple[tuple[str, str], ...]:
+    """The storage commitment state of the newest job per node, where that job asked for one."""
+    latest: dict[str, JobInfo] = {}
+    for job in sorted(jobs, key=lambda j: j.id):
+        latest[job.node] = job
+    return tuple((j.node, j.commitment) for j in latest.values() if j.commitment)
 
 
 def unconnected(conn: sqlite3.Connection, patient_id: str) -> list[LooseObject]:
@@ -299,7 +342,7 @@ def plan_details(conn: sqlite3.Connection, plan_uid: str) -> PlanDetails | None:
     return PlanDetails(b.plan_uid, b.patient_id, b.patient_name, b.label, b.name, b.ion, tuple(b.machines),
                        b.approval, b.fractions, row["state"] if row is not None else "receiving", b.complete,
                        b.missing_summary(), len(b.conflicts), _beams(b), _chain(b), _missing(b), (),
-                       held_plans(conn).get(plan_uid, ()))
+                       held_plans(conn).get(plan_uid, ()), tuple(tags_of(conn, plan_uid)))
 
 
 def send_preview(conn: sqlite3.Connection, plan_uids: Sequence[str]) -> list[SendPreview]:
@@ -315,6 +358,52 @@ def send_preview(conn: sqlite3.Connection, plan_uids: Sequence[str]) -> list[Sen
         out.append(SendPreview(uid, b.patient_id, b.label, tuple(counts.items()), len(ordered),
                                sum(m.size for m in ordered), b.missing_summary(), b.patient_name))
     return out
+
+
+def selection_sops(conn: sqlite3.Connection, selection: Selection) -> list[str]:
+    """The SOP Instance UIDs a send of ``selection`` takes (ValueError naming an unknown level)."""
+    if selection.level not in SELECTION_LEVELS:
+        raise ValueError(f"level: unknown {selection.level!r}; choose from {', '.join(SELECTION_LEVELS)}")
+    if selection.level == "objects":
+        return list(dict.fromkeys(selection.sop_uids))
+    column = {"series": "series_uid", "study": "study_uid", "patient": "patient_id"}[selection.level]
+    rows = conn.execute(f"SELECT DISTINCT sop_uid FROM instances WHERE {column}=? ORDER BY sop_uid", (selection.uid,))
+    return [r[0] for r in rows]
+
+
+def selection_preview(conn: sqlite3.Connection, selection: Selection) -> SelectionPreview | None:
+    """Whose, what and how much a send of ``selection`` is; None when nothing of it is stored (any more)."""
+    members = members_by_sop(conn, selection_sops(conn, selection))
+    if not members:
+        return None
+    ids = [m.id for m in members]
+    rows: list[sqlite3.Row] = []
+    for i in range(0, len(ids), MAX_SQL_PARAMS):
+        chunk = ids[i:i + MAX_SQL_PARAMS]
+        rows += conn.execute(f"SELECT i.patient_id, p.patient_name, i.study_uid, i.series_uid, s.description, "
+                             f"i.sop_uid IN (SELECT sop_uid FROM plans) FROM instances i LEFT JOIN patients p "
+                             f"ON p.patient_id=i.patient_id LEFT JOIN series s ON s.series_uid=i.series_uid "
+                             f"WHERE i.id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    patients = dict(sorted((r[0] or "", r[1] or "") for r in rows))
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[m.modality or "?"] = counts.get(m.modality or "?", 0) + 1
+    return SelectionPreview(selection, ", ".join(patients), ", ".join(filter(None, patients.values())),
+                            _description(selection, rows), tuple(counts.items()), len(members),
+                            sum(m.size for m in members), sum(1 for r in rows if r[5]))
+
+
+def _description(selection: Selection, rows: list[sqlite3.Row]) -> str:
+    """'2 studies, 3 series' for a patient; a study's or series' descriptions; the console's name for objects."""
+    studies, series = {r[2] for r in rows}, {r[3] for r in rows}
+    descriptions = sorted({r[4] for r in rows if r[4]})
+    spread = f"{len(studies)} stud{'ies' if len(studies) != 1 else 'y'}, {len(series)} series"
+    named = ", ".join(descriptions[:3]) + (f" (+{len(descriptions) - 3})" if len(descriptions) > 3 else "")
+    if selection.level == "patient":
+        return spread
+    if selection.level == "objects":
+        return selection.what or f"{len(series)} series"
+    return f"{len(series)} series" + (f": {named}" if named else "") if selection.level == "study" else named
 
 
 # -- status and dry run -----------------------------------------------------------------------------------------
