@@ -66,3 +66,31 @@ def test_an_instance_removed_from_orthanc_before_the_request_is_reported_not_com
         if server is not None:
             server.stop()
         orthanc.stop()
+
+
+def test_anonymized_copies_are_asked_about_and_committed_under_the_uids_that_were_sent(tmp_path):
+    """A chain that changes identity (anonymize) sends new SOP Instance UIDs: the node is asked about exactly
+    those (the queue remembers them per instance), never about the stored originals it does not hold."""
+    import sqlite3
+
+    port = free_port()
+    orthanc = Orthanc(tmp_path / "orthanc", modalities={"rtstation": ("RTSTATION", port)}).start()
+    server = None
+    try:
+        node = node_toml("PACS", orthanc.spec) + "commitment = true\n\n"
+        config = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, extra=node))
+        p = make_patient(tmp_path / "syn", "SC3", label="SC_3", slices=2, rows=8, cols=8)
+        rtstation("import", str(tmp_path / "syn"), config=config)
+        server = Serve(config, tmp_path / "serve.log").start()
+        rtstation("send", "--plan", "SC_3", "--to", "PACS", "--anonymize", "basic", config=config)
+        wait_for(lambda: [(j["state"], j["commitment"]) for j in jobs(config)] == [("done", "committed")], 60,
+                 what="the anonymized job committed")
+        held = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in orthanc.get("/instances")}
+        with sqlite3.connect(tmp_path / "var" / "queue.sqlite") as conn:
+            asked = {r[0] for r in conn.execute("SELECT sop_uid FROM commitment_items WHERE state='committed'")}
+        stored = {*p.ct_uids, p.struct_uid, p.plan_uid, p.dose_uid}
+        assert len(held) == len(p.files) and asked == held and not asked & stored
+    finally:
+        if server is not None:
+            server.stop()
+        orthanc.stop()

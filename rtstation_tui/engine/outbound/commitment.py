@@ -80,13 +80,13 @@ def request(queue: JobQueue, node: NodeConfig, station_ae: str, job_id: int, ite
         conn.execute("INSERT INTO commitments VALUES (?,?,?,?,?,?,?,?,?,?)",
                      (uid, job_id, node.name, "waiting", now, now, now + node.commitment_timeout_s, len(items), 0, ""))
         conn.executemany("INSERT OR IGNORE INTO commitment_items VALUES (?,?,?,?,?)",
-                         [(uid, i.sop_class, i.sop_uid, "waiting", "") for i in items])
+                         [(uid, *i.sent_uids, "waiting", "") for i in items])
     ds = Dataset()
     ds.TransactionUID = uid
     refs = []
-    for i in items:
+    for i in items:  # the UIDs the node holds: a transformed copy's, not the stored original's
         ref = Dataset()
-        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = i.sop_class, i.sop_uid
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = i.sent_uids
         refs.append(ref)
     ds.ReferencedSOPSequence = DicomSequence(refs)
     problem = _send_action(node, station_ae, ds, ssl_context, fast_paths)
@@ -189,18 +189,23 @@ def after_delivery(queue: JobQueue, node: NodeConfig, config: Config, job: JobRo
     Never raises: the job was delivered; a commitment problem is the commitment's state, logged."""
     if not node.commitment:
         return
-    if _identity_changed(job.transform, config):  # the peer holds new UIDs, not kept per job: asking is wrong
-        log.warning("job %d: no storage commitment asked of %s: its copies have new UIDs", job.id, node.name)
+    items = queue.items(job.id, ["done"])
+    if unknown := unasked(job.transform, config, items):
+        log.warning("job %d: no storage commitment asked of %s: %s", job.id, node.name, unknown)
         return
     try:
-        request(queue, node, config.station.ae_title, job.id, queue.items(job.id, ["done"]), ssl_context,
-                config.network.fast_paths)
+        request(queue, node, config.station.ae_title, job.id, items, ssl_context, config.network.fast_paths)
     except Exception:
         log.exception("job %d: storage commitment request to %s failed", job.id, node.name)
 
 
-def _identity_changed(chain: str, config: Config) -> bool:
+def unasked(chain: str, config: Config, items: Sequence[ItemRow]) -> str:
+    """'' when the UIDs the node holds are known for every item; else why not: a job whose chain changes
+    identity, delivered before the queue remembered the UIDs it sent (asking about the stored ones would be wrong)."""
     try:
-        return any(t.changes_identity for t in build_chain(chain, config))
-    except TransformError:
-        return True
+        changes = any(t.changes_identity for t in build_chain(chain, config))
+    except TransformError:  # a chain the configuration no longer builds: only recorded UIDs are trusted
+        changes = True
+    missing = [i for i in items if changes and not i.sent_sop_uid]
+    return (f"{len(missing)} of its copies were sent with new UIDs the queue did not record (delivered by an older "
+            "release)") if missing else ""

@@ -10,6 +10,7 @@ transformed ever lands in the store or the index. Each attempt rebuilds the copi
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,8 +25,17 @@ def outgoing_dir(data_dir: Path, job_id: int) -> Path:
     return Path(data_dir) / "tmp" / "outgoing" / f"job-{job_id}"
 
 
-def prepare(config: Config, job_id: int, spec: str, items: Sequence[ItemRow]) -> dict[int, str]:
-    """Item seq → path of its transformed copy. TransformError when a transform of the chain refuses the objects
+@dataclass(frozen=True)
+class Copies:
+    """One attempt's copies: item seq → the file to send, and → the (SOP Class, SOP Instance) UIDs it carries
+    (storage commitment asks the node about what it holds, which a chain such as anonymize renamed)."""
+
+    paths: dict[int, str]
+    uids: dict[int, tuple[str, str]]
+
+
+def prepare(config: Config, job_id: int, spec: str, items: Sequence[ItemRow]) -> Copies:
+    """The transformed copy of each item. TransformError when a transform of the chain refuses the objects
     (the chain is applied whole, in memory, before anything is written: never half a bundle)."""
     chain = build_chain(spec, config)
     folder = outgoing_dir(config.data_dir, job_id)
@@ -34,7 +44,9 @@ def prepare(config: Config, job_id: int, spec: str, items: Sequence[ItemRow]) ->
     if len(objects) != len(items):  # the queue has one row per stored instance: never drop or invent silently
         raise TransformError(f"{spec} made {len(objects)} objects of {len(items)}; a send job needs one for each")
     paths = write_objects(objects, folder, fsync=False)  # throw-away copies: nothing to make durable
-    return {item.seq: str(path) for item, path in zip(items, paths)}
+    uids = {item.seq: (str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")))
+            for item, ds in zip(items, objects)}
+    return Copies({item.seq: str(path) for item, path in zip(items, paths)}, uids)
 
 
 def discard(folder: Path) -> None:

@@ -74,6 +74,13 @@ class ItemRow:
     error: str
     permanent: int
     sent_at: float | None
+    sent_sop_class: str = ""  # what a transformed copy carried ('' = the stored UIDs were sent)
+    sent_sop_uid: str = ""
+
+    @property
+    def sent_uids(self) -> tuple[str, str]:
+        """(SOP Class UID, SOP Instance UID) as the peer holds this instance (what commitment asks about)."""
+        return self.sent_sop_class or self.sop_class, self.sent_sop_uid or self.sop_uid
 
 
 @dataclass(frozen=True)
@@ -173,11 +180,15 @@ class JobQueue(Database):
         return cur.rowcount == 1
 
     def mark_item(self, job_id: int, seq: int, state: str, *, status: int | None = None, error: str = "",
-                  permanent: bool = False, size: int = 0) -> None:
-        """Record one instance's outcome right after the peer answered, with the job's counters."""
+                  permanent: bool = False, size: int = 0, sent: tuple[str, str] | None = None) -> None:
+        """Record one instance's outcome right after the peer answered, with the job's counters; ``sent``: the
+        (SOP Class, SOP Instance) UIDs of the transformed copy that went out, when they differ from the stored."""
+        sent_class, sent_uid = sent or ("", "")
+
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE items SET state=?, status=?, error=?, permanent=?, sent_at=? WHERE job_id=? AND"
-                         " seq=?", (state, status, error, int(permanent), time.time(), job_id, seq))
+            conn.execute("UPDATE items SET state=?, status=?, error=?, permanent=?, sent_at=?, sent_sop_class=?,"
+                         " sent_sop_uid=? WHERE job_id=? AND seq=?", (state, status, error, int(permanent),
+                                                                    time.time(), sent_class, sent_uid, job_id, seq))
             if state == DONE:
                 conn.execute("UPDATE jobs SET done=done+1, bytes_done=bytes_done+?, updated=? WHERE id=?",
                              (size, time.time(), job_id))

@@ -305,7 +305,7 @@ class Sender:
             self._refuse(job, str(exc) if named else f"{describe_chain(job.transform)}: {exc}")
             return
         try:
-            self._send(job, node, items, copies)
+            self._send(job, node, items, copies.paths, copies.uids)
         finally:
             outgoing.discard(outgoing.outgoing_dir(self.config.data_dir, job_id))
 
@@ -317,8 +317,10 @@ class Sender:
         log.error("job %d to %s: nothing sent: %s", job.id, job.node, reason)
         self._audit(job.id)
 
-    def _send(self, job: JobRow, node: NodeConfig, items: list[ItemRow], sources: dict[int, str]) -> None:
-        """One association for the job's remaining items; ``sources`` names the file to send for each."""
+    def _send(self, job: JobRow, node: NodeConfig, items: list[ItemRow], sources: dict[int, str],
+              sent_uids: dict[int, tuple[str, str]] | None = None) -> None:
+        """One association for the job's remaining items; ``sources`` names the file to send for each, ``sent_uids``
+        the UIDs of the copies that carry new ones (recorded with each acknowledged item)."""
         job_id = job.id
         try:
             assoc = associate(node, self.config.station.ae_title,
@@ -352,7 +354,8 @@ class Sender:
                 out = StoreOutcome(False, None, broken, permanent=True) if broken else \
                     store(assoc, sources[item.seq], item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted)
                 if out.ok:
-                    self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
+                    self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size,
+                                         sent=(sent_uids or {}).get(item.seq))
                     done, sent_bytes = done + 1, sent_bytes + item.size
                     if out.error:
                         log.warning("job %d: %s %s to %s: %s", job_id, item.modality, item.sop_uid, node.name, out.error)

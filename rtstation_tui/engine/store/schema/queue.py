@@ -42,8 +42,17 @@ CREATE TABLE commitment_items (
     reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (transaction_uid, sop_uid));
 """
 
+# Version 4 ([ACTIONS]): what was really sent per instance. A chain that changes identity (anonymize, derived
+# copies) sends new SOP Instance UIDs; storage commitment must ask the node about those, not the stored ones.
+# '' = the stored UIDs (every job without such a chain, and every job queued before this column existed).
+V4 = """
+ALTER TABLE items ADD COLUMN sent_sop_class TEXT NOT NULL DEFAULT '';
+ALTER TABLE items ADD COLUMN sent_sop_uid TEXT NOT NULL DEFAULT '';
+"""
+
 QUEUE = Schema("queue", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1),
     Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
     Migration(3, "storage commitment requests and their instances ([ACTIONS])", V3),
+    Migration(4, "items.sent_sop_class/sent_sop_uid: the UIDs a transformed copy carried ('' = the stored)", V4),
 ))
