@@ -75,7 +75,7 @@ class Station:
         self.indexer = Indexer(self.index, self.bus, data_dir / "provenance.jsonl")
         self.qr = QRService(lambda: self.config, self.index, self.store)  # [QR]: C-FIND/C-GET/C-MOVE SCP
         # [ACTIONS]: Storage Commitment reports arrive on our listener; they settle the sender's requests
-        self.commitment_reports = CommitmentReports(lambda: self.sender.queue)
+        self.commitment_reports = CommitmentReports(lambda: self.sender.queue, lambda job: self.sender.announce(job))
         self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus,
                                  (self.qr, self.commitment_reports)) if receive else None
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
@@ -237,7 +237,9 @@ class Station:
                                                            **{k: getattr(config.station, k) for k in keys}))
         changed = listener + self.reload(config)
         if self.receiver is not None:
-            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus, (self.qr,))
+            # the same extra services as at start: C-FIND/C-GET/C-MOVE, and commitment reports still accepted
+            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus,
+                                     (self.qr, self.commitment_reports))
             await self.start_receiver()
             log.info("listener restarted on %s as %s", self.receiver.address, self.receiver.ae_title)
         return changed

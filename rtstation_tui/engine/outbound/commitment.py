@@ -163,8 +163,9 @@ def expire(queue: JobQueue, now: float | None = None) -> int:
 class CommitmentReports:
     """The receiver's extra service: accepts Storage Commitment N-EVENT-REPORTs on our listener."""
 
-    def __init__(self, queue: Callable[[], JobQueue]) -> None:
+    def __init__(self, queue: Callable[[], JobQueue], settled: Callable[[int], None] | None = None) -> None:
         self.queue = queue
+        self.settled = settled  # job id → the station announces the job's new commitment state
 
     def abstract_syntaxes(self) -> list[str]:
         return [PUSH_MODEL]
@@ -181,6 +182,13 @@ class CommitmentReports:
         if not known:
             log.warning("storage commitment report for an unknown transaction from %s",
                         event.assoc.requestor.ae_title)
+        elif self.settled is not None:
+            uid = str(event.event_information.get("TransactionUID", "") or "")
+            for row in _rows(self.queue().conn, "WHERE transaction_uid=?", (uid,)):
+                try:
+                    self.settled(row.job_id)
+                except Exception:  # the report is recorded; a console that hears of it later reads the queue
+                    log.exception("job %d: the commitment's new state could not be announced", row.job_id)
         return 0x0000, None
 
 

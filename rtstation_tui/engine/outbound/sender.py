@@ -441,9 +441,14 @@ class Sender:
             self.watch.note(job)
             self._announce(job)
 
+    def announce(self, job_id: int) -> None:
+        """Tell the world a job changed (its storage commitment was settled by a report, from any thread)."""
+        self._post_changed(job_id)
+
     def _announce(self, job: JobRow) -> None:
+        settled = commitment.state_of(self.queue, job.id) if job.state == DONE else ""
         self.bus.post(JobChanged(job.id, job.node, job.plan_uid, job.label, job.state, job.done, job.total,
-                                 job.failed, job.error))
+                                 job.failed, job.error, settled))
 
     def _progress(self, job: JobRow, done: int, nbytes: int, rate: float) -> None:
         self.bus.post(JobProgress(job.id, job.node, job.plan_uid, job.label, done, job.total, nbytes,

@@ -290,7 +290,7 @@ class MainScreen(CommandScope, Screen[None]):
         if isinstance(ev, JobChanged):
             self.progress.job_changed(ev)
             jobs = dict(self.tree.sends.get(ev.plan_uid, {}))
-            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total)
+            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total, ev.commitment)
             self.tree.set_sends(ev.plan_uid, jobs)
             if ev.plan_uid == self.shown_plan and ev.state in ("done", "failed", "cancelled"):
                 self.load_details()

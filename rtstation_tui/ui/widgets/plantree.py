@@ -142,7 +142,9 @@ class PlanTree(CommandScope, Tree[NodeData]):
         for row in rows:  # rows arrive sorted by label
             self.plans[row.plan_uid] = row
             if row.sends and row.plan_uid not in self.sends:  # events, once any arrived, are newer
-                self.sends[row.plan_uid] = {n: JobState(n, st, d, t) for n, st, d, t in row.sends}
+                committed = dict(row.commitments)
+                self.sends[row.plan_uid] = {n: JobState(n, st, d, t, committed.get(n, ""))
+                                            for n, st, d, t in row.sends}
             node = self._plan_nodes.get(row.plan_uid)
             if node is not None:
                 node.set_label(self._plan_text(row))
