@@ -4,10 +4,12 @@ every count, keeps node choice, failed-echo marks and transforms, and asks befor
 
 from __future__ import annotations
 
+import pytest
 from tui_support import NODES, FakeSender, fill_plans, import_settled, make_app, make_config, screen_text, until
 
 from helpers import write_config, station_toml
 from rtstation_tui.engine.config.model import load_config
+from rtstation_tui.engine.plans.queries import Selection
 from rtstation_tui.synthetic import make_ct_bulk
 from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
 from rtstation_tui.ui.dialogs.send import SendDialog
@@ -44,6 +46,11 @@ async def test_an_unconnected_series_is_named_counted_and_sent_with_transforms_a
         await until(pilot, lambda: "ARCHIVE" in app.last_echo, what="echo answers")
         bin_ = tree._unconnected["PAT01"]
         tree.move_cursor(bin_)
+        await pilot.press("s")  # the bin itself: every unconnected object of the patient, read as it is now
+        await until(pilot, lambda: isinstance(app.screen, SendDialog), what="send dialog of the bin")
+        assert "unconnected objects  patient PAT01" in screen_text(app) and "5 CT = 5 objects" in screen_text(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, SendDialog), what="dialog closed")
         await pilot.press("enter")
         await until(pilot, lambda: bin_.children, what="the unconnected series listed")
         tree.move_cursor(bin_.children[0])
@@ -135,6 +142,11 @@ async def test_an_attached_console_sends_an_unconnected_ct_series_and_storescp_g
             await until(pilot, lambda: any(n.message == "1 job queued to QA" for n in app._notifications),
                         what="the console says so")
             await until(pilot, lambda: len(qa.files()) >= 6, 30, what="storescp got the series")
+            # what the API answers for what is not there, as the in-process station does
+            remote = app.api
+            assert remote.selection_preview(Selection("objects", sop_uids=("1.2.3.4",))) is None
+            with pytest.raises(ValueError, match="NOPE"):
+                remote.send_selection(Selection("patient", "PAT02"), ["NOPE"])
         sent = sorted(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in qa.files())
         assert sent == sorted(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in loose)
     finally:
