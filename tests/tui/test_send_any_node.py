@@ -27,12 +27,16 @@ def store_with_loose_ct(tmp_path, count=5):
     return config, loose
 
 
-async def open_patient(pilot):
+async def open_patient_of(pilot, patient_id: str) -> None:
     tree = pilot.app.main.tree
-    await until(pilot, lambda: "PAT01" in tree.patients, what="PAT01")
-    tree.move_cursor(tree.patient_node("PAT01"))
+    await until(pilot, lambda: patient_id in tree.patients, what=patient_id)
+    tree.move_cursor(tree.patient_node(patient_id))
     await pilot.press("enter")
-    await until(pilot, lambda: "PAT01" in tree.loaded, what="PAT01 plans")
+    await until(pilot, lambda: patient_id in tree.loaded, what=f"{patient_id} plans")
+
+
+async def open_patient(pilot):
+    await open_patient_of(pilot, "PAT01")
 
 
 async def test_an_unconnected_series_is_named_counted_and_sent_with_transforms_and_echo_marks(tmp_path):
@@ -153,3 +157,29 @@ async def test_an_attached_console_sends_an_unconnected_ct_series_and_storescp_g
         if serve is not None:
             serve.stop()
         qa.stop()
+
+
+def test_snapshot_the_send_dialog_of_an_unconnected_series_at_80x24(tmp_path, monkeypatch, snap_compare):
+    """What the operator reads before 3 loose CT leave: level, patient, counts, nodes, marks — in 80x24."""
+    from tui_support import fill_store, snapshot_config
+
+    config = snapshot_config(tmp_path, monkeypatch)
+    fill_store(config, tmp_path, breast=False)
+    make_ct_bulk(tmp_path / "loose", 3, rows=8, cols=8, patient_id="SYN001", seed="snapshot-loose-ct")
+    import_settled(config, [tmp_path / "loose"])
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        await until(pilot, lambda: "console started" in screen_text(app), what="start-up log line")
+        await open_patient_of(pilot, "SYN001")
+        tree = app.main.tree
+        bin_ = tree._unconnected["SYN001"]
+        tree.move_cursor(bin_)
+        await pilot.press("enter")
+        await until(pilot, lambda: bin_.children, what="the loose series")
+        tree.move_cursor(bin_.children[0])
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SendDialog), what="send dialog")
+        await pilot.press("space")
+
+    assert snap_compare(make_app(config, sender=FakeSender()), terminal_size=(80, 24), run_before=run_before)

@@ -165,7 +165,7 @@ class SelectionPreview:
     selection: Selection
     patient_id: str  # several patients (a hand-picked set): joined by ", "
     patient_name: str
-    description: str  # "3 studies, 5 series", the series' description, or the console's name
+    description: str  # "2 studies, 5 series" (a patient), "1 series: Thorax 3mm", a series' description
     counts: tuple[tuple[str, int], ...]  # by modality, in send order
     instances: int
     nbytes: int
@@ -394,16 +394,16 @@ def selection_preview(conn: sqlite3.Connection, selection: Selection) -> Selecti
 
 
 def _description(selection: Selection, rows: list[sqlite3.Row]) -> str:
-    """'2 studies, 3 series' for a patient; a study's or series' descriptions; the console's name for objects."""
+    """'2 studies, 3 series' for a patient; the series' descriptions for a series; '2 series: A, B' otherwise."""
     studies, series = {r[2] for r in rows}, {r[3] for r in rows}
     descriptions = sorted({r[4] for r in rows if r[4]})
     spread = f"{len(studies)} stud{'ies' if len(studies) != 1 else 'y'}, {len(series)} series"
     named = ", ".join(descriptions[:3]) + (f" (+{len(descriptions) - 3})" if len(descriptions) > 3 else "")
     if selection.level == "patient":
         return spread
-    if selection.level == "objects":
-        return selection.what or f"{len(series)} series"
-    return f"{len(series)} series" + (f": {named}" if named else "") if selection.level == "study" else named
+    if selection.level == "series":
+        return named
+    return f"{len(series)} series" + (f": {named}" if named else "")  # a study, or objects picked in the tree
 
 
 # -- status and dry run -----------------------------------------------------------------------------------------

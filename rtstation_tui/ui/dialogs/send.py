@@ -76,7 +76,7 @@ def describe_selection(p: SelectionPreview) -> Text:
         about = f"everything stored: {p.description}"
     else:
         text = Text.assemble((selection_name(p), "bold"), f"  {patient}")
-        about = p.description if p.description != selection_name(p) else ""
+        about = p.description
     plans = f"{p.plans} plan{'s' if p.plans != 1 else ''} among them" if p.plans else ""
     if about or plans:
         text.append("\n   " + "; ".join(filter(None, (about, plans))))
