@@ -26,8 +26,8 @@ from rtstation_tui.engine.intake.importer import BatchWriter, Importer
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.logsetup import setup_logging
 from rtstation_tui.engine.plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts,
-                                                Selection, SelectionPreview, SendPreview, latest_commitments,
-                                                latest_sends)
+                                                SendPreview, latest_commitments, latest_sends)
+from rtstation_tui.engine.plans.selection import Selection, SelectionPreview
 from rtstation_tui.engine.plans.readiness import settled_states
 from rtstation_tui.engine.station import Station
 from rtstation_tui.engine.store.files import Store

@@ -22,8 +22,8 @@ from .config.reload import ReloadError
 from .events import Subscriber
 from .intake.receiver import ReceiverError
 from .metrics.views import DvhCurve, PlanMetrics
-from .plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, Selection,
-                            SelectionPreview, SendPreview)
+from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from .plans.selection import Selection, SelectionPreview
 from .store.lock import StationLocked
 
 # The errors a caller handles travel with the interface (over a socket they become HTTP statuses): ReceiverError

@@ -27,8 +27,8 @@ from .store.lock import DataDirLock, pid_alive
 from .store.index import Index
 from .store.indexer import Indexer
 from .plans import queries
-from .plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, Selection,
-                            SelectionPreview, SendPreview)
+from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from .plans.selection import Selection, SelectionPreview, selection_preview, selection_sops
 from .plans.readiness import Readiness
 from .intake.rebuild import reconcile
 from .intake.receiver import Receiver, ReceiverError
@@ -330,12 +330,12 @@ class Station:
                 for job in self.sender.send_plan(uid, group, origin="manual", transform=transform, force=force)]
 
     def selection_preview(self, selection: Selection) -> SelectionPreview | None:
-        return queries.selection_preview(self.index.conn, selection)
+        return selection_preview(self.index.conn, selection)
 
     def send_selection(self, selection: Selection, nodes: Sequence[str],
                        transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
         """As ``send``, for a patient, study, series or a set of objects: one job per node and transform."""
-        sops = queries.selection_sops(self.index.conn, selection)
+        sops = selection_sops(self.index.conn, selection)
         if not sops:
             raise ValueError(f"nothing stored under {selection.what or selection.level + ' ' + selection.uid}")
         label = selection.what or f"{selection.level} {selection.uid}"

@@ -9,7 +9,7 @@ from tui_support import NODES, FakeSender, fill_plans, import_settled, make_app,
 
 from helpers import write_config, station_toml
 from rtstation_tui.engine.config.model import load_config
-from rtstation_tui.engine.plans.queries import Selection
+from rtstation_tui.engine.plans.selection import Selection
 from rtstation_tui.synthetic import make_ct_bulk
 from rtstation_tui.ui.dialogs.confirm import ConfirmDialog
 from rtstation_tui.ui.dialogs.send import SendDialog

@@ -27,8 +27,8 @@ from ..events import Event, EventBus, ReceiverState, Subscriber
 from ..intake.receiver import ReceiverError
 from ..metrics.query import QueryError
 from ..metrics.views import DvhCurve, PlanMetrics
-from ..plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, Selection,
-                             SelectionPreview, SendPreview)
+from ..plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from ..plans.selection import Selection, SelectionPreview
 from .client import ApiCallError, ApiClient
 from .jsonable import from_json, to_json
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..plans.queries import Selection
+from ..plans.selection import Selection
 from .http import ApiError, body, field_bool, field_list, reply
 from .jsonable import from_json
 from .routes import V1

@@ -23,7 +23,7 @@ from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
 from ...engine.config.transforms import decode_chain, split_spec
-from ...engine.plans.queries import SelectionPreview, SendPreview
+from ...engine.api import SelectionPreview, SendPreview
 from ..commands.registry import CommandScope, bindings
 from ..labels import literal, plain, visible
 
