@@ -26,7 +26,9 @@ def test_unreachable_node_timeout_and_unknown_reports(tmp_path) -> None:
     with queue.transaction() as conn:  # as a request that went out before a restart, never answered
         conn.execute("INSERT INTO commitments VALUES ('9.9', 2, 'PACS', 'waiting', 0, 0, 10, 1, 0, '')")
     assert commitment.state_of(queue, 2) == "waiting"
-    assert commitment.expire(queue, now=11) == 1
+    expired: list[int] = []
+    assert commitment.expire(queue, now=11, announce=expired.append) == 1
+    assert expired == [2]  # the console hears of it: its tree stops saying "sent"
     assert commitment.state_of(queue, 2).startswith("commit timed out: no N-EVENT-REPORT")
     stranger = Dataset()
     stranger.TransactionUID = "7.7.7"

@@ -150,14 +150,20 @@ def _reason(code: int) -> str:
     return f"0x{code:04X} {FAILURE_REASONS.get(code, 'failure')}"
 
 
-def expire(queue: JobQueue, now: float | None = None) -> int:
-    """Requests still waiting past their deadline become ``commit timed out``; how many."""
+def expire(queue: JobQueue, now: float | None = None, announce: Callable[[int], None] | None = None) -> int:
+    """Requests still waiting past their deadline become ``commit timed out``; how many. ``announce`` hears of
+    each job whose state so changed (the console's tree stops saying ``sent``)."""
     now = time.time() if now is None else now
     with queue.transaction() as conn:
+        jobs = [r[0] for r in conn.execute("SELECT job_id FROM commitments WHERE state='waiting' AND deadline < ?",
+                                           (now,))]
         cur = conn.execute("UPDATE commitments SET state='commit timed out', detail='no N-EVENT-REPORT by the "
                            "deadline (commitment_timeout_s)', updated=? WHERE state='waiting' AND deadline < ?",
                            (now, now))
-        return cur.rowcount
+        count = cur.rowcount
+    for job_id in jobs if announce is not None else ():
+        announce(job_id)
+    return count
 
 
 class CommitmentReports:

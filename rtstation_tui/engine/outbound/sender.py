@@ -130,7 +130,7 @@ class Sender:
         await asyncio.to_thread(self._reschedule_crashed)
         if time.monotonic() >= self._next_expiry:  # commitments past their deadline: now and then, not per poll
             self._next_expiry = time.monotonic() + 30.0
-            await asyncio.to_thread(commitment.expire, self.queue)
+            await asyncio.to_thread(commitment.expire, self.queue, None, self.announce)
         for job in await asyncio.to_thread(self.queue.due, time.time()):
             self._maybe_run(job)
 
