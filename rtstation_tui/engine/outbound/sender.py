@@ -397,7 +397,8 @@ class Sender:
                                  f"to this node (see the instance errors)")
         else:
             self.queue.set_state(job_id, DONE, error="")
-            log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
+            log.info("job %d: %s%s delivered to %s (%d instances)", job_id, "plan " if job.plan_uid else "",
+                     job.label, node.name, job.total)
             commitment.after_delivery(self.queue, node, self.config, job, self._ssl(node))
         self._audit(job_id)
 
