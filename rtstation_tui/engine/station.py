@@ -42,6 +42,7 @@ from .outbound.rules import RulesService
 from .outbound.sender import Sender
 from .store.files import Store
 from .qr.scp import QRService
+from .qr.pull import RemotePlan, RetrieveRuns
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
 from .service.server import ApiServer
@@ -78,6 +79,9 @@ class Station:
         self.commitment_reports = CommitmentReports(lambda: self.sender.queue, lambda job: self.sender.announce(job))
         self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus,
                                  (self.qr, self.commitment_reports)) if receive else None
+        # [QR] the console's Remote screen: plan lists of a node, retrieves in background threads (events on the bus)
+        self.retrieves = RetrieveRuns(lambda: self.config, self.store, self.bus,
+                                      lambda: self.receiver is not None and self.receiver_state == "listening")
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
@@ -366,6 +370,12 @@ class Station:
         return [j.id for uid in plan_uids for j in self.sender.queue.history(uid)
                 if j.state in ACTIVE and self.sender.cancel(j.id)]
 
+    def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
+        return self.retrieves.remote_plans(node, patient_id)
+
+    def retrieve(self, node: str, patient_id: str, plan_uids: Sequence[str]) -> int:
+        return self.retrieves.start(node, patient_id, plan_uids)
+
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
         return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store)
 
@@ -374,5 +384,5 @@ class Station:
 
     def _job_info(self, j: JobRow) -> JobInfo:
         return JobInfo(j.id, j.node, j.plan_uid, j.label, j.state, j.done, j.total, j.failed, j.bytes_done,
-                       j.bytes_total, j.error or "", j.created, j.origin or "",
+                       j.bytes_total, j.error or "", j.created, j.origin or "", j.derived,
                        commitment.state_of(self.sender.queue, j.id) if j.state == "done" else "")

@@ -66,7 +66,7 @@ async def test_an_unconnected_series_is_named_counted_and_sent_with_transforms_a
         assert f"unconnected CT series …{series[-12:]}  patient PAT01" in text
         assert "5 CT = 5 objects" in text
         assert "✗ no C-ECHO" in text and "ARCHIVE: last C-ECHO failed: connection refused" in text
-        assert "QA gets copies: set:StationName=QA_COPY (node)" in text
+        assert "QA gets copies: set:StationName=QA_COPY" in text
         await pilot.press("a")  # the first profile for QA: chosen first, then the node's own
         first = config.anonymize.profile_names()[0]
         await until(pilot, lambda: f"QA gets copies: anonymize:{first}, then set:StationName=QA_COPY"

@@ -23,7 +23,8 @@ LEGACY = DATA / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 LISTINGS = {"show": ["show", "--json"], "queue": ["queue", "--json"], "job1": ["queue", "show", "1", "--json"],
             "job2": ["queue", "show", "2", "--json"]}
-JOB_ADDED = {"transform": ""}  # queue migration 2 (jobs.transform): a job the old release queued sends the files
+JOB_ADDED = {"transform": "", "derived": 0}  # queue migrations 2 (jobs.transform: a job the old release queued sends
+# the files) and 4 (jobs.derived: it carries no derived objects)
 
 
 def listing(name: str) -> object:
@@ -90,8 +91,8 @@ def test_an_index_and_queue_written_by_the_previous_release_open_and_are_upgrade
         assert json.loads(rtstation(*args, config=legacy_config).stdout) == listing(name), name
 
     assert (version(index_db), version(queue_db)) == (INDEX.version, QUEUE.version)
-    before = before[0], {**before[1], "jobs": [(*job, "") for job in before[1]["jobs"]],  # every row, transform ''
-                         "items": [(*item, "", "") for item in before[1]["items"]]}  # sent UIDs '' (= the stored)
+    before = before[0], {**before[1], "jobs": [(*job, "", 0) for job in before[1]["jobs"]],  # transform '', derived 0
+                         "items": [(*item, 0, "", "") for item in before[1]["items"]]}  # none derived, sent UIDs ''
     assert (kept(index_db, before[0]), kept(queue_db, before[1])) == before
     with caplog.at_level(logging.INFO, logger="rtstation.schema"):
         index, queue = Index(legacy), JobQueue(legacy)  # the second open: nothing left to do
@@ -145,7 +146,7 @@ def test_a_version_1_queue_gets_the_transform_column_and_its_jobs_send_the_store
     conn.execute("INSERT INTO jobs (node, node_json, state) VALUES ('PACS', '{}', 'queued')")
     conn.close()
     queue = JobQueue(tmp_path)
-    assert version(db) == QUEUE.version >= 3
+    assert version(db) == QUEUE.version >= 4
     assert [(j.node, j.state, j.transform) for j in queue.jobs()] == [("PACS", "queued", "")]
     queue.close()
 

@@ -220,6 +220,6 @@ def unasked(chain: str, config: Config, items: Sequence[ItemRow]) -> str:
         changes = any(t.changes_identity for t in build_chain(chain, config))
     except TransformError:  # a chain the configuration no longer builds: only recorded UIDs are trusted
         changes = True
-    missing = [i for i in items if changes and not i.sent_sop_uid]
+    missing = [i for i in items if changes and not i.sent_sop_uid and not i.derived]  # a derived row: its own UID
     return (f"{len(missing)} of its copies were sent with new UIDs the queue did not record (delivered by an older "
             "release)") if missing else ""

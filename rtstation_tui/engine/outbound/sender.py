@@ -35,7 +35,7 @@ from ..store.files import Store
 from ..dimse.tls import client_context
 from ..transforms.base import TransformError
 from ..transforms.registry import build_chain
-from ..config.transforms import decode_chain, describe_chain, join_chains
+from ..config.transforms import decode_chain, describe_chain, join_chains, reads_bundle
 from . import commitment
 from .hooks import run_hooks, sent_facts
 from . import outgoing
@@ -68,6 +68,7 @@ def send_report(queue: JobQueue, results: Iterable[Enqueued]) -> list[dict[str, 
                     "state": job.state if job else "nothing to send", "error": job.error if job else "",
                     "done": job.done if job else 0, "failed": job.failed if job else 0,
                     "attempts": job.attempts if job else 0, "transform": job.transform if job else "",
+                    "derived": job.derived if job else 0, "objects": job.objects if job else "",
                     "commitment": commitment.state_of(queue, r.job_id)})
     return out
 
@@ -233,12 +234,17 @@ class Sender:
         paths = [str(self.store.abspath(m.path)) for m in members]
         delivered = set() if force else self.queue.delivered(node.name, paths, transform)
         pending = self.queue.pending(node.name, paths, transform)
-        items = [NewItem(m.sop_uid, m.sop_class, m.modality, p, m.size, m.transfer_syntax)
-                 for m, p in zip(members, paths) if p not in delivered and p not in pending]
+        have = delivered | pending
+        everything = [NewItem(m.sop_uid, m.sop_class, m.modality, p, m.size, m.transfer_syntax)
+                      for m, p in zip(members, paths)]
+        items = [i for i in everything if i.path not in have]
         job_id = None
         if items:
-            job_id = self.queue.add_job(node, items, plan_uid=plan_uid, patient_id=patient_id, label=label,
-                                        origin=origin, transform=transform)
+            # a bundle-wide chain (seg: the RTSTRUCT and its images) reads what the node has too, without sending it
+            whole = reads_bundle(transform) and len(items) < len(everything)
+            job_id = self.queue.add_job(node, everything if whole else items, plan_uid=plan_uid,
+                                        patient_id=patient_id, label=label, origin=origin, transform=transform,
+                                        inputs=have if whole else ())
             log.info("queued job %d: %s (%s) to %s, %d instances (%s)%s", job_id, label, plan_uid or "instances",
                      node.name, len(items), origin, f", sent as {describe_chain(transform)}" if transform else "")
             self._post_changed(job_id)
@@ -292,20 +298,22 @@ class Sender:
             self.kick()
 
     def _attempt(self, job_id: int, node: NodeConfig) -> None:
-        items = self.queue.items(job_id, [QUEUED, SENDING])
         job = self.queue.job(job_id)
         assert job is not None
         if not job.transform:
+            items = self.queue.items(job_id, [QUEUED, SENDING])
             self._send(job, node, items, {i.seq: i.path for i in items})
             return
         try:
-            copies = outgoing.prepare(self.config, job_id, job.transform, items)
+            copies = outgoing.prepare(self.config, self.queue, job)
         except (TransformError, ValueError, OSError) as exc:
             named = isinstance(exc, TransformError) and str(exc).startswith(tuple(decode_chain(job.transform)))
             self._refuse(job, str(exc) if named else f"{describe_chain(job.transform)}: {exc}")
             return
-        try:
-            self._send(job, node, items, copies.paths, copies.uids)
+        try:  # the rows as the copies settled them (a chain that derives objects added rows of its own)
+            settled = self.queue.job(job_id)
+            assert settled is not None
+            self._send(settled, node, self.queue.items(job_id, [QUEUED, SENDING]), copies)
         finally:
             outgoing.discard(outgoing.outgoing_dir(self.config.data_dir, job_id))
 
@@ -317,10 +325,8 @@ class Sender:
         log.error("job %d to %s: nothing sent: %s", job.id, job.node, reason)
         self._audit(job.id)
 
-    def _send(self, job: JobRow, node: NodeConfig, items: list[ItemRow], sources: dict[int, str],
-              sent_uids: dict[int, tuple[str, str]] | None = None) -> None:
-        """One association for the job's remaining items; ``sources`` names the file to send for each, ``sent_uids``
-        the UIDs of the copies that carry new ones (recorded with each acknowledged item)."""
+    def _send(self, job: JobRow, node: NodeConfig, items: list[ItemRow], sources: dict[int, str]) -> None:
+        """One association for the job's remaining items; ``sources`` names the file to send for each."""
         job_id = job.id
         try:
             assoc = associate(node, self.config.station.ae_title,
@@ -350,12 +356,11 @@ class Sender:
                     checked = time.monotonic()
                     if self.queue.state_of(job_id) == CANCELLED:
                         break
-                broken = damage(item.path, item.size, item.transfer_syntax)
+                broken = None if item.derived else damage(item.path, item.size, item.transfer_syntax)
                 out = StoreOutcome(False, None, broken, permanent=True) if broken else \
                     store(assoc, sources[item.seq], item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted)
                 if out.ok:
-                    self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size,
-                                         sent=(sent_uids or {}).get(item.seq))
+                    self.queue.mark_item(job_id, item.seq, DONE, status=out.status, error=out.error, size=item.size)
                     done, sent_bytes = done + 1, sent_bytes + item.size
                     if out.error:
                         log.warning("job %d: %s %s to %s: %s", job_id, item.modality, item.sop_uid, node.name, out.error)
@@ -397,8 +402,8 @@ class Sender:
                                  f"to this node (see the instance errors)")
         else:
             self.queue.set_state(job_id, DONE, error="")
-            log.info("job %d: %s%s delivered to %s (%d instances)", job_id, "plan " if job.plan_uid else "",
-                     job.label, node.name, job.total)
+            log.info("job %d: %s%s delivered to %s (%s)", job_id, "plan " if job.plan_uid else "", job.label,
+                     node.name, job.objects)
             commitment.after_delivery(self.queue, node, self.config, job, self._ssl(node))
         self._audit(job_id)
 

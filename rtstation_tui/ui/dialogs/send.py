@@ -22,8 +22,8 @@ from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ...engine.config.nodes import NodeConfig
-from ...engine.config.transforms import decode_chain, split_spec
 from ...engine.api import SelectionPreview, SendPreview
+from ...engine.config.transforms import describe_chain, encode_chain
 from ..commands.registry import CommandScope, bindings
 from ..labels import literal, plain, visible
 
@@ -93,16 +93,11 @@ def what_is_sent(previews: Sequence[Preview]) -> str:
     return f"Send {n} plan{'s' if n != 1 else ''}"
 
 
-def short_spec(spec: str) -> str:
-    """A transform as a list shows it: the machine map's JSON is the node editor's business."""
-    kind, _ = split_spec(spec)
-    return "machine_map" if kind == "machine_map" else spec
-
-
-def node_chain(chosen: str, node: NodeConfig) -> str:
-    """What this node's copies go through, in the sender's order: the chosen transform, then the node's own."""
-    own = [f"{short_spec(s)} (node)" for s in decode_chain(node.chain())]
-    return ", then ".join([*(short_spec(s) for s in decode_chain(chosen)), *own])
+def node_chain(chosen: str, node: NodeConfig) -> list[str]:
+    """What this node will really get, in the sender's order: the profile chosen here, then the node's own
+    transforms (seg adds a SEG); its machine mapping by name only (the table would not fit a line)."""
+    return [s for s in (chosen, *node.transforms, "machine_map" if node.machine_map or node.default_machine else "")
+            if s]
 
 
 class SendDialog(CommandScope, ModalScreen[list[str] | None]):
@@ -151,15 +146,14 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
     def _chains(self) -> Text:
         """Each enabled node whose copies are transformed, with the whole chain, wrapped (a list row would cut it);
         the stored originals never change."""
-        lines = [f"{n.name} gets copies: {chain}" for n in self.nodes
+        lines = [f"{n.name} gets copies: {', then '.join(chain)}" for n in self.nodes
                  if n.enabled and (chain := node_chain(self.transforms.get(n.name, ""), n))]
         return plain("\n".join(lines), "dim", lines=True)
 
     def _prompt(self, node: NodeConfig) -> Text:
-        transform = self.transforms.get(node.name)
-        own = "" if transform or not node.chain() else "  → transformed"
+        shown = describe_chain(encode_chain(node_chain(self.transforms.get(node.name, ""), node)))
         text = plain(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
-                     + (f"  → {transform}" if transform else own))
+                     + (f"  → {shown}" if shown else ""))
         if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
             text.append("  ✗ no C-ECHO", "bold red")
         return text

@@ -42,10 +42,21 @@ CREATE TABLE commitment_items (
     reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (transaction_uid, sop_uid));
 """
 
-# Version 4 ([ACTIONS]): what was really sent per instance. A chain that changes identity (anonymize, derived
-# copies) sends new SOP Instance UIDs; storage commitment must ask the node about those, not the stored ones.
-# '' = the stored UIDs (every job without such a chain, and every job queued before this column existed).
+# Version 4 ([DERIVE]): jobs whose chain adds or splits objects (``seg``, ``classic``). ``items.derived = 1``: a row
+# for an object the chain made (its deterministic SOP Instance UID; its copy is rebuilt at every attempt), appended
+# after the stored instances when the first attempt makes the copies; ``jobs.derived`` counts them (``total``
+# includes them). A stored instance the chain replaces (an Enhanced image by its classic frames), or one a
+# bundle-wide chain only reads, has the item state ``input`` and is not counted in ``total``.
 V4 = """
+ALTER TABLE items ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
+"""
+
+# Version 5 ([ACTIONS]): the UIDs a stored instance's copy carries. A chain that changes identity (anonymize) sends
+# new SOP Instance UIDs; storage commitment must ask the node about those, not the stored ones (a derived row's own
+# sop_uid is already what is sent). '' = not recorded: the stored UIDs, for every job without a chain and every job
+# queued before this column existed.
+V5 = """
 ALTER TABLE items ADD COLUMN sent_sop_class TEXT NOT NULL DEFAULT '';
 ALTER TABLE items ADD COLUMN sent_sop_uid TEXT NOT NULL DEFAULT '';
 """
@@ -54,5 +65,6 @@ QUEUE = Schema("queue", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1),
     Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
     Migration(3, "storage commitment requests and their instances ([ACTIONS])", V3),
-    Migration(4, "items.sent_sop_class/sent_sop_uid: the UIDs a transformed copy carried ('' = the stored)", V4),
+    Migration(4, "derived objects of a job (items.derived, jobs.derived) and the 'input' item state ([DERIVE])", V4),
+    Migration(5, "items.sent_sop_class/sent_sop_uid: the UIDs a transformed copy carried ('' = the stored)", V5),
 ))
