@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     what.add_argument("--study", metavar="UID", help="every stored instance of this Study Instance UID")
     p.add_argument("--patient", metavar="ID", help="alone: every stored instance of this PatientID; with --plan: "
                    "the patient whose plan label is meant, when several patients use it")
-    p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
+    p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names, [[groups]] names (each sends "
+                   "to its enabled nodes) or AET@host:port")
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
     p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "

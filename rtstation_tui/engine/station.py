@@ -19,6 +19,7 @@ import pydicom
 
 from .api import EchoOutcome, StationStatus
 from .audit import audit, configure as configure_audit
+from .config.groups import expand_for_send
 from .config.model import Config
 from .config.rules import RuleConfig
 from .events import EventBus, ReceiverState, Subscriber
@@ -326,9 +327,10 @@ class Station:
 
     def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
              transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
-        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes."""
+        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes.
+        A ``[[groups]]`` name stands for its enabled nodes (each may have its own transform)."""
         groups: dict[str, list[str]] = {}
-        for node in nodes:
+        for node in expand_for_send(nodes, self.config):
             groups.setdefault((transforms or {}).get(node, ""), []).append(node)
         return [job for uid in plan_uids for transform, group in groups.items()
                 for job in self.sender.send_plan(uid, group, origin="manual", transform=transform, force=force)]
@@ -377,7 +379,8 @@ class Station:
         return self.retrieves.start(node, patient_id, plan_uids)
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
-        return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store)
+        return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store,
+                       self.config.groups)
 
     def _history(self, plan_uid: str) -> list[JobInfo]:
         return [self._job_info(j) for j in self.sender.queue.history(plan_uid)]

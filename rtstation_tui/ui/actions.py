@@ -67,7 +67,8 @@ class StationActions(ConsoleBase):
     async def _choose_nodes(self, previews: list[Any]) -> tuple[list[str], dict[str, str]] | None:
         """The send dialog (node choice, failed-echo marks, transforms); None when cancelled."""
         failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
-        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed)
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed,
+                            self.config.groups)
         nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return None

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..store.db import Database
 from ..store.schema import QUEUE
 from ..config.nodes import NodeConfig
+from .priority import for_origin
 
 QUEUED, SENDING, WAITING, DONE, FAILED, CANCELLED = "queued", "sending", "waiting-retry", "done", "failed", "cancelled"
 # an item state: a stored instance the job's chain reads but does not send itself (replaced by derived objects, or
@@ -49,6 +50,7 @@ class JobRow:
     owner_pid: int | None
     transform: str = ""  # e.g. "anonymize:rt-research": the peer gets transformed copies, the store keeps originals
     derived: int = 0  # of ``total``: objects the chain made (a SEG, classic frames), counted once the copies exist
+    priority: int = 0  # 1: asked for by hand, 0: a rule's (outbound/priority.py); due jobs run highest first
 
     @property
     def active(self) -> bool:
@@ -119,18 +121,21 @@ class JobQueue(Database):
 
     # -- adding ----------------------------------------------------------------------------------------------
     def add_job(self, node: NodeConfig, items: Sequence[NewItem], *, plan_uid: str = "", patient_id: str = "",
-                label: str = "", origin: str = "manual", transform: str = "", inputs: Iterable[str] = ()) -> int:
-        """``inputs``: paths among ``items`` the chain only reads (the node has them already): state ``input``."""
+                label: str = "", origin: str = "manual", transform: str = "", inputs: Iterable[str] = (),
+                priority: int | None = None) -> int:
+        """``inputs``: paths among ``items`` the chain only reads (the node has them already): state ``input``.
+        ``priority``: default from the origin (manual before a rule's, ``outbound/priority.py``)."""
         now = time.time()
         read_only = set(inputs)
         sent = [i for i in items if i.path not in read_only]
+        level = for_origin(origin) if priority is None else priority
 
         def tx(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO jobs (node, node_json, plan_uid, patient_id, label, origin, state, next_try, created,"
-                " updated, total, bytes_total, transform) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated, total, bytes_total, transform, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (node.name, json.dumps(asdict(node)), plan_uid, patient_id, label, origin, QUEUED, now, now, now,
-                 len(sent), sum(i.size for i in sent), transform))
+                 len(sent), sum(i.size for i in sent), transform, level))
             job_id = int(cur.lastrowid or 0)
             conn.executemany("INSERT INTO items (job_id, seq, sop_uid, sop_class, modality, path, size,"
                              " transfer_syntax, state) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -186,9 +191,17 @@ class JobQueue(Database):
         return [ItemRow(**dict(r)) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
     def due(self, now: float) -> list[JobRow]:
+        """Jobs to start now, highest priority first (a manual send before a rule's backlog), then oldest first."""
         rows = self.conn.execute("SELECT * FROM jobs WHERE state IN ('queued','waiting-retry') AND next_try <= ?"
-                                 " ORDER BY id", (now,))
+                                 " ORDER BY priority DESC, id", (now,))
         return [JobRow(**dict(r)) for r in rows]
+
+    def waiting_above(self, node: str, priority: int, now: float, exclude: int = 0) -> int | None:
+        """The oldest due job for ``node`` with a priority above ``priority`` (None: none waits)."""
+        row = self.conn.execute("SELECT id FROM jobs WHERE node=? AND priority>? AND id<>? AND state IN"
+                                " ('queued','waiting-retry') AND next_try <= ? ORDER BY priority DESC, id LIMIT 1",
+                                (node, priority, exclude, now)).fetchone()
+        return int(row[0]) if row else None
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")}

@@ -52,11 +52,19 @@ ALTER TABLE items ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
 """
 
-# Version 5 ([ACTIONS]): the UIDs a stored instance's copy carries. A chain that changes identity (anonymize) sends
+# Version 5 ([FAST] scheduling): a job's priority; the sender takes due jobs highest first, and a running job of a
+# lower priority gives its node up for a higher one (outbound/priority.py). 1: asked for by someone (console, CLI,
+# API); 0: a rule's bulk traffic. Jobs queued before keep that meaning: every origin not "rule:..." was manual.
+V5 = """
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET priority = 1 WHERE origin IS NULL OR origin NOT LIKE 'rule:%';
+"""
+
+# Version 6 ([ACTIONS]): the UIDs a stored instance's copy carries. A chain that changes identity (anonymize) sends
 # new SOP Instance UIDs; storage commitment must ask the node about those, not the stored ones (a derived row's own
 # sop_uid is already what is sent). '' = not recorded: the stored UIDs, for every job without a chain and every job
 # queued before this column existed.
-V5 = """
+V6 = """
 ALTER TABLE items ADD COLUMN sent_sop_class TEXT NOT NULL DEFAULT '';
 ALTER TABLE items ADD COLUMN sent_sop_uid TEXT NOT NULL DEFAULT '';
 """
@@ -66,5 +74,6 @@ QUEUE = Schema("queue", (
     Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
     Migration(3, "storage commitment requests and their instances ([ACTIONS])", V3),
     Migration(4, "derived objects of a job (items.derived, jobs.derived) and the 'input' item state ([DERIVE])", V4),
-    Migration(5, "items.sent_sop_class/sent_sop_uid: the UIDs a transformed copy carried ('' = the stored)", V5),
+    Migration(5, "jobs.priority: manual sends before a rule's backlog to the same node ([FAST] scheduling)", V5),
+    Migration(6, "items.sent_sop_class/sent_sop_uid: the UIDs a transformed copy carried ('' = the stored)", V6),
 ))
