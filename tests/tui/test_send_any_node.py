@@ -39,6 +39,18 @@ async def open_patient(pilot):
     await open_patient_of(pilot, "PAT01")
 
 
+async def send_first_loose_series(pilot, patient_id: str) -> None:
+    """Open the patient's unconnected bin, put the cursor on its first series and press s."""
+    await open_patient_of(pilot, patient_id)
+    tree = pilot.app.main.tree
+    bin_ = tree._unconnected[patient_id]
+    tree.move_cursor(bin_)
+    await pilot.press("enter")
+    await until(pilot, lambda: bin_.children, what="the loose series")
+    tree.move_cursor(bin_.children[0])
+    await pilot.press("s")
+
+
 async def test_an_unconnected_series_is_named_counted_and_sent_with_transforms_and_echo_marks(tmp_path):
     config, loose = store_with_loose_ct(tmp_path)
     sender = FakeSender()
@@ -131,16 +143,7 @@ async def test_an_attached_console_sends_an_unconnected_ct_series_and_storescp_g
         app, _ = attached_app(config)
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: "PAT02" in app.main.tree.patients, 20, what="PAT02")
-            tree = app.main.tree
-            tree.move_cursor(tree.patient_node("PAT02"))
-            await pilot.press("enter")
-            await until(pilot, lambda: "PAT02" in tree._unconnected, what="the unconnected bin")
-            bin_ = tree._unconnected["PAT02"]
-            tree.move_cursor(bin_)
-            await pilot.press("enter")
-            await until(pilot, lambda: bin_.children, what="the loose series")
-            tree.move_cursor(bin_.children[0])
-            await pilot.press("s")
+            await send_first_loose_series(pilot, "PAT02")
             await until(pilot, lambda: "6 CT = 6 objects" in screen_text(app), what="the dialog names 6 CT")
             await pilot.press("space", "enter")
             await until(pilot, lambda: any(n.message == "1 job queued to QA" for n in app._notifications),
@@ -171,14 +174,7 @@ def test_snapshot_the_send_dialog_of_an_unconnected_series_at_80x24(tmp_path, mo
     async def run_before(pilot) -> None:
         app = pilot.app
         await until(pilot, lambda: "console started" in screen_text(app), what="start-up log line")
-        await open_patient_of(pilot, "SYN001")
-        tree = app.main.tree
-        bin_ = tree._unconnected["SYN001"]
-        tree.move_cursor(bin_)
-        await pilot.press("enter")
-        await until(pilot, lambda: bin_.children, what="the loose series")
-        tree.move_cursor(bin_.children[0])
-        await pilot.press("s")
+        await send_first_loose_series(pilot, "SYN001")
         await until(pilot, lambda: isinstance(app.screen, SendDialog), what="send dialog")
         await pilot.press("space")
 
