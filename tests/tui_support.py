@@ -27,7 +27,8 @@ from rtstation_tui.engine.intake.importer import BatchWriter, Importer
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.logsetup import setup_logging
 from rtstation_tui.engine.plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts,
-                                                SendPreview, latest_sends)
+                                                SendPreview, latest_commitments, latest_sends)
+from rtstation_tui.engine.plans.selection import Selection, SelectionPreview
 from rtstation_tui.engine.plans.readiness import settled_states
 from rtstation_tui.engine.qr.pull import RemotePlan, RemoteUnavailable
 from rtstation_tui.engine.station import Station
@@ -181,6 +182,7 @@ class FakeSender:
         self.has: set[tuple[str, str]] = set()  # (plan UID, node) the node already acknowledged
         self.forced: list[tuple[str, str]] = []
         self.queue = FakeQueue()
+        self.selections: list[tuple[Selection, str, str]] = []  # (what, node, transform) of non-plan sends
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Any = None, origin: str = "manual",
                   force: bool = False, transform: str = "") -> list[int]:
@@ -195,6 +197,14 @@ class FakeSender:
                 self.transforms[len(self.sent)] = transform
             self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4, created=FIXED_TIME,
                                             origin=origin))
+        return ids
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str], transforms: Mapping[str, str],
+                       force: bool) -> list[int]:
+        ids = []
+        for node in nodes:
+            self.selections.append((selection, node, transforms.get(node, "")))
+            ids.append(1000 + len(self.selections))
         return ids
 
     def echo(self, node: str) -> EchoOutcome:
@@ -244,7 +254,8 @@ class FakeStation:
         return self.real.label_matches(text, limit)
 
     def plans_of(self, patient_id: str) -> list[PlanRow]:
-        return [replace(p, sends=latest_sends(self._history(p.plan_uid))) for p in self.real.plans_of(patient_id)]
+        return [replace(p, sends=latest_sends(h), commitments=latest_commitments(h))
+                for p in self.real.plans_of(patient_id) for h in [self._history(p.plan_uid)]]
 
     def unconnected(self, patient_id: str) -> list[LooseObject]:
         return self.real.unconnected(patient_id)
@@ -276,6 +287,13 @@ class FakeStation:
              transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
         return [j for uid in plan_uids for node in nodes for j in self._sender().send_plan(
             uid, [node], origin="manual", transform=(transforms or {}).get(node, ""), force=force)]
+
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        return self.real.selection_preview(selection)
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        return self._sender().send_selection(selection, nodes, transforms or {}, force)
 
     def echo(self, node: str) -> EchoOutcome:
         return self._sender().echo(node)

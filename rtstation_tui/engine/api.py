@@ -24,6 +24,7 @@ from .intake.receiver import ReceiverError
 from .metrics.views import DvhCurve, PlanMetrics
 from .outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete, human_bytes
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from .plans.selection import Selection, SelectionPreview
 from .qr.pull import RemotePlan, RemoteUnavailable
 from .store.lock import StationLocked
 
@@ -32,7 +33,7 @@ from .store.lock import StationLocked
 # process owns the data_dir, at start).
 __all__ = ["DeletePreview", "DeleteRefused", "NothingToDelete", "human_bytes", "DvhCurve", "PlanMetrics", "EchoOutcome",
            "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails", "PlanRow",
-           "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked", "RemotePlan",
+           "PlanVerdicts", "Selection", "SelectionPreview", "SendPreview", "ReceiverError", "ReloadError", "StationLocked", "RemotePlan",
            "RemoteUnavailable"]
 
 
@@ -110,6 +111,17 @@ class StationAPI(Protocol):
         ``transforms``: node -> transform (``anonymize:PROFILE``) for the nodes that get transformed copies; the
         store keeps the originals. ``force``: also what a node acknowledged before (the operator confirmed a
         resend); what is queued now is still not queued twice."""
+        ...
+
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        """What a send of a tree node that is not a plan (a patient, study, series, unconnected objects) carries;
+        None when nothing of it is stored."""
+        ...
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        """Queue everything of ``selection`` for each node (by hand), as ``send`` does for plans: job ids, none
+        for a node that already has it all (ValueError when nothing of it is stored)."""
         ...
 
     def echo(self, node: str) -> EchoOutcome: ...

@@ -119,6 +119,7 @@ class JobChanged(Event):
     total: int
     failed: int
     error: str = ""
+    commitment: str = ""  # a done job's storage commitment: '', waiting, committed, commit failed: N instances (…)
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             jobs = await asyncio.to_thread(self.api.jobs, True)
             if self.is_running and not self.stopping:
                 self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total,
-                                              r.failed, r.error or "") for r in reversed(jobs)])
+                                              r.failed, r.error or "", r.commitment) for r in reversed(jobs)])
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""

@@ -90,11 +90,29 @@ class JobState:
     state: str
     done: int = 0
     total: int = 0
+    commitment: str = ""  # a done job's storage commitment ('' when the node is not asked)
 
     def text(self) -> str:
         if self.state == "sending" and self.total:
             return literal(f"{self.node}: sending {100 * self.done // self.total}%")
+        if self.state == "done" and self.commitment:
+            return literal(f"{self.node}: {commitment_word(self.commitment)}")
         return literal(f"{self.node}: {self.state}")
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed" or (self.state == "done" and commitment_failed(self.commitment))
+
+
+def commitment_word(state: str) -> str:
+    """A commitment state in a word or two for the tree ('sent' while the node has not vouched yet); the details
+    have the whole of it (how many instances, which reasons)."""
+    head = state.split(": ", 1)[0]
+    return {"waiting": "sent", "request failed": "commit request failed"}.get(head, head)
+
+
+def commitment_failed(state: str) -> bool:
+    return bool(state) and state.split(": ", 1)[0] not in ("waiting", "committed")
 
 
 def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[JobState, ...] = ()) -> Text:
@@ -112,8 +130,11 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
     if p.conflicts:
         text.append(f"  ⚠ {p.conflicts} conflict{'s' if p.conflicts != 1 else ''}", pal.error)
     for job in sends:
-        style = pal.error if job.state == "failed" else pal.ok if job.state == "done" else pal.accent
+        waiting = job.state == "done" and job.commitment.startswith("waiting")
+        style = pal.error if job.failed else pal.accent if waiting else pal.ok if job.state == "done" else pal.accent
         text.append(f"  {job.text()}", style)
+    if p.tags:  # a rule's tag = "…": what the site calls this plan
+        text.append(literal("  " + " ".join(f"#{t}" for t in p.tags)), pal.accent)
     # what matters most comes first: the tree pane is ~35 columns wide at 80x24
     if p.machines:
         text.append(literal("  " + ",".join(p.machines)))

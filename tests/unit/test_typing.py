@@ -17,6 +17,7 @@ from helpers import ROOT
 CHECKED = [  # the in-process Station and the attached console's RemoteStation both implement StationAPI
     "rtstation_tui/engine/api.py",
     "rtstation_tui/engine/plans/queries.py",
+    "rtstation_tui/engine/plans/selection.py",
     "rtstation_tui/engine/outbound/dryrun.py",
     "rtstation_tui/engine/station.py",
     "rtstation_tui/engine/service/remote.py",

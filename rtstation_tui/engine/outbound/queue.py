@@ -92,6 +92,13 @@ class ItemRow:
     permanent: int
     sent_at: float | None
     derived: int = 0  # 1: an object the chain made (``path`` is where each attempt writes its copy)
+    sent_sop_class: str = ""  # what a transformed copy of a stored instance carried ('' = the stored UIDs)
+    sent_sop_uid: str = ""
+
+    @property
+    def sent_uids(self) -> tuple[str, str]:
+        """(SOP Class UID, SOP Instance UID) as the peer holds this instance (what commitment asks about)."""
+        return self.sent_sop_class or self.sop_class, self.sent_sop_uid or self.sop_uid
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,14 @@ class JobQueue(Database):
         cur = self.conn.execute("UPDATE jobs SET state='sending', owner_pid=?, updated=? WHERE id=? AND state IN"
                                 " ('queued','waiting-retry')", (pid, time.time(), job_id))
         return cur.rowcount == 1
+
+    def record_sent(self, job_id: int, uids: dict[int, tuple[str, str]]) -> None:
+        """The (SOP Class, SOP Instance) UIDs each row's copy carries (seq → UIDs), once the copies are made: what
+        storage commitment asks the node about. Deterministic chains: every attempt records the same."""
+        if uids:
+            self._tx(lambda conn: conn.executemany(
+                "UPDATE items SET sent_sop_class=?, sent_sop_uid=? WHERE job_id=? AND seq=?",
+                [(cls, uid, job_id, seq) for seq, (cls, uid) in uids.items()]))
 
     def mark_item(self, job_id: int, seq: int, state: str, *, status: int | None = None, error: str = "",
                   permanent: bool = False, size: int = 0) -> None:

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..store.tags import tags_by_plan, tags_of
 from .bundle import Bundle, bundle_for, patient_view
 
 MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
@@ -50,6 +51,8 @@ class PlanRow:
     conflicts: int = 0
     sends: tuple[tuple[str, str, int, int], ...] = ()  # latest (node, state, done, total) per node
     held_by: tuple[str, ...] = ()  # rules that hold the plan until it is complete
+    tags: tuple[str, ...] = ()  # ``tag = "…"`` of the rules that matched it ([ACTIONS])
+    commitments: tuple[tuple[str, str], ...] = ()  # latest (node, storage commitment state) where one was asked
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class JobInfo:
     created: float = 0.0  # when it was queued (epoch seconds)
     origin: str = ""  # who asked: manual (the console's operator), cli, rule:NAME
     derived: int = 0  # of ``total``: objects the job's chain made (a SEG, classic frames)
+    commitment: str = ""  # storage commitment: '' (not asked), waiting, committed, commit failed: N instances (…)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class PlanDetails:
     history: tuple[JobInfo, ...] = ()
     held_by: tuple[str, ...] = ()
     nbytes: int = 0  # the bundle's stored size (objects shared with other plans included)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,7 @@ def plans_of(conn: sqlite3.Connection, patient_id: str) -> list[PlanRow]:
         facts[r[0]] = r  # later versions (conflicts) overwrite, as bundle.py does
     states = _bundle_states(conn, patient_id)
     held = held_plans(conn)
+    tags = tags_by_plan(conn, list(facts))
     out = []
     for uid, r in facts.items():
         b = states.get(uid)
@@ -248,7 +254,7 @@ def plans_of(conn: sqlite3.Connection, patient_id: str) -> list[PlanRow]:
                            b["state"] if b is not None else "receiving",
                            bool(b["complete"]) if b is not None else False,
                            summary.get("missing", ""), int(summary.get("conflicts", 0) or 0),
-                           (), held.get(uid, ())))
+                           (), held.get(uid, ()), tuple(tags.get(uid, ()))))
     return sorted(out, key=lambda p: (p.label, p.plan_uid))
 
 
@@ -258,6 +264,14 @@ def latest_sends(jobs: Iterable[JobInfo]) -> tuple[tuple[str, str, int, int], ..
     for job in sorted(jobs, key=lambda j: j.id):
         latest[job.node] = job
     return tuple((j.node, j.state, j.done, j.total) for j in latest.values())
+
+
+def latest_commitments(jobs: Iterable[JobInfo]) -> tuple[tuple[str, str], ...]:
+    """The storage commitment state of the newest job per node, where that job asked for one."""
+    latest: dict[str, JobInfo] = {}
+    for job in sorted(jobs, key=lambda j: j.id):
+        latest[job.node] = job
+    return tuple((j.node, j.commitment) for j in latest.values() if j.commitment)
 
 
 def unconnected(conn: sqlite3.Connection, patient_id: str) -> list[LooseObject]:
@@ -301,7 +315,8 @@ def plan_details(conn: sqlite3.Connection, plan_uid: str) -> PlanDetails | None:
     return PlanDetails(b.plan_uid, b.patient_id, b.patient_name, b.label, b.name, b.ion, tuple(b.machines),
                        b.approval, b.fractions, row["state"] if row is not None else "receiving", b.complete,
                        b.missing_summary(), len(b.conflicts), _beams(b), _chain(b), _missing(b), (),
-                       held_plans(conn).get(plan_uid, ()), sum({m.path: m.size for m in b.members}.values()))
+                       held_plans(conn).get(plan_uid, ()), sum({m.path: m.size for m in b.members}.values()),
+                       tuple(tags_of(conn, plan_uid)))
 
 
 def send_preview(conn: sqlite3.Connection, plan_uids: Sequence[str]) -> list[SendPreview]:

@@ -29,6 +29,7 @@ from ..metrics.query import QueryError
 from ..metrics.views import DvhCurve, PlanMetrics
 from ..outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete
 from ..plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from ..plans.selection import Selection, SelectionPreview
 from ..qr.pull import RemotePlan, RemoteUnavailable
 from .client import ApiCallError, ApiClient
 from .jsonable import from_json, to_json
@@ -202,6 +203,26 @@ class RemoteStation:
         rows = [r for uid in plan_uids for transform, group in groups.items()
                 for r in self._post("/send", {"plan": uid, "to": group, "transform": transform, "force": force})]
         return [int(r["job_id"]) for r in rows if r["job_id"] is not None]
+
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        try:
+            found = self._post("/selection/preview", {"selection": to_json(selection)})
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return from_json(SelectionPreview, found)  # type: ignore[no-any-return]
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        try:
+            answer = self._post("/selection/send", {"selection": to_json(selection), "to": list(nodes),
+                                                    "transforms": dict(transforms or {}), "force": force})
+        except ApiCallError as exc:
+            if exc.status == 400:  # as in-process: an unknown node or transform, nothing stored under it
+                raise ValueError(exc.message) from None
+            raise
+        return [int(j) for j in answer["jobs"]]
 
     def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
         query = urlencode([("where", w) for w in where] + [("sort", sort), ("limit", limit)])

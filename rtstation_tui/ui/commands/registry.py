@@ -86,7 +86,8 @@ COMMANDS: tuple[Command, ...] = (
     _c("quit-now", "ctrl+q", "Quit", "Quit rtstation", "Stop receiving (in-flight stores finish) and leave, from any "
        "screen", ("app",), message=m.QuitRequested, show=False, palette=False, priority=True),
     # the main screen
-    _c("send", "s", "Send", "Send plans", "Send the marked plans (or the one under the cursor) to chosen nodes", MAIN,
+    _c("send", "s", "Send", "Send plans", "Send the marked plans, or what is under the cursor (a plan, a patient, unconnected "
+       "objects), to chosen nodes", MAIN,
        message=m.SendPlans),
     _c("echo", "e", "Echo", "C-ECHO nodes", "Check that every enabled node answers", MAIN, message=m.EchoNodes),
     _c("filter", "slash", "Filter", "Filter patients", "Filter the tree by patient ID, name or plan label (Esc "
@@ -173,7 +174,7 @@ COMMANDS: tuple[Command, ...] = (
        "stores finish)", ("quit",), action="choose('stop')"),
     _c("quit-stay", "escape", "Stay", "Stay", "Back to the console", ("quit",), action="choose('')"),
     _c("send-cancel", "escape", "Cancel", "Cancel", "Close without sending", ("send",), action="cancel"),
-    _c("send-go", "enter", "Send", "Send now", "Queue the plans to the chosen nodes", ("send",), action="send",
+    _c("send-go", "enter", "Send", "Send now", "Queue what is shown to the chosen nodes", ("send",), action="send",
        priority=True),
     _c("send-anonymize", "a", "Anonymize", "Anonymize for this node", "Cycle the node under the cursor through the "
        "anonymize profiles (and back to none): it gets de-identified copies, the store keeps the originals",

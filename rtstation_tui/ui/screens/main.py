@@ -215,9 +215,11 @@ class MainScreen(CommandScope, Screen[None]):
     def _show_hint(self, data: NodeData | None) -> None:
         row = self.tree.patients.get(data.patient_id) if data is not None else None
         hint = (f"Patient {row.patient_id}  {row.patient_name.replace('^', ' ')}: {row.plans} plan"
-                f"{'' if row.plans == 1 else 's'}. Enter opens it.") if row else ""
+                f"{'' if row.plans == 1 else 's'}. Enter opens it; s sends everything stored for it.") if row else ""
         if data is not None and data.kind == "unconnected":
-            hint = "Objects of this patient that no plan references (Enter lists them)."
+            hint = "Objects of this patient that no plan references (Enter lists them, s sends them)."
+        elif data is not None and data.kind == "member":
+            hint = f"{len(data.sop_uids)} {data.modality} objects no plan references (s sends them)."
         self.query_one(PlanDetailsView).show(None, hint)
         if row and data is not None and data.kind == "patient":
             self.run_worker(self._patient_usage(row.patient_id, hint), group="usage", exclusive=True,
@@ -300,7 +302,7 @@ class MainScreen(CommandScope, Screen[None]):
         if isinstance(ev, JobChanged):
             self.progress.job_changed(ev)
             jobs = dict(self.tree.sends.get(ev.plan_uid, {}))
-            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total)
+            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total, ev.commitment)
             self.tree.set_sends(ev.plan_uid, jobs)
             if ev.plan_uid == self.shown_plan and ev.state in ("done", "failed", "cancelled"):
                 self.load_details()

@@ -10,7 +10,6 @@ With a filter on (``filter_text``), a patient matched by a plan label lists only
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -29,6 +28,9 @@ class NodeData:
     kind: str  # "patient", "plan", "unconnected", "member"
     patient_id: str
     plan_uid: str = ""
+    series_uid: str = ""  # member: the unconnected series it lists
+    sop_uids: tuple[str, ...] = ()  # member: exactly the objects its row counts (what a send of it takes)
+    modality: str = ""
 
 
 class PlanTree(CommandScope, Tree[NodeData]):
@@ -140,7 +142,9 @@ class PlanTree(CommandScope, Tree[NodeData]):
         for row in rows:  # rows arrive sorted by label
             self.plans[row.plan_uid] = row
             if row.sends and row.plan_uid not in self.sends:  # events, once any arrived, are newer
-                self.sends[row.plan_uid] = {n: JobState(n, st, d, t) for n, st, d, t in row.sends}
+                committed = dict(row.commitments)
+                self.sends[row.plan_uid] = {n: JobState(n, st, d, t, committed.get(n, ""))
+                                            for n, st, d, t in row.sends}
             node = self._plan_nodes.get(row.plan_uid)
             if node is not None:
                 node.set_label(self._plan_text(row))
@@ -160,10 +164,12 @@ class PlanTree(CommandScope, Tree[NodeData]):
             return
         node.set_label(unconnected_label(len(members), self.palette))
         node.remove_children()
-        groups = Counter((m.modality or "?", m.series_uid, m.source) for m in members)
-        for (modality, series, source), n in sorted(groups.items()):
-            node.add_leaf(f"{modality} ×{n}  series …{series[-12:]}  from {source or '?'}",
-                          NodeData("member", patient_id))
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for m in members:
+            groups.setdefault((m.modality or "?", m.series_uid, m.source), []).append(m.sop_uid)
+        for (modality, series, source), sops in sorted(groups.items()):
+            node.add_leaf(f"{modality} ×{len(sops)}  series …{series[-12:]}  from {source or '?'}",
+                          NodeData("member", patient_id, series_uid=series, sop_uids=tuple(sops), modality=modality))
         if not members:
             node.allow_expand = False
 
