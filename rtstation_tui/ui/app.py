@@ -70,8 +70,9 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         # a station served by another process (attached), or one that runs here, started and stopped with the console
         self.station: Station | RemoteStation = station if station is not None else Station(config, receive=listen)
         self.attached = station is not None
-        self.owner = (f"attached to pid {station.pid}" if station is not None  # the header says which
-                      else f"station in this console, pid {os.getpid()}")
+        # the header says which, short enough for 80 columns: "here pid N" (this console runs the station) or
+        # "attached pid N" (the serving process's pid)
+        self.owner = (f"attached pid {station.pid}" if station is not None else f"here pid {os.getpid()}")
         self.api: StationAPI = self.station  # everything the screens read or ask goes through this interface
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
@@ -293,7 +294,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
                 if not self.stopping or ev.state != "stopped":
                     main.header.set_state(ev.state, ev.detail, ev.address)
                 if isinstance(self.station, RemoteStation) and self.owner:  # a restarted service has a new pid
-                    self.owner = f"attached to pid {self.station.pid}"
+                    self.owner = f"attached pid {self.station.pid}"
                     main.header.set_owner(self.owner)
             elif isinstance(ev, AssociationOpened):
                 self._open.add(ev.assoc_id)

@@ -25,7 +25,7 @@ class StationHeader(Static):
         self.state, self.detail = "starting", ""
         self.import_state, self.import_detail = ("off" if import_folder == "off" else "…"), ""
         self.palette = Palette()
-        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
+        self.owner = ""  # "here pid N" (this console runs the station) or "attached pid N"
 
     def on_mount(self) -> None:
         self.update(self.render_text())
@@ -56,6 +56,8 @@ class StationHeader(Static):
                              (f"{STATE_SYMBOL.get(self.state, '?')} {self.state}", f"bold {colour}"))
         if self.detail:
             text.append(f"  {literal(self.detail)}", colour)  # error texts, folder names: as they are (labels.py)
+        if self.owner:  # before the import folder: at 80 columns the pid must not be the part that is cut
+            text.append(f"  {literal(self.owner)}", "dim")
         if self.import_state == "off":
             text.append("   import: off", "dim")
         else:
@@ -63,8 +65,6 @@ class StationHeader(Static):
             text.append(f"   import {literal(self.import_folder)}: {self.import_state}", style)
             if self.import_detail:
                 text.append(f" ({literal(self.import_detail)})", style)
-        if self.owner:
-            text.append(f"   {literal(self.owner)}", "dim")
         return text
 
 
@@ -95,7 +95,6 @@ class StatusLine(Static):
         self.jobs: tuple[int, int] | None = None  # (waiting, failed); None: no sender
         self.arriving = 0
         self.palette = Palette()
-        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.refresh_text()
