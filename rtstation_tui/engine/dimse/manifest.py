@@ -73,6 +73,10 @@ INTERNALS: tuple[Internal, ...] = (
              "associations", (_RQ,)),
     Internal("pynetdicom.transport.AssociationSocket._is_connected", "attribute", "whether the socket may be "
              "select()ed", (_A,)),
+    Internal("pynetdicom.transport.AssociationSocket.connect", "copied", "on a failed connect it logs 'Association "
+             "request failed: unable to connect to remote' and 'TCP Initialisation Error: {exc}' (then the TLS "
+             "traceback) on pynetdicom.transport, in the DUL thread; connlog folds exactly those lines",
+             ("connlog.py",), "aeeeae413bd339dc", fast_path=False),
     Internal("pynetdicom.fsm.DT_2", "copied", "the state machine hands P-DATA to dimse.receive_primitive", (_A,),
              "9ec543394e0b49eb"),
     Internal("pynetdicom.transport.RequestHandler.handle", "copied", "EVT_CONN_OPEN fires before the association's "

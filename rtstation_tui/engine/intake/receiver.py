@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,6 +73,7 @@ class _Assoc:
     nbytes: int = 0
     failures: int = 0
     duplicates: int = 0
+    duplicate_kinds: Counter[str] = field(default_factory=Counter)  # modality → duplicates: one summary line
     full_disk_logged: bool = False
     origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
 
@@ -290,6 +292,7 @@ class Receiver:
         st.nbytes += result.placed.size
         if result.outcome == DUPLICATE:
             st.duplicates += 1
+            st.duplicate_kinds[result.info.modality if result.info is not None else "?"] += 1
         elif result.outcome == STORED and self.config.receiver.split_enhanced and result.info is not None \
                 and splits(result.info.sop_class):
             self.splitter.submit(self.store.abspath(result.placed.relpath), st.calling_ae)
@@ -332,6 +335,10 @@ class Receiver:
                 "association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
                 st.assoc_id, st.calling_ae, st.peer, how, st.instances, st.nbytes / 1e6, seconds, st.failures,
                 st.duplicates)
+        if st.duplicates:  # a re-sent series: one line, not one per object (the audit log keeps each)
+            log.info("association %d from %s: %d duplicates (identical bytes, already stored): %s", st.assoc_id,
+                     st.calling_ae, st.duplicates,
+                     ", ".join(f"{n} {kind}" for kind, n in sorted(st.duplicate_kinds.items())))
         self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
                                         st.failures, st.duplicates, aborted))
         audit("association_closed", assoc_id=st.assoc_id, calling_ae=st.calling_ae, peer=st.peer,
