@@ -155,6 +155,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         status = self.api.status()
         if self.is_running:  # the import folder's state so far (later changes come as events)
             self._main.header.set_import(status.import_state, status.import_folder, status.import_detail)
+            self._main.station_started()  # an empty store's first screen echoes the nodes
         if not status.send_unavailable and self.is_running:  # jobs persisted from before this start: bars at once
             jobs = await asyncio.to_thread(self.api.jobs, True)
             if self.is_running and not self.stopping:

@@ -18,12 +18,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
 from textual.worker import Worker, WorkerState
 
-from ...engine.api import StationAPI
+from ...engine.api import EchoOutcome, StationAPI
 from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
 from ...engine.plans.queries import PatientRow, PlanRow
 from ..commands.registry import CommandScope, bindings
-from ..labels import JobState, Palette
+from ..labels import JobState, Palette, describe_echo
+from ..messages import EchoAnswered
 from ..widgets.bars import StationHeader, StatusLine
 from ..widgets.details import PlanDetailsView
 from ..widgets.logpane import LogPane
@@ -63,6 +64,10 @@ class MainScreen(CommandScope, Screen[None]):
         self.shown_plan: str | None = None
         self._details_at = 0.0
         self._widgets: dict[str, Any] = {}
+        self.echoes: dict[str, EchoOutcome] = {}  # the start-up C-ECHO of an empty store's first screen
+        self._station_up = False
+        self._empty: bool | None = None  # None: not known yet; True: the first screen is the empty-store hint
+        self._echoed = False
 
     def compose(self) -> ComposeResult:
         st = self.config.station
@@ -146,12 +151,50 @@ class MainScreen(CommandScope, Screen[None]):
             if node is not None:
                 node.expand()
         self.ready = True
+        self._empty = not rows and not text and receives
         hint = "Select a plan to see its details." if rows else (
             f"No patient ID, name or plan label contains {text!r} (Esc clears the filter)." if text
             else self._how_to_send_in(receives))
         self.query_one(PlanDetailsView).show(None, hint)
         self.shown_plan = None
         self.mark_dirty(())
+        self._echo_if_first_screen()
+
+    # -- the empty store's first screen: which nodes answer C-ECHO ----------------------------------------------
+    def station_started(self) -> None:
+        """The station runs (its sender can echo): the first screen may now ask the nodes."""
+        self._station_up = True
+        self._echo_if_first_screen()
+
+    def _echo_if_first_screen(self) -> None:
+        """Once, when the store is empty: C-ECHO every enabled node, so the screen that says how to send data in
+        also says which nodes would not get anything out. Not with data in the store: that screen is the tree."""
+        if self._echoed or not (self._station_up and self._empty) or self.api.status().send_unavailable:
+            return
+        self._echoed = True
+        for node in self.config.nodes:
+            if node.enabled:
+                self.run_worker(self._echo(node.name), group="echo", exit_on_error=False)
+        if self.shown_plan is None and not self.tree.patients:
+            self.query_one(PlanDetailsView).show(None, self._how_to_send_in(True))
+
+    async def _echo(self, name: str) -> None:
+        outcome = await asyncio.to_thread(self.api.echo, name)
+        self.echoes[name] = outcome
+        self.post_message(EchoAnswered(outcome))  # the send dialog and the nodes editor show it too
+        if self._empty and self.shown_plan is None and not self.tree.patients:
+            self.query_one(PlanDetailsView).show(None, self._how_to_send_in(True))
+
+    def _echo_lines(self) -> str:
+        """One line per enabled node: ✓ answers, ✗ with the exact reason, … not answered yet."""
+        lines = []
+        for node in self.config.nodes:
+            if node.enabled:
+                echo = self.echoes.get(node.name)
+                mark = "…" if echo is None else ("✓" if echo.ok else "✗")
+                lines.append(f"  {mark} {node.name} ({node.describe()}): "
+                             f"{'C-ECHO…' if echo is None else describe_echo(echo)}")
+        return ("\n\nNodes (C-ECHO at start):\n" + "\n".join(lines)) if lines and self._echoed else ""
 
     def _how_to_send_in(self, receives: bool) -> str:
         """An empty store's first screen says how data gets in, with this station's own AE title and address."""
@@ -162,7 +205,7 @@ class MainScreen(CommandScope, Screen[None]):
                     "rtstation import PATH.")
         return (f"Nothing received yet.\n\nSend DICOM to AE title {st.ae_title} at {host} port {st.port}, for example "
                 f"from a shell:\n  storescu -aec {st.ae_title} {host} {st.port} RP*.dcm\nor import files: "
-                "rtstation import PATH")
+                "rtstation import PATH" + self._echo_lines())
 
     def mark_dirty(self, patients: Iterable[str]) -> None:
         """Patients whose rows (and plans, if loaded) must be re-read; one refresh loop at a time."""
