@@ -30,7 +30,7 @@ from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, MetricsComputed, ReceiverState, RulesEvaluated)
+                             LogEvent, MetricsComputed, ReceiveProgress, ReceiverState, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.service.client import ApiCallError
 from ..engine.service.remote import RemoteStation, attach
@@ -301,6 +301,10 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):
                 self._open.discard(ev.assoc_id)
+                main.tree.association_ended(ev.assoc_id)
+            elif isinstance(ev, ReceiveProgress):
+                if not main.tree.set_receiving(ev.patient_id, ev.assoc_id, None if ev.done else ev.received):
+                    patients.add(ev.patient_id)  # not in the tree yet: its row is read (if the filter lets it)
             elif isinstance(ev, ImportFolderState):
                 main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):

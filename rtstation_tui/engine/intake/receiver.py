@@ -24,7 +24,8 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from ..config.acl import check_calling, normal_ip, parse_acl_entry
 from ..audit import audit
 from ..config.model import Config
-from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
+from ..events import (AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined,
+                      ReceiveProgress)
 from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
@@ -48,6 +49,7 @@ RJ_CALLED_AE = (0x01, 0x01, 0x07)
 RJ_CALLING_AE = (0x01, 0x01, 0x03)
 RJ_LIMIT = (0x02, 0x03, 0x02)
 UNCOUNTED = 1 << 20  # pynetdicom's own association limit: off (see start())
+PROGRESS_SECONDS = 0.25  # at most this often per association: "receiving 143 objects…" in the console's tree
 
 
 class ReceiverError(RuntimeError):
@@ -75,6 +77,10 @@ class _Assoc:
     duplicates: int = 0
     duplicate_kinds: Counter[str] = field(default_factory=Counter)  # modality → duplicates: one summary line
     full_disk_logged: bool = False
+    patients: dict[str, list[Any]] = field(default_factory=dict)  # patient ID → [name, objects received]
+    progress_at: float = 0.0  # when the last ReceiveProgress of this association was posted (monotonic)
+    progress_timer: threading.Timer | None = None  # a held-back count goes out at the latest this much later
+    closed: bool = False
     origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
 
     def __post_init__(self) -> None:
@@ -290,6 +296,8 @@ class Receiver:
         assert result.placed is not None
         st.instances += 1
         st.nbytes += result.placed.size
+        if result.info is not None:
+            self._progress(st, result.info.patient_id, result.info.patient_name)
         if result.outcome == DUPLICATE:
             st.duplicates += 1
             st.duplicate_kinds[result.info.modality if result.info is not None else "?"] += 1
@@ -297,6 +305,33 @@ class Receiver:
                 and splits(result.info.sop_class):
             self.splitter.submit(self.store.abspath(result.placed.relpath), st.calling_ae)
         return STATUS_SUCCESS
+
+    def _progress(self, st: _Assoc, patient_id: str, patient_name: str) -> None:
+        """Count the object for its patient; tell the console now if this patient is new to the association or
+        the last word is older than PROGRESS_SECONDS, else within PROGRESS_SECONDS (a timer), so the count on
+        screen is never more than that behind, even when the sender pauses."""
+        counted = st.patients.get(patient_id)
+        if counted is None:
+            counted = st.patients[patient_id] = [patient_name, 0]
+            st.progress_at = 0.0
+        counted[1] += 1
+        late = PROGRESS_SECONDS - (time.monotonic() - st.progress_at)
+        if late <= 0:
+            self._post_progress(st)
+        elif st.progress_timer is None:
+            timer = st.progress_timer = threading.Timer(late, self._post_progress, (st, True))
+            timer.daemon = True
+            timer.start()
+
+    def _post_progress(self, st: _Assoc, from_timer: bool = False) -> None:
+        with self._lock:  # never after the association's closing counts (_close_books)
+            if from_timer:
+                st.progress_timer = None
+            if st.closed:
+                return
+            st.progress_at = time.monotonic()
+            for pid, (name, n) in list(st.patients.items()):
+                self.bus.post(ReceiveProgress(st.assoc_id, st.calling_ae, pid, name, n))
 
     def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:
         """The dataset could not be written to the temp file (disk full, quota, size limit): nothing is stored."""
@@ -339,6 +374,12 @@ class Receiver:
             log.info("association %d from %s: %d duplicates (identical bytes, already stored): %s", st.assoc_id,
                      st.calling_ae, st.duplicates,
                      ", ".join(f"{n} {kind}" for kind, n in sorted(st.duplicate_kinds.items())))
+        with self._lock:  # the tree's "receiving N objects…" ends with the association
+            st.closed = True
+            if st.progress_timer is not None:
+                st.progress_timer.cancel()
+            for pid, (name, n) in st.patients.items():
+                self.bus.post(ReceiveProgress(st.assoc_id, st.calling_ae, pid, name, n, done=True))
         self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
                                         st.failures, st.duplicates, aborted))
         audit("association_closed", assoc_id=st.assoc_id, calling_ae=st.calling_ae, peer=st.peer,

@@ -63,6 +63,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
         self.sends: dict[str, dict[str, JobState]] = {}
         self.loaded: set[str] = set()  # patients whose plans are in the tree
         self.filter_text = ""  # the main screen's filter: plans it hides are not in the tree (nor in ``plans``)
+        self.receiving: dict[str, dict[int, int]] = {}  # patient ID → open association → objects received so far
         self._pnodes: dict[str, TreeNode[NodeData]] = {}
         self._plan_nodes: dict[str, TreeNode[NodeData]] = {}
         self._unconnected: dict[str, TreeNode[NodeData]] = {}
@@ -188,7 +189,33 @@ class PlanTree(CommandScope, Tree[NodeData]):
         return self._marked_match(plan_label(row, self.palette, marked=row.plan_uid in self.marked, sends=sends))
 
     def _patient_text(self, row: PatientRow) -> Text:
-        return self._marked_match(patient_label(row, self.palette))
+        return self._marked_match(patient_label(row, self.palette, self.receiving_count(row.patient_id)))
+
+    def receiving_count(self, patient_id: str) -> int | None:
+        """Objects of this patient that open associations brought so far (None: none is open for it)."""
+        counts = self.receiving.get(patient_id)
+        return sum(counts.values()) if counts else None
+
+    def set_receiving(self, patient_id: str, assoc_id: int, received: int | None) -> bool:
+        """An open association's count for a patient (None: that association ended). True if the patient has a
+        row (relabelled); False if it is not in the tree (yet, or hidden by the filter)."""
+        counts = self.receiving.setdefault(patient_id, {})
+        if received is None:
+            counts.pop(assoc_id, None)
+        else:
+            counts[assoc_id] = received
+        if not counts:
+            del self.receiving[patient_id]
+        node, row = self._pnodes.get(patient_id), self.patients.get(patient_id)
+        if node is None or row is None:
+            return False
+        node.set_label(self._patient_text(row))
+        return True
+
+    def association_ended(self, assoc_id: int) -> None:
+        """Whatever its last progress said (an attached console may have missed it): no longer receiving."""
+        for pid in [pid for pid, counts in self.receiving.items() if assoc_id in counts]:
+            self.set_receiving(pid, assoc_id, None)
 
     def _marked_match(self, text: Text) -> Text:
         """What the filter matched, underlined in the label: the operator sees why a row is listed."""
