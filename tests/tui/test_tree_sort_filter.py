@@ -110,3 +110,14 @@ async def test_sort_cycles_and_filter_terms_list_only_matching_plans(store):
 
         await pilot.press("escape")
         await until(pilot, lambda: len(tree.patients) == 3 and not app.main.filtering, what="filter cleared")
+
+
+async def test_the_patient_under_the_cursor_shows_what_sort_and_filter_look_at(store):
+    cfg, _, sender = store
+    app = make_app(cfg, sender=sender)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(app.main.tree.patients) == 3, what="patients")
+        await until(pilot, lambda: "Received" in details(app), what="the first patient's facts")
+        text = details(app)  # C003: newest, so first and under the cursor
+        assert "Patient C003" in text and "plans from TPS1" in text and "CT RTDOSE RTPLAN RTSTRUCT" in text, text
+        assert "1 with a failed send, 0 never sent" in text

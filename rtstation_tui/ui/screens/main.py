@@ -35,6 +35,16 @@ DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of th
 OPEN_MATCHES = 20  # patients a filter opens to show their matching plans (as label matches always did)
 
 
+def patient_facts(row: PatientRow) -> str:
+    """What the sort orders and filter terms look at, so the operator can see why a patient sits where it does."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.received)) if row.received else "?"
+    facts = [f"Received {when}", f"plans from {', '.join(row.sources) or '?'}",
+             f"modalities {' '.join(row.modalities) or '?'}"]
+    if row.failed or row.unsent:
+        facts.append(f"{row.failed} with a failed send, {row.unsent} never sent")
+    return "\n\n" + "\n".join(facts)
+
+
 class FilterInput(Input):
     """The tree's filter box. Enter hands the focus to the tree at once, inside the key's own handling: as a
     message (``Submitted``) it came after the next keys, so a fast ``Enter j`` typed the ``j`` into the filter
@@ -253,7 +263,7 @@ class MainScreen(FirstScreen, CommandScope, Screen[None]):
     def _show_hint(self, data: NodeData | None) -> None:
         row = self.tree.patients.get(data.patient_id) if data is not None else None
         hint = (f"Patient {row.patient_id}  {row.patient_name.replace('^', ' ')}: {row.plans} plan"
-                f"{'' if row.plans == 1 else 's'}. Enter opens it.") if row else ""
+                f"{'' if row.plans == 1 else 's'}. Enter opens it.{patient_facts(row)}") if row else ""
         if data is not None and data.kind == "unconnected":
             hint = "Objects of this patient that no plan references (Enter lists them)."
         self.query_one(PlanDetailsView).show(None, hint)
