@@ -294,6 +294,8 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             elif isinstance(ev, ReceiverState):
                 if not self.stopping or ev.state != "stopped":
                     main.header.set_state(ev.state, ev.detail, ev.address)
+                if ev.state == "reconnecting":  # a receive may end unseen: the next progress shows it again
+                    main.tree.clear_receiving()
                 if isinstance(self.station, RemoteStation) and self.owner:  # a restarted service has a new pid
                     self.owner = f"attached pid {self.station.pid}"
                     main.header.set_owner(self.owner)

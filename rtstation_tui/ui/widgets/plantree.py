@@ -215,6 +215,12 @@ class PlanTree(CommandScope, Tree[NodeData]):
         node.set_label(self._patient_text(row))
         return True
 
+    def clear_receiving(self) -> None:
+        """The station's events were interrupted (an attached console reconnects): no count is known to be live."""
+        for pid, counts in list(self.receiving.items()):
+            for assoc_id in list(counts):
+                self.set_receiving(pid, assoc_id, None)
+
     def association_ended(self, assoc_id: int) -> None:
         """Whatever its last progress said (an attached console may have missed it): no longer receiving."""
         for pid in [pid for pid, counts in self.receiving.items() if assoc_id in counts]:
