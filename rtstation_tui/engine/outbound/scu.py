@@ -27,7 +27,7 @@ from pynetdicom import AE, evt
 from pynetdicom.presentation import build_context
 
 from ..config.nodes import NodeConfig
-from ..dimse.connlog import connect_error, fold_connect_errors
+from ..dimse.connlog import connect_error, done_with, fold_connect_errors, ours
 from ..dimse.requestor import note_peer_abort, peer_abort, prepare_requestor
 from ..dicom.header import dataset_offset
 from ..dimse.settings import apply_send_settings
@@ -135,7 +135,8 @@ def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_contex
     tls_args = (ssl_context, node.host) if ssl_context is not None else None
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title.strip(), tls_args=tls_args,
                          evt_handlers=[(evt.EVT_CONN_OPEN, partial(_on_conn_open, fast_paths)),
-                                       (evt.EVT_PDU_RECV, note_peer_abort)])
+                                       (evt.EVT_REQUESTED, ours), (evt.EVT_PDU_RECV, note_peer_abort)])
+    done_with(assoc)
     if assoc.is_established:
         return assoc
     permanent = bool(assoc.is_rejected and assoc.acceptor.primitive.result == 1)
