@@ -27,7 +27,8 @@ from rtstation_tui.engine.intake.importer import BatchWriter, Importer
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.logsetup import setup_logging
 from rtstation_tui.engine.plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts,
-                                                SendPreview, latest_commitments, latest_sends)
+                                                SendPreview, latest_commitments, latest_sends,
+                                                send_attention)
 from rtstation_tui.engine.plans.selection import Selection, SelectionPreview
 from rtstation_tui.engine.plans.readiness import settled_states
 from rtstation_tui.engine.qr.pull import RemotePlan, RemoteUnavailable
@@ -105,6 +106,7 @@ def import_settled(config: Config, paths: Sequence[Path], source_ae: str = "ECLI
     writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))
+    conn.execute("UPDATE patients SET updated=?", (FIXED_TIME,))  # the tree's newest-first order: ties by ID
     index.save_bundle_states(settled_states(index, index.patient_ids()))
     index.mark_evaluated(index.sessions_to_evaluate())
     conn.execute("UPDATE bundles SET updated=?", (FIXED_TIME,))
@@ -248,7 +250,10 @@ class FakeStation:
         return status if self.sender is not None else replace(status, send_unavailable="this station has no sender")
 
     def patients(self, text: str = "", only: Sequence[str] | None = None) -> list[PatientRow]:
-        return self.real.patients(text, only)
+        latest: dict[str, dict[str, str]] = {}  # the double's jobs, as the real queue's latest_states gives them
+        for job in sorted(self.sender.queue.rows if self.sender is not None else [], key=lambda j: j.id):
+            latest.setdefault(job.plan_uid, {})[job.node] = job.state
+        return send_attention(self.real.index.conn, self.real.patients(text, only), latest)
 
     def label_matches(self, text: str, limit: int = 20) -> list[str]:
         return self.real.label_matches(text, limit)

@@ -58,6 +58,22 @@ class AssociationClosed(Event):
 
 
 @dataclass(frozen=True)
+class ReceiveProgress(Event):
+    """How many objects of one patient an open association has brought so far (``done``: the association ended).
+
+    Posted by the receiver at most every ``PROGRESS_SECONDS`` per association (and at its first object of each
+    patient, and at its end), so a peer sending a thousand objects a second costs a few events, not a thousand; the
+    counts are cumulative, so a console that attaches mid-way or misses one is right again with the next."""
+
+    assoc_id: int
+    calling_ae: str
+    patient_id: str
+    patient_name: str
+    received: int
+    done: bool = False
+
+
+@dataclass(frozen=True)
 class StoredItem:
     patient_id: str
     sop_uid: str

@@ -289,12 +289,14 @@ class Station:
     def patients(self, text: str = "", only: Sequence[str] | None = None) -> list[PatientRow]:
         conn = self.index.conn
         if not text:
-            return queries.patients(conn, only)
-        found = queries.search(conn, text)
-        if only is not None:
-            within = set(only)
-            found = [pid for pid in found if pid in within]
-        return queries.patients(conn, found)
+            rows = queries.patients(conn, only)
+        else:
+            found = queries.search(conn, text)
+            if only is not None:
+                within = set(only)
+                found = [pid for pid in found if pid in within]
+            rows = queries.patients(conn, found)
+        return queries.send_attention(conn, rows, self.sender.queue.latest_states())
 
     def label_matches(self, text: str, limit: int = 20) -> list[str]:
         return queries.label_matches(self.index.conn, text, limit)

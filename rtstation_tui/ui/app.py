@@ -30,7 +30,7 @@ from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, MetricsComputed, ObjectsDeleted, ReceiverState, RetrieveFinished,
+                             LogEvent, MetricsComputed, ObjectsDeleted, ReceiveProgress, ReceiverState, RetrieveFinished,
                              RetrieveProgress, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.service.client import ApiCallError
@@ -72,8 +72,9 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         # a station served by another process (attached), or one that runs here, started and stopped with the console
         self.station: Station | RemoteStation = station if station is not None else Station(config, receive=listen)
         self.attached = station is not None
-        self.owner = (f"attached to pid {station.pid}" if station is not None  # the header says which
-                      else f"station in this console, pid {os.getpid()}")
+        # the header says which, short enough for 80 columns: "here pid N" (this console runs the station) or
+        # "attached pid N" (the serving process's pid)
+        self.owner = (f"attached pid {station.pid}" if station is not None else f"here pid {os.getpid()}")
         self.api: StationAPI = self.station  # everything the screens read or ask goes through this interface
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
@@ -156,6 +157,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         status = self.api.status()
         if self.is_running:  # the import folder's state so far (later changes come as events)
             self._main.header.set_import(status.import_state, status.import_folder, status.import_detail)
+            self._main.station_started()  # an empty store's first screen echoes the nodes
         if not status.send_unavailable and self.is_running:  # jobs persisted from before this start: bars at once
             jobs = await asyncio.to_thread(self.api.jobs, True)
             if self.is_running and not self.stopping:
@@ -294,13 +296,19 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             elif isinstance(ev, ReceiverState):
                 if not self.stopping or ev.state != "stopped":
                     main.header.set_state(ev.state, ev.detail, ev.address)
+                if ev.state == "reconnecting":  # a receive may end unseen: the next progress shows it again
+                    main.tree.clear_receiving()
                 if isinstance(self.station, RemoteStation) and self.owner:  # a restarted service has a new pid
-                    self.owner = f"attached to pid {self.station.pid}"
+                    self.owner = f"attached pid {self.station.pid}"
                     main.header.set_owner(self.owner)
             elif isinstance(ev, AssociationOpened):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):
                 self._open.discard(ev.assoc_id)
+                main.tree.association_ended(ev.assoc_id)
+            elif isinstance(ev, ReceiveProgress):
+                if not main.tree.set_receiving(ev.patient_id, ev.assoc_id, None if ev.done else ev.received):
+                    patients.add(ev.patient_id)  # not in the tree yet: its row is read (if the filter lets it)
             elif isinstance(ev, ImportFolderState):
                 main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):

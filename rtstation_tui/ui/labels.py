@@ -73,11 +73,17 @@ class Palette:
                    theme.accent or "magenta")
 
 
-def patient_label(p: PatientRow, pal: Palette) -> Text:
-    text = Text.assemble((literal(p.patient_id), "bold"), "  ", literal(p.patient_name.replace("^", " ").strip()))
+def patient_label(p: PatientRow, pal: Palette, receiving: int | None = None) -> Text:
+    """``receiving``: objects open associations brought so far (live; None: none open for this patient). It comes
+    right after the ID, before the name, so a narrow tree (80 columns) cuts the name, not the count."""
+    text = Text.assemble((literal(p.patient_id), "bold"), "  ")
+    if receiving is not None:
+        text.append(f"receiving {receiving} object{'s' if receiving != 1 else ''}…", f"bold {pal.warn}")
+        text.append("  ")
+    text.append(literal(p.patient_name.replace("^", " ").strip()))
     if p.plans:
         text.append(f"  {p.plans} plan{'s' if p.plans != 1 else ''}", pal.dim)
-    if p.waiting:
+    if p.waiting and receiving is None:
         text.append(f"  {p.waiting} receiving", pal.warn)
     return text
 

@@ -188,6 +188,14 @@ class JobQueue(Database):
         r = self.conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return JobRow(**dict(r)) if r else None
 
+    def latest_states(self) -> dict[str, dict[str, str]]:
+        """Plan UID → node → the state of its newest job: the console's per-patient "failed" and "never sent"."""
+        out: dict[str, dict[str, str]] = {}
+        for r in self.conn.execute("SELECT plan_uid, node, state FROM jobs WHERE id IN "
+                                   "(SELECT max(id) FROM jobs GROUP BY plan_uid, node)"):
+            out.setdefault(r[0], {})[r[1]] = r[2]
+        return out
+
     def history(self, plan_uid: str) -> list[JobRow]:
         rows = self.conn.execute("SELECT * FROM jobs WHERE plan_uid=? ORDER BY id", (plan_uid,))
         return [JobRow(**dict(r)) for r in rows]

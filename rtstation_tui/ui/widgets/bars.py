@@ -26,7 +26,7 @@ class StationHeader(Static):
         self.state, self.detail = "starting", ""
         self.import_state, self.import_detail = ("off" if import_folder == "off" else "…"), ""
         self.palette = Palette()
-        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
+        self.owner = ""  # "here pid N" (this console runs the station) or "attached pid N"
 
     def on_mount(self) -> None:
         self.update(self.render_text())
@@ -57,6 +57,8 @@ class StationHeader(Static):
                              (f"{STATE_SYMBOL.get(self.state, '?')} {self.state}", f"bold {colour}"))
         if self.detail:
             text.append(f"  {literal(self.detail)}", colour)  # error texts, folder names: as they are (labels.py)
+        if self.owner:  # before the import folder: at 80 columns the pid must not be the part that is cut
+            text.append(f"  {literal(self.owner)}", "dim")
         if self.import_state == "off":
             text.append("   import: off", "dim")
         else:
@@ -64,8 +66,6 @@ class StationHeader(Static):
             text.append(f"   import {literal(self.import_folder)}: {self.import_state}", style)
             if self.import_detail:
                 text.append(f" ({literal(self.import_detail)})", style)
-        if self.owner:
-            text.append(f"   {literal(self.owner)}", "dim")
         return text
 
 
@@ -97,7 +97,6 @@ class StatusLine(Static):
         self.store_bytes: int | None = None  # the store's size (the index's sum), shown when the line has room
         self.arriving = 0
         self.palette = Palette()
-        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.refresh_text()
