@@ -20,6 +20,7 @@ from typing import Callable
 
 DCMTK = Path("/usr/bin")
 ORTHANC = Path("/usr/sbin/Orthanc")
+_MAX_PDU = os.environ.get("RTS_BENCH_PDU", "")
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
@@ -57,6 +58,16 @@ class Running:
         except OSError:
             pass
         return float("nan")
+
+    def cpu_s(self) -> tuple[float, float]:
+        """(user, system) CPU seconds this process has used so far (``/proc/<pid>/stat``): load-robust, unlike
+        wall time on a shared machine."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan"), float("nan")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc.poll() is None:
@@ -130,7 +141,7 @@ def orthanc(out: Path) -> Running:
 
 def rtstation_toml(data_dir: Path, port: int, durability: str, settle: float = 10.0) -> str:
     return (f'[station]\nae_title = "RTSTATION"\nbind = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n\n'
-            f'[receiver]\ndurability = "{durability}"\nsettle_seconds = {settle}\n\n'
+            f'[receiver]\ndurability = "{durability}"\nsettle_seconds = {settle}\n{_MAX_PDU}\n'
             f'[logging]\nlevel = "INFO"\n')
 
 
@@ -145,12 +156,17 @@ def rtstation_serve(out: Path, durability: str) -> Running:
                   env=dict(os.environ))
 
 
-def storescu(port: int, aec: str, files: list[Path], timeout: float = 1800) -> float:
-    """Seconds for DCMTK storescu to send every file over one association (start to exit)."""
-    cmd = [tool(DCMTK / "storescu"), "-aet", "BENCHSCU", "-aec", aec, "127.0.0.1", str(port), *map(str, files)]
+def storescu(port: int, aec: str, files: list[Path], timeout: float = 1800, streams: int = 1) -> float:
+    """Seconds for DCMTK storescu to send every file (start to the last exit): one association, or ``streams``
+    storescu processes at once, each sending its share of the files over its own association."""
+    shares = [files[i::streams] for i in range(streams)]
+    cmds = [[tool(DCMTK / "storescu"), "-aet", f"BENCHSCU{i}" if streams > 1 else "BENCHSCU", "-aec", aec,
+             "127.0.0.1", str(port), *map(str, share)] for i, share in enumerate(shares) if share]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=PEER_ENV, capture_output=True, text=True, timeout=timeout)
+    procs = [subprocess.Popen(cmd, env=PEER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for cmd in cmds]
+    errors = [(p.returncode, err) for p in procs for _, err in [p.communicate(timeout=timeout)] if p.returncode]
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: storescu to {aec}:{port} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    if errors:
+        raise SystemExit(f"bench: storescu to {aec}:{port} failed ({errors[0][0]}): {errors[0][1][-2000:]}")
     return seconds
