@@ -10,6 +10,7 @@ Endian), so they are written out here and checked byte for byte against pydicom/
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import struct
@@ -30,6 +31,8 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _UID_CHARS = frozenset(b"0123456789.")
 _ITEM = struct.Struct(">LB")
+_PREFIX = secrets.token_hex(4)  # temp names: unique per process (O_EXCL catches the rest), no random read per file
+_SERIAL = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,27 @@ def p_data_tf(body: memoryview) -> P_DATA_TF:
     return pdu
 
 
+def p_data_tf_bytes(context_id: int, control: int, payload: bytes) -> bytes:
+    """A whole P-DATA-TF PDU with one presentation data value (PS3.8 9.3.5), as pynetdicom's DT-1 would send it."""
+    return struct.pack(">BBLLBB", 0x04, 0x00, len(payload) + 6, len(payload) + 2, context_id, control) + payload
+
+
+def pdv_items(body: memoryview) -> list[tuple[int, memoryview]]:
+    """(presentation context ID, value) of each item of a P-DATA-TF body, without pynetdicom's PDU objects (the
+    receive path's P-DATA lane); raises ValueError when malformed, as ``p_data_tf`` does."""
+    items = []
+    pos, end = 0, len(body)
+    while pos < end:
+        if pos + 6 > end:
+            raise ValueError("truncated presentation data value item")
+        length, context_id = _ITEM.unpack_from(body, pos)
+        if length < 2 or pos + 4 + length > end:
+            raise ValueError(f"presentation data value item length {length} does not fit the PDU")
+        items.append((context_id, body[pos + 5:pos + 4 + length]))
+        pos += 4 + length
+    return items
+
+
 class TempDataset:
     """A received dataset's temp file; stands in for pynetdicom's NamedTemporaryFile (``close()``, ``name``).
 
@@ -172,7 +196,7 @@ class TempDataset:
     __slots__ = ("fd", "name", "failed")
 
     def __init__(self, directory: Path) -> None:
-        self.name = str(directory / f"rx-{secrets.token_hex(8)}.dcm")
+        self.name = f"{directory}/rx-{_PREFIX}-{next(_SERIAL)}.dcm"
         self.failed: OSError | None = None
         self.fd: int | None = None
         try:

@@ -189,6 +189,9 @@ def _quietly(send: Callable[[bytes], Any], data: bytes) -> None:
         pass
 
 
+_DONTWAIT = int(socket.MSG_DONTWAIT)  # a plain int: or-ing the enum costs more than the recv
+
+
 class _Guarded:
     """``recv``/``recv_into``/``send*``/``close`` through a ``Guard``; without one (``guard is None``), stock."""
 
@@ -257,10 +260,30 @@ class GuardedSocket(_Guarded, socket.socket):
             return call(flags)  # between PDUs: the loops only read once select() said so
         while True:
             try:
-                return call(flags | socket.MSG_DONTWAIT)
+                return call(flags | _DONTWAIT)
             except BlockingIOError:
                 pass
             self._wait(g)  # outside the handler: a timeout is not "during handling of" BlockingIOError
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        """``_Guarded.recv_into`` without the per-call closure: the receive path calls this twice per PDU."""
+        g = self.guard
+        if g is None or flags:
+            return super().recv_into(buffer, nbytes, flags)
+        nbytes = nbytes or memoryview(buffer).nbytes
+        if not g.in_pdu and g.pdus > 0:
+            k = socket.socket.recv_into(self, buffer, nbytes)
+        else:
+            while True:
+                try:
+                    k = socket.socket.recv_into(self, buffer, nbytes, _DONTWAIT)
+                    break
+                except BlockingIOError:
+                    pass
+                self._wait(g)
+        with memoryview(buffer) as view:
+            g.consumed(view[:k], self._raw_send)
+        return k
 
     @classmethod
     def adopt(cls, sock: socket.socket, guard: Guard) -> GuardedSocket:
