@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..audit import flush_deferred
 from .db import Database
 from .schema import INDEX
 from ..dicom.header import InstanceInfo
@@ -84,6 +85,7 @@ class Index(Database):
         but not after a crash between placing files and committing their batch (kill -9 during an import). Then
         the next import of the same files finds them as duplicates, and this is what indexes them."""
         added = 0
+        flush_deferred()  # every indexed object has its audit record (audit.py: what a crash can lose)
         with self.transaction() as conn:
             for rec in records:
                 if self._insert(conn, rec):
