@@ -155,14 +155,30 @@ def _read(buf: _Buffer) -> Scan | None:
     walk = _Walk(buf, ts == IMPLICIT_LE)
     values: dict[str, bytes] = {}
     last = -1
+    implicit = ts == IMPLICIT_LE
+    data = buf.data
     while True:
-        try:
-            buf.need(pos + 8)
-        except _NotPlain:
-            if pos == len(buf.data):
-                break  # end of file, no pixel data
-            raise
-        tag, vr, length, vpos = walk.header(pos)
+        if implicit or pos + 12 > len(data):
+            try:
+                buf.need(pos + 8)
+            except _NotPlain:
+                if pos == len(buf.data):
+                    break  # end of file, no pixel data
+                raise
+            tag, vr, length, vpos = walk.header(pos)
+            data = buf.data
+        else:  # walk.header inlined for the common case (explicit VR, head already read): ~40 elements per image
+            g, e = _HH.unpack_from(data, pos)
+            tag = (g << 16) | e
+            vr = bytes(data[pos + 4:pos + 6])
+            if g == 0xFFFE:
+                return None
+            if vr in _LONG_VRS:
+                length, vpos = _U32.unpack_from(data, pos + 8)[0], pos + 12
+            elif vr.isalpha() and vr.isupper():
+                length, vpos = _U16.unpack_from(data, pos + 6)[0], pos + 8
+            else:
+                raise _NotPlain
         if tag >= PIXELS:
             break
         if tag <= last or tag in DEEPER or tag >> 16 == 0xFFFE:
@@ -175,7 +191,8 @@ def _read(buf: _Buffer) -> Scan | None:
             continue
         if tag in WANTED:
             buf.need(vpos + length)
-            values[WANTED[tag]] = bytes(buf.data[vpos:vpos + length])
+            data = buf.data
+            values[WANTED[tag]] = bytes(data[vpos:vpos + length])
         pos = vpos + length
     info = _info(values, meta, ts)
     return Scan(info, offset, pos if checked_to < 0 else checked_to, buf.data) if info is not None else None

@@ -106,6 +106,13 @@ class Guard:
 
     def consumed(self, data: memoryview, send: Callable[[bytes], Any]) -> None:
         """Follow the PDU stream through bytes just read; raise ``PduRefused`` on a rule broken."""
+        n = len(data)
+        if 0 < n <= self.left and self.pdus > 0:  # inside a body, past the request: only counting to do
+            self.received += n
+            self.left -= n
+            if not self.left:
+                self._pdu_done()
+            return
         if not data:
             self.eof = True  # the peer is gone, whenever its socket is closed here (stock loops: at ACSE timeout)
             return
