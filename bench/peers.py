@@ -20,7 +20,6 @@ from typing import Callable
 
 DCMTK = Path("/usr/bin")
 ORTHANC = Path("/usr/sbin/Orthanc")
-_MAX_PDU = os.environ.get("RTS_BENCH_PDU", "")
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
@@ -141,7 +140,7 @@ def orthanc(out: Path) -> Running:
 
 def rtstation_toml(data_dir: Path, port: int, durability: str, settle: float = 10.0) -> str:
     return (f'[station]\nae_title = "RTSTATION"\nbind = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n\n'
-            f'[receiver]\ndurability = "{durability}"\nsettle_seconds = {settle}\n{_MAX_PDU}\n'
+            f'[receiver]\ndurability = "{durability}"\nsettle_seconds = {settle}\n\n'
             f'[logging]\nlevel = "INFO"\n')
 
 

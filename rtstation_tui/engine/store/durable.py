@@ -63,6 +63,10 @@ class Syncer:
             os.close(fd)
             raise
 
+    def sync_file(self, path: str | os.PathLike[str]) -> None:
+        """fsync ``path`` here and now."""
+        self._sync_and_close(os.open(path, os.O_RDONLY))
+
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             with self._pool_lock:

@@ -117,7 +117,10 @@ class Store:
         if size is None:
             size = os.stat(temp).st_size
         if self.fsync:
-            (synced or self.syncer.begin(temp)).wait()
+            if synced is not None:
+                synced.wait()
+            else:
+                self.syncer.sync_file(temp)
         with self._lock:
             # versions removed meanwhile (retention cleanup, by hand) are forgotten, not compared against
             known = self._known.get(info.sop_uid)
