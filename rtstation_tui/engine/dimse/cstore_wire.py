@@ -147,18 +147,11 @@ def p_data_tf(body: memoryview) -> P_DATA_TF:
     """A P-DATA-TF PDU whose values are slices of ``body`` (PS3.8 9.3.5); raises ValueError when malformed."""
     pdu = P_DATA_TF()
     items = []
-    pos, end = 0, len(body)
-    while pos < end:
-        if pos + 6 > end:
-            raise ValueError("truncated presentation data value item")
-        length, context_id = _ITEM.unpack_from(body, pos)
-        if length < 2 or pos + 4 + length > end:
-            raise ValueError(f"presentation data value item length {length} does not fit the PDU")
+    for context_id, value in pdv_items(body):
         item = PresentationDataValueItem()
         item.presentation_context_id = context_id
-        item.presentation_data_value = body[pos + 5:pos + 4 + length]
+        item.presentation_data_value = value
         items.append(item)
-        pos += 4 + length
     pdu.presentation_data_value_items = items
     return pdu
 
