@@ -10,6 +10,7 @@ Endian), so they are written out here and checked byte for byte against pydicom/
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import secrets
@@ -88,10 +89,10 @@ def parse_store_request(cmd: bytes) -> StoreRequest | None:
 def store_response(sop_class: str, sop_instance: str, message_id: int, status: int) -> bytes:
     """The C-STORE-RSP command set pynetdicom would encode for these values (no optional status fields)."""
     body = b"".join((
-        _element(0x0002, _uid_bytes(sop_class)),
-        _element(0x0100, _U16.pack(C_STORE_RSP)),
+        _uid_element(0x0002, sop_class),
+        _RSP_COMMAND,
         _element(0x0120, _U16.pack(message_id)),
-        _element(0x0800, _U16.pack(NO_DATASET)),
+        _RSP_NO_DATASET,
         _element(0x0900, _U16.pack(status)),
         _element(0x1000, _uid_bytes(sop_instance)),
     ))
@@ -100,15 +101,26 @@ def store_response(sop_class: str, sop_instance: str, message_id: int, status: i
 
 def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
     """Preamble, ``DICM`` and the group-0002 elements pynetdicom writes before a received dataset."""
-    body = b"".join((
-        _explicit(0x0001, b"OB", b"\x00\x01"),
-        _explicit(0x0002, b"UI", _uid_bytes(sop_class)),
-        _explicit(0x0003, b"UI", _uid_bytes(sop_instance)),
+    head, tail = _meta_parts(sop_class, transfer_syntax)  # all but the instance UID: the same for a whole series
+    instance = _explicit(0x0003, b"UI", _uid_bytes(sop_instance))
+    length = len(head) + len(instance) + len(tail)
+    return _PREAMBLE + _explicit(0x0000, b"UL", _U32.pack(length)) + head + instance + tail
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_parts(sop_class: str, transfer_syntax: str) -> tuple[bytes, bytes]:
+    head = _explicit(0x0001, b"OB", b"\x00\x01") + _explicit(0x0002, b"UI", _uid_bytes(sop_class))
+    tail = b"".join((
         _explicit(0x0010, b"UI", _uid_bytes(transfer_syntax)),
         _explicit(0x0012, b"UI", _uid_bytes(str(PYNETDICOM_IMPLEMENTATION_UID))),
         _explicit(0x0013, b"SH", _text_bytes(PYNETDICOM_IMPLEMENTATION_VERSION)),
     ))
-    return b"\x00" * 128 + b"DICM" + _explicit(0x0000, b"UL", _U32.pack(len(body))) + body
+    return head, tail
+
+
+@functools.lru_cache(maxsize=256)
+def _uid_element(elem: int, uid: str) -> bytes:
+    return _element(elem, _uid_bytes(uid))
 
 
 def _u16(value: bytes) -> int | None:
@@ -125,6 +137,11 @@ def _uid(value: bytes) -> str:
 
 def _element(elem: int, value: bytes) -> bytes:
     return _ELEM.pack(0x0000, elem, len(value)) + value
+
+
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+_RSP_COMMAND = _element(0x0100, _U16.pack(C_STORE_RSP))
+_RSP_NO_DATASET = _element(0x0800, _U16.pack(NO_DATASET))
 
 
 def _explicit(elem: int, vr: bytes, value: bytes) -> bytes:
