@@ -44,7 +44,7 @@ class ReceiverConfig:
     min_free_mb: int = _c(500, min=0)
     max_associations: int = _c(16, min=1, max=1000)
     durability: str = _c("fsync", choices=("fsync", "os"))
-    max_pdu: int = _c(131072, min=0, max=4_194_304)
+    max_pdu: int = _c(65536, min=0, max=4_194_304)
     network_timeout_s: float = _c(60.0, min=1, max=86400)
     split_enhanced: bool = _c(False)  # also store classic images split from Enhanced MR/CT/PET (originals kept)
 

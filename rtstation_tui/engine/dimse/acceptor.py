@@ -191,8 +191,11 @@ class _Accelerator(StoreService):
                     assoc.is_aborted, assoc.is_established, assoc._kill = True, False, True
                     dul._kill_thread = True
                     return
+                events = dul.event_queue
                 try:
-                    event = dul.event_queue.get(block=False)
+                    if not events.queue:  # nothing queued (the P-DATA lane's usual case): no lock round trip
+                        raise queue.Empty
+                    event = events.get(block=False)
                 except queue.Empty:
                     idle, self.fed = not self.fed, False
                     continue
@@ -308,7 +311,7 @@ class _Accelerator(StoreService):
         """Whether a P-DATA-TF may skip the state machine: in Sta6 (established) Evt10 is always DT-2, which hands
         the values to ``receive_primitive`` and stays in Sta6, so nothing but the per-PDU objects and events is
         skipped. Not when a handler wants those events, nor with earlier events still queued (order)."""
-        return (self.dul.state_machine.current_state == "Sta6" and self.dul.event_queue.empty()
+        return (self.dul.state_machine.current_state == "Sta6" and not self.dul.event_queue.queue
                 and not handlers.get(evt.EVT_DATA_RECV) and not handlers.get(evt.EVT_PDU_RECV)
                 and not handlers.get(evt.EVT_FSM_TRANSITION))
 
