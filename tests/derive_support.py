@@ -143,3 +143,15 @@ def circle(center: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, n: i
     """N×3 points of a circle in the plane spanned by unit vectors u, v."""
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     return center + radius * (np.cos(t)[:, None] * u + np.sin(t)[:, None] * v)
+
+
+def small_bundle(root: Path) -> list[Path]:
+    """4 CT slices of 24×24 and a structure set with a circle ROI 'PTV' on the middle two (and an ROI 'Cord')."""
+    u, v = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    cts = [image(CT_IMAGE, f"1.2.826.0.1.77.{k + 1}", "1.2.826.0.1.77.100", "1.2.826.0.1.77.200",
+                 "1.2.826.0.1.77.300", rows=24, cols=24, ipp=(-12, -12, 3.0 * k), number=k + 1, seed=k,
+                 patient="SEGSEND") for k in range(4)]
+    ptv = [[circle(np.array([0.0, 0.0, 3.0 * k]), u, v, 6)] if k in (1, 2) else [] for k in range(4)]
+    cord = [[circle(np.array([5.0, 5.0, 3.0 * k]), u, v, 2.5)] if k == 2 else [] for k in range(4)]
+    rs = structure_set(cts, [("PTV", "PTV", ptv), ("Cord", "ORGAN", cord)], uid="1.2.826.0.1.77.900")
+    return [save(ds, root / f"{ds.Modality}{k}.dcm") for k, ds in enumerate([*cts, rs])]

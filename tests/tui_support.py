@@ -28,6 +28,7 @@ from rtstation_tui.engine.logsetup import setup_logging
 from rtstation_tui.engine.plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts,
                                                 SendPreview, latest_sends)
 from rtstation_tui.engine.plans.readiness import settled_states
+from rtstation_tui.engine.qr.pull import RemotePlan, RemoteUnavailable
 from rtstation_tui.engine.station import Station
 from rtstation_tui.engine.store.files import Store
 from rtstation_tui.synthetic import make_patient
@@ -224,6 +225,8 @@ class FakeStation:
     def __init__(self, real: Station, sender: FakeSender | None) -> None:
         self.real = real
         self.sender = sender
+        self.remote: dict[tuple[str, str], list[RemotePlan]] = {}  # (node, patient) → what the node "holds"
+        self.retrieved: list[tuple[str, str, tuple[str, ...]]] = []  # retrieves started (node, patient, plans)
 
     @property
     def config(self) -> Config:
@@ -286,6 +289,16 @@ class FakeStation:
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         sender = self._sender()
         return [r.id for uid in plan_uids for r in sender.queue.history(uid) if sender.cancel(r.id)]
+
+    def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
+        if (node, patient_id) not in self.remote:
+            raise RemoteUnavailable(f"{node}: C-FIND found no patient {patient_id!r}")
+        return list(self.remote[(node, patient_id)])
+
+    def retrieve(self, node: str, patient_id: str, plan_uids: Sequence[str]) -> int:
+        """Recorded; the test posts the RetrieveProgress/RetrieveFinished events a station would."""
+        self.retrieved.append((node, patient_id, tuple(plan_uids)))
+        return len(self.retrieved)
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = 50) -> list[PlanVerdicts]:
         return self.real.dry_run(rules, limit)

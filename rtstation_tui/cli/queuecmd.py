@@ -45,7 +45,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
             if j.state == "waiting-retry":
                 retry = f", next try {datetime.datetime.fromtimestamp(j.next_try).strftime('%H:%M:%S')}"
             sent_as = f" as {describe_chain(j.transform)}" if j.transform else ""  # the peer gets transformed copies
+            made = f" ({j.objects})" if j.derived else ""
             print(f"{j.id:>5} {when} {j.node:<12} {j.label or j.plan_uid:<16}{sent_as} {j.state:<13} {j.done}/{j.total}"
+                  f"{made}"
                   f"{f' failed {j.failed}' if j.failed else ''} attempt {j.attempts + 1}{retry}"
                   f"{f'  {j.error}' if j.error else ''}"
                   + (f"  commitment: {c}" if (c := state_of(queue, j.id)) else ""))
@@ -59,12 +61,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
         items = queue.items(job.id)
         if args.json:
             print_json({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
-                                                     "status": i.status, "error": i.error} for i in items]})
+                                                     "status": i.status, "error": i.error,
+                                                     **({"derived": True} if i.derived else {})} for i in items]})
         else:
             sent_as = f" as {describe_chain(job.transform)}" if job.transform else ""
-            print(f"job {job.id}: {job.label} to {job.node}{sent_as}: {job.state} {job.done}/{job.total} {job.error}")
+            made = f" ({job.objects})" if job.derived else ""
+            print(f"job {job.id}: {job.label} to {job.node}{sent_as}: {job.state} {job.done}/{job.total}{made} "
+                  f"{job.error}")
             for i in items:
-                print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}"
+                print(f"  {i.seq:>4} {i.modality:<8} {i.sop_uid}  {i.state}{' (derived)' if i.derived else ''}"
                       f"{f' 0x{i.status:04X}' if i.status else ''} {i.error}")
         return 0
     if args.action == "commit":

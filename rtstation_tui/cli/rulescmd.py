@@ -12,6 +12,7 @@ import sys
 
 from typing import Any
 
+from ..engine.config.groups import GroupConfig, describe_targets, expand
 from ..engine.config.model import Config
 from ..engine.store.index import Index
 from ..engine.config.transforms import describe_chain, encode_chain
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 MATCH_FIELDS = ("source_ae", "plan_label", "machine", "patient_id", "modality")
 
 
-def summary(rule: RuleConfig) -> str:
+def summary(rule: RuleConfig, groups: tuple[GroupConfig, ...] = ()) -> str:
     fields = [f"{k} = {getattr(rule, k)!r}" for k in MATCH_FIELDS if getattr(rule, k) is not None]
     if rule.approval != "ANY":
         fields.append(f"approval = {rule.approval}")
@@ -51,7 +52,8 @@ def summary(rule: RuleConfig) -> str:
         opts += f", export to {rule.export}" + (" (zip)" if rule.export_format == "zip" else "")
     if rule.tag:
         opts += f", tag {rule.tag!r}"
-    return f"{when} -> {', '.join(rule.targets) or 'no nodes'} ({opts})" + ("" if rule.enabled else " [disabled]")
+    targets = describe_targets(rule.targets, groups) or "no nodes"
+    return f"{when} -> {targets} ({opts})" + ("" if rule.enabled else " [disabled]")
 
 
 def warnings(config: Config) -> list[str]:
@@ -63,10 +65,11 @@ def warnings(config: Config) -> list[str]:
             continue
         if catch_all:
             out.append(f"rule {rule.name!r} is never evaluated: rule {catch_all!r} matches every plan and stops")
-        for target in rule.targets:
+        for target in expand(rule.targets, config.groups):
             node = config.node(target)
             if node is not None and not node.enabled:
-                out.append(f"rule {rule.name!r}: target {target!r} is disabled ([[nodes]] enabled = false)")
+                via = "" if target in rule.targets else " (in a group: the group's other nodes still get it)"
+                out.append(f"rule {rule.name!r}: target {target!r} is disabled ([[nodes]] enabled = false){via}")
         unconditional = all(getattr(rule, k) is None for k in MATCH_FIELDS) and rule.approval == "ANY"
         if unconditional and rule.stop and not catch_all:
             catch_all = rule.name
@@ -79,11 +82,11 @@ def check(args: argparse.Namespace, config: Config) -> int:
     warned = warnings(config)
     if args.json:
         print_json({"file": where, "ok": True, "warnings": warned, "rules": [
-            {"name": r.name, "enabled": r.enabled, "summary": summary(r)} for r in config.rules]})
+            {"name": r.name, "enabled": r.enabled, "summary": summary(r, config.groups)} for r in config.rules]})
         return 0
     print(f"{where}: {len(config.rules)} rules, all valid")
     for i, rule in enumerate(config.rules, 1):
-        print(f"  {i}. {rule.name}: {summary(rule)}")
+        print(f"  {i}. {rule.name}: {summary(rule, config.groups)}")
     for w in warned:
         print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -122,8 +125,8 @@ def print_test(result: dict[str, Any], as_json: bool) -> int:
         print("  no rules configured", file=sys.stderr)
     for i, d in enumerate(result["rules"], 1):
         if d["outcome"] == "send":
-            per = "; ".join(f"{w['node']}: {w['new']} new" + (f", {w['already']} already there or queued"
-                                                              if w["already"] else "") for w in d["would_send"])
+            per = "; ".join(f"{w['node']}: {w['error']}" if w.get("error") else f"{w['node']}: {w['new']} new" + (
+                f", {w['already']} already there or queued" if w["already"] else "") for w in d["would_send"])
             verdict = f"would send ({d['reason']}) to {per}" if d["targets"] else f"matches ({d['reason']})"
         elif d["outcome"] == "hold":
             verdict = f"matches, would hold: {d['reason']}"
@@ -131,6 +134,8 @@ def print_test(result: dict[str, Any], as_json: bool) -> int:
             verdict = f"no: {d['condition']}: {d['reason']}"
         else:
             verdict = f"{d['outcome']}: {d['reason']}"
+        if d["outcome"] in ("send", "hold") and d.get("named") and d["named"] != d["targets"]:  # a group
+            verdict += f"\n       targets: {', '.join(d['named'])} = {', '.join(d['targets'])}"
         if d["outcome"] in ("send", "hold"):
             verdict += "".join(_actions(w) for w in d["would_send"])
         if d.get("would_export"):

@@ -40,14 +40,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     what.add_argument("--study", metavar="UID", help="every stored instance of this Study Instance UID")
     p.add_argument("--patient", metavar="ID", help="alone: every stored instance of this PatientID; with --plan: "
                    "the patient whose plan label is meant, when several patients use it")
-    p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names or AET@host:port")
+    p.add_argument("--to", required=True, metavar="NODE[,NODE...]", help="node names, [[groups]] names (each sends "
+                   "to its enabled nodes) or AET@host:port")
     p.add_argument("--include", metavar="PARTS", help=f"comma-separated subset of {','.join(INCLUDE_PARTS)}")
     p.add_argument("--force", action="store_true", help="also send what the node already acknowledged")
     p.add_argument("--anonymize", metavar="PROFILE", help="send de-identified copies made with this [anonymize] "
                    "profile (the store keeps the originals); the same as --transform anonymize:PROFILE")
     p.add_argument("--transform", metavar="SPEC", action="append", default=[],
                    help="send copies changed by a transform; repeat for a chain, applied in order (then the "
-                   "node's own): anonymize:PROFILE, overlay[:ROI,...], set:TAG=TEMPLATE, add:TAG=TEMPLATE, "
+                   "node's own): anonymize:PROFILE, overlay[:ROI,...], seg[:ROI,...] (adds a SEG), classic "
+                   "(Enhanced images as classic ones), set:TAG=TEMPLATE, add:TAG=TEMPLATE, "
                    "remove:TAG, label:normalize, label:TEMPLATE")
     p.add_argument("--wait", action="store_true", help="wait until every job is done or failed")
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
@@ -171,7 +173,8 @@ def _send_via_api(remote: ApiClient, args: argparse.Namespace, include: list[str
             waited = _wait_polling(fetch, jobs, args.json, _deadline(args))
             _timed_out(args, waited)
             final = {r["id"]: r for r in waited}
-            rows = [{**r, **{k: final[r["job_id"]][k] for k in ("state", "error", "done", "failed", "attempts")}}
+            rows = [{**r, **{k: final[r["job_id"]][k] for k in ("state", "error", "done", "failed", "attempts",
+                                                                "derived", "objects") if k in final[r["job_id"]]}}
                     if r["job_id"] in final else r for r in rows]
     except ApiCallError as exc:
         return api_fail(exc)
@@ -225,7 +228,8 @@ def print_report(out: list[dict[str, Any]], as_json: bool, waited: bool) -> int:
             extra += f", {o['already_queued']} already queued" if o["already_queued"] else ""
             job = f"job {o['job_id']}" if o["job_id"] is not None else "no job"
             sent_as = f" as {describe_chain(o['transform'])}" if o["transform"] else ""
-            print(f"{o['node']}: {job}, {o['instances']} instances{sent_as}{extra}: {o['state']}"
+            made = f" → {o['objects']}" if o.get("derived") else ""  # seg, classic: what the peer got
+            print(f"{o['node']}: {job}, {o['instances']} instances{sent_as}{made}{extra}: {o['state']}"
                   + (f" ({o['error']})" if o["error"] else ""))
     if waited and any(o["job_id"] is not None and o["state"] != DONE for o in out):
         return 1

@@ -23,13 +23,15 @@ from .events import Subscriber
 from .intake.receiver import ReceiverError
 from .metrics.views import DvhCurve, PlanMetrics
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from .qr.pull import RemotePlan, RemoteUnavailable
 from .store.lock import StationLocked
 
 # The errors a caller handles travel with the interface (over a socket they become HTTP statuses): ReceiverError
 # (the listener cannot bind: 503), ReloadError (a configuration that cannot be applied: 409), StationLocked (another
 # process owns the data_dir, at start).
 __all__ = ["DvhCurve", "PlanMetrics", "EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
-           "PlanRow", "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked"]
+           "PlanRow", "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked", "RemotePlan",
+           "RemoteUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,18 @@ class StationAPI(Protocol):
 
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         """Cancel the queued, running and waiting jobs of these plans; returns their ids."""
+        ...
+
+    # -- query/retrieve ([QR]: the Remote screen) --------------------------------------------------------------
+    def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
+        """The plans of ``patient_id`` on ``node`` (a ``[[nodes]]`` name), by C-FIND only: blocking, network.
+        ``RemoteUnavailable`` says why not (unknown node, refused, unreachable)."""
+        ...
+
+    def retrieve(self, node: str, patient_id: str, plan_uids: Sequence[str]) -> int:
+        """Start pulling the chains of ``plan_uids`` (the whole patient if empty) from ``node`` inside the station;
+        returns the retrieve id its ``RetrieveProgress``/``RetrieveFinished`` events carry (``RemoteUnavailable``:
+        unknown node, or that patient is being retrieved from that node already)."""
         ...
 
     # -- rules and configuration ------------------------------------------------------------------------------

@@ -175,6 +175,36 @@ class ImportFolderState(Event):
     pending: int = 0  # files seen but not yet stable
 
 
+@dataclass(frozen=True)
+class RetrieveProgress(Event):
+    """A retrieve the station runs ([QR], started by the console or the API): one C-MOVE/C-GET response's
+    sub-operation counts for the unit (``step``: "RTSTRUCT: structure set") now on the wire."""
+
+    retrieve_id: int
+    node: str
+    patient_id: str
+    step: str
+    remaining: int | None
+    completed: int
+    failed: int
+    warning: int
+
+
+@dataclass(frozen=True)
+class RetrieveFinished(Event):
+    """The retrieve ended: ``ok`` False with ``message`` saying why (the node refused, no plan matched...)."""
+
+    retrieve_id: int
+    node: str
+    patient_id: str
+    ok: bool
+    message: str
+    stored: int = 0
+    skipped: int = 0
+    failed: int = 0
+    plans: tuple[str, ...] = ()  # the labels of the plans pulled
+
+
 Subscriber = Callable[[list[Event]], Awaitable[None] | None]
 
 

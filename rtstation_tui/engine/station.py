@@ -19,6 +19,7 @@ import pydicom
 
 from .api import EchoOutcome, StationStatus
 from .audit import audit, configure as configure_audit
+from .config.groups import expand_for_send
 from .config.model import Config
 from .config.rules import RuleConfig
 from .events import EventBus, ReceiverState, Subscriber
@@ -40,6 +41,7 @@ from .outbound.rules import RulesService
 from .outbound.sender import Sender
 from .store.files import Store
 from .qr.scp import QRService
+from .qr.pull import RemotePlan, RetrieveRuns
 from .dimse.tls import TlsError
 from .intake.watcher import ImportWatcher
 from .service.server import ApiServer
@@ -76,6 +78,9 @@ class Station:
         self.commitment_reports = CommitmentReports(lambda: self.sender.queue)
         self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus,
                                  (self.qr, self.commitment_reports)) if receive else None
+        # [QR] the console's Remote screen: plan lists of a node, retrieves in background threads (events on the bus)
+        self.retrieves = RetrieveRuns(lambda: self.config, self.store, self.bus,
+                                      lambda: self.receiver is not None and self.receiver_state == "listening")
         self.readiness = Readiness(self.index, self.bus, config.receiver.settle_seconds, self.store)
         self.services: list[Service] = []
         self.sender = Sender(config, self.index, self.store, self.bus)
@@ -315,9 +320,10 @@ class Station:
 
     def send(self, plan_uids: Sequence[str], nodes: Sequence[str],
              transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
-        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes."""
+        """One ``send_plan`` per transform ("" = the stored files): a job carries one transform for all its nodes.
+        A ``[[groups]]`` name stands for its enabled nodes (each may have its own transform)."""
         groups: dict[str, list[str]] = {}
-        for node in nodes:
+        for node in expand_for_send(nodes, self.config):
             groups.setdefault((transforms or {}).get(node, ""), []).append(node)
         return [job for uid in plan_uids for transform, group in groups.items()
                 for job in self.sender.send_plan(uid, group, origin="manual", transform=transform, force=force)]
@@ -342,8 +348,15 @@ class Station:
         return [j.id for uid in plan_uids for j in self.sender.queue.history(uid)
                 if j.state in ACTIVE and self.sender.cancel(j.id)]
 
+    def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
+        return self.retrieves.remote_plans(node, patient_id)
+
+    def retrieve(self, node: str, patient_id: str, plan_uids: Sequence[str]) -> int:
+        return self.retrieves.start(node, patient_id, plan_uids)
+
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = queries.MAX_DRY_RUN_PLANS) -> list[PlanVerdicts]:
-        return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store)
+        return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store,
+                       self.config.groups)
 
     def _history(self, plan_uid: str) -> list[JobInfo]:
         return [_job_info(j) for j in self.sender.queue.history(plan_uid)]
@@ -351,4 +364,4 @@ class Station:
 
 def _job_info(j: JobRow) -> JobInfo:
     return JobInfo(j.id, j.node, j.plan_uid, j.label, j.state, j.done, j.total, j.failed, j.bytes_done,
-                   j.bytes_total, j.error or "", j.created, j.origin or "")
+                   j.bytes_total, j.error or "", j.created, j.origin or "", j.derived)

@@ -22,6 +22,7 @@ from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
 from .host import ConsoleBase
 from .screens.metrics import MetricsScreen
+from .screens.remote import RemoteScreen
 from .screens.nodes import NodesScreen
 from .screens.rules import RulesScreen
 from .screens.settings import SettingsScreen, settings_values
@@ -65,7 +66,8 @@ class StationActions(ConsoleBase):
         if not previews:
             return
         failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
-        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed)
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed,
+                            self.config.groups)
         nodes = await self.push_screen_wait(dialog)
         if not nodes:
             return
@@ -178,6 +180,13 @@ class StationActions(ConsoleBase):
 
     def action_metrics(self) -> None:
         self.push_screen(MetricsScreen(self.api))
+
+    def action_remote(self) -> None:
+        """One Remote screen per console, kept while closed: back on it, the operator finds the last query, the
+        marks and the progress of a retrieve still running."""
+        if not self.is_screen_installed("remote"):
+            self.install_screen(RemoteScreen(self.api), name="remote")
+        self.push_screen("remote")
 
     def action_settings(self) -> None:
         self.run_worker(self._open_settings(), group="settings", exclusive=True, exit_on_error=False)

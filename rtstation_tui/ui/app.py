@@ -30,7 +30,8 @@ from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, MetricsComputed, ReceiverState, RulesEvaluated)
+                             LogEvent, MetricsComputed, ReceiverState, RetrieveFinished, RetrieveProgress,
+                             RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.service.client import ApiCallError
 from ..engine.service.remote import RemoteStation, attach
@@ -42,6 +43,7 @@ from .editing import ConfigEditing
 from .labels import Palette, plain
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
+from .screens.remote import RemoteScreen
 from .headless import continue_headless, keep_the_shell
 from .terminal import ConsoleDriver, TerminalLost
 from .themes import ThemeCatalog, ThemeError
@@ -318,6 +320,19 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             self.refresh_status()
         if metrics and isinstance(self.screen, MetricsScreen):
             self.screen.metrics_changed()
+        self._retrieve_events([ev for ev in batch if isinstance(ev, (RetrieveProgress, RetrieveFinished))])
+
+    def _retrieve_events(self, events: list[RetrieveProgress | RetrieveFinished]) -> None:
+        """[QR]: to the Remote screen if one is open; a finished retrieve is also said when it is not on top."""
+        if not events:
+            return
+        remote = self.get_screen("remote") if self.is_screen_installed("remote") else None
+        if isinstance(remote, RemoteScreen) and remote.is_mounted:
+            remote.retrieve_events(events)
+        for ev in events:
+            if isinstance(ev, RetrieveFinished) and self.screen is not remote:
+                self.notify(f"retrieve of {ev.patient_id} from {ev.node}: {ev.message}", title="Remote",
+                            severity="information" if ev.ok else "error", markup=False)
 
     @property
     def arriving(self) -> int:

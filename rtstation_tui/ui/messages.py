@@ -74,6 +74,12 @@ class OpenMetrics(AppCommand):
     ACTION = "metrics"
 
 
+class OpenRemote(AppCommand):
+    """Open the Remote screen (query a node, pull plans)."""
+
+    ACTION = "remote"
+
+
 class QuitRequested(AppCommand):
     """Leave the console (the app asks first when objects arrive or jobs run)."""
 

@@ -77,6 +77,7 @@ async def check_here(pilot, expect: type) -> None:
 
 async def test_footer_and_palette_agree_on_every_screen(config):
     from rtstation_tui.ui.screens.main import MainScreen
+    from rtstation_tui.ui.screens.remote import RemoteScreen
 
     app = make_app(config, sender=FakeSender())
     async with app.run_test(size=(120, 40)) as pilot:
@@ -105,6 +106,8 @@ async def test_footer_and_palette_agree_on_every_screen(config):
         await check_here(pilot, HelpScreen)
         await pilot.press("escape", "escape", "m")
         await check_here(pilot, MetricsScreen)
+        await pilot.press("escape", "R")
+        await check_here(pilot, RemoteScreen)
 
 
 async def test_a_footer_key_without_a_palette_entry_is_found(config):

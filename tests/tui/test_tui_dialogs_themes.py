@@ -53,6 +53,28 @@ async def test_send_dialog_returns_the_chosen_nodes(nodes, keys, expected):
     assert app.results == [expected]
 
 
+async def test_a_group_in_the_send_dialog_chooses_its_enabled_nodes_and_says_so(nodes):
+    """Groups follow the nodes (↑ from the first row wraps to the last group); choosing one returns its enabled
+    nodes, each once and in the config's order, and the dialog shows what the group stands for."""
+    from rtstation_tui.engine.config.groups import GroupConfig
+
+    groups = [GroupConfig("QA-ALL", ("ARCHIVE", "OLD_TPS", "QA")), GroupConfig("DARK", ("OLD_TPS",))]
+    dialog = SendDialog(nodes, [PREVIEW], groups=groups)
+    app = Host(dialog)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "up", "space")  # QA, then the group (DARK, all disabled, is skipped)
+        await pilot.pause()
+        chosen = str(dialog.query_one("#send-chosen").render())
+        assert "Chosen: QA, ARCHIVE" in chosen and "group QA-ALL = ARCHIVE, QA" in chosen
+        rows = [str(dialog.query_one("#send-nodes").get_option_at_index(i).prompt) for i in (3, 4)]
+        assert rows == ["QA-ALL  group: ARCHIVE, OLD_TPS, QA  (OLD_TPS disabled: left out)",
+                        "DARK  group: OLD_TPS  (OLD_TPS disabled: left out)"]
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.results == [["QA", "ARCHIVE"]]
+
+
 async def test_send_dialog_says_what_will_be_sent_in_send_order(nodes):
     dialog = SendDialog(nodes, [PREVIEW, SendPreview("4.5", "SYN001", "PROST1", (("RTPLAN", 1),), 1, 20_000,
                                                      "3 CT missing")])

@@ -23,17 +23,24 @@ LEGACY = DATA / "legacy"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 LISTINGS = {"show": ["show", "--json"], "queue": ["queue", "--json"], "job1": ["queue", "show", "1", "--json"],
             "job2": ["queue", "show", "2", "--json"]}
-JOB_ADDED = {"transform": ""}  # queue migration 2 (jobs.transform): a job the old release queued sends the files
+JOB_ADDED = {"transform": "", "derived": 0}  # queue migrations 2 (jobs.transform: a job the old release queued sends
+# the files) and 4 (jobs.derived: it carries no derived objects)
+
+
+def added(job: dict) -> dict:
+    """The columns queue migrations added, as they read for a job the old release queued: the stored files
+    (migration 2), no derived objects (migration 4), a rule's job behind manual ones (migration 5, jobs.priority)."""
+    return {**JOB_ADDED, "priority": 0 if str(job.get("origin") or "").startswith("rule:") else 1}
 
 
 def listing(name: str) -> object:
     """What this release prints for the old files: the old release's listing plus the columns added since."""
     want = EXPECTED[name]
     if name == "queue":
-        return [{**job, **JOB_ADDED, "commitment": ""} for job in want]  # no storage commitment was asked
+        return [{**job, **added(job), "commitment": ""} for job in want]  # no storage commitment was asked
     if name == "show":  # every plan lists the tags rules gave it ([ACTIONS])
         return [{**patient, "plans": [{**plan, "tags": []} for plan in patient["plans"]]} for patient in want]
-    return {**want, **JOB_ADDED} if name.startswith("job") else want
+    return {**want, **added(want)} if name.startswith("job") else want
 
 
 @pytest.fixture
@@ -90,7 +97,10 @@ def test_an_index_and_queue_written_by_the_previous_release_open_and_are_upgrade
         assert json.loads(rtstation(*args, config=legacy_config).stdout) == listing(name), name
 
     assert (version(index_db), version(queue_db)) == (INDEX.version, QUEUE.version)
-    before = before[0], {**before[1], "jobs": [(*job, "") for job in before[1]["jobs"]]}  # every row, transform ''
+    origin = 6  # jobs.origin in the old rows: rule jobs priority 0, the others 1 (migration 5)
+    before = before[0], {**before[1], "jobs": [(*job, "", 0, 0 if str(job[origin]).startswith("rule:") else 1)
+                                               for job in before[1]["jobs"]],  # transform '', derived 0, priority
+                         "items": [(*item, 0) for item in before[1]["items"]]}  # every row, none derived
     assert (kept(index_db, before[0]), kept(queue_db, before[1])) == before
     with caplog.at_level(logging.INFO, logger="rtstation.schema"):
         index, queue = Index(legacy), JobQueue(legacy)  # the second open: nothing left to do
@@ -144,7 +154,7 @@ def test_a_version_1_queue_gets_the_transform_column_and_its_jobs_send_the_store
     conn.execute("INSERT INTO jobs (node, node_json, state) VALUES ('PACS', '{}', 'queued')")
     conn.close()
     queue = JobQueue(tmp_path)
-    assert version(db) == QUEUE.version == 3
+    assert version(db) == QUEUE.version == 5
     assert [(j.node, j.state, j.transform) for j in queue.jobs()] == [("PACS", "queued", "")]
     queue.close()
 

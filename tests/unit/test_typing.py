@@ -27,6 +27,8 @@ CHECKED = [  # the in-process Station and the attached console's RemoteStation b
     "rtstation_tui/ui/widgets/plantree.py",
     "rtstation_tui/ui/dialogs/send.py",
     "rtstation_tui/ui/labels.py",
+    "rtstation_tui/ui/screens/remote.py",
+    "rtstation_tui/engine/qr/pull.py",
     "rtstation_tui/engine/metrics/views.py",
     "rtstation_tui/ui/screens/metrics.py",
     "rtstation_tui/ui/widgets/dvhplot.py",

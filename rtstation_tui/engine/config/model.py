@@ -17,6 +17,7 @@ from typing import Any
 from .anonymize import AnonymizeConfig, parse_anonymize
 from .checks import ConfigError, check_value
 from .checks import setting as _c
+from .groups import GroupConfig, validate_groups
 from .nodes import NodeConfig
 from .rules import RuleConfig, validate_rules
 from .transforms import check_chains
@@ -135,6 +136,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     nodes: tuple[NodeConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    groups: tuple[GroupConfig, ...] = ()  # [[groups]]: one name for several nodes (config/groups.py)
     anonymize: AnonymizeConfig = AnonymizeConfig()
     path: Path | None = None
 
@@ -171,7 +173,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "api": ("api", ApiConfig),
     "metrics": ("metrics", MetricsConfig),
 }
-ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig}
+ARRAYS: dict[str, type] = {"nodes": NodeConfig, "rules": RuleConfig, "groups": GroupConfig}
 
 
 def build_dataclass(cls: type, table: Any, where: str, file: str) -> Any:
@@ -239,7 +241,8 @@ def finish(config: Config, file: str, base: Path) -> Config:
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
-    validate_rules(config.rules, names, file)
+    validate_groups(config.groups, names, file)
+    validate_rules(config.rules, names, file, [g.name for g in config.groups])
     check_chains(file, config.rules, config.nodes, config.anonymize.profile_names())
     for i, point in enumerate(config.metrics.dvh_points):
         if not _DVH_POINT.match(point):

@@ -31,6 +31,9 @@ class NodeConfig:
     transforms: tuple[str, ...] = _c(())  # applied to everything this node gets, after the rule's own
     machine_map: tuple[tuple[str, str], ...] = _c(())  # TreatmentMachineName -> this node's name ("*": any)
     default_machine: tuple[tuple[str, str], ...] = _c(())  # beams without one: machine model -> name
+    # rate limits for peers that choke (0: none); the sender paces instances with a token bucket (outbound/ratelimit)
+    max_instances_per_s: float = _c(0.0, min=0, max=100_000)
+    max_mb_per_s: float = _c(0.0, min=0, max=100_000)
 
     def chain(self) -> str:
         """The node's transforms as one stored chain (machine mapping last: it sees the final beams)."""

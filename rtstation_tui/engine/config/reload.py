@@ -27,13 +27,13 @@ class ReloadError(ValueError):
 
 
 def config_changes(old: Config, new: Config) -> list[str]:
-    """Dotted keys whose values differ (``receiver.min_free_mb``), plus ``nodes``/``rules`` as wholes."""
+    """Dotted keys whose values differ (``receiver.min_free_mb``), plus ``nodes``/``rules``/``groups`` as wholes."""
     changed = []
     for attr, _cls in SECTIONS.values():
         a, b = getattr(old, attr), getattr(new, attr)
         section = attr.rstrip("_")
         changed += [f"{section}.{f.name}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)]
-    changed += [key for key in ("nodes", "rules", "anonymize") if getattr(old, key) != getattr(new, key)]
+    changed += [key for key in ("nodes", "rules", "groups", "anonymize") if getattr(old, key) != getattr(new, key)]
     return changed
 
 

@@ -60,7 +60,9 @@ def label_pattern_problem(pattern: str) -> str | None:
     return None
 
 
-def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: str) -> None:
+def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: str,
+                   group_names: list[str] | None = None) -> None:
+    groups = group_names or []
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         where = f"rules[{i}] ({rule.name!r})"
@@ -77,9 +79,10 @@ def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: s
         if rule.tag is not None and not (rule.tag.strip() and rule.tag.isprintable() and len(rule.tag) <= 64):
             raise ConfigError(file, f"{where}.tag", f"{rule.tag!r} is not allowed: 1 to 64 printable characters")
         for target in rule.targets:
-            if target not in node_names and parse_adhoc(target) is None:
+            if target not in node_names and target not in groups and parse_adhoc(target) is None:
                 known = ", ".join(node_names) or "none configured"
-                raise ConfigError(file, f"{where}.targets", f"unknown node {target!r}; nodes: {known}")
+                also = f"; groups: {', '.join(groups)}" if groups else ""
+                raise ConfigError(file, f"{where}.targets", f"unknown node {target!r}; nodes: {known}{also}")
         for key in ("plan_label", "machine", "source_ae", "modality"):
             value = getattr(rule, key)
             problem = label_pattern_problem(value) if value else None

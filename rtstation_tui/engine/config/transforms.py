@@ -14,9 +14,12 @@ import json
 import re
 from typing import Sequence
 
-KINDS = ("anonymize", "overlay", "set", "add", "remove", "label", "machine_map", "plugin")
-SPEC_HELP = ("anonymize[:PROFILE], overlay[:ROI,...], set:TAG=TEMPLATE, add:TAG=TEMPLATE, remove:TAG, "
+KINDS = ("anonymize", "overlay", "seg", "classic", "set", "add", "remove", "label", "machine_map", "plugin")
+SPEC_HELP = ("anonymize[:PROFILE], overlay[:ROI,...], seg[:ROI,...], classic, set:TAG=TEMPLATE, add:TAG=TEMPLATE, remove:TAG, "
              "label:normalize, label:TEMPLATE, machine_map:{json}, plugin:NAME")
+# transforms that read the whole bundle (a structure set and its images), not each object alone: their jobs hold
+# every stored instance of the bundle, those the node already has as read-only ``input`` rows
+BUNDLE_WIDE = ("overlay", "seg")
 FILTERS = ("upper", "lower", "strip", "slug")
 ALIASES = {"label": ("RTPlanLabel", "StructureSetLabel"), "patient_id": ("PatientID",),
            "patient_name": ("PatientName",), "plan_name": ("RTPlanName",), "modality": ("Modality",),
@@ -52,6 +55,22 @@ def decode_chain(stored: str) -> list[str]:
 def join_chains(*chains: str) -> str:
     """Chains one after the other (the rule's or the command line's first, then the node's)."""
     return encode_chain([s for c in chains for s in decode_chain(c)])
+
+
+def reads_bundle(stored: str) -> bool:
+    """Whether a step of the chain needs the whole bundle (``BUNDLE_WIDE``), e.g. ``seg`` the RTSTRUCT and images."""
+    return any(split_spec(s)[0] in BUNDLE_WIDE for s in decode_chain(stored))
+
+
+def chain_problem(specs: Sequence[str]) -> str | None:
+    """What is wrong with the chain as a whole; None when its steps can follow each other. ``seg`` with
+    ``overlay``: the overlay copies of the images have new UIDs, so a SEG made before them would point at images
+    the peer never gets, and one made after them finds none of the images its structure set names."""
+    kinds = [split_spec(s)[0] for s in specs]
+    if "seg" in kinds and "overlay" in kinds:
+        return ("seg and overlay in one chain: the SEG would point at images the node does not get (the overlay "
+                "copies have new UIDs); send them to two nodes, one chain each")
+    return None
 
 
 def describe_chain(stored: str) -> str:
@@ -146,6 +165,8 @@ def spec_problem(spec: str, profiles: Sequence[str] = (), plugins: Sequence[str]
         return f"unknown anonymize profile {arg!r}; profiles: {', '.join(profiles)}"
     if kind in ("set", "add", "remove"):
         return _tag_edit_problem(kind, arg)
+    if kind == "classic" and arg:
+        return f"classic takes no argument (got {spec!r}): it splits every Enhanced MR/CT/PET image it is given"
     if kind == "label":
         if not arg:
             return "label:normalize or label:TEMPLATE (e.g. label:{label|upper})"
@@ -177,6 +198,9 @@ def check_chains(file: str, rules: Sequence, nodes: Sequence, profiles: Sequence
                 problem = spec_problem(spec, profiles)
                 if problem:
                     raise ConfigError(file, f"{what}[{i}] ({entry.name!r}).transforms[{j}]", problem)
+            problem = chain_problem(entry.transforms)
+            if problem:
+                raise ConfigError(file, f"{what}[{i}] ({entry.name!r}).transforms", problem)
     for i, node in enumerate(nodes):
         for key in ("machine_map", "default_machine"):
             for old, new in getattr(node, key):

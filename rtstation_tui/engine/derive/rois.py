@@ -45,6 +45,13 @@ class RoiSelection:
     exclude: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
 
+    def __str__(self) -> str:
+        """In words, for errors: ``names PTV*, CTV; not *z*; types PTV``."""
+        parts = [f"names {', '.join(self.include)}" if self.include else "all names"]
+        parts += [f"not {', '.join(self.exclude)}"] * bool(self.exclude)
+        parts += [f"types {', '.join(self.types)}"] * bool(self.types)
+        return "; ".join(parts)
+
 
 @dataclass(frozen=True)
 class RoiGroup:
@@ -97,7 +104,7 @@ def select_rois(rois: list[Roi], selection: RoiSelection) -> list[Roi]:
             and (not types or r.interpreted_type in types)]
     if not kept:
         listing = ", ".join(f"{r.name} ({r.interpreted_type or 'no type'})" for r in rois) or "none with contours"
-        raise SelectionError(f"no ROI matches the selection {selection}; the structure set has: {listing}")
+        raise SelectionError(f"no ROI matches the selection ({selection}); the structure set has: {listing}")
     return kept
 
 

@@ -62,8 +62,11 @@ def segmentation(images: Sequence[Dataset], masks: Sequence[np.ndarray], groups:
     if empty:
         raise SegError(f"ROI {', '.join(empty)} covers no pixel of the images; leave it out of the selection")
     source_series = str(images[0].SeriesInstanceUID)
+    # the images are part of what the SEG is: one more slice later is another SEG (a new UID), never the same UID
+    # with other content (a peer that has the first would keep it)
     series_uid = derived_uid("seg", source_series, structure_set_uid,
-                             *("|".join(str(r.number) for r in g.rois) for g in groups))
+                             *("|".join(str(r.number) for r in g.rois) for g in groups),
+                             *sorted(str(ds.SOPInstanceUID) for ds in images))
     stacked = np.stack(masks, axis=-1).astype(np.uint8)  # frames × rows × cols × segments
     try:
         seg = hd.seg.Segmentation(

@@ -38,8 +38,10 @@ def stand_in(sop_class: str, sop_uid: str) -> Dataset:
     return ds
 
 
-def send_stored_files(assoc: Any, paths: Mapping[str, Path]) -> None:
-    """From now on, ``assoc.send_c_store(stand_in)`` sends ``paths[SOPInstanceUID]`` (other datasets as given)."""
+def send_stored_files(assoc: Any, paths: Mapping[str, Path], originator: str = "") -> None:
+    """From now on, ``assoc.send_c_store(stand_in)`` sends ``paths[SOPInstanceUID]`` (other datasets as given).
+    ``originator``: the Move Originator AE title of C-MOVE sub-operations, the AE that asked for the C-MOVE (Part 7
+    9.1.1.1; pynetdicom's SCP would name itself, so the receiver could not tell whose retrieve they belong to)."""
     current = assoc.__dict__.get(_PATHS)
     if current is None:
         current = {}
@@ -47,6 +49,8 @@ def send_stored_files(assoc: Any, paths: Mapping[str, Path]) -> None:
 
         def send(dataset: Any, msg_id: int = 1, priority: int = 2, originator_aet: str | None = None,
                  originator_id: int | None = None) -> Any:
+            if originator and originator_aet is not None:
+                originator_aet = originator
             path = current.get(str(getattr(dataset, "SOPInstanceUID", "") or "")) \
                 if isinstance(dataset, Dataset) else None
             if path is None:
@@ -63,12 +67,18 @@ def send_stored_files(assoc: Any, paths: Mapping[str, Path]) -> None:
     current.update(paths)
 
 
-def move_destination_kwargs(paths: Mapping[str, Path], contexts: list[Any], fast_paths: bool) -> dict[str, Any]:
+def move_destination_kwargs(paths: Mapping[str, Path], contexts: list[Any], fast_paths: bool, tls: Any = None,
+                            host: str = "", originator: str = "") -> dict[str, Any]:
     """The third item of a C-MOVE handler's destination: pynetdicom passes it to ``ae.associate``. The sending
     association is prepared as the sender's are (``requestor.prepare_requestor``: TCP_NODELAY; with fast paths the
-    loop that cannot steal C-STORE responses, which under load stalls a sub-operation for the DIMSE timeout)."""
+    loop that cannot steal C-STORE responses, which under load stalls a sub-operation for the DIMSE timeout).
+    ``tls``: the SSL context for the destination (``tls.client_context``), whose certificate must name ``host``;
+    ``originator``: the AE title that asked for the C-MOVE."""
     def on_open(event: Any) -> None:
         prepare_requestor(event.assoc, fast_paths)
-        send_stored_files(event.assoc, paths)
+        send_stored_files(event.assoc, paths, originator)
 
-    return {"contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, on_open)]}
+    kwargs: dict[str, Any] = {"contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, on_open)]}
+    if tls is not None:
+        kwargs["tls_args"] = (tls, host)
+    return kwargs

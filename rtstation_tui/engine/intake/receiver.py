@@ -33,8 +33,9 @@ from ..dimse.settings import apply_receive_settings
 from ..dimse.spool import failure as spool_failure
 from ..store.files import Store
 from ..dimse.tls import TlsError, connection_limit, server_context, start_server
+from ..store.lock import pid_alive
 from .ingest import (DUPLICATE, FAILED, QUARANTINED, STORED, Announced, Destination, Ingested, NetworkOrigin,
-                     ingest)
+                     RetrieveOrigin, ingest)
 from .splitter import EnhancedSplitter, splits
 
 log = logging.getLogger("rtstation.receiver")
@@ -73,11 +74,15 @@ class _Assoc:
     failures: int = 0
     duplicates: int = 0
     full_disk_logged: bool = False
+    retrieve_node: str | None = None  # a retrieve from this calling AE runs now: the node it pulls from
     origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
+    retrieved: RetrieveOrigin | None = field(init=False)  # … with the C-MOVE sub-operations of that retrieve
 
     def __post_init__(self) -> None:
         self.origin = NetworkOrigin(calling_ae=self.calling_ae, peer=self.peer, assoc_id=self.assoc_id,
                                     session_id=self.session_id)
+        self.retrieved = None if self.retrieve_node is None else RetrieveOrigin(
+            calling_ae=self.calling_ae, node=self.retrieve_node, method="C-MOVE", session_id=self.session_id)
 
 
 class DimseServices(Protocol):
@@ -235,13 +240,17 @@ class Receiver:
         assoc = event.assoc
         calling = str(assoc.requestor.ae_title).strip()
         peer = f"{normal_ip(assoc.requestor.address)}:{assoc.requestor.port}"
-        session_id = self.index.open_session("association", "network", calling, peer, os.getpid())
+        # C-MOVE sub-operations of a retrieve running now (in this process or an `rtstation retrieve`): recorded
+        # as retrieved from that node, as when the retrieve's own storage SCP takes them
+        node = self.index.retrieve_in_progress(calling, pid_alive)
+        session_id = self.index.open_session("association", "network" if node is None else "retrieve", calling, peer,
+                                             os.getpid())
         # this thread's own SQLite connection: association threads come and go, and each connection left behind
         # holds its fds (index + WAL) until the garbage collector happens to find it
         self.index.close()
         with self._lock:
             self._next_id += 1
-            st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id)
+            st = self._assocs[assoc] = _Assoc(self._next_id, calling, peer, session_id, retrieve_node=node)
         log.debug("association %d from %s@%s accepted", st.assoc_id, calling, peer)
         self.bus.post(AssociationOpened(st.assoc_id, calling, peer))
         audit("association_opened", assoc_id=st.assoc_id, calling_ae=calling, peer=peer,
@@ -265,7 +274,18 @@ class Receiver:
             return STATUS_OUT_OF_RESOURCES
         announced = Announced(str(event.request.AffectedSOPInstanceUID or ""),
                               str(event.request.AffectedSOPClassUID or ""))
-        return self._reply(st, ingest(Path(event.dataset_path), st.origin, self._into, announced), announced)
+        return self._reply(st, ingest(Path(event.dataset_path), self._origin(st, event.request), self._into,
+                                      announced), announced)
+
+    def _origin(self, st: _Assoc, request: Any) -> NetworkOrigin | RetrieveOrigin:
+        """A C-STORE is a sub-operation of our retrieve when its association comes from the node a retrieve pulls
+        from now and the request is a C-MOVE sub-operation (it carries a Move Originator AE title); any other
+        C-STORE of that node is an ordinary received object. The originator's value is not compared: Part 7
+        9.1.1.1 makes it the AE that asked for the C-MOVE (us), but pynetdicom-based SCPs send their own."""
+        if st.retrieved is None:
+            return st.origin
+        originator = str(getattr(request, "MoveOriginatorApplicationEntityTitle", "") or "").strip()
+        return st.retrieved if originator else st.origin
 
     def _reply(self, st: _Assoc, result: Ingested, announced: Announced) -> int:
         """The C-STORE status for what ``ingest`` did, and the association's counters."""

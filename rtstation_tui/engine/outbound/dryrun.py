@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..config.groups import GroupConfig, left_out
 from ..config.model import Config
 from ..config.nodes import NodeConfig, resolve_node
 from ..config.rules import RuleConfig
@@ -77,6 +78,9 @@ def would_queue(queue: JobQueue, store: Store, nodes: tuple[NodeConfig, ...], bu
     paths = [str(store.abspath(m.path)) for m in bundle.ordered(parts_for(d.include))]
     out = []
     for target in d.targets:
+        if left_out(target, d.named, nodes):
+            out.append(WouldQueue(target, 0, 0, error="disabled, left out of the group's send"))
+            continue
         try:
             name = resolve_node(target, nodes).name
         except ValueError as exc:
@@ -97,16 +101,19 @@ def _send_reason(d: Decision, would: list[WouldQueue]) -> tuple[str, str]:
 
 
 def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle, nodes: tuple[NodeConfig, ...] = (),
-             queue: JobQueue | None = None, store: Store | None = None) -> list[Verdict]:
+             queue: JobQueue | None = None, store: Store | None = None,
+             groups: tuple[GroupConfig, ...] = ()) -> list[Verdict]:
     """What ``rules`` would do with ``bundle``, rule by rule, in order (with the transforms of each target; with a
-    queue: what would really be queued)."""
+    queue: what would really be queued). A target naming a group is shown as its nodes."""
     out = []
-    for d in decide(rules, PlanFacts.of(bundle)):
+    for d in decide(rules, PlanFacts.of(bundle), groups):
         outcome = d.outcome
         reason = d.describe() if d.outcome in ("send", "hold") else (
             f"{d.condition}: {d.reason}" if d.condition else d.reason)
         if d.outcome == "send" and queue is not None and store is not None and d.targets:
             outcome, reason = _send_reason(d, would_queue(queue, store, nodes, bundle, d))
+            if d.named != d.targets:  # a group: say what it stands for
+                reason += f" (targets {d.where()})"
         if d.matched and has_actions(d, nodes):  # plain sends read as before
             reason += "; " + "; ".join(actions(d, nodes))
         out.append(Verdict(d.rule, outcome, reason))
@@ -115,9 +122,10 @@ def evaluate(rules: tuple[RuleConfig, ...], bundle: Bundle, nodes: tuple[NodeCon
 
 def dry_run(conn: sqlite3.Connection, rules: tuple[RuleConfig, ...], limit: int = MAX_DRY_RUN_PLANS,
             nodes: tuple[NodeConfig, ...] = (), queue: JobQueue | None = None,
-            store: Store | None = None) -> list[PlanVerdicts]:
+            store: Store | None = None, groups: tuple[GroupConfig, ...] = ()) -> list[PlanVerdicts]:
     """The newest ``limit`` plans of the index (newest first) with every rule's verdict."""
-    return [PlanVerdicts(b.plan_uid, b.patient_id, b.label, b.complete, tuple(evaluate(rules, b, nodes, queue, store)))
+    return [PlanVerdicts(b.plan_uid, b.patient_id, b.label, b.complete,
+                         tuple(evaluate(rules, b, nodes, queue, store, groups)))
             for b in newest_bundles(conn, limit)]
 
 
@@ -148,7 +156,7 @@ def plan_test(config: Config, index: Index, queue: JobQueue, plan_uid: str) -> d
     if bundle is None:
         return None
     facts = PlanFacts.of(bundle)
-    decisions = decide(config.rules, facts)
+    decisions = decide(config.rules, facts, config.groups)
     return {"plan": asdict(facts), "missing": bundle.missing_summary(),
             "rules": [{**d.as_json(), "would_send": would_get(config, queue, bundle, d) if d.matched else [],
                        "would_export": export_target(config, bundle, d) if d.matched and d.export else None}

@@ -18,8 +18,12 @@ from typing import Any, Callable, Iterable, Sequence
 from ..store.db import Database
 from ..store.schema import QUEUE
 from ..config.nodes import NodeConfig
+from .priority import for_origin
 
 QUEUED, SENDING, WAITING, DONE, FAILED, CANCELLED = "queued", "sending", "waiting-retry", "done", "failed", "cancelled"
+# an item state: a stored instance the job's chain reads but does not send itself (replaced by derived objects, or
+# already delivered and read only because the chain needs the whole bundle); not counted in the job's total
+INPUT = "input"
 ACTIVE = (QUEUED, SENDING, WAITING)
 
 
@@ -45,10 +49,21 @@ class JobRow:
     bytes_done: int
     owner_pid: int | None
     transform: str = ""  # e.g. "anonymize:rt-research": the peer gets transformed copies, the store keeps originals
+    derived: int = 0  # of ``total``: objects the chain made (a SEG, classic frames), counted once the copies exist
+    priority: int = 0  # 1: asked for by hand, 0: a rule's (outbound/priority.py); due jobs run highest first
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE
+
+    @property
+    def objects(self) -> str:
+        """``303 objects + 1 derived``: what goes to the peer, stored instances and objects the chain made."""
+        stored = self.total - self.derived
+        text = f"{stored} object{'' if stored == 1 else 's'}"
+        if not self.derived:
+            return text
+        return f"{text} + {self.derived} derived" if stored else f"{self.derived} derived"
 
     def node_config(self) -> NodeConfig:
         return NodeConfig(**json.loads(self.node_json))
@@ -56,6 +71,8 @@ class JobRow:
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("node_json")
+        if self.derived:  # "303 objects + 1 derived" for listings (a job without derived objects reads as before)
+            d["objects"] = self.objects
         return d
 
 
@@ -74,6 +91,7 @@ class ItemRow:
     error: str
     permanent: int
     sent_at: float | None
+    derived: int = 0  # 1: an object the chain made (``path`` is where each attempt writes its copy)
 
 
 @dataclass(frozen=True)
@@ -96,31 +114,39 @@ class JobQueue(Database):
 
     # -- adding ----------------------------------------------------------------------------------------------
     def add_job(self, node: NodeConfig, items: Sequence[NewItem], *, plan_uid: str = "", patient_id: str = "",
-                label: str = "", origin: str = "manual", transform: str = "") -> int:
+                label: str = "", origin: str = "manual", transform: str = "", inputs: Iterable[str] = (),
+                priority: int | None = None) -> int:
+        """``inputs``: paths among ``items`` the chain only reads (the node has them already): state ``input``.
+        ``priority``: default from the origin (manual before a rule's, ``outbound/priority.py``)."""
         now = time.time()
+        read_only = set(inputs)
+        sent = [i for i in items if i.path not in read_only]
+        level = for_origin(origin) if priority is None else priority
 
         def tx(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO jobs (node, node_json, plan_uid, patient_id, label, origin, state, next_try, created,"
-                " updated, total, bytes_total, transform) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated, total, bytes_total, transform, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (node.name, json.dumps(asdict(node)), plan_uid, patient_id, label, origin, QUEUED, now, now, now,
-                 len(items), sum(i.size for i in items), transform))
+                 len(sent), sum(i.size for i in sent), transform, level))
             job_id = int(cur.lastrowid or 0)
             conn.executemany("INSERT INTO items (job_id, seq, sop_uid, sop_class, modality, path, size,"
                              " transfer_syntax, state) VALUES (?,?,?,?,?,?,?,?,?)",
                              [(job_id, n, i.sop_uid, i.sop_class, i.modality, i.path, i.size, i.transfer_syntax,
-                               QUEUED) for n, i in enumerate(items)])
+                               INPUT if i.path in read_only else QUEUED) for n, i in enumerate(items)])
             return job_id
         return int(self._tx(tx))
 
     def delivered(self, node: str, paths: Iterable[str], transform: str = "") -> set[str]:
         """Of ``paths``, those already acknowledged by ``node`` in any job (never send them twice by accident).
-        Per transform: the anonymized copy and the original are different objects to the peer."""
+        Per transform: the anonymized copy and the original are different objects to the peer. An ``input`` of a
+        job that is done counts: what the chain made of it (its classic frames) was acknowledged."""
         wanted = list(paths)
         out: set[str] = set()
         for chunk in _chunks(wanted, 500):
             q = (f"SELECT DISTINCT i.path FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.node=? AND"
-                 f" j.transform=? AND i.state='done' AND i.path IN ({','.join('?' * len(chunk))})")
+                 f" j.transform=? AND (i.state='done' OR (i.state='input' AND j.state='done')) AND"
+                 f" i.path IN ({','.join('?' * len(chunk))})")
             out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
@@ -131,7 +157,7 @@ class JobQueue(Database):
         for chunk in _chunks(wanted, 500):
             q = (f"SELECT DISTINCT i.path FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.node=? AND"
                  f" j.transform=? AND j.state IN ('queued','sending','waiting-retry') AND i.state IN"
-                 f" ('queued','sending') AND i.path IN ({','.join('?' * len(chunk))})")
+                 f" ('queued','sending','input') AND i.path IN ({','.join('?' * len(chunk))})")
             out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
@@ -158,14 +184,53 @@ class JobQueue(Database):
         return [ItemRow(**dict(r)) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
     def due(self, now: float) -> list[JobRow]:
+        """Jobs to start now, highest priority first (a manual send before a rule's backlog), then oldest first."""
         rows = self.conn.execute("SELECT * FROM jobs WHERE state IN ('queued','waiting-retry') AND next_try <= ?"
-                                 " ORDER BY id", (now,))
+                                 " ORDER BY priority DESC, id", (now,))
         return [JobRow(**dict(r)) for r in rows]
+
+    def waiting_above(self, node: str, priority: int, now: float, exclude: int = 0) -> int | None:
+        """The oldest due job for ``node`` with a priority above ``priority`` (None: none waits)."""
+        row = self.conn.execute("SELECT id FROM jobs WHERE node=? AND priority>? AND id<>? AND state IN"
+                                " ('queued','waiting-retry') AND next_try <= ? ORDER BY priority DESC, id LIMIT 1",
+                                (node, priority, exclude, now)).fetchone()
+        return int(row[0]) if row else None
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")}
 
     # -- running ---------------------------------------------------------------------------------------------
+    def settle(self, job_id: int, replaced: Iterable[int], derived: Sequence[NewItem]) -> dict[str, int]:
+        """The rows of a job whose chain adds or splits objects, once its copies are made: stored instances the
+        chain replaced become ``input``, each derived object gets a row (once: a retry makes the same UIDs and
+        finds its row with its state), and total/derived/bytes_total count what goes to the peer.
+        Returns derived SOP Instance UID → item seq."""
+        def tx(conn: sqlite3.Connection) -> dict[str, int]:
+            marks = [(job_id, seq) for seq in replaced]
+            conn.executemany("UPDATE items SET state='input' WHERE job_id=? AND seq=? AND derived=0 AND state IN"
+                             " ('queued','sending')", marks)
+            have = {r[0]: r[1] for r in conn.execute("SELECT sop_uid, seq FROM items WHERE job_id=? AND derived=1",
+                                                     (job_id,))}
+            seq = int(conn.execute("SELECT coalesce(max(seq), -1) FROM items WHERE job_id=?", (job_id,))
+                      .fetchone()[0])
+            for d in derived:
+                if d.sop_uid in have:
+                    conn.execute("UPDATE items SET size=?, path=? WHERE job_id=? AND seq=?",
+                                 (d.size, d.path, job_id, have[d.sop_uid]))
+                    continue
+                seq += 1
+                have[d.sop_uid] = seq
+                conn.execute("INSERT INTO items (job_id, seq, sop_uid, sop_class, modality, path, size,"
+                             " transfer_syntax, state, derived) VALUES (?,?,?,?,?,?,?,?,?,1)",
+                             (job_id, seq, d.sop_uid, d.sop_class, d.modality, d.path, d.size, d.transfer_syntax,
+                              QUEUED))
+            conn.execute("UPDATE jobs SET total=(SELECT count(*) FROM items WHERE job_id=:j AND state!='input'),"
+                         " derived=(SELECT count(*) FROM items WHERE job_id=:j AND derived=1),"
+                         " bytes_total=(SELECT coalesce(sum(size), 0) FROM items WHERE job_id=:j AND"
+                         " state!='input'), updated=:t WHERE id=:j", {"j": job_id, "t": time.time()})
+            return have
+        return dict(self._tx(tx))
+
     def claim(self, job_id: int, pid: int) -> bool:
         """Atomically take a due job (two processes never send the same job)."""
         cur = self.conn.execute("UPDATE jobs SET state='sending', owner_pid=?, updated=? WHERE id=? AND state IN"

@@ -30,6 +30,7 @@ from ..config.model import Config
 from ..events import BundleReady, Event, EventBus, RulesEvaluated
 from ..store.index import Index
 from ..loops import Ticker
+from ..config.groups import GroupConfig, expand, left_out
 from ..config.rules import RuleConfig
 from ..config.transforms import encode_chain
 from ..store.tags import add_tag
@@ -80,12 +81,13 @@ class Decision:
     matched: bool = False
     condition: str = ""  # the first condition that failed
     reason: str = ""  # why, in words
-    targets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # node names: the rule's [[groups]] expanded
     include: tuple[str, ...] = ()
     transforms: tuple[str, ...] = ()  # the rule's chain (each target node adds its own after it)
     export: str = ""  # the rule's export template; after an export, the folder or ZIP written
     tag: str = ""
     jobs: list[JobMade] = field(default_factory=list)
+    named: tuple[str, ...] = ()  # the targets as the rule names them (groups not expanded)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,7 +96,7 @@ class Decision:
         if self.outcome == "send":
             made = [f"job {j.job_id} to {j.node} ({j.instances} instances)" if j.job_id is not None
                     else f"nothing new for {j.node}" for j in self.jobs]
-            text = (f"matched: send to {', '.join(self.targets)}" + (f": {'; '.join(made)}" if made else "")
+            text = (f"matched: send to {self.where()}" + (f": {'; '.join(made)}" if made else "")
                     if self.targets else "matched")
             return text + (f"; export to {self.export}" if self.export else "") + (
                 f"; tagged {self.tag!r}" if self.tag else "")
@@ -104,6 +106,11 @@ class Decision:
             made = [f"job {j.job_id} to {j.node}" for j in self.jobs if j.job_id is not None]
             return f"matched, but queueing failed: {self.reason}" + (f" ({', '.join(made)} queued)" if made else "")
         return f"{self.outcome}: {self.condition + ': ' if self.condition else ''}{self.reason}"
+
+    def where(self) -> str:
+        """``QA, PHYS`` or, for a rule naming a group, ``QA-ALL = QA, PHYS``."""
+        nodes = ", ".join(self.targets)
+        return nodes if not self.named or self.named == self.targets else f"{', '.join(self.named)} = {nodes}"
 
 
 # -- matching ------------------------------------------------------------------------------------------------
@@ -147,13 +154,15 @@ def first_failure(rule: RuleConfig, f: PlanFacts) -> tuple[str, str] | None:
     return None
 
 
-def decide(rules: tuple[RuleConfig, ...], f: PlanFacts) -> list[Decision]:
-    """What the rules would do with this bundle, rule by rule, in order (nothing is sent here)."""
+def decide(rules: tuple[RuleConfig, ...], f: PlanFacts, groups: tuple[GroupConfig, ...] = ()) -> list[Decision]:
+    """What the rules would do with this bundle, rule by rule, in order (nothing is sent here). Targets naming
+    a group are its nodes (``Decision.named`` keeps the names as written)."""
     out: list[Decision] = []
     stopped_by = ""
     for rule in rules:
-        d = Decision(rule.name, "", targets=tuple(rule.targets), include=tuple(rule.include),
-                     transforms=tuple(rule.transforms), export=rule.export or "", tag=rule.tag or "")
+        d = Decision(rule.name, "", targets=expand(rule.targets, groups), include=tuple(rule.include),
+                     transforms=tuple(rule.transforms), export=rule.export or "", tag=rule.tag or "",
+                     named=tuple(rule.targets))
         if stopped_by:
             d.outcome, d.reason = "not-evaluated", f"rule {stopped_by!r} matched and has stop = true"
         elif not rule.enabled:
@@ -244,8 +253,9 @@ class RulesService:
         if bundle is None:
             return None
         facts = PlanFacts.of(bundle)
-        rules = {r.name: r for r in self._config().rules}
-        decisions = decide(tuple(rules.values()), facts)
+        config = self._config()
+        rules = {r.name: r for r in config.rules}
+        decisions = decide(tuple(rules.values()), facts, config.groups)
         for d in decisions:
             if d.outcome == "send":
                 self._send(d, facts)
@@ -267,7 +277,10 @@ class RulesService:
     def _send(self, d: Decision, f: PlanFacts) -> None:
         """One target at a time: a disabled node must not keep the plan from the others."""
         errors = []
+        nodes = self._config().nodes if d.named and d.named != d.targets else ()  # only a group leaves one out
         for target in d.targets:
+            if left_out(target, d.named, nodes):  # disabled, and named only through a group: the others go on
+                continue
             try:
                 [e] = self.sender.enqueue_plan(f.plan_uid, [target], include=d.include, origin=f"rule:{d.rule}",
                                                transform=encode_chain(d.transforms))

@@ -24,6 +24,7 @@ from ..events import EventBus, JobChanged, JobProgress
 from ..store.index import Index
 from ..loops import Ticker
 from ..config.nodes import NodeConfig, resolve_node
+from ..config.groups import resolve_targets
 from ..store.lock import pid_alive
 from .queuewatch import QueueWatch
 from .queue import CANCELLED, DONE, FAILED, QUEUED, SENDING, WAITING, ItemRow, JobQueue, JobRow, NewItem
@@ -35,8 +36,9 @@ from ..store.files import Store
 from ..dimse.tls import client_context
 from ..transforms.base import TransformError
 from ..transforms.registry import build_chain
-from ..config.transforms import decode_chain, describe_chain, join_chains
-from . import commitment
+from ..config.transforms import decode_chain, describe_chain, join_chains, reads_bundle
+from . import commitment, priority
+from .ratelimit import Pacing
 from .hooks import run_hooks, sent_facts
 from . import outgoing
 
@@ -68,6 +70,7 @@ def send_report(queue: JobQueue, results: Iterable[Enqueued]) -> list[dict[str, 
                     "state": job.state if job else "nothing to send", "error": job.error if job else "",
                     "done": job.done if job else 0, "failed": job.failed if job else 0,
                     "attempts": job.attempts if job else 0, "transform": job.transform if job else "",
+                    "derived": job.derived if job else 0, "objects": job.objects if job else "",
                     "commitment": commitment.state_of(queue, r.job_id)})
     return out
 
@@ -95,6 +98,8 @@ class Sender:
         self._next_expiry = 0.0
         self._stopping = threading.Event()
         self._crashed: dict[int, str] = {}  # job id -> why it crashed, until its retry is recorded in the queue
+        self.pacing = Pacing()  # per-node rate limits (max_instances_per_s, max_mb_per_s)
+        self._yielded: set[int] = set()  # running jobs giving their node up to a manual send (outbound/priority)
         # nodes with tls = true: the peer's certificate must chain to [tls] ca; ours is shown when configured
         self.tls_client: Any = lambda node: client_context(self.config.tls, node)
 
@@ -180,8 +185,8 @@ class Sender:
         if bundle is None:
             raise ValueError(f"no plan with SOP Instance UID {plan_uid} in the index")
         members = bundle.ordered(parts_for(include))
-        return [self._enqueue(resolve_node(spec, self.config.nodes), members, bundle.plan_uid, bundle.patient_id,
-                              bundle.label, origin, force, transform) for spec in nodes]
+        return [self._enqueue(node, members, bundle.plan_uid, bundle.patient_id, bundle.label, origin, force,
+                              transform) for node in self._targets(nodes)]
 
     def enqueue_level(self, level: str, uid: str, nodes: Iterable[str], *, origin: str = "manual",
                       force: bool = False, transform: str = "") -> list[Enqueued]:
@@ -203,8 +208,12 @@ class Sender:
             raise ValueError(f"not in the index: {', '.join(sorted(missing))}")
         patients = sorted({self._patient_of(m) for m in members})
         label = f"{label + ': ' if label else ''}{len(members)} instances"
-        return [self._enqueue(resolve_node(spec, self.config.nodes), members, "", ", ".join(patients), label,
-                              origin, force, transform) for spec in nodes]
+        return [self._enqueue(node, members, "", ", ".join(patients), label, origin, force, transform)
+                for node in self._targets(nodes)]
+
+    def _targets(self, specs: Iterable[str]) -> list[NodeConfig]:
+        """Node names, group names (expanded to their enabled nodes) and ``AET@host:port`` specs."""
+        return resolve_targets(list(specs), self.config.nodes, self.config.groups)
 
     def _check_transform(self, spec: str) -> None:
         """An unknown transform or profile is refused when queueing, not at 3 a.m. when the job runs."""
@@ -233,12 +242,17 @@ class Sender:
         paths = [str(self.store.abspath(m.path)) for m in members]
         delivered = set() if force else self.queue.delivered(node.name, paths, transform)
         pending = self.queue.pending(node.name, paths, transform)
-        items = [NewItem(m.sop_uid, m.sop_class, m.modality, p, m.size, m.transfer_syntax)
-                 for m, p in zip(members, paths) if p not in delivered and p not in pending]
+        have = delivered | pending
+        everything = [NewItem(m.sop_uid, m.sop_class, m.modality, p, m.size, m.transfer_syntax)
+                      for m, p in zip(members, paths)]
+        items = [i for i in everything if i.path not in have]
         job_id = None
         if items:
-            job_id = self.queue.add_job(node, items, plan_uid=plan_uid, patient_id=patient_id, label=label,
-                                        origin=origin, transform=transform)
+            # a bundle-wide chain (seg: the RTSTRUCT and its images) reads what the node has too, without sending it
+            whole = reads_bundle(transform) and len(items) < len(everything)
+            job_id = self.queue.add_job(node, everything if whole else items, plan_uid=plan_uid,
+                                        patient_id=patient_id, label=label, origin=origin, transform=transform,
+                                        inputs=have if whole else ())
             log.info("queued job %d: %s (%s) to %s, %d instances (%s)%s", job_id, label, plan_uid or "instances",
                      node.name, len(items), origin, f", sent as {describe_chain(transform)}" if transform else "")
             self._post_changed(job_id)
@@ -286,26 +300,29 @@ class Sender:
                           POLL_SECONDS)
         finally:
             with self._lock:
+                self._yielded.discard(job_id)
                 self._running.pop(job_id, None)
                 self._per_node[node.name] = max(0, self._per_node.get(node.name, 1) - 1)
             self._post_changed(job_id)
             self.kick()
 
     def _attempt(self, job_id: int, node: NodeConfig) -> None:
-        items = self.queue.items(job_id, [QUEUED, SENDING])
         job = self.queue.job(job_id)
         assert job is not None
         if not job.transform:
+            items = self.queue.items(job_id, [QUEUED, SENDING])
             self._send(job, node, items, {i.seq: i.path for i in items})
             return
         try:
-            copies = outgoing.prepare(self.config, job_id, job.transform, items)
+            copies = outgoing.prepare(self.config, self.queue, job)
         except (TransformError, ValueError, OSError) as exc:
             named = isinstance(exc, TransformError) and str(exc).startswith(tuple(decode_chain(job.transform)))
             self._refuse(job, str(exc) if named else f"{describe_chain(job.transform)}: {exc}")
             return
-        try:
-            self._send(job, node, items, copies)
+        try:  # the rows as the copies settled them (a chain that derives objects added rows of its own)
+            settled = self.queue.job(job_id)
+            assert settled is not None
+            self._send(settled, node, self.queue.items(job_id, [QUEUED, SENDING]), copies)
         finally:
             outgoing.discard(outgoing.outgoing_dir(self.config.data_dir, job_id))
 
@@ -346,9 +363,11 @@ class Sender:
                     break
                 if time.monotonic() - checked > CANCEL_CHECK:  # a cancel from the console or another shell
                     checked = time.monotonic()
-                    if self.queue.state_of(job_id) == CANCELLED:
+                    if self.queue.state_of(job_id) == CANCELLED or self._yield_to(job, node, done):
                         break
-                broken = damage(item.path, item.size, item.transfer_syntax)
+                if not self._pace(job, node, item, done):
+                    break
+                broken = None if item.derived else damage(item.path, item.size, item.transfer_syntax)
                 out = StoreOutcome(False, None, broken, permanent=True) if broken else \
                     store(assoc, sources[item.seq], item.sop_class, item.transfer_syntax, item.size, node.timeout_s, accepted)
                 if out.ok:
@@ -373,14 +392,41 @@ class Sender:
         self._progress(job, done, sent_bytes, (done - job.done) / max(time.monotonic() - started, 1e-6))
         self._finish(job_id, node, lost)
 
+    def _pace(self, job: JobRow, node: NodeConfig, item: ItemRow, done: int) -> bool:
+        """The node's rate limit (ratelimit.py), before each C-STORE; False: stop, cancel or yield meanwhile."""
+        return self.pacing.wait(node, item.size, self._stopping, lambda: self.queue.state_of(job.id) == CANCELLED
+                                or self._yield_to(job, node, done))
+
+    def _yield_to(self, job: JobRow, node: NodeConfig, done: int) -> bool:
+        """True when a higher-priority job waits for this node and every slot is taken: this job gives it up after
+        the instance just acknowledged, and goes back to the queue behind it (see outbound/priority.py)."""
+        with self._lock:
+            full = self._slots_full(node)
+        other = priority.should_yield(self.queue, job.id, node.name, job.priority, full, time.time())
+        if other is None:
+            return False
+        with self._lock:
+            if not self._slots_full(node):  # another job of this node gave its slot up meanwhile
+                return False
+            self._yielded.add(job.id)
+        log.info("job %d to %s: paused after %d of %d instances for job %d (a manual send); it resumes after it",
+                 job.id, node.name, done, job.total, other)
+        return True
+
+    def _slots_full(self, node: NodeConfig) -> bool:
+        """Every association the node allows is in use (slots being given up count as free). Under ``_lock``."""
+        leaving = sum(1 for j in self._yielded if self._running.get(j) == node.name)
+        return self._per_node.get(node.name, 0) - leaving >= node.max_associations
+
     def _finish(self, job_id: int, node: NodeConfig, lost: str) -> None:
         state = self.queue.state_of(job_id)
         if state == CANCELLED:
             self.queue.cancel_items(job_id)
             return
-        if self._stopping.is_set() and not lost:
+        yielded = job_id in self._yielded
+        if (self._stopping.is_set() or yielded) and not lost:
             self.queue.requeue_items(job_id, include_failed=False)
-            self.queue.set_state(job_id, QUEUED, next_try=0.0)
+            self.queue.set_state(job_id, QUEUED, next_try=0.0, error=priority.YIELDED if yielded else None)
             return
         left = self.queue.items(job_id, [QUEUED, SENDING])
         retryable = [i for i in self.queue.items(job_id, [FAILED]) if not i.permanent]
@@ -394,7 +440,7 @@ class Sender:
                                  f"to this node (see the instance errors)")
         else:
             self.queue.set_state(job_id, DONE, error="")
-            log.info("job %d: plan %s delivered to %s (%d instances)", job_id, job.label, node.name, job.total)
+            log.info("job %d: plan %s delivered to %s (%s)", job_id, job.label, node.name, job.objects)
             commitment.after_delivery(self.queue, node, self.config, job, self._ssl(node))
         self._audit(job_id)
 

@@ -69,6 +69,7 @@ class JobInfo:
     error: str = ""
     created: float = 0.0  # when it was queued (epoch seconds)
     origin: str = ""  # who asked: manual (the console's operator), cli, rule:NAME
+    derived: int = 0  # of ``total``: objects the job's chain made (a SEG, classic frames)
 
 
 @dataclass(frozen=True)

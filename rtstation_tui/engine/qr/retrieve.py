@@ -31,6 +31,7 @@ from ..intake.ingest import DUPLICATE, FAILED, QUARANTINED, Announced, Destinati
 from ..store.files import Store
 from ..store.index import Index, IndexRecord
 from ..store.lock import DataDirLock, StationLocked
+from .rename import NewPatient, Renamer, SameUids
 from .remote import RT_MODALITIES, RemoteInstance, RemotePatient, RemoteSeries, finder, survey
 from .scu import Progress, RetrieveFailed, get, move, storage_scp
 
@@ -44,6 +45,7 @@ class Request:
     plans: tuple[str, ...] = ()  # RTPlanLabel values (or plan SOP Instance UIDs); empty: the whole patient
     approved_only: bool = False
     method: str = "move"  # "move" or "get"
+    new_patient: NewPatient | None = None  # store under this identity, UIDs remapped (``rename.py``)
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,12 @@ class Report:
 class Intake:
     """The C-STORE sub-operations' handler: spool → ``ingest`` → index, from pynetdicom's threads."""
 
-    def __init__(self, store: Store, index: Index, origin: RetrieveOrigin, report: Report) -> None:
+    def __init__(self, store: Store, index: Index, origin: RetrieveOrigin, report: Report,
+                 renamer: Renamer | None = None) -> None:
         self.store, self.index, self.origin, self.report = store, index, origin, report
+        self.renamer = renamer
         self.into = Destination(store, self._index_now)
-        self.received: set[str] = set()
+        self.received: set[str] = set()  # SOP Instance UIDs as stored here
 
     def _index_now(self, record: IndexRecord) -> None:
         """One transaction per object: a retrieve killed half-way has indexed everything it acknowledged."""
@@ -105,6 +109,15 @@ class Intake:
                 log.error("cannot spool %s from %s: %s", announced.sop_uid, self.origin.node, exc)
                 self.report.failed += 1
                 return STATUS_OUT_OF_RESOURCES
+        if self.renamer is not None:
+            try:
+                announced = Announced(self.renamer.rewrite(path), announced.sop_class)
+            except Exception as exc:  # pydicom cannot read or write it: never store it under the old identity
+                log.error("retrieve: %s from %s not stored: cannot give it the new patient identity: %s",
+                          announced.sop_uid, self.origin.node, exc)
+                path.unlink(missing_ok=True)
+                self.report.failed += 1
+                return STATUS_CANNOT_UNDERSTAND
         result = ingest(path, self.origin, self.into, announced)
         if result.outcome in (QUARANTINED, FAILED):
             self.report.failed += 1
@@ -166,28 +179,43 @@ class Retriever:
     """One retrieve run from ``node`` into this station's store."""
 
     def __init__(self, config: Config, node: NodeConfig, store: Store, index: Index,
-                 on_progress: Callable[[Unit, Progress], None], say: Callable[[str], None], tls: Any = None
-                 ) -> None:
-        """``tls``: the SSL context for the node (``dimse.tls.client_context``), or None."""
+                 on_progress: Callable[[Unit, Progress], None], say: Callable[[str], None], tls: Any = None,
+                 station_receives: bool = False) -> None:
+        """``tls``: the SSL context for the node (``dimse.tls.client_context``), or None. ``station_receives``:
+        this runs inside a Station whose receiver takes the C-MOVE sub-operations (the console, the API)."""
         self.config, self.node, self.store, self.index = config, node, store, index
         self.station_ae = config.station.ae_title.strip()
         self.on_progress, self.say, self.tls = on_progress, say, tls
-        self.serve_receives = False  # a running `rtstation serve` receives C-MOVE sub-operations (as network)
+        self.station_receives = station_receives
+        # a running station's receiver takes the C-MOVE sub-operations (it records them as retrieved: the open
+        # session of this retrieve tells it, Index.retrieve_in_progress)
+        self.serve_receives = False
+        self.uids: Renamer | SameUids = SameUids()
         self.refusals: list[str] = []  # associations our C-MOVE storage SCP refused (the receiver's allowlist)
 
     def run(self, req: Request) -> Report:
         report = Report(req.patient_id, "C-GET" if req.method == "get" else "C-MOVE")
-        session = self.index.open_session("retrieve", "retrieve", self.node.ae_title, self.node.describe(),
+        renamer = Renamer(req.new_patient) if req.new_patient is not None else None
+        self.uids = renamer or SameUids()
+        lock = DataDirLock(self.config.data_dir)
+        if self.station_receives:
+            self.serve_receives = True
+        else:
+            try:
+                lock.acquire()
+            except StationLocked:  # `rtstation serve` holds the data_dir: its receiver takes the sub-operations
+                self.serve_receives = True
+        if renamer is not None and req.method == "move" and self.serve_receives:
+            if not self.station_receives:
+                lock.release()
+            raise RetrieveFailed("a new patient identity needs the objects to arrive here, but the station running on "
+                                 "this data_dir receives the C-MOVE sub-operations and stores them as sent: use --get")
+        session = self.index.open_session("retrieve", "retrieve", self.node.ae_title.strip(), self.node.name,
                                           os.getpid())
         origin = RetrieveOrigin(calling_ae=self.node.ae_title.strip(), node=self.node.name, method=report.method,
                                 session_id=session)
-        intake = Intake(self.store, self.index, origin, report)
+        intake = Intake(self.store, self.index, origin, report, renamer)
         server = None
-        lock = DataDirLock(self.config.data_dir)
-        try:
-            lock.acquire()
-        except StationLocked:  # `rtstation serve` holds the data_dir: its receiver takes the C-MOVE sub-operations
-            self.serve_receives = True
         if req.method == "move" and not self.serve_receives:
             st = self.config.station
             acl = tuple(parse_acl_entry(e) for e in self.config.receiver.allowed_calling_aes)
@@ -198,7 +226,8 @@ class Retriever:
         finally:
             if server is not None:
                 server.shutdown()
-            lock.release()
+            if not self.station_receives:
+                lock.release()
             self.index.end_session(session, report.stored, 0, report.failed)
         return report
 
@@ -215,14 +244,18 @@ class Retriever:
         plans = [i for s in remote.of_modality("RTPLAN") for i in s.instances]
         if not plans:
             raise RetrieveFailed(f"{self.node.describe()} holds no RTPLAN of patient {req.patient_id!r}")
+        local = self.uids.local
+        wanted = (*req.plans, *(local(w) for w in req.plans)) if req.new_patient else req.plans
         facts = answered_facts(plans, req.approved_only)
-        if facts is None:  # the peer does not answer RTPlanLabel/ApprovalStatus: pull the plans, read them here
+        if facts is not None:
+            facts = [{**f, "sop_uid": local(f["sop_uid"])} for f in facts]
+        else:  # the peer does not answer RTPlanLabel/ApprovalStatus: pull the plans, read them here
             for s in remote.of_modality("RTPLAN"):
-                self._pull(self._unit(s, {i.sop_uid for i in s.instances}, "plans (to read their labels)"),
+                self._pull(self._unit(s, {local(i.sop_uid) for i in s.instances}, "plans (to read their labels)"),
                            report, intake, req)
-            facts = plan_facts(self.index, [p.sop_uid for p in plans])
-            report.pulled_to_read += len(facts) - len(choose(facts, req.plans, req.approved_only))
-        chosen = choose(facts, req.plans, req.approved_only)
+            facts = plan_facts(self.index, [local(p.sop_uid) for p in plans])
+            report.pulled_to_read += len(facts) - len(choose(facts, wanted, req.approved_only))
+        chosen = choose(facts, wanted, req.approved_only)
         if not chosen:
             found = ", ".join(f"{f['label']} ({f['approval'] or 'no approval'})" for f in facts) or "none readable"
             raise RetrieveFailed(f"no plan of patient {req.patient_id!r} on {self.node.describe()} matches "
@@ -241,7 +274,7 @@ class Retriever:
         image_series = refs_of(self.index, struct_uids, "series") or self._series_holding(
             remote, refs_of(self.index, struct_uids, "image"))
         for s in remote.series:
-            if s.series_uid in image_series:
+            if self.uids.local(s.series_uid) in image_series:
                 fresh = survey_series(self, remote, s)
                 self._pull(self._unit(fresh, None, "images of the structure set"), report, intake, req)
         self._pull_referencing(remote, ("RTDOSE", "RTIMAGE"), "plan_refs", plan_uids, "plan", "references the plan",
@@ -258,8 +291,8 @@ class Retriever:
         for s in remote.series:
             if s.modality in RT_MODALITIES:
                 continue
-            if images & {i.sop_uid for i in survey_series(self, remote, s).instances}:
-                found.add(s.series_uid)
+            if images & {self.uids.local(i.sop_uid) for i in survey_series(self, remote, s).instances}:
+                found.add(self.uids.local(s.series_uid))
         return found
 
     def _pull_referencing(self, remote: RemotePatient, modalities: tuple[str, ...], field_: str, targets: set[str],
@@ -269,19 +302,21 @@ class Retriever:
         and the report says so (``pulled_to_read``)."""
         series = remote.of_modality(*modalities)
         answered = any(getattr(i, field_) for s in series for i in s.instances)
+        local = self.uids.local
         for s in series:
             if answered:
-                refs = {i.sop_uid for i in s.instances if targets & set(getattr(i, field_))}
+                refs = {local(i.sop_uid) for i in s.instances if targets & {local(u) for u in getattr(i, field_)}}
                 self._pull(self._unit(s, refs, why), report, intake, req)
                 continue
             self._pull(self._unit(s, None, f"to read its references (the peer answers no {kind} references)"),
                        report, intake, req)
-            pulled = [i.sop_uid for i in s.instances]
+            pulled = [local(i.sop_uid) for i in s.instances]
             matching = {u for u in pulled if refs_of(self.index, [u], kind) & targets}
             report.pulled_to_read += len(set(pulled) - matching)
 
     def _unit(self, s: RemoteSeries, only: set[str] | None, why: str) -> Unit | None:
-        instances = [i for i in s.instances if only is None or i.sop_uid in only]
+        """``only``: the instances wanted, by their UIDs as stored here (None: the whole series)."""
+        instances = [i for i in s.instances if only is None or self.uids.local(i.sop_uid) in only]
         if only is not None and not instances:
             return None
         uids = tuple(i.sop_uid for i in instances) if only is not None else ()
@@ -294,8 +329,8 @@ class Retriever:
         if unit is None:
             return
         wanted = list(unit.sop_uids or (i.sop_uid for i in unit.series.instances))
-        have = stored_uids(self.index, wanted)
-        missing = tuple(u for u in wanted if u not in have)
+        have = stored_uids(self.index, [self.uids.local(u) for u in wanted])  # as stored here
+        missing = tuple(u for u in wanted if self.uids.local(u) not in have)
         report.skipped += len(have - intake.received)  # what this run pulled itself is not "already stored"
         entry = {"series_uid": unit.series.series_uid, "modality": unit.series.modality, "why": unit.why,
                  "instances": len(wanted), "already_stored": len(have), "transferred": 0}
@@ -326,7 +361,7 @@ class Retriever:
                                          "the node's AE title to [receiver] allowed_calling_aes") from None
                 raise
             if self.serve_receives:
-                report.stored += self._indexed_by_server(missing, intake)
+                report.stored += self._indexed_by_server(tuple(self.uids.local(u) for u in missing), intake)
         report.warnings += last.warning
         entry["transferred"] = report.stored + report.duplicates - before
         if last.failed:

@@ -24,6 +24,7 @@ from pynetdicom import evt
 from ..config.model import Config
 from ..config.nodes import NodeConfig
 from ..dimse.stored_send import move_destination_kwargs, send_stored_files, stand_in
+from ..dimse.tls import TlsError, client_context
 from ..outbound.scu import contexts_for
 from ..store.files import Store
 from ..store.index import Index
@@ -220,10 +221,13 @@ class QRService:
             yield None, None
             return
         refusal = self._refusal(event)
+        tls, tls_problem = self._destination_tls(node)
+        refusal = refusal or tls_problem
         rows = [] if refusal else self._instances(event.identifier)
         pairs = [(r["sop_class"], r["transfer_syntax"]) for r in rows]
         fast = self.config().network.fast_paths
-        yield node.host, node.port, move_destination_kwargs(self._paths(rows), contexts_for(pairs), fast)
+        yield node.host, node.port, move_destination_kwargs(self._paths(rows), contexts_for(pairs), fast, tls,
+                                                            node.host, _calling(event))
         if refusal is not None:
             yield 1
             yield status(UNABLE, refusal), None
@@ -231,6 +235,18 @@ class QRService:
         yield len(rows)
         yield from self._suboperations(event, rows)
         log.info("C-MOVE by %s to %s: %d instances", _calling(event), node.name, len(rows))
+
+    def _destination_tls(self, node: NodeConfig) -> tuple[Any, str | None]:
+        """The C-STORE sub-association to a node with ``tls = true`` is made over TLS with the ``[tls]`` client
+        settings, as the sender's associations to it are: a destination that accepts TLS only must get the
+        objects, and nothing may go to it in clear. A setting that cannot work refuses the C-MOVE, naming it."""
+        if not node.tls:
+            return None, None
+        try:
+            return client_context(self.config().tls, node), None
+        except TlsError as exc:
+            log.error("C-MOVE to %s refused: TLS to the destination: %s", node.name, exc)
+            return None, f"TLS to {node.name}: {exc}"
 
     @staticmethod
     def _suboperations(event: Any, rows: list[Any]) -> Iterator[tuple[int, Dataset | None]]:

@@ -28,6 +28,7 @@ from ..intake.receiver import ReceiverError
 from ..metrics.query import QueryError
 from ..metrics.views import DvhCurve, PlanMetrics
 from ..plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from ..qr.pull import RemotePlan, RemoteUnavailable
 from .client import ApiCallError, ApiClient
 from .jsonable import from_json, to_json
 
@@ -230,6 +231,20 @@ class RemoteStation:
 
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         return [j for uid in plan_uids for j in self._post(f"/plans/{quote(uid, safe='')}/cancel")["jobs"]]
+
+    def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
+        try:
+            rows = self._get(f"/nodes/{quote(node, safe='')}/remote-plans", patient=patient_id)
+        except ApiCallError as exc:  # as in-process: the node cannot be asked now, and why
+            raise RemoteUnavailable(exc.message) from None
+        return from_json(list[RemotePlan], rows)  # type: ignore[no-any-return]
+
+    def retrieve(self, node: str, patient_id: str, plan_uids: Sequence[str]) -> int:
+        try:
+            answer = self._post("/retrieve", {"node": node, "patient": patient_id, "plans": list(plan_uids)})
+        except ApiCallError as exc:
+            raise RemoteUnavailable(exc.message) from None
+        return int(answer["retrieve_id"])
 
     def dry_run(self, rules: tuple[RuleConfig, ...], limit: int = 50) -> list[PlanVerdicts]:
         rows = self._post("/rules/dry-run", {"rules": to_json(rules), "limit": limit})

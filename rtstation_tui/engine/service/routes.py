@@ -192,7 +192,8 @@ class Reads:
             raise ApiError(404, f"no job {job_id}")
         items = await _run(queue.items, job_id)
         return reply({**job.as_json(), "items": [{"sop_uid": i.sop_uid, "modality": i.modality, "state": i.state,
-                                                  "status": i.status, "error": i.error} for i in items]})
+                                                  "status": i.status, "error": i.error,
+                                                  **({"derived": True} if i.derived else {})} for i in items]})
 
     async def nodes(self, request: web.Request) -> web.Response:
         return reply([{**_plain(n), "address": n.describe()} for n in self.station.config.nodes])

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..logsetup import SafeFormatter, add_handler, remove_handler
 from .actions import Actions
 from .configedit import ConfigEdits
+from .retrieves import Retrieves
 from .http import errors, token_check
 from .routes import V1, Reads
 from .stream import EventHub, events
@@ -94,6 +95,7 @@ class ApiServer:
         Reads(self.station, self.logs, __version__).add_to(app)
         Actions(self.station, lambda: self.on_stop).add_to(app)
         ConfigEdits(self.station).add_to(app, V1)
+        Retrieves(self.station).add_to(app)
         app.router.add_get(f"{V1}/events", self._events)
         return app
 

@@ -80,6 +80,14 @@ class Index(Database):
             self.conn.execute("UPDATE sessions SET ended=? WHERE id=?", (time.time(), sid))
         return len(dead)
 
+    def retrieve_in_progress(self, calling_ae: str, alive: Any) -> str | None:
+        """The node (``peer`` of its session) of a retrieve from ``calling_ae`` that is running now (its session
+        open, its process alive), or None. Why here: the retrieve may run in another process (``rtstation
+        retrieve`` while ``serve`` holds the port), and the index is what both share."""
+        rows = self.conn.execute("SELECT peer, pid FROM sessions WHERE kind = 'retrieve' AND ended IS NULL AND "
+                                 "calling_ae = ? ORDER BY id DESC", (calling_ae,)).fetchall()
+        return next((str(r["peer"]) for r in rows if alive(r["pid"])), None)
+
     def sessions_to_evaluate(self) -> list[int]:
         rows = self.conn.execute("SELECT id FROM sessions WHERE ended IS NOT NULL AND evaluated=0 ORDER BY id")
         return [r[0] for r in rows]

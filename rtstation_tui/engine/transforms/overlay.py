@@ -43,12 +43,10 @@ class Overlay:
 
     def apply(self, objects: Sequence[Dataset]) -> list[Dataset]:
         derived: dict[str, Dataset] = {}
-        for rs in (o for o in objects if str(o.get("SOPClassUID", "")) == RTSTRUCT):
-            for series in referenced_series(rs):
-                images = [o for o in objects if str(o.get("SeriesInstanceUID", "")) == series
-                          and "PixelData" in o and str(o.SOPInstanceUID) not in derived]
-                if images:
-                    derived.update(self._series(rs, images))
+        for rs, images in contour_targets(objects):
+            images = [o for o in images if str(o.SOPInstanceUID) not in derived]  # drawn once, by the first
+            if images:
+                derived.update(self._series(rs, images))
         if not derived:
             raise TransformError(f"{self.name}: the bundle has no structure set with its images to draw on")
         return [derived.get(str(o.SOPInstanceUID)) or copy.deepcopy(o) for o in objects]
@@ -60,6 +58,17 @@ class Overlay:
         except (SelectionError, GeometryError, OverlayError, ValueError) as exc:
             raise TransformError(f"{self.name}: structure set {rs.SOPInstanceUID}: {exc}") from None
         return {str(d.SourceImageSequence[0].ReferencedSOPInstanceUID): d for d in made}
+
+
+def contour_targets(objects: Sequence[Dataset]) -> list[tuple[Dataset, list[Dataset]]]:
+    """(structure set, the images of one series it is drawn on) for each such pair among ``objects``."""
+    out = []
+    for rs in (o for o in objects if str(o.get("SOPClassUID", "")) == RTSTRUCT):
+        for series in referenced_series(rs):
+            images = [o for o in objects if str(o.get("SeriesInstanceUID", "")) == series and "PixelData" in o]
+            if images:
+                out.append((rs, images))
+    return out
 
 
 def build(arg: str) -> Overlay:

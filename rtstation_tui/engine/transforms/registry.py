@@ -8,7 +8,7 @@ config.
 from __future__ import annotations
 
 from ..config.model import Config
-from ..config.transforms import decode_chain, spec_problem, split_spec
+from ..config.transforms import chain_problem, decode_chain, spec_problem, split_spec
 from .base import Transform, TransformError
 
 
@@ -26,6 +26,14 @@ def build_transform(spec: str, config: Config) -> Transform:
         from .overlay import build as build_overlay
 
         return build_overlay(arg)
+    if kind == "seg":
+        from .derived import build_seg
+
+        return build_seg(arg)
+    if kind == "classic":
+        from .derived import Classic
+
+        return Classic()
     if kind == "machine_map":
         from .machines import build as build_machines
 
@@ -45,12 +53,18 @@ def build_chain(stored: str, config: Config) -> list[Transform]:
         specs = decode_chain(stored)
     except ValueError as exc:
         raise TransformError(str(exc)) from None
+    problem = chain_problem(specs)  # e.g. a rule's seg and its node's overlay: refused when the job is queued
+    if problem:
+        raise TransformError(problem)
     return [build_transform(spec, config) for spec in specs]
 
 
 def describe(stored: str, config: Config) -> list[str]:
     """What each transform of the chain does, for the dry runs; a spec that cannot be built says why."""
     out = []
+    problem = chain_problem(decode_chain(stored))
+    if problem:  # a rule's chain and its node's may each be fine and not go together
+        out.append(f"cannot apply: {problem}")
     for spec in decode_chain(stored):
         kind, arg = split_spec(spec)
         try:

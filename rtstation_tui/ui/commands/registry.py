@@ -27,7 +27,7 @@ SCOPE_NAMES = {"app": "Everywhere", "main": "Main screen", "tree": "Plan tree", 
                "entries": "Editor table", "nodes": "Nodes editor", "rules": "Rules editor",
                "settings": "Settings", "form": "Form fields", "entry-form": "Node / rule form",
                "confirm": "Question", "quit": "Quit question", "send": "Send dialog", "help": "Help",
-               "metrics": "Metrics screen", "log-reader": "Log lines"}
+               "metrics": "Metrics screen", "log-reader": "Log lines", "remote": "Remote screen"}
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,9 @@ COMMANDS: tuple[Command, ...] = (
     # M is not in the 80-column footer either: in the palette, the help screen and the README
     _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
        "selected one", MAIN, message=m.OpenMetrics, show=False),
+    # R is not in the 80-column footer either: in the palette, the help screen and the README
+    _c("remote", "R", "Remote", "Remote plans", "Query a node for a patient's plans, pull the marked ones", MAIN,
+       message=m.OpenRemote, show=False),
     _c("quit", "q", "Quit", "Quit rtstation", "Leave the console: stop its station (in-flight stores finish) or leave it running headless", MAIN,
        message=m.QuitRequested),
     # the plan tree
@@ -186,6 +189,16 @@ COMMANDS: tuple[Command, ...] = (
        "doses; the line below reads each ROI's volume there", ("metrics",), action="cursor(-1)", key_display="<"),
     _c("dvh-right", "full_stop,greater_than_sign", "Gy ▶", "Dose cursor up", "Move the DVH plot's dose cursor to "
        "higher doses", ("metrics",), action="cursor(1)", key_display=">"),
+    # the Remote screen
+    _c("remote-back", "escape", "Back", "Back", "Back to the main screen (a retrieve goes on in the station)",
+       ("remote",), action="back"),
+    _c("remote-query", "f5", "Query", "Query the node", "Ask the chosen node for the patient's plans (Enter in the "
+       "patient ID too)", ("remote",), action="query", key_display="F5"),
+    _c("remote-mark", "space", "Mark", "Mark plan", "Mark or unmark the plan under the cursor for pulling",
+       ("remote",), action="toggle_mark", key_display="␣"),
+    _c("remote-pull", "p", "Pull", "Pull plans", "Retrieve the marked plans (or the one under the cursor) with "
+       "their structure sets, images and doses; progress below, the plans appear in the tree", ("remote",),
+       action="pull"),
     _c("dvh-all", "a", "All ROIs", "All ROIs / none", "Show every ROI in the plot, or none (space toggles the one "
        "under the cursor in the list)", ("metrics",), action="all_rois"),
 )

@@ -38,7 +38,7 @@ def resolve_problem(host: str) -> str | None:
 
 def node_specs(taken: Sequence[str]) -> list[FieldSpec]:
     def unique(name: Any) -> str | None:
-        return f"{name!r} is already the name of another node" if name in taken else None
+        return f"{name!r} is already the name of another node or group" if name in taken else None
 
     n = NodeConfig
     return [
@@ -54,6 +54,9 @@ def node_specs(taken: Sequence[str]) -> list[FieldSpec]:
         FieldSpec("retry", n, "retry", "Retry", "COUNTxDELAY, ... with s, m, h, d (e.g. 5x30s,10x5m,24x1h)"),
         FieldSpec("timeout_s", n, "timeout_s", "Timeout (s)", "Connection and response timeout in seconds"),
         FieldSpec("tls", n, "tls", "DICOM TLS", "Connect with TLS (client settings in [tls])"),
+        FieldSpec("max_instances_per_s", n, "max_instances_per_s", "Max inst/s",
+                  "Rate limit for a peer that chokes: instances per second (0: none)"),
+        FieldSpec("max_mb_per_s", n, "max_mb_per_s", "Max MB/s", "Rate limit in MB (10^6 bytes) per second (0: none)"),
     ]
 
 

@@ -3,7 +3,8 @@
 Returns the chosen node names, or None when cancelled. Why nothing is pre-chosen: "nothing is sent twice by
 accident" — a send needs an explicit Space on each node, then Enter. ``a`` on a node cycles through the anonymize
 profiles for that node (``transforms`` after the dialog closes): that node gets de-identified copies, the store
-keeps the originals.
+keeps the originals. ``[[groups]]`` follow the nodes in the list: choosing a group chooses its enabled nodes (the
+"Chosen" line shows them, and the group with what it stands for); the dialog returns node names only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from ...engine.config.groups import GroupConfig
 from ...engine.config.nodes import NodeConfig
+from ...engine.config.transforms import describe_chain, encode_chain
 from ...engine.plans.queries import SendPreview
 from ..commands.registry import CommandScope, bindings
 from ..labels import literal, plain, visible
@@ -49,9 +52,14 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
     BINDINGS = bindings("send")
 
     def __init__(self, nodes: Sequence[NodeConfig], previews: Sequence[SendPreview],
-                 profiles: Sequence[str] = (), echo_failed: Mapping[str, str] | None = None) -> None:
+                 profiles: Sequence[str] = (), echo_failed: Mapping[str, str] | None = None,
+                 groups: Sequence[GroupConfig] = ()) -> None:
         super().__init__()
         self.nodes = list(nodes)
+        enabled = {n.name for n in self.nodes if n.enabled}
+        # group name -> its enabled nodes (what choosing it sends to); listed after the nodes
+        self.groups = {g.name: [m for m in g.nodes if m in enabled] for g in groups}
+        self.group_members = {g.name: list(g.nodes) for g in groups}
         self.previews = list(previews)
         self.choices = ["", *(f"anonymize:{p}" for p in profiles)]  # "" : the stored bytes as they are
         self.transforms: dict[str, str] = {}  # node name → transform, for the nodes that get copies
@@ -67,6 +75,8 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
             yield Label(f"To (↑↓ move, Space choose{anonymize}, Enter send, Esc cancel):")
             yield SelectionList[str](
                 *(Selection(self._prompt(node), node.name, False, disabled=not node.enabled) for node in self.nodes),
+                *(Selection(self._group_prompt(name), name, False, disabled=not members)
+                  for name, members in self.groups.items()),
                 id="send-nodes")
             failed = [n.name for n in self.nodes if n.name in self.echo_failed]
             if failed:  # the reason in full, wrapped under the list (a list row would cut it)
@@ -84,25 +94,36 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
         nodes.highlighted = next((i for i, n in enumerate(self.nodes) if n.enabled), None)
 
     def _prompt(self, node: NodeConfig) -> Text:
-        transform = self.transforms.get(node.name)
+        # what the node will really get: the profile chosen here, then the node's own transforms (seg adds a SEG);
+        # its machine mapping by name only (the table would not fit a line)
+        chain = [self.transforms.get(node.name, ""), *node.transforms,
+                 "machine_map" if node.machine_map or node.default_machine else ""]
+        shown = describe_chain(encode_chain(chain))
         text = plain(f"{node.name}  {node.describe()}" + ("" if node.enabled else "  (disabled)")
-                     + (f"  → {transform}" if transform else ""))
+                     + (f"  → {shown}" if shown else ""))
         if node.name in self.echo_failed:  # a send would probably wait for retries: say so before it is chosen
             text.append("  ✗ no C-ECHO", "bold red")
         return text
+
+    def _group_prompt(self, name: str) -> Text:
+        off = [m for m in self.group_members[name] if m not in self.groups[name]]
+        return plain(f"{name}  group: {', '.join(self.group_members[name])}"
+                     + (f"  ({', '.join(off)} disabled: left out)" if off else ""))
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:  # type: ignore
         self._show_chosen()
 
     def _show_chosen(self) -> None:
         chosen = [n + (f" ({self.transforms[n]})" if n in self.transforms else "") for n in self.chosen]
-        self.query_one("#send-chosen", Label).update(plain(f"Chosen: {', '.join(chosen) if chosen else 'none'}"))
+        picked = [f"{g} = {', '.join(self.groups[g])}" for g in self._selected() if g in self.groups]
+        self.query_one("#send-chosen", Label).update(plain(f"Chosen: {', '.join(chosen) if chosen else 'none'}"
+                                                           + (f"  (group {'; '.join(picked)})" if picked else "")))
 
     def action_anonymize(self) -> None:
         """The next anonymize profile (or none) for the highlighted node."""
         nodes = self.query_one("#send-nodes", SelectionList)
         index = nodes.highlighted
-        if len(self.choices) < 2 or index is None or not self.nodes[index].enabled:
+        if len(self.choices) < 2 or index is None or index >= len(self.nodes) or not self.nodes[index].enabled:
             return
         node = self.nodes[index]
         following = self.choices[(self.choices.index(self.transforms.get(node.name, "")) + 1) % len(self.choices)]
@@ -113,9 +134,14 @@ class SendDialog(CommandScope, ModalScreen[list[str] | None]):
         nodes.replace_option_prompt_at_index(index, self._prompt(node))
         self._show_chosen()
 
+    def _selected(self) -> list[str]:
+        return list(self.query_one("#send-nodes", SelectionList).selected)
+
     @property
     def chosen(self) -> list[str]:
-        return list(self.query_one("#send-nodes", SelectionList).selected)
+        """The chosen nodes, groups replaced by their enabled nodes, each once, in the list's order."""
+        names = {m for name in self._selected() for m in self.groups.get(name, [name])}
+        return [n.name for n in self.nodes if n.name in names]
 
     def action_send(self) -> None:
         if isinstance(self.focused, Button) and self.focused.id == "cancel":

@@ -8,7 +8,7 @@ live at once; the table is rebuilt from the saved configuration, so it always sh
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Label, Static
@@ -25,10 +25,24 @@ from ..messages import EchoAnswered
 from .entries import EntryTableScreen
 
 
-def delete_node(cf: ConfigFile, name: str, rules: list[tuple[str, list[str]]]) -> None:
-    """Delete node ``name``; rules that target it lose that target, rules left without targets go too."""
+Named = Sequence[tuple[str, list[str]]]  # (rule or group name, its targets or members)
+
+
+def delete_node(cf: ConfigFile, name: str, rules: Named, groups: Named = ()) -> None:
+    """Delete node ``name``; groups lose it as a member, and a group left empty goes too; rules lose the targets
+    that went (the node, emptied groups), and rules left without targets go too."""
+    gone = {name}
+    for group, members in groups:
+        left = [m for m in members if m != name]
+        if left:
+            cf.update_entry("groups", group, {"nodes": left})
+        else:
+            cf.delete_entry("groups", group)
+            gone.add(group)
     for rule, targets in rules:
-        left = [t for t in targets if t != name]
+        left = [t for t in targets if t not in gone]
+        if left == targets:
+            continue
         if left:
             cf.update_entry("rules", rule, {"targets": left})
         else:
@@ -36,9 +50,20 @@ def delete_node(cf: ConfigFile, name: str, rules: list[tuple[str, list[str]]]) -
     cf.delete_entry("nodes", name)
 
 
-def rename_targets(cf: ConfigFile, old: str, new: str, rules: list[tuple[str, list[str]]]) -> None:
+def rename_targets(cf: ConfigFile, old: str, new: str, rules: Named, groups: Named = ()) -> None:
+    """A renamed node keeps its place in the rules' targets and the groups' members."""
     for rule, targets in rules:
-        cf.update_entry("rules", rule, {"targets": [new if t == old else t for t in targets]})
+        if old in targets:
+            cf.update_entry("rules", rule, {"targets": [new if t == old else t for t in targets]})
+    for group, members in groups:
+        cf.update_entry("groups", group, {"nodes": [new if m == old else m for m in members]})
+
+
+def limits(node: NodeConfig) -> str:
+    """``, at most 20 instances/s, 5 MB/s`` for a rate-limited node ('' without limits)."""
+    parts = [f"{node.max_instances_per_s:g} instances/s"] * bool(node.max_instances_per_s) + \
+        [f"{node.max_mb_per_s:g} MB/s"] * bool(node.max_mb_per_s)
+    return f", at most {', '.join(parts)}" if parts else ""
 
 
 class NodesScreen(EntryTableScreen):
@@ -83,22 +108,35 @@ class NodesScreen(EntryTableScreen):
         echo = self.echoes.get(node.name)
         calling = node.calling_ae_title or self.config.station.ae_title
         detail.update(plain(f"{node.name}: {node.describe()} as {calling}, {node.max_associations} parallel, retry "
-                            f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}\n"
+                            f"{node.retry}, timeout {node.timeout_s:g} s{', TLS' if node.tls else ''}{limits(node)}"
+                            f"{self._groups_line(node.name)}\n"
                             f"last C-ECHO: {describe_echo(echo)}", lines=True))
+
+    def _groups_line(self, name: str) -> str:
+        groups = [g for g, _ in self.groups_using(name)]
+        return f", in group{'s' if len(groups) > 1 else ''} {', '.join(groups)}" if groups else ""
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_detail()
 
     # -- editing ----------------------------------------------------------------------------------------------
     def rules_using(self, name: str) -> list[tuple[str, list[str]]]:
-        return [(r.name, list(r.targets)) for r in self.config.rules if name in r.targets]
+        """Rules naming the node, or a group it is in (deleting it may empty the group)."""
+        via = {name, *(g.name for g in self.config.groups if name in g.nodes)}
+        return [(r.name, list(r.targets)) for r in self.config.rules if via & set(r.targets)]
+
+    def groups_using(self, name: str) -> list[tuple[str, list[str]]]:
+        return [(g.name, list(g.nodes)) for g in self.config.groups if name in g.nodes]
+
+    def taken(self) -> list[str]:
+        """Names a node may not take: the other nodes' and the groups'."""
+        return [n.name for n in self.config.nodes] + [g.name for g in self.config.groups]
 
     def action_add(self) -> None:
         self.run_worker(self._add(), group="edit", exit_on_error=False)
 
     async def _add(self) -> None:
-        taken = [n.name for n in self.config.nodes]
-        values = await self.app.push_screen_wait(NodeForm(None, taken))
+        values = await self.app.push_screen_wait(NodeForm(None, self.taken()))
         if values:
             await self._save(lambda cf: cf.add_entry("nodes", values), f"Node {values['name']} added", values["name"])
 
@@ -108,17 +146,16 @@ class NodesScreen(EntryTableScreen):
             self.run_worker(self._edit(node), group="edit", exit_on_error=False)
 
     async def _edit(self, node: NodeConfig) -> None:
-        taken = [n.name for n in self.config.nodes]
-        changes = await self.app.push_screen_wait(NodeForm(node, taken))
+        changes = await self.app.push_screen_wait(NodeForm(node, self.taken()))
         if not changes:
             return
         new_name = changes.get("name", node.name)
-        rules = self.rules_using(node.name)
+        rules, groups = self.rules_using(node.name), self.groups_using(node.name)
 
         def edit(cf: ConfigFile) -> None:
             cf.update_entry("nodes", node.name, changes)
             if new_name != node.name:
-                rename_targets(cf, node.name, new_name, rules)
+                rename_targets(cf, node.name, new_name, rules, groups)
 
         await self._save(edit, f"Node {new_name} changed ({', '.join(changes)})", new_name)
 
@@ -138,21 +175,29 @@ class NodesScreen(EntryTableScreen):
             self.run_worker(self._delete(node), group="edit", exit_on_error=False)
 
     async def _delete(self, node: NodeConfig) -> None:
-        rules = self.rules_using(node.name)
+        rules, groups = self.rules_using(node.name), self.groups_using(node.name)
         jobs: list[Any] = [j for j in await asyncio.to_thread(self.api.jobs, True) if j.node == node.name]
         lines = [f"Delete node {node.name} ({node.describe()})?"]
+        emptied = {g for g, members in groups if members == [node.name]}
+        for group, _ in groups:
+            what = "the group is deleted too (no node left)" if group in emptied else f"{node.name} leaves it"
+            lines.append(f"• in group {group!r}: {what}")
+        gone = {node.name} | emptied
         for rule, targets in rules:
-            what = "the rule is deleted too (no target left)" if targets == [node.name] else (
-                f"{node.name} is removed from its targets")
-            lines.append(f"• used by rule {rule!r}: {what}")
+            left = [t for t in targets if t not in gone]
+            if left != targets:
+                dropped = [t for t in targets if t in gone]
+                what = "the rule is deleted too (no target left)" if not left else (
+                    f"{' and '.join(dropped)} {'is' if len(dropped) == 1 else 'are'} removed from its targets")
+                lines.append(f"• used by rule {rule!r}: {what}")
         for job in jobs:
             lines.append(f"• job {job.id} ({job.label or job.plan_uid}, {job.state}) goes on to the deleted node's "
                          f"address until it ends")
-        if not rules and not jobs:
-            lines.append("No rule and no active job uses it.")
+        if len(lines) == 1:
+            lines.append("No rule, group or active job uses it.")
         if not await self.app.push_screen_wait(ConfirmDialog("Delete node?", "\n".join(lines), "Delete", "Keep")):
             return
-        await self._save(lambda cf: delete_node(cf, node.name, rules), f"Node {node.name} deleted", None)
+        await self._save(lambda cf: delete_node(cf, node.name, rules, groups), f"Node {node.name} deleted", None)
 
     # -- echo -------------------------------------------------------------------------------------------------
     def action_echo(self) -> None:

@@ -88,7 +88,8 @@ class RulesScreen(EntryTableScreen):
     # -- editing ----------------------------------------------------------------------------------------------
     def _form(self, rule: RuleConfig | None) -> RuleForm:
         config = self.config
-        return RuleForm(rule, [r.name for r in config.rules], [n.name for n in config.nodes])
+        return RuleForm(rule, [r.name for r in config.rules],
+                        [n.name for n in config.nodes] + [g.name for g in config.groups])  # a group is a target too
 
     def action_add(self) -> None:
         if not self.config.nodes:

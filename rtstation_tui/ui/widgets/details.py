@@ -51,6 +51,8 @@ def _sends(history: tuple[JobInfo, ...], pal: Palette) -> Text:
         style = pal.error if job.state == "failed" else pal.ok if job.state == "done" else pal.accent
         text.append("\n" if i else "")
         text.append(f"{literal(job.node)} {job.state} {job.done}/{job.total}", style)
+        if job.derived:  # a SEG or classic frames the chain made are part of the total: say how many
+            text.append(f" ({job.derived} derived)")
         if job.state == "failed" and job.error:
             text.append(f" ({literal(job.error)})")
     return text

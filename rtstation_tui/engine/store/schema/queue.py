@@ -42,8 +42,28 @@ CREATE TABLE commitment_items (
     reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (transaction_uid, sop_uid));
 """
 
+# Version 4 ([DERIVE]): jobs whose chain adds or splits objects (``seg``, ``classic``). ``items.derived = 1``: a row
+# for an object the chain made (its deterministic SOP Instance UID; its copy is rebuilt at every attempt), appended
+# after the stored instances when the first attempt makes the copies; ``jobs.derived`` counts them (``total``
+# includes them). A stored instance the chain replaces (an Enhanced image by its classic frames), or one a
+# bundle-wide chain only reads, has the item state ``input`` and is not counted in ``total``.
+V4 = """
+ALTER TABLE items ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
+"""
+
+# Version 5 ([FAST] scheduling): a job's priority; the sender takes due jobs highest first, and a running job of a
+# lower priority gives its node up for a higher one (outbound/priority.py). 1: asked for by someone (console, CLI,
+# API); 0: a rule's bulk traffic. Jobs queued before keep that meaning: every origin not "rule:..." was manual.
+V5 = """
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET priority = 1 WHERE origin IS NULL OR origin NOT LIKE 'rule:%';
+"""
+
 QUEUE = Schema("queue", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1),
     Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
     Migration(3, "storage commitment requests and their instances ([ACTIONS])", V3),
+    Migration(4, "derived objects of a job (items.derived, jobs.derived) and the 'input' item state ([DERIVE])", V4),
+    Migration(5, "jobs.priority: manual sends before a rule's backlog to the same node ([FAST] scheduling)", V5),
 ))
