@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += receive.run(f"CT x{n}", ct_bulk(work, n, args.size), work, args.rounds, keys, say)
         if args.streams:
             rows += receive.run(f"CT x{sizes[-1]} /{args.streams}", ct_bulk(work, sizes[-1], args.size), work,
-                                args.rounds, keys or ["rts-os", "rts-fsync"], say, streams=args.streams)
+                                args.rounds, (keys or ["rts-os", "rts-fsync"]) + ["dcmtk-fork"], say,
+                                streams=args.streams)
         if args.bundle_slices:
             patient = rt_patient(work, args.bundle_slices, args.size)
             rows += receive.run(f"RT bundle ({len(patient.files)} obj)", patient.files, work, args.rounds, keys, say)

@@ -105,9 +105,11 @@ def _files(folder: Path, pattern: str = "*") -> Callable[[], int]:
     return lambda: sum(1 for p in folder.rglob(pattern) if p.is_file())
 
 
-def dcmtk_storescp(out: Path) -> Running:
+def dcmtk_storescp(out: Path, fork: bool = False) -> Running:
+    """DCMTK's storescp; ``fork``: a child process per association (``--fork``), else one association at a time."""
     port = free_port()
-    cmd = [tool(DCMTK / "storescp"), "--aetitle", "STORESCP", "--max-pdu", "131072", "-od", str(out), str(port)]
+    cmd = [tool(DCMTK / "storescp"), "--aetitle", "STORESCP", "--max-pdu", "131072", *(["--fork"] if fork else []),
+           "-od", str(out), str(port)]
     return _start("DCMTK storescp", cmd, out, port, "STORESCP", _files(out))
 
 

@@ -28,6 +28,7 @@ class Target:
 
 TARGETS = [
     Target("dcmtk", "DCMTK storescp (PDU 128K)", peers.dcmtk_storescp),
+    Target("dcmtk-fork", "DCMTK storescp --fork", lambda out: peers.dcmtk_storescp(out, fork=True)),
     Target("orthanc", "Orthanc 1.10", peers.orthanc),
     Target("pynetdicom", "pynetdicom storescp app", peers.pynetdicom_storescp),
     Target("rts-os", 'rtstation serve "os"', lambda out: peers.rtstation_serve(out, "os")),
@@ -83,7 +84,7 @@ def run(dataset: str, files: list[Path], work: Path, rounds: int, keys: list[str
         say: Callable[[str], None] = print, streams: int = 1) -> list[ReceiveRow]:
     """Every target receives ``files`` once per round (over ``streams`` concurrent associations); one row per
     target. CPU per instance is the receiver process's user and system time across the transfer alone."""
-    targets = [t for t in TARGETS if keys is None or t.key in keys or t.key == REFERENCE]
+    targets = [t for t in TARGETS if t.key == REFERENCE or (t.key in keys if keys is not None else t.key != "dcmtk-fork")]
     mb = size_mb(files)
     rows = {t.key: ReceiveRow(dataset, t.key, t.label, len(files), mb, streams=streams) for t in targets}
     for r in range(rounds):
