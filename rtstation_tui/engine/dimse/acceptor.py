@@ -40,7 +40,7 @@ import ssl
 import struct
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import pynetdicom
 from pynetdicom import evt
@@ -290,7 +290,7 @@ class _Accelerator(StoreService):
                 pdu: Any = cstore_wire.p_data_tf(memoryview(body))
                 event = "Evt10"
             else:
-                pdu, event = dul._decode_pdu(header + body)
+                pdu, event = dul._decode_pdu(cast(bytearray, header) + body)  # not the lane: both are bytearrays
         except Exception as exc:
             DUL_LOG.error("Unable to decode the received PDU data")
             DUL_LOG.exception(exc)
