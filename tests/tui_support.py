@@ -18,7 +18,8 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # before Textual is importe
 import waiting
 from helpers import DATA, station_toml, write_config
 
-from rtstation_tui.engine.api import DvhCurve, EchoOutcome, PlanMetrics, StationAPI, StationStatus
+from rtstation_tui.engine.api import (DeletePreview, DeleteRefused, DvhCurve, EchoOutcome, PlanMetrics, StationAPI,
+                                     StationStatus)
 from rtstation_tui.engine.config.model import Config, load_config
 from rtstation_tui.engine.config.rules import RuleConfig
 from rtstation_tui.engine.events import Subscriber
@@ -26,7 +27,9 @@ from rtstation_tui.engine.intake.importer import BatchWriter, Importer
 from rtstation_tui.engine.store.index import Index
 from rtstation_tui.engine.logsetup import setup_logging
 from rtstation_tui.engine.plans.queries import (JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts,
-                                                SendPreview, latest_sends)
+                                                SendPreview, latest_commitments, latest_sends,
+                                                send_attention)
+from rtstation_tui.engine.plans.selection import Selection, SelectionPreview
 from rtstation_tui.engine.plans.readiness import settled_states
 from rtstation_tui.engine.qr.pull import RemotePlan, RemoteUnavailable
 from rtstation_tui.engine.station import Station
@@ -103,6 +106,7 @@ def import_settled(config: Config, paths: Sequence[Path], source_ae: str = "ECLI
     writer.flush()
     conn = index.conn
     conn.execute("UPDATE instances SET received_at=?", (FIXED_TIME,))
+    conn.execute("UPDATE patients SET updated=?", (FIXED_TIME,))  # the tree's newest-first order: ties by ID
     index.save_bundle_states(settled_states(index, index.patient_ids()))
     index.mark_evaluated(index.sessions_to_evaluate())
     conn.execute("UPDATE bundles SET updated=?", (FIXED_TIME,))
@@ -180,6 +184,7 @@ class FakeSender:
         self.has: set[tuple[str, str]] = set()  # (plan UID, node) the node already acknowledged
         self.forced: list[tuple[str, str]] = []
         self.queue = FakeQueue()
+        self.selections: list[tuple[Selection, str, str]] = []  # (what, node, transform) of non-plan sends
 
     def send_plan(self, plan_uid: str, nodes: list[str], *, parts: Any = None, origin: str = "manual",
                   force: bool = False, transform: str = "") -> list[int]:
@@ -194,6 +199,14 @@ class FakeSender:
                 self.transforms[len(self.sent)] = transform
             self.queue.rows.append(QueueRow(len(self.sent), node, plan_uid, "", "queued", 0, 4, created=FIXED_TIME,
                                             origin=origin))
+        return ids
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str], transforms: Mapping[str, str],
+                       force: bool) -> list[int]:
+        ids = []
+        for node in nodes:
+            self.selections.append((selection, node, transforms.get(node, "")))
+            ids.append(1000 + len(self.selections))
         return ids
 
     def echo(self, node: str) -> EchoOutcome:
@@ -237,13 +250,17 @@ class FakeStation:
         return status if self.sender is not None else replace(status, send_unavailable="this station has no sender")
 
     def patients(self, text: str = "", only: Sequence[str] | None = None) -> list[PatientRow]:
-        return self.real.patients(text, only)
+        latest: dict[str, dict[str, str]] = {}  # the double's jobs, as the real queue's latest_states gives them
+        for job in sorted(self.sender.queue.rows if self.sender is not None else [], key=lambda j: j.id):
+            latest.setdefault(job.plan_uid, {})[job.node] = job.state
+        return send_attention(self.real.index.conn, self.real.patients(text, only), latest)
 
     def label_matches(self, text: str, limit: int = 20) -> list[str]:
         return self.real.label_matches(text, limit)
 
     def plans_of(self, patient_id: str) -> list[PlanRow]:
-        return [replace(p, sends=latest_sends(self._history(p.plan_uid))) for p in self.real.plans_of(patient_id)]
+        return [replace(p, sends=latest_sends(h), commitments=latest_commitments(h))
+                for p in self.real.plans_of(patient_id) for h in [self._history(p.plan_uid)]]
 
     def unconnected(self, patient_id: str) -> list[LooseObject]:
         return self.real.unconnected(patient_id)
@@ -276,6 +293,13 @@ class FakeStation:
         return [j for uid in plan_uids for node in nodes for j in self._sender().send_plan(
             uid, [node], origin="manual", transform=(transforms or {}).get(node, ""), force=force)]
 
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        return self.real.selection_preview(selection)
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        return self._sender().send_selection(selection, nodes, transforms or {}, force)
+
     def echo(self, node: str) -> EchoOutcome:
         return self._sender().echo(node)
 
@@ -289,6 +313,24 @@ class FakeStation:
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         sender = self._sender()
         return [r.id for uid in plan_uids for r in sender.queue.history(uid) if sender.cancel(r.id)]
+
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        return self.real.store_usage(patient_id)
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        """The real station's answer, refused by the fake queue's active jobs of those plans too."""
+        preview = self.real.delete_preview(patient_id, plan_uids)
+        plans = {uid for uid, _ in preview.plans}
+        held = tuple(f"job {j.id} to {j.node} ({j.state}, {j.label})" for uid in sorted(plans)
+                     for j in self._history(uid) if j.state in ("queued", "sending", "waiting-retry"))
+        return replace(preview, blocked_by=preview.blocked_by + held)
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        preview = self.delete_preview(patient_id, plan_uids)
+        if preview.blocked_by:
+            raise DeleteRefused(f"{preview.subject()} is not deleted: active jobs still send its objects: "
+                                f"{'; '.join(preview.blocked_by)}")
+        return self.real.delete(patient_id, plan_uids, who)
 
     def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
         if (node, patient_id) not in self.remote:

@@ -15,7 +15,7 @@ from ..engine.store.schema import SchemaError
 
 # subcommand modules, in help order
 COMMANDS = ["tui", "serve", "stop", "show", "send", "echo", "find", "retrieve", "search", "queuecmd", "rulescmd",
-            "importcmd", "indexcmd", "cleanup", "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd", "anonymize"]
+            "importcmd", "indexcmd", "deletecmd", "cleanup", "synthcmd", "derive", "dvhcmd", "metricscmd", "reportcmd", "anonymize"]
 EXIT_USAGE = 2
 
 # One example per subcommand, shown by its --help (``describe``): what an operator types first.
@@ -36,6 +36,7 @@ EXAMPLES = {
     "import": "rtstation import /media/usb/export.zip",
     "anonymize": "rtstation anonymize --plan B1 --patient 123456 --profile rt-research --out /tmp/anon",
     "index": "rtstation index --rebuild",
+    "delete": "rtstation delete --plan B1 --patient 123456 --dry-run",
     "cleanup": "rtstation cleanup --dry-run",
     "synth": "rtstation synth --patients 3 --slices 50 /tmp/synthetic",
     "derive": "rtstation derive seg --plan B1 --patient 123456 --roi 'PTV*' --out /tmp/seg",

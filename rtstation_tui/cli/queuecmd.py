@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from ..engine.config.model import Config
 from ..engine.config.transforms import describe_chain
-from ..engine.outbound.commitment import request, state_of
+from ..engine.outbound.commitment import request, unasked, state_of
 from ..engine.outbound.queue import JobQueue, JobRow
 from ..engine.outbound.queue_repair import repair, reset
 from ..engine.store.lock import DataDirLock, StationLocked
@@ -97,8 +97,10 @@ def _commit(config: Config, queue: JobQueue, job: JobRow) -> int:
     if job.state != "done":
         return fail(f"job {job.id} is {job.state}: only a done job's instances can be committed", 2)
     node = config.node(job.node) or job.node_config()
-    row = request(queue, node, config.station.ae_title, job.id, queue.items(job.id, ["done"]),
-                  fast_paths=config.network.fast_paths)
+    items = queue.items(job.id, ["done"])
+    if why := unasked(job.transform, config, items):
+        return fail(f"job {job.id}: no storage commitment can be asked: {why}", 1)
+    row = request(queue, node, config.station.ae_title, job.id, items, fast_paths=config.network.fast_paths)
     print(f"job {job.id}: storage commitment of {row.instances} instances to {node.name}: {row.describe()}")
     return 0 if row.state == "waiting" else 1
 

@@ -52,6 +52,8 @@ def summary(rule: RuleConfig, groups: tuple[GroupConfig, ...] = ()) -> str:
         opts += f", export to {rule.export}" + (" (zip)" if rule.export_format == "zip" else "")
     if rule.tag:
         opts += f", tag {rule.tag!r}"
+    if rule.delete_after_send:
+        opts += ", deleted from the store once every target committed it"
     targets = describe_targets(rule.targets, groups) or "no nodes"
     return f"{when} -> {targets} ({opts})" + ("" if rule.enabled else " [disabled]")
 

@@ -22,15 +22,18 @@ from .config.reload import ReloadError
 from .events import Subscriber
 from .intake.receiver import ReceiverError
 from .metrics.views import DvhCurve, PlanMetrics
+from .outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete, human_bytes
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from .plans.selection import Selection, SelectionPreview
 from .qr.pull import RemotePlan, RemoteUnavailable
 from .store.lock import StationLocked
 
 # The errors a caller handles travel with the interface (over a socket they become HTTP statuses): ReceiverError
 # (the listener cannot bind: 503), ReloadError (a configuration that cannot be applied: 409), StationLocked (another
 # process owns the data_dir, at start).
-__all__ = ["DvhCurve", "PlanMetrics", "EchoOutcome", "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails",
-           "PlanRow", "PlanVerdicts", "SendPreview", "ReceiverError", "ReloadError", "StationLocked", "RemotePlan",
+__all__ = ["DeletePreview", "DeleteRefused", "NothingToDelete", "human_bytes", "DvhCurve", "PlanMetrics", "EchoOutcome",
+           "StationAPI", "StationStatus", "JobInfo", "LooseObject", "PatientRow", "PlanDetails", "PlanRow",
+           "PlanVerdicts", "Selection", "SelectionPreview", "SendPreview", "ReceiverError", "ReloadError", "StationLocked", "RemotePlan",
            "RemoteUnavailable"]
 
 
@@ -110,6 +113,17 @@ class StationAPI(Protocol):
         resend); what is queued now is still not queued twice."""
         ...
 
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        """What a send of a tree node that is not a plan (a patient, study, series, unconnected objects) carries;
+        None when nothing of it is stored."""
+        ...
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        """Queue everything of ``selection`` for each node (by hand), as ``send`` does for plans: job ids, none
+        for a node that already has it all (ValueError when nothing of it is stored)."""
+        ...
+
     def echo(self, node: str) -> EchoOutcome: ...
 
     def jobs(self, active_only: bool = True) -> list[JobInfo]: ...
@@ -120,6 +134,21 @@ class StationAPI(Protocol):
 
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         """Cancel the queued, running and waiting jobs of these plans; returns their ids."""
+        ...
+
+    # -- the store: its size, and deleting from it -------------------------------------------------------------
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        """(instances, bytes) stored, of one patient or in all (sizes recorded when each file was placed)."""
+        ...
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        """What deleting the patient (no ``plan_uids``) or these plans of it would remove, and the active jobs
+        that would refuse it (``blocked_by``). Changes nothing. NothingToDelete for an unknown patient or plan."""
+        ...
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        """Remove it from the store (files, then index; audited as ``who``). DeleteRefused while active jobs hold
+        its objects; objects another plan still references stay."""
         ...
 
     # -- query/retrieve ([QR]: the Remote screen) --------------------------------------------------------------

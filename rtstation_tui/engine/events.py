@@ -58,6 +58,22 @@ class AssociationClosed(Event):
 
 
 @dataclass(frozen=True)
+class ReceiveProgress(Event):
+    """How many objects of one patient an open association has brought so far (``done``: the association ended).
+
+    Posted by the receiver at most every ``PROGRESS_SECONDS`` per association (and at its first object of each
+    patient, and at its end), so a peer sending a thousand objects a second costs a few events, not a thousand; the
+    counts are cumulative, so a console that attaches mid-way or misses one is right again with the next."""
+
+    assoc_id: int
+    calling_ae: str
+    patient_id: str
+    patient_name: str
+    received: int
+    done: bool = False
+
+
+@dataclass(frozen=True)
 class StoredItem:
     patient_id: str
     sop_uid: str
@@ -119,6 +135,7 @@ class JobChanged(Event):
     total: int
     failed: int
     error: str = ""
+    commitment: str = ""  # a done job's storage commitment: '', waiting, committed, commit failed: N instances (…)
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,20 @@ class ImportFolderState(Event):
     folder: str
     detail: str = ""
     pending: int = 0  # files seen but not yet stable
+
+
+@dataclass(frozen=True)
+class ObjectsDeleted(Event):
+    """Objects left the store (a delete by hand, retention, ``delete_after_send``): every view drops them; a
+    patient with nothing left (``patient_gone``) leaves the tree. Each removed plan also gets ``BundleChanged``
+    with state ``removed``."""
+
+    patient_id: str
+    plan_uids: tuple[str, ...]
+    instances: int
+    nbytes: int
+    patient_gone: bool
+    who: str
 
 
 @dataclass(frozen=True)

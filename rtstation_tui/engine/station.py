@@ -29,17 +29,22 @@ from .store.index import Index
 from .store.indexer import Indexer
 from .plans import queries
 from .plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from .plans.selection import Selection, SelectionPreview, selection_preview, selection_sops
 from .plans.readiness import Readiness
 from .intake.rebuild import reconcile
 from .intake.receiver import Receiver, ReceiverError
+from .outbound import commitment
 from .outbound.commitment import CommitmentReports
 from .config.reload import ReloadError, config_changes, effective
 from .outbound.dryrun import dry_run
 from .outbound.queue import ACTIVE, JobRow
+from .outbound.autodelete import AfterSendDeleter
+from .outbound.deletion import DeletePreview, announce, delete as delete_objects, select as select_delete
 from .outbound.retention import RetentionService
 from .outbound.rules import RulesService
 from .outbound.sender import Sender
 from .store.files import Store
+from .store.removal import finish_interrupted
 from .qr.scp import QRService
 from .qr.pull import RemotePlan, RetrieveRuns
 from .dimse.tls import TlsError
@@ -75,7 +80,7 @@ class Station:
         self.indexer = Indexer(self.index, self.bus, data_dir / "provenance.jsonl")
         self.qr = QRService(lambda: self.config, self.index, self.store)  # [QR]: C-FIND/C-GET/C-MOVE SCP
         # [ACTIONS]: Storage Commitment reports arrive on our listener; they settle the sender's requests
-        self.commitment_reports = CommitmentReports(lambda: self.sender.queue)
+        self.commitment_reports = CommitmentReports(lambda: self.sender.queue, lambda job: self.sender.announce(job))
         self.receiver = Receiver(config, self.store, self.index, self.indexer, self.bus,
                                  (self.qr, self.commitment_reports)) if receive else None
         # [QR] the console's Remote screen: plan lists of a node, retrieves in background threads (events on the bus)
@@ -87,8 +92,11 @@ class Station:
         for db in (self.index, self.sender.queue):  # a damaged file is named now, with what to do
             db.check_integrity()
         self.add_service(self.sender)
-        if config.retention.auto and config.retention.days > 0:
-            self.add_service(RetentionService(config.retention.days, self.index, self.sender.queue, self.store))
+        if config.retention.auto and (config.retention.days > 0 or config.retention.max_store_gb > 0):
+            self.add_service(RetentionService(lambda: self.config, self.index, self.sender.queue, self.store,
+                                              self.bus))
+        # [ACTIONS] delete_after_send: a rule's bundle leaves the store once every target committed it
+        self.add_service(AfterSendDeleter(lambda: self.config, self.index, self.sender.queue, self.store, self.bus))
         # subscribes now (no ready event missed); reads self.config at each evaluation (a reload applies at once)
         self.rules = RulesService(lambda: self.config, self.index, self.bus, self.sender)
         self.add_service(self.rules)
@@ -170,6 +178,7 @@ class Station:
         closed = self.index.close_orphan_sessions(pid_alive)
         if closed:
             log.info("closed %d sessions left open by an interrupted run", closed)
+        finish_interrupted(self.index, self.store)  # deletions a crash cut short: completed before anything reads
         self.store.load_known(self.index.known_pairs())
 
     async def stop(self, timeout: float = 30.0) -> None:
@@ -240,7 +249,9 @@ class Station:
                                                            **{k: getattr(config.station, k) for k in keys}))
         changed = listener + self.reload(config)
         if self.receiver is not None:
-            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus, (self.qr,))
+            # the same extra services as at start: C-FIND/C-GET/C-MOVE, and commitment reports still accepted
+            self.receiver = Receiver(self.config, self.store, self.index, self.indexer, self.bus,
+                                     (self.qr, self.commitment_reports))
             await self.start_receiver()
             log.info("listener restarted on %s as %s", self.receiver.address, self.receiver.ae_title)
         return changed
@@ -278,19 +289,24 @@ class Station:
     def patients(self, text: str = "", only: Sequence[str] | None = None) -> list[PatientRow]:
         conn = self.index.conn
         if not text:
-            return queries.patients(conn, only)
-        found = queries.search(conn, text)
-        if only is not None:
-            within = set(only)
-            found = [pid for pid in found if pid in within]
-        return queries.patients(conn, found)
+            rows = queries.patients(conn, only)
+        else:
+            found = queries.search(conn, text)
+            if only is not None:
+                within = set(only)
+                found = [pid for pid in found if pid in within]
+            rows = queries.patients(conn, found)
+        return queries.send_attention(conn, rows, self.sender.queue.latest_states())
 
     def label_matches(self, text: str, limit: int = 20) -> list[str]:
         return queries.label_matches(self.index.conn, text, limit)
 
     def plans_of(self, patient_id: str) -> list[PlanRow]:
-        return [replace(p, sends=queries.latest_sends(self._history(p.plan_uid)))
-                for p in queries.plans_of(self.index.conn, patient_id)]
+        out = []
+        for p in queries.plans_of(self.index.conn, patient_id):
+            history = self._history(p.plan_uid)
+            out.append(replace(p, sends=queries.latest_sends(history), commitments=queries.latest_commitments(history)))
+        return out
 
     def unconnected(self, patient_id: str) -> list[LooseObject]:
         return queries.unconnected(self.index.conn, patient_id)
@@ -328,6 +344,23 @@ class Station:
         return [job for uid in plan_uids for transform, group in groups.items()
                 for job in self.sender.send_plan(uid, group, origin="manual", transform=transform, force=force)]
 
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        return selection_preview(self.index.conn, selection)
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        """As ``send``, for a patient, study, series or a set of objects: one job per node and transform."""
+        sops = selection_sops(self.index.conn, selection)
+        if not sops:
+            raise ValueError(f"nothing stored under {selection.what or selection.level + ' ' + selection.uid}")
+        label = selection.what or f"{selection.level} {selection.uid}"
+        groups: dict[str, list[str]] = {}
+        for node in nodes:
+            groups.setdefault((transforms or {}).get(node, ""), []).append(node)
+        return [e.job_id for transform, group in groups.items()
+                for e in self.sender.enqueue_instances(sops, group, label=label, transform=transform, force=force)
+                if e.job_id is not None]
+
     def echo(self, node: str) -> EchoOutcome:
         started = time.monotonic()
         try:
@@ -337,7 +370,7 @@ class Station:
         return EchoOutcome(r.node, bool(r.ok), r.rtt_ms, r.message)
 
     def jobs(self, active_only: bool = True) -> list[JobInfo]:
-        return [_job_info(j) for j in self.sender.queue.jobs(active_only=active_only)]
+        return [self._job_info(j) for j in self.sender.queue.jobs(active_only=active_only)]
 
     def retry_failed(self, plan_uids: Sequence[str]) -> list[int]:
         """Acknowledged instances of a retried job are not resent."""
@@ -358,10 +391,21 @@ class Station:
         return dry_run(self.index.conn, rules, limit, self.config.nodes, self.sender.queue, self.store,
                        self.config.groups)
 
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        return self.index.usage(patient_id)
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        return select_delete(self.index, self.sender.queue, self.store, patient_id, plan_uids)[0]
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        done = delete_objects(self.index, self.sender.queue, self.store, patient_id, plan_uids, who=who)
+        announce(self.bus, done.patient_id, done.plans, done.instances, done.nbytes, done.patient_gone, who)
+        return done
+
     def _history(self, plan_uid: str) -> list[JobInfo]:
-        return [_job_info(j) for j in self.sender.queue.history(plan_uid)]
+        return [self._job_info(j) for j in self.sender.queue.history(plan_uid)]
 
-
-def _job_info(j: JobRow) -> JobInfo:
-    return JobInfo(j.id, j.node, j.plan_uid, j.label, j.state, j.done, j.total, j.failed, j.bytes_done,
-                   j.bytes_total, j.error or "", j.created, j.origin or "", j.derived)
+    def _job_info(self, j: JobRow) -> JobInfo:
+        return JobInfo(j.id, j.node, j.plan_uid, j.label, j.state, j.done, j.total, j.failed, j.bytes_done,
+                       j.bytes_total, j.error or "", j.created, j.origin or "", j.derived,
+                       commitment.state_of(self.sender.queue, j.id) if j.state == "done" else "")

@@ -8,15 +8,17 @@ in a thread (``asyncio.to_thread``) inside an async worker; results are applied 
 from __future__ import annotations
 
 import asyncio
+import getpass
 from datetime import datetime
 from typing import Any
 
 from textual import on
 
 from . import messages as m
-from ..engine.api import SendPreview
+from ..engine.api import DeleteRefused, NothingToDelete, Selection, SelectionPreview, SendPreview
 from .commands.registry import SCOPE_NAMES, help_rows
 from .dialogs.confirm import ConfirmDialog
+from .dialogs.delete import DeleteDialog
 from .dialogs.quit import LEAVE, STOP, QuitStationDialog
 from .dialogs.help import HelpScreen
 from .dialogs.send import SendDialog
@@ -51,27 +53,96 @@ class StationActions(ConsoleBase):
             self.notify(why, title="Send", severity="warning")
             return
         plans = self.selected_plans()
-        if not plans:
-            self.notify("Put the cursor on a plan, or mark plans with Space, then press s.", title="Send",
-                        severity="warning")
+        data = self.main.tree.cursor_data
+        if not plans and (data is None or data.kind == "plan"):
+            self.notify("Put the cursor on a plan, patient or unconnected objects, or mark plans with Space, then "
+                        "press s.", title="Send", severity="warning")
             return
         if not self.config.nodes:
             self.notify("No [[nodes]] are configured.", title="Send", severity="warning")
             return
-        self.main.run_worker(self._send(plans), group="send", exit_on_error=False)
+        if plans:
+            self.main.run_worker(self._send(plans), group="send", exit_on_error=False)
+        elif data is not None:
+            self.main.run_worker(self._send_node(data), group="send", exit_on_error=False)
+
+    async def _choose_nodes(self, previews: list[Any]) -> tuple[list[str], dict[str, str]] | None:
+        """The send dialog (node choice, failed-echo marks, transforms); None when cancelled."""
+        failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
+        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed,
+                            self.config.groups)
+        nodes = await self.push_screen_wait(dialog)
+        if not nodes:
+            return None
+        return nodes, {n: t for n, t in dialog.transforms.items() if n in nodes}
+
+    async def _send_node(self, data: Any) -> None:
+        """A tree node that is not a plan ([HARDEN2] 19): a patient (everything stored for it), the unconnected
+        bin or one unconnected series (exactly the objects its row counts)."""
+        selection = await asyncio.to_thread(self._selection_of, data)
+        preview = await asyncio.to_thread(self.api.selection_preview, selection) if selection else None
+        if preview is None:
+            self.notify("Nothing stored under this node (any more).", title="Send", severity="warning")
+            return
+        if not await self._confirm_filtered(data, preview):
+            return
+        chosen = await self._choose_nodes([preview])
+        if chosen is None:
+            return
+        nodes, transforms = chosen
+        try:
+            jobs = await asyncio.to_thread(self.api.send_selection, selection, nodes, transforms)
+            if not jobs:
+                message = (f"{', '.join(nodes)} already {'has' if len(nodes) == 1 else 'have'} all "
+                           f"{preview.instances} objects: delivered before, or queued now. Nothing was queued.\n"
+                           "Send what was delivered again anyway?")
+                if not await self.push_screen_wait(ConfirmDialog("Send again?", message, "Send again", "Keep")):
+                    return
+                jobs = await asyncio.to_thread(self.api.send_selection, selection, nodes, transforms, True)
+        except Exception as exc:
+            self.notify(str(exc), title="Send failed", severity="error")
+            return
+        self.notify(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} queued to {', '.join(nodes)}" if jobs else
+                    f"Nothing queued: every object is already queued for {', '.join(nodes)}.", title="Send",
+                    severity="information" if jobs else "warning")
+
+    def _selection_of(self, data: Any) -> Selection | None:
+        """The tree node as a send takes it (in a thread: the bin's objects are read now, as they are)."""
+        if data.kind == "patient":
+            return Selection("patient", data.patient_id, what=f"patient {data.patient_id}")
+        if data.kind == "member":
+            return Selection("objects", sop_uids=data.sop_uids,
+                             what=f"unconnected {data.modality} series …{data.series_uid[-12:]}")
+        if data.kind == "unconnected":
+            loose = self.api.unconnected(data.patient_id)
+            return Selection("objects", sop_uids=tuple(m.sop_uid for m in loose),
+                             what="unconnected objects") if loose else None
+        return None
+
+    async def _confirm_filtered(self, data: Any, preview: SelectionPreview) -> bool:
+        """A patient the filter shows with only some of its plans: a send of it takes them all; ask first."""
+        tree = self.main.tree
+        row = tree.patients.get(data.patient_id)
+        if data.kind != "patient" or not tree.filter_text or row is None:
+            return True
+        shown = sum(1 for p in tree.plans.values() if p.patient_id == data.patient_id)
+        if shown >= row.plans:
+            return True
+        message = (f"The filter shows {shown} of the {row.plans} plans of patient {data.patient_id}. Sending the "
+                   f"patient sends everything stored for it: {preview.instances} objects, every plan included.\n"
+                   "Send all of it?")
+        return bool(await self.push_screen_wait(ConfirmDialog("Send the whole patient?", message, "Send all of it",
+                                                              "Keep")))
 
     async def _send(self, plans: list[str]) -> None:
         previews = await asyncio.to_thread(self.api.send_preview, plans)
         previews = await self._confirm_hidden(previews)
         if not previews:
             return
-        failed = {name: r.message for name, r in self.last_echo.items() if not r.ok}
-        dialog = SendDialog(self.config.nodes, previews, self.config.anonymize.profile_names(), failed,
-                            self.config.groups)
-        nodes = await self.push_screen_wait(dialog)
-        if not nodes:
+        chosen = await self._choose_nodes(previews)
+        if chosen is None:
             return
-        transforms = {n: t for n, t in dialog.transforms.items() if n in nodes}
+        nodes, transforms = chosen
         jobs = await self._queue([p.plan_uid for p in previews], nodes, transforms)
         if jobs is None:
             return
@@ -170,6 +241,36 @@ class StationActions(ConsoleBase):
         verb = "cancelled" if what == "cancel" else "queued again"
         self.notify(f"{len(ids)} job{'s' if len(ids) != 1 else ''} {verb}", title="Send jobs",
                     severity="information" if ids else "warning")
+
+    # -- deleting from the store ----------------------------------------------------------------------------------
+    def action_delete_from_store(self) -> None:
+        """The node under the cursor only (never the marks): what is deleted is what the operator looks at."""
+        data = self.main.tree.cursor_data
+        if data is None or data.kind not in ("patient", "plan"):
+            self.notify("Put the cursor on a patient or a plan, then press D.", title="Delete", severity="warning")
+            return
+        plans = [data.plan_uid] if data.kind == "plan" and data.plan_uid else []
+        self.main.run_worker(self._delete(data.patient_id, plans), group="delete", exit_on_error=False)
+
+    async def _delete(self, patient_id: str, plans: list[str]) -> None:
+        try:
+            preview = await asyncio.to_thread(self.api.delete_preview, patient_id, plans)
+        except NothingToDelete as exc:
+            self.notify(str(exc), title="Delete", severity="warning")
+            return
+        if preview.blocked_by:
+            self.notify(f"{preview.subject()} is not deleted: active jobs still send its objects: "
+                        f"{'; '.join(preview.blocked_by)}. Cancel them or let them finish first.",
+                        title="Delete refused", severity="error", timeout=15)
+            return
+        if not await self.push_screen_wait(DeleteDialog(preview)):
+            return
+        try:
+            done = await asyncio.to_thread(self.api.delete, patient_id, plans, f"console:{getpass.getuser()}")
+        except (DeleteRefused, NothingToDelete) as exc:  # a job queued (or a delete elsewhere) since the question
+            self.notify(str(exc), title="Delete refused", severity="error", timeout=15)
+            return
+        self.notify(f"Deleted {done.describe()}", title="Delete")
 
     # -- screens ------------------------------------------------------------------------------------------------
     def action_rules(self) -> None:
@@ -280,7 +381,9 @@ class StationActions(ConsoleBase):
         jobs = await asyncio.to_thread(self.api.job_counts)
         # the index is the truth for "today"; events add to it in between, this re-count corrects any drift
         today = await asyncio.to_thread(self.api.received_since, midnight)
+        _, stored = await asyncio.to_thread(self.api.store_usage)
         status = self.main.status
+        status.store_bytes = stored
         status.free_mb, status.min_free_mb, status.jobs, status.today = (free, self.config.receiver.min_free_mb, jobs,
                                                                           today)
         status.refresh_text()

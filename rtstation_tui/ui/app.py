@@ -30,8 +30,8 @@ from ..engine.api import EchoOutcome, ReceiverError, StationAPI, StationLocked
 from ..engine.config.model import Config
 from ..engine.events import (AssociationClosed, AssociationOpened, BundleChanged, BundleReady, BusLogHandler, Event,
                              ImportFolderState, InstanceQuarantined, InstancesStored, JobChanged, JobProgress,
-                             LogEvent, MetricsComputed, ReceiverState, RetrieveFinished, RetrieveProgress,
-                             RulesEvaluated)
+                             LogEvent, MetricsComputed, ObjectsDeleted, ReceiveProgress, ReceiverState, RetrieveFinished,
+                             RetrieveProgress, RulesEvaluated)
 from ..engine.logsetup import add_handler, remove_handler, setup_logging
 from ..engine.service.client import ApiCallError
 from ..engine.service.remote import RemoteStation, attach
@@ -72,8 +72,9 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         # a station served by another process (attached), or one that runs here, started and stopped with the console
         self.station: Station | RemoteStation = station if station is not None else Station(config, receive=listen)
         self.attached = station is not None
-        self.owner = (f"attached to pid {station.pid}" if station is not None  # the header says which
-                      else f"station in this console, pid {os.getpid()}")
+        # the header says which, short enough for 80 columns: "here pid N" (this console runs the station) or
+        # "attached pid N" (the serving process's pid)
+        self.owner = (f"attached pid {station.pid}" if station is not None else f"here pid {os.getpid()}")
         self.api: StationAPI = self.station  # everything the screens read or ask goes through this interface
         self.listen = listen
         self.level = logging.getLevelName(log_level or config.logging.level)
@@ -156,11 +157,12 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         status = self.api.status()
         if self.is_running:  # the import folder's state so far (later changes come as events)
             self._main.header.set_import(status.import_state, status.import_folder, status.import_detail)
+            self._main.station_started()  # an empty store's first screen echoes the nodes
         if not status.send_unavailable and self.is_running:  # jobs persisted from before this start: bars at once
             jobs = await asyncio.to_thread(self.api.jobs, True)
             if self.is_running and not self.stopping:
                 self.apply_events([JobChanged(r.id, r.node, r.plan_uid, r.label, r.state, r.done, r.total,
-                                              r.failed, r.error or "") for r in reversed(jobs)])
+                                              r.failed, r.error or "", r.commitment) for r in reversed(jobs)])
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal lost) and SIGTERM: finish in-flight stores, stop, exit 0. Textual handles neither."""
@@ -277,7 +279,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
         main = self._main
         patients: set[str] = set()
         plans: set[str] = set()
-        settled = jobs_changed = metrics = False
+        settled = jobs_changed = metrics = store_changed = False
         lines: list[LogLine] = []
         for ev in batch:
             if isinstance(ev, LogEvent):
@@ -294,17 +296,30 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             elif isinstance(ev, ReceiverState):
                 if not self.stopping or ev.state != "stopped":
                     main.header.set_state(ev.state, ev.detail, ev.address)
+                if ev.state == "reconnecting":  # a receive may end unseen: the next progress shows it again
+                    main.tree.clear_receiving()
                 if isinstance(self.station, RemoteStation) and self.owner:  # a restarted service has a new pid
-                    self.owner = f"attached to pid {self.station.pid}"
+                    self.owner = f"attached pid {self.station.pid}"
                     main.header.set_owner(self.owner)
             elif isinstance(ev, AssociationOpened):
                 self._open.add(ev.assoc_id)
             elif isinstance(ev, AssociationClosed):
                 self._open.discard(ev.assoc_id)
+                main.tree.association_ended(ev.assoc_id)
+            elif isinstance(ev, ReceiveProgress):
+                if not main.tree.set_receiving(ev.patient_id, ev.assoc_id, None if ev.done else ev.received):
+                    patients.add(ev.patient_id)  # not in the tree yet: its row is read (if the filter lets it)
             elif isinstance(ev, ImportFolderState):
                 main.header.set_import(ev.state, ev.folder, ev.detail, ev.pending)
             elif isinstance(ev, InstanceQuarantined):
                 self.notify(f"{ev.name}: quarantined ({ev.reason})", severity="warning")
+            elif isinstance(ev, ObjectsDeleted):
+                if ev.patient_gone:
+                    main.tree.remove_patient(ev.patient_id)
+                else:
+                    patients.add(ev.patient_id)
+                plans.update(ev.plan_uids)
+                settled = store_changed = True
             elif isinstance(ev, MetricsComputed):
                 metrics = True
             elif isinstance(ev, (JobChanged, JobProgress)):
@@ -316,7 +331,7 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             main.bundle_touched(patients, plans, settled)
         main.status.arriving = len(self._open)
         main.status.refresh_text()
-        if jobs_changed:
+        if jobs_changed or store_changed:
             self.refresh_status()
         if metrics and isinstance(self.screen, MetricsScreen):
             self.screen.metrics_changed()

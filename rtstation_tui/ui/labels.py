@@ -73,11 +73,17 @@ class Palette:
                    theme.accent or "magenta")
 
 
-def patient_label(p: PatientRow, pal: Palette) -> Text:
-    text = Text.assemble((literal(p.patient_id), "bold"), "  ", literal(p.patient_name.replace("^", " ").strip()))
+def patient_label(p: PatientRow, pal: Palette, receiving: int | None = None) -> Text:
+    """``receiving``: objects open associations brought so far (live; None: none open for this patient). It comes
+    right after the ID, before the name, so a narrow tree (80 columns) cuts the name, not the count."""
+    text = Text.assemble((literal(p.patient_id), "bold"), "  ")
+    if receiving is not None:
+        text.append(f"receiving {receiving} object{'s' if receiving != 1 else ''}…", f"bold {pal.warn}")
+        text.append("  ")
+    text.append(literal(p.patient_name.replace("^", " ").strip()))
     if p.plans:
         text.append(f"  {p.plans} plan{'s' if p.plans != 1 else ''}", pal.dim)
-    if p.waiting:
+    if p.waiting and receiving is None:
         text.append(f"  {p.waiting} receiving", pal.warn)
     return text
 
@@ -90,11 +96,29 @@ class JobState:
     state: str
     done: int = 0
     total: int = 0
+    commitment: str = ""  # a done job's storage commitment ('' when the node is not asked)
 
     def text(self) -> str:
         if self.state == "sending" and self.total:
             return literal(f"{self.node}: sending {100 * self.done // self.total}%")
+        if self.state == "done" and self.commitment:
+            return literal(f"{self.node}: {commitment_word(self.commitment)}")
         return literal(f"{self.node}: {self.state}")
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed" or (self.state == "done" and commitment_failed(self.commitment))
+
+
+def commitment_word(state: str) -> str:
+    """A commitment state in a word or two for the tree ('sent' while the node has not vouched yet); the details
+    have the whole of it (how many instances, which reasons)."""
+    head = state.split(": ", 1)[0]
+    return {"waiting": "sent", "request failed": "commit request failed"}.get(head, head)
+
+
+def commitment_failed(state: str) -> bool:
+    return bool(state) and state.split(": ", 1)[0] not in ("waiting", "committed")
 
 
 def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[JobState, ...] = ()) -> Text:
@@ -112,8 +136,11 @@ def plan_label(p: PlanRow, pal: Palette, *, marked: bool = False, sends: tuple[J
     if p.conflicts:
         text.append(f"  ⚠ {p.conflicts} conflict{'s' if p.conflicts != 1 else ''}", pal.error)
     for job in sends:
-        style = pal.error if job.state == "failed" else pal.ok if job.state == "done" else pal.accent
+        waiting = job.state == "done" and job.commitment.startswith("waiting")
+        style = pal.error if job.failed else pal.accent if waiting else pal.ok if job.state == "done" else pal.accent
         text.append(f"  {job.text()}", style)
+    if p.tags:  # a rule's tag = "…": what the site calls this plan
+        text.append(literal("  " + " ".join(f"#{t}" for t in p.tags)), pal.accent)
     # what matters most comes first: the tree pane is ~35 columns wide at 80x24
     if p.machines:
         text.append(literal("  " + ",".join(p.machines)))

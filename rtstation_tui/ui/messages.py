@@ -50,6 +50,12 @@ class CancelSends(AppCommand):
     ACTION = "cancel_active"
 
 
+class DeleteFromStore(AppCommand):
+    """Delete the patient or plan under the cursor from the store (after a question naming what goes)."""
+
+    ACTION = "delete_from_store"
+
+
 class OpenRules(AppCommand):
     """Open the rules editor."""
 

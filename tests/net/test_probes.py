@@ -79,7 +79,8 @@ def stops_quickly(server: Serve) -> None:
     assert time.monotonic() - started < 5, "SIGTERM waited for something"
 
 
-def test_closed_probes_free_their_slots_at_once(tmp_path, port):
+def test_closed_probes_free_their_slots_at_once(pynetdicom_mode, tmp_path, port):
+    """In both modes: pynetdicom's stock association thread is woken too when its connection ends unasked."""
     cfg = write_config(tmp_path / "rt.toml", station_toml(tmp_path / "var", port, receiver=LIMITS))
     server = Serve(cfg, tmp_path / "serve.log").start()
     try:

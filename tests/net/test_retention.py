@@ -39,4 +39,9 @@ def test_cleanup_removes_only_delivered_bundles_and_dry_run_removes_nothing(tmp_
     audit = (tmp_path / "var" / "logs").glob("audit-*.jsonl")
     removed = [json.loads(line) for f in audit for line in f.read_text().splitlines() if '"removed"' in line]
     assert [(r["label"], r["files"]) for r in removed] == [("DONE1", 5)]
+    # by size: a tiny limit, but what is left is unsent or failed: nothing goes, the station says it stays over
+    size = rtstation("cleanup", "--max-gb", "0.000001", "--json", config=config)
+    out = json.loads(size.stdout)
+    assert out["remove"] == [] and out["files_removed"] == 0 and out["over_limit_bytes"] > 0
+    assert "is never removed" in size.stderr
     assert "retention is off" in rtstation("cleanup", config=config, check=False).stderr

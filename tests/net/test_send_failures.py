@@ -102,3 +102,38 @@ def test_a_stored_file_truncated_behind_the_stations_back_is_not_forwarded_and_i
     assert items[dose_uid]["state"] == "failed"
     assert str(dose) in items[dose_uid]["error"] and "not forwarded" in items[dose_uid]["error"]
     assert dose_uid not in {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in scp.files()}
+
+
+def test_a_failed_connection_is_one_line_of_ours_with_the_reason_not_pynetdicoms_errors(tmp_path):
+    """[CONSOLE] log noise: C-ECHO to a node where nothing listens and to one that rejects every association (DCMTK
+    ``storescp --refuse``; a send takes the same ``associate``). pynetdicom's own ERROR lines (``Association request
+    failed…``, ``TCP Initialisation Error…``, ``Association Rejected`` / ``Result:`` / ``Reason:``) are folded into
+    our warning, which names the node and the reason, in the daily log file (the console's pane and the API's
+    records are handlers of the same loggers; the filters sit on pynetdicom's loggers, before any handler)."""
+    from rtstation_tui.engine.config.model import load_config
+    from rtstation_tui.engine.logsetup import setup_logging
+    from rtstation_tui.engine.outbound.scu import echo
+
+    port = free_port()  # nothing listens there
+    scp = refusing_scp(tmp_path)
+    config = configure(tmp_path, f'[[nodes]]\nname = "DOWN"\nae_title = "DOWN"\nhost = "127.0.0.1"\nport = {port}\n\n'
+                       f'[[nodes]]\nname = "REFUSES"\nae_title = "REFUSES"\nhost = "127.0.0.1"\nport = {scp.port}\n')
+    cfg = load_config(config)
+    setup_logging(cfg, stream=None)
+    try:
+        down, refuses = cfg.nodes
+        result = echo(down, "RTSTATION")
+        assert not result.ok and f"connection refused: nothing listening on 127.0.0.1:{port}" in result.message
+        result = echo(refuses, "RTSTATION")
+        assert not result.ok and "association rejected permanently" in result.message
+    finally:
+        setup_logging(cfg, stream=None, file=False)
+        scp.terminate()
+        scp.wait(10)
+    lines = (cfg.log_dir / "rtstation.log").read_text().splitlines()
+    assert not [line for line in lines if "pynetdicom" in line], lines
+    [down_line] = [line for line in lines if "C-ECHO DOWN" in line]
+    assert "WARNING" in down_line and f"connection refused: nothing listening on 127.0.0.1:{port}" in down_line
+    [refused_line] = [line for line in lines if "C-ECHO REFUSES" in line]
+    assert "WARNING" in refused_line and "association rejected permanently" in refused_line
+    assert len(lines) == 2, lines

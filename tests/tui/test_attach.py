@@ -39,7 +39,7 @@ async def test_console_attaches_to_serve_sees_live_receives_and_detaches(tmp_pat
         app, remote = attached_app(config)
         async with app.run_test(size=(120, 30)) as pilot:
             tree = app.main.tree
-            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app)
+            await until(pilot, lambda: f"attached pid {serve.proc.pid}" in screen_text(app)
                         and "listening" in screen_text(app), 20, what="header")
             assert str(port) in screen_text(app)
             assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
@@ -61,8 +61,8 @@ async def test_a_console_running_the_station_says_so_and_serves_the_api(tmp_path
     config = load_config(write_config(tmp_path / "rtstation.toml", station_toml(tmp_path / "var", port)))
     app = StationApp(config)
     app.animation_level = "none"
-    async with app.run_test(size=(120, 30)) as pilot:
-        await until(pilot, lambda: f"station in this console, pid {os.getpid()}" in screen_text(app), what="header")
+    async with app.run_test(size=(80, 24)) as pilot:  # the owner and its pid readable at 80 columns
+        await until(pilot, lambda: f"here pid {os.getpid()}" in screen_text(app).splitlines()[0], what="header")
         await until(pilot, lambda: "listening" in screen_text(app), what="listening")
         other = await asyncio.to_thread(attach, config)  # a second console would attach to this one
         assert other is not None and other.pid == os.getpid()
@@ -134,7 +134,7 @@ async def test_attached_console_shows_reconnecting_while_the_service_restarts(tm
             await asyncio.to_thread(serve.stop)
             await until(pilot, lambda: "reconnecting" in screen_text(app), 20, what="the header: reconnecting")
             serve = await asyncio.to_thread(Serve(config, tmp_path / "serve2.log").start)
-            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app)
+            await until(pilot, lambda: f"attached pid {serve.proc.pid}" in screen_text(app)
                         and "listening" in screen_text(app), 20, what="the header: the new run, listening")
             assert (await asyncio.to_thread(storescu, port, BREAST)).returncode == 0
             await until(pilot, lambda: "123456" in app.main.tree.patients, 20, what="the new run's receive")
@@ -149,7 +149,7 @@ async def test_an_attached_consoles_editor_saves_go_through_the_station(tmp_path
     try:
         app, remote = attached_app(config)
         async with app.run_test(size=(120, 30)) as pilot:
-            await until(pilot, lambda: f"attached to pid {serve.proc.pid}" in screen_text(app), 20, what="header")
+            await until(pilot, lambda: f"attached pid {serve.proc.pid}" in screen_text(app), 20, what="header")
             saved = await app.save_config(lambda cf: cf.add_entry(
                 "nodes", {"name": "QA", "ae_title": "STORESCP", "host": "127.0.0.1", "port": 11200}), "Added QA")
             assert saved is not None and [n.name for n in saved.nodes] == ["QA"]

@@ -22,7 +22,7 @@ def test_console_attaches_in_tmux_and_losing_it_leaves_the_station_running(tmp_p
     serve = Serve(config, tmp_path / "serve.log").start()
     try:
         pid = tmux.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)], ENV)
-        wait_for(lambda: f"attached to pid {serve.proc.pid}" in tmux.screen() and "listening" in tmux.screen(), 30,
+        wait_for(lambda: f"attached pid {serve.proc.pid}" in tmux.screen() and "listening" in tmux.screen(), 30,
                  what=f"the header of an attached console; screen:\n{tmux.screen()}")
         assert storescu(port, BREAST).returncode == 0
         wait_for(lambda: "123456" in tmux.screen(), 10, what=f"the patient in the tree; screen:\n{tmux.screen()}")
@@ -34,7 +34,7 @@ def test_console_attaches_in_tmux_and_losing_it_leaves_the_station_running(tmp_p
         again = Tmux(tmp_path / "tmux2.sock")
         try:
             again.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)], ENV)
-            wait_for(lambda: f"attached to pid {serve.proc.pid}" in again.screen() and "123456" in again.screen(),
+            wait_for(lambda: f"attached pid {serve.proc.pid}" in again.screen() and "123456" in again.screen(),
                      30, what=f"a third console attached with the plan; screen:\n{again.screen()}")
         finally:
             again.kill()

@@ -312,3 +312,21 @@ async def test_what_the_filter_matched_is_highlighted_in_the_tree(two_plans):
         assert marked == ["IVE"], label.spans  # case-insensitive, as the filter
         patient = app.main.tree.patient_node("PAT01").label
         assert not [s for s in patient.spans if "underline" in str(s.style)]  # PAT01 DOE JANE has no "ive"
+
+
+async def test_an_empty_stores_first_screen_flags_nodes_that_do_not_answer_c_echo(tmp_path):
+    """[CONSOLE] day one: UP is this station's own receiver (it answers C-ECHO), nothing listens at DOWN's port. The
+    first screen names both with their C-ECHO result; the send dialog's marks get the same outcomes."""
+    port, dead = free_port(), free_port()
+    nodes = (f'[[nodes]]\nname = "UP"\nae_title = "RTSTATION"\nhost = "127.0.0.1"\nport = {port}\n\n'
+             f'[[nodes]]\nname = "DOWN"\nae_title = "DOWN"\nhost = "127.0.0.1"\nport = {dead}\n')
+    app = make_app(make_config(tmp_path, port=port, extra=nodes), listen=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        details = app.main.query_one("#details")
+        await until(pilot, lambda: "✗ DOWN" in str(details.content) and "✓ UP" in str(details.content), 15,
+                    what="C-ECHO flags on the first screen")
+        text = " ".join(str(details.content).split())
+        assert f"✗ DOWN (DOWN@127.0.0.1:{dead}): FAILED: connection refused" in text, text
+        assert f"✓ UP (RTSTATION@127.0.0.1:{port}): OK" in text
+        assert "storescu -aec RTSTATION" in text  # still the how-to-send-in hint
+        assert not app.last_echo["DOWN"].ok and app.last_echo["UP"].ok

@@ -181,3 +181,27 @@ async def test_without_a_config_file_the_editors_say_how_to_get_one(tmp_path, mo
         await until(pilot, lambda: any("start it with --config FILE" in n.message for n in app._notifications),
                     what="the reason")
         assert app.config.station.port == 11112
+
+
+async def test_a_new_rule_goes_below_the_last_rules_own_comments_and_above_the_next_tables(tmp_path, monkeypatch):
+    """[CONSOLE] comment blocks stay with their entry when the rules editor inserts a ``[[rules]]``: the sample's last
+    rule ends with an indented continuation of its last key's comment, here also with a commented-out key; a prose
+    block after a blank line belongs to the table below the rules. The new rule goes between the two, and the rest
+    of the file is unchanged, byte for byte. (Before: the continuation and the commented-out key moved below the
+    new rule, under the wrong entry.)"""
+    monkeypatch.chdir(tmp_path)
+    path = copy_sample(tmp_path)
+    own = '# export_format = "zip"   # commented out, still this rule\'s\n'
+    below = '\n# Research exports: ask the physicist on duty before changing\n[anonymize]\nkey_file = "anon.key"\n'
+    head = path.read_text() + own
+    path.write_text(head + below)
+    app = make_app(load_config(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.ready, what="tree")
+        before = path.read_text()
+        dialog = await open_form(pilot, ("r", "a"), RuleForm)
+        await fill(pilot, dialog.form, "name", "archive")
+        await fill(pilot, dialog.form, "targets", "ARCHIVE")
+        await pilot.press("ctrl+s")
+        after = await saved(pilot, path, before)
+    assert after == head + '\n[[rules]]\nname = "archive"\ntargets = ["ARCHIVE"]\n' + below, after[len(head) - 300:]

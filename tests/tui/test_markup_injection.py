@@ -214,6 +214,15 @@ async def test_every_screen_shows_hostile_values_literally(hostile):
         check(app, "Keys", where="help")
         await pilot.press("escape")
 
+        app.clear_notifications()
+        tree.move_cursor(tree.plan_node(plan_uid))
+        await pilot.press("D")  # delete from the store: refused while job 101 is queued, with the names as they are
+        await until(pilot, lambda: any(n.title == "Delete refused" for n in app._notifications), what="the refusal")
+        [refusal] = [n for n in app._notifications if n.title == "Delete refused"]
+        assert not refusal.markup and f"plan {CLICK} of patient {RED} is not deleted" in refusal.message
+        assert f"job 101 to {NODE_A} (queued, {CLICK})" in refusal.message
+        app.clear_notifications()
+
         await pilot.press("n")  # nodes: table, detail, delete question (rule and job named), the form's errors
         await until(pilot, lambda: isinstance(app.screen, NodesScreen), what="nodes")
         await pilot.pause()

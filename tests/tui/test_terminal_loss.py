@@ -121,7 +121,7 @@ def test_losing_the_terminal_mid_receive_leaves_the_station_running_headless(tmp
     again = Tmux(tmp_path / "tmux2.sock")  # the next console attaches to the headless station
     try:
         again.start([sys.executable, "-m", "rtstation_tui", "--config", str(config)], ENV)
-        wait_for(lambda: f"attached to pid {station}" in again.screen() and "123456" in again.screen(), 30,
+        wait_for(lambda: f"attached pid {station}" in again.screen() and "123456" in again.screen(), 30,
                  what=f"a console attached with the plan; screen:\n{again.screen()}")
     finally:
         again.kill()

@@ -17,6 +17,7 @@ from helpers import ROOT
 CHECKED = [  # the in-process Station and the attached console's RemoteStation both implement StationAPI
     "rtstation_tui/engine/api.py",
     "rtstation_tui/engine/plans/queries.py",
+    "rtstation_tui/engine/plans/selection.py",
     "rtstation_tui/engine/outbound/dryrun.py",
     "rtstation_tui/engine/station.py",
     "rtstation_tui/engine/service/remote.py",
@@ -32,6 +33,10 @@ CHECKED = [  # the in-process Station and the attached console's RemoteStation b
     "rtstation_tui/engine/metrics/views.py",
     "rtstation_tui/ui/screens/metrics.py",
     "rtstation_tui/ui/widgets/dvhplot.py",
+    "rtstation_tui/engine/outbound/deletion.py",  # [CONSOLE] delete: the preview crosses the API as frozen data
+    "rtstation_tui/engine/outbound/autodelete.py",
+    "rtstation_tui/engine/store/removal.py",
+    "rtstation_tui/ui/dialogs/delete.py",
 ]
 
 

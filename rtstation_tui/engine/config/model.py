@@ -19,7 +19,7 @@ from .checks import ConfigError, check_value
 from .checks import setting as _c
 from .groups import GroupConfig, validate_groups
 from .nodes import NodeConfig
-from .rules import RuleConfig, validate_rules
+from .rules import RuleConfig, check_delete_after_send, validate_rules
 from .transforms import check_chains
 
 # the DVH points metrics/compute.py understands (kept here so the config loader needs no NumPy import)
@@ -90,7 +90,10 @@ class TlsConfig:
 @dataclass(frozen=True)
 class RetentionConfig:
     days: float = _c(0.0, min=0, max=36500)  # 0: never remove anything
-    auto: bool = _c(False)  # serve runs the cleanup once a day
+    auto: bool = _c(False)  # serve runs the cleanup once a day (and the size check every 10 minutes)
+    # the store's size limit in GB (0: none): over it, the oldest fully delivered bundles go first; unsent,
+    # queued, failed or uncommitted data is never removed (a warning says the store stays over)
+    max_store_gb: float = _c(0.0, min=0, max=1_000_000)
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ def finish(config: Config, file: str, base: Path) -> Config:
             raise ConfigError(file, f"nodes[{i}].name", f"{name!r} is used by another node; names must be unique")
     validate_groups(config.groups, names, file)
     validate_rules(config.rules, names, file, [g.name for g in config.groups])
+    check_delete_after_send(config.rules, {n.name: n.commitment for n in config.nodes}, file, config.groups)
     check_chains(file, config.rules, config.nodes, config.anonymize.profile_names())
     for i, point in enumerate(config.metrics.dvh_points):
         if not _DVH_POINT.match(point):

@@ -13,7 +13,7 @@ from .model import SECTIONS, Config
 
 # keys whose new value only takes effect at the next start
 RESTART_ONLY = ("station.ae_title", "station.bind", "station.port", "station.data_dir", "receiver.max_pdu",
-                "logging.dir", "retention.days", "retention.auto", "network.fast_paths")
+                "logging.dir", "retention.days", "retention.auto", "retention.max_store_gb", "network.fast_paths")
 # the import-folder watcher takes its settings when it starts; the API binds its socket and sizes its replay buffer
 RESTART_SECTIONS = ("import", "api")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from .checks import ConfigError
 from .checks import setting as _c
+from .groups import GroupConfig, expand
 from .nodes import parse_adhoc
 
 INCLUDE_PARTS = ("images", "structures", "plan", "doses", "registrations")
@@ -30,6 +32,9 @@ class RuleConfig:
     export: str | None = _c(None)  # folder template, e.g. "/exports/{calling_ae}/{patient_id}/{plan_label}"
     export_format: str = _c("folder", choices=("folder", "zip"))
     tag: str | None = _c(None)  # a label stored with the plan in the index (``rtstation show --tag``)
+    # remove the bundle from the store once every target committed it (storage commitment); needs targets that
+    # all have commitment = true (check_delete_after_send)
+    delete_after_send: bool = _c(False)
 
 
 EXPORT_FIELDS = ("calling_ae", "patient_id", "patient_name", "plan_label", "plan_uid", "rule", "tag", "date")
@@ -93,3 +98,21 @@ def validate_rules(rules: tuple[RuleConfig, ...], node_names: list[str], file: s
                 re.compile(rule.patient_id)
             except re.error as exc:
                 raise ConfigError(file, f"{where}.patient_id", f"{rule.patient_id!r}: bad regular expression: {exc}") from None
+
+
+def check_delete_after_send(rules: tuple[RuleConfig, ...], commitment: dict[str, bool], file: str,
+                            groups: Sequence[GroupConfig] = ()) -> None:
+    """A rule that deletes after sending needs proof of delivery from every target: each must be a configured node
+    with ``commitment = true`` (an ad-hoc ``AET@host:port`` target cannot have one; a group's every node counts).
+    ``commitment``: node -> its setting."""
+    for i, rule in enumerate(rules):
+        if not rule.delete_after_send:
+            continue
+        where = f"rules[{i}] ({rule.name!r}).delete_after_send"
+        if not rule.targets:
+            raise ConfigError(file, where, "needs target nodes with commitment = true: only a node's storage "
+                              "commitment proves the bundle was kept before the store removes it")
+        lacking = [t for t in expand(rule.targets, groups) if not commitment.get(t, False)]
+        if lacking:
+            raise ConfigError(file, where, f"every target must have commitment = true before the store deletes "
+                              f"what it sent; without it: {', '.join(lacking)}")

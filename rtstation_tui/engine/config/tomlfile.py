@@ -10,6 +10,7 @@ writes atomically and keeps the previous file as ``<name>.bak``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,32 @@ from tomlkit.items import AoT, Comment, Table, Whitespace
 from .model import Config, parse_config
 
 TrailItem = tuple[Any, Any]
+_OWN_LINE = re.compile(r"[ \t]|#\s*[A-Za-z0-9_.\"-]+\s*=")  # a continued comment, or a commented-out key
 
 
 def _trailer_start(table: Table) -> int:
+    """Where the lines that belong to the *next* table begin, after the entry's own last lines.
+
+    Comment lines right after the last key, with no blank line between, are the entry's own: a key's continued
+    comment (``when_incomplete = "hold"   # ...`` and its indented next line) or commented-out keys. From the
+    first blank line on, comments sit above the next table. Comments with no blank line anywhere touch the next
+    header: continuations (indented) and commented-out keys (``# tag = "x"``) stay with the entry, prose from the
+    first other line on is the next table's."""
     body = table.value.body
-    last_key = max((i for i, (k, _) in enumerate(body) if k is not None), default=-1)
-    return last_key + 1
+    start = max((i for i, (k, _) in enumerate(body) if k is not None), default=-1) + 1
+    own = start
+    while own < len(body) and isinstance(body[own][1], Comment):
+        own += 1
+    if own < len(body):  # a blank line ends the entry's own comments
+        return own
+    while start < len(body) and _OWN_LINE.match(body[start][1].as_string()):
+        start += 1
+    return start
 
 
 def pop_trailer(table: Table) -> list[TrailItem]:
-    """Remove and return the blank lines and comments after the table's last key (they sit above the next table)."""
+    """Remove and return the blank lines and comments after the table's own last lines (they sit above the next
+    table)."""
     body = table.value.body
     start = _trailer_start(table)
     trailer = body[start:]

@@ -73,6 +73,14 @@ INTERNALS: tuple[Internal, ...] = (
              "associations", (_RQ,)),
     Internal("pynetdicom.transport.AssociationSocket._is_connected", "attribute", "whether the socket may be "
              "select()ed", (_A,)),
+    Internal("pynetdicom.transport.AssociationSocket.connect", "copied", "on a failed connect it logs 'Association "
+             "request failed: unable to connect to remote' and 'TCP Initialisation Error: {exc}' (then the TLS "
+             "traceback) on pynetdicom.transport, in the DUL thread; connlog folds exactly those lines",
+             ("connlog.py",), "aeeeae413bd339dc", fast_path=False),
+    Internal("pynetdicom.acse.ACSE._negotiate_as_requestor", "copied", "triggers EVT_REQUESTED in the association's "
+             "thread before waiting, then logs 'Association Rejected' + 'Result: '/'Reason: ', 'Association Aborted', "
+             "'No accepted presentation contexts' or the ACSE timeout on pynetdicom.acse in that thread; connlog folds "
+             "those lines of our own requests", ("connlog.py",), "507959152c5896c6", fast_path=False),
     Internal("pynetdicom.fsm.DT_2", "copied", "the state machine hands P-DATA to dimse.receive_primitive", (_A,),
              "9ec543394e0b49eb"),
     Internal("pynetdicom.transport.RequestHandler.handle", "copied", "EVT_CONN_OPEN fires before the association's "

@@ -58,8 +58,9 @@ class Limits:
 class Guard:
     """The PDU bookkeeping of one connection (only its DUL thread reads it; the server reads the flags)."""
 
-    def __init__(self, limits: Limits, peer: str, on_close: Callable[[Guard], None] | None = None) -> None:
-        self.limits, self.peer, self.on_close = limits, peer, on_close
+    def __init__(self, limits: Limits, peer: str, on_close: Callable[[Guard], None] | None = None,
+                 on_gone: Callable[[Guard], None] | None = None) -> None:
+        self.limits, self.peer, self.on_close, self.on_gone = limits, peer, on_close, on_gone
         self.opened = time.monotonic()
         self.deadline: float | None = self.opened + limits.pdu_timeout  # the A-ASSOCIATE-RQ's, from the start
         self.header = bytearray()
@@ -74,6 +75,7 @@ class Guard:
         self.reported = False  # its end is already logged and audited (by us or the receiver)
         self.closed = False
         self.eof = False
+        self._gone = False
 
     @property
     def authenticated(self) -> bool:
@@ -114,7 +116,7 @@ class Guard:
                 self._pdu_done()
             return
         if not data:
-            self.eof = True  # the peer is gone, whenever its socket is closed here (stock loops: at ACSE timeout)
+            self.gone()  # whenever its socket is closed here (stock loops: only after the ACSE timeout)
             return
         self.received += len(data)
         i, n = 0, len(data)
@@ -137,6 +139,14 @@ class Guard:
             i += take
             if self.left == 0:
                 self._pdu_done()
+
+    def gone(self) -> None:
+        """The peer is gone (end of stream, reset, or the socket closed here); ``on_gone`` hears of it once."""
+        self.eof = True
+        if not self._gone:
+            self._gone = True
+            if self.on_gone is not None:
+                self.on_gone(self)
 
     def _check_header(self, send: Callable[[bytes], Any]) -> None:
         pdu_type, length = _HEADER.unpack(self.header)
@@ -178,6 +188,7 @@ class Guard:
         if self.closed:
             return
         self.closed = True
+        self.gone()
         if not self.reported and self.first_sent not in (2, 3) and self.received:
             reason = "aborted by the station (the request could not be decoded)" if self.first_sent == 7 else \
                 "closed before a whole A-ASSOCIATE-RQ arrived" if self.pdus == 0 else "closed during negotiation"
@@ -197,6 +208,7 @@ def _quietly(send: Callable[[bytes], Any], data: bytes) -> None:
 
 
 _DONTWAIT = int(socket.MSG_DONTWAIT)  # a plain int: or-ing the enum costs more than the recv
+_LOST = (ConnectionError, ssl.SSLEOFError)  # the peer reset or cut the connection
 
 
 class _Guarded:
@@ -221,7 +233,11 @@ class _Guarded:
         g = self.guard
         if g is None:
             return super().recv(bufsize, flags)  # type: ignore[misc, no-any-return]
-        data = self._read(lambda f: super(_Guarded, self).recv(bufsize, f), flags)  # type: ignore[misc]
+        try:
+            data = self._read(lambda f: super(_Guarded, self).recv(bufsize, f), flags)  # type: ignore[misc]
+        except _LOST:
+            g.gone()  # reset by the peer: nothing more can come (stock loops may never close the socket)
+            raise
         g.consumed(memoryview(data), self._raw_send)
         return data  # type: ignore[no-any-return]
 
@@ -230,7 +246,11 @@ class _Guarded:
         g = self.guard
         if g is None:
             return super().recv_into(buffer, nbytes, flags)  # type: ignore[misc, no-any-return]
-        k = self._read(lambda f: super(_Guarded, self).recv_into(buffer, nbytes, f), flags)  # type: ignore[misc]
+        try:
+            k = self._read(lambda f: super(_Guarded, self).recv_into(buffer, nbytes, f), flags)  # type: ignore[misc]
+        except _LOST:
+            g.gone()
+            raise
         with memoryview(buffer) as view:
             g.consumed(view[:k], self._raw_send)
         return k  # type: ignore[no-any-return]
@@ -278,16 +298,20 @@ class GuardedSocket(_Guarded, socket.socket):
         if g is None or flags:
             return super().recv_into(buffer, nbytes, flags)
         nbytes = nbytes or memoryview(buffer).nbytes
-        if not g.in_pdu and g.pdus > 0:
-            k = socket.socket.recv_into(self, buffer, nbytes)
-        else:
-            while True:
-                try:
-                    k = socket.socket.recv_into(self, buffer, nbytes, _DONTWAIT)
-                    break
-                except BlockingIOError:
-                    pass
-                self._wait(g)
+        try:
+            if not g.in_pdu and g.pdus > 0:
+                k = socket.socket.recv_into(self, buffer, nbytes)
+            else:
+                while True:
+                    try:
+                        k = socket.socket.recv_into(self, buffer, nbytes, _DONTWAIT)
+                        break
+                    except BlockingIOError:
+                        pass
+                    self._wait(g)
+        except _LOST:
+            g.gone()  # as _Guarded.recv_into
+            raise
         with memoryview(buffer) as view:
             g.consumed(view[:k], self._raw_send)
         return k

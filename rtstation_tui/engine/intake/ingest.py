@@ -78,14 +78,13 @@ class Origin:
     skips_media_index: ClassVar[bool] = True  # a DICOMDIR is an index of files, not an object to store
     log: ClassVar[logging.Logger] = logging.getLogger("rtstation.intake")
     log_prefix: ClassVar[str] = ""
-    logs_duplicates: ClassVar[bool] = False
 
     def audit_fields(self) -> dict[str, Any]:
         """Fields of the ``stored``/``duplicate``/``conflict`` records after ``source`` and ``calling_ae``."""
         return {}
 
     def who(self) -> str:
-        """How the ``stored ... despite`` and ``duplicate`` log lines name where the object came from."""
+        """How the ``stored ... despite`` log lines name where the object came from."""
         return f"from {self.calling_ae}"
 
     def who_conflict(self) -> str:
@@ -121,7 +120,6 @@ class NetworkOrigin(Origin):
     owned: ClassVar[bool] = True
     skips_media_index: ClassVar[bool] = False  # stored as sent, as before
     log: ClassVar[logging.Logger] = logging.getLogger("rtstation.receiver")
-    logs_duplicates: ClassVar[bool] = True
 
     def audit_fields(self) -> dict[str, Any]:
         return {"peer": self.peer, "assoc_id": self.assoc_id}
@@ -322,13 +320,11 @@ def ingest(source: Path, origin: Origin, into: Destination, announced: Announced
 
 
 def _log_placed(info: InstanceInfo, placed: Placed, origin: Origin, announced: Announced) -> None:
-    """Duplicates, conflicts and odd values are stored (never lost), but the operator must see them in the log."""
+    """Conflicts and odd values are stored (never lost), but the operator must see them in the log. Duplicates are
+    the caller's to sum up (the receiver: one line per association; the audit log keeps each)."""
     log = origin.log
     pre = origin.log_prefix
-    if placed.status == DUPLICATE and origin.logs_duplicates:
-        log.info("%sduplicate %s %s %s (identical bytes, already stored)", pre, info.modality, info.sop_uid,
-                 origin.who())
-    elif placed.status == CONFLICT:
+    if placed.status == CONFLICT:
         log.warning("%sconflict: %s %s %s differs from the stored version; both kept (%s)", pre, info.modality,
                     info.sop_uid, origin.who_conflict(), placed.relpath)
     problems = value_problems(info)

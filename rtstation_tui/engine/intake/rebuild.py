@@ -21,6 +21,7 @@ from ..dicom.lengthwalk import verify_structure
 from ..store.index import Index, IndexRecord
 from ..plans.readiness import settled_states
 from ..store.files import Placed, Store
+from ..store.removal import finish_interrupted
 from ..store.schema import INDEX
 
 log = logging.getLogger("rtstation.index")
@@ -102,6 +103,7 @@ def rebuild(data_dir: Path) -> dict[str, object]:
     for leftover in fresh_dir.glob("index.sqlite*"):
         leftover.unlink()
     index = Index(fresh_dir)
+    finish_interrupted(index, store)  # a deletion a crash cut short is completed, never indexed back
     n, bad = _index_files(store, index, list(scan_store(store)), read_provenance(data_dir / "provenance.jsonl"), None)
     index.save_bundle_states(settled_states(index, index.patient_ids()))
     index.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +24,8 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from ..config.acl import check_calling, normal_ip, parse_acl_entry
 from ..audit import audit
 from ..config.model import Config
-from ..events import AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined
+from ..events import (AssociationClosed, AssociationOpened, AssociationRejected, EventBus, InstanceQuarantined,
+                      ReceiveProgress)
 from ..store.index import Index
 from ..store.indexer import Indexer
 from ..dimse.acceptor import accelerate
@@ -48,6 +50,7 @@ RJ_CALLED_AE = (0x01, 0x01, 0x07)
 RJ_CALLING_AE = (0x01, 0x01, 0x03)
 RJ_LIMIT = (0x02, 0x03, 0x02)
 UNCOUNTED = 1 << 20  # pynetdicom's own association limit: off (see start())
+PROGRESS_SECONDS = 0.25  # at most this often per association: "receiving 143 objects…" in the console's tree
 
 
 class ReceiverError(RuntimeError):
@@ -73,7 +76,12 @@ class _Assoc:
     nbytes: int = 0
     failures: int = 0
     duplicates: int = 0
+    duplicate_kinds: Counter[str] = field(default_factory=Counter)  # modality → duplicates: one summary line
     full_disk_logged: bool = False
+    patients: dict[str, list[Any]] = field(default_factory=dict)  # patient ID → [name, objects received]
+    progress_at: float = 0.0  # when the last ReceiveProgress of this association was posted (monotonic)
+    progress_timer: threading.Timer | None = None  # a held-back count goes out at the latest this much later
+    closed: bool = False
     retrieve_node: str | None = None  # a retrieve from this calling AE runs now: the node it pulls from
     origin: NetworkOrigin = field(init=False)  # what ingest records of this association with every object
     retrieved: RetrieveOrigin | None = field(init=False)  # … with the C-MOVE sub-operations of that retrieve
@@ -308,12 +316,42 @@ class Receiver:
         assert result.placed is not None
         st.instances += 1
         st.nbytes += result.placed.size
+        if result.info is not None:
+            self._progress(st, result.info.patient_id, result.info.patient_name)
         if result.outcome == DUPLICATE:
             st.duplicates += 1
+            st.duplicate_kinds[result.info.modality if result.info is not None else "?"] += 1
         elif result.outcome == STORED and self.config.receiver.split_enhanced and result.info is not None \
                 and splits(result.info.sop_class):
             self.splitter.submit(self.store.abspath(result.placed.relpath), st.calling_ae)
         return STATUS_SUCCESS
+
+    def _progress(self, st: _Assoc, patient_id: str, patient_name: str) -> None:
+        """Count the object for its patient; tell the console now if this patient is new to the association or
+        the last word is older than PROGRESS_SECONDS, else within PROGRESS_SECONDS (a timer), so the count on
+        screen is never more than that behind, even when the sender pauses."""
+        counted = st.patients.get(patient_id)
+        if counted is None:
+            counted = st.patients[patient_id] = [patient_name, 0]
+            st.progress_at = 0.0
+        counted[1] += 1
+        late = PROGRESS_SECONDS - (time.monotonic() - st.progress_at)
+        if late <= 0:
+            self._post_progress(st)
+        elif st.progress_timer is None:
+            timer = st.progress_timer = threading.Timer(late, self._post_progress, (st, True))
+            timer.daemon = True
+            timer.start()
+
+    def _post_progress(self, st: _Assoc, from_timer: bool = False) -> None:
+        with self._lock:  # never after the association's closing counts (_close_books)
+            if from_timer:
+                st.progress_timer = None
+            if st.closed:
+                return
+            st.progress_at = time.monotonic()
+            for pid, (name, n) in list(st.patients.items()):
+                self.bus.post(ReceiveProgress(st.assoc_id, st.calling_ae, pid, name, n))
 
     def _spool_failed(self, st: _Assoc, event: Any, err: OSError) -> int:
         """The dataset could not be written to the temp file (disk full, quota, size limit): nothing is stored."""
@@ -352,6 +390,16 @@ class Receiver:
                 "association %d from %s@%s %s: %d instances, %.1f MB, %.2f s, %d failures, %d duplicates",
                 st.assoc_id, st.calling_ae, st.peer, how, st.instances, st.nbytes / 1e6, seconds, st.failures,
                 st.duplicates)
+        if st.duplicates:  # a re-sent series: one line, not one per object (the audit log keeps each)
+            log.info("association %d from %s: %d duplicates (identical bytes, already stored): %s", st.assoc_id,
+                     st.calling_ae, st.duplicates,
+                     ", ".join(f"{n} {kind}" for kind, n in sorted(st.duplicate_kinds.items())))
+        with self._lock:  # the tree's "receiving N objects…" ends with the association
+            st.closed = True
+            if st.progress_timer is not None:
+                st.progress_timer.cancel()
+            for pid, (name, n) in st.patients.items():
+                self.bus.post(ReceiveProgress(st.assoc_id, st.calling_ae, pid, name, n, done=True))
         self.bus.post(AssociationClosed(st.assoc_id, st.calling_ae, st.peer, st.instances, st.nbytes, seconds,
                                         st.failures, st.duplicates, aborted))
         audit("association_closed", assoc_id=st.assoc_id, calling_ae=st.calling_ae, peer=st.peer,

@@ -80,13 +80,13 @@ def request(queue: JobQueue, node: NodeConfig, station_ae: str, job_id: int, ite
         conn.execute("INSERT INTO commitments VALUES (?,?,?,?,?,?,?,?,?,?)",
                      (uid, job_id, node.name, "waiting", now, now, now + node.commitment_timeout_s, len(items), 0, ""))
         conn.executemany("INSERT OR IGNORE INTO commitment_items VALUES (?,?,?,?,?)",
-                         [(uid, i.sop_class, i.sop_uid, "waiting", "") for i in items])
+                         [(uid, *i.sent_uids, "waiting", "") for i in items])
     ds = Dataset()
     ds.TransactionUID = uid
     refs = []
-    for i in items:
+    for i in items:  # the UIDs the node holds: a transformed copy's, not the stored original's
         ref = Dataset()
-        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = i.sop_class, i.sop_uid
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = i.sent_uids
         refs.append(ref)
     ds.ReferencedSOPSequence = DicomSequence(refs)
     problem = _send_action(node, station_ae, ds, ssl_context, fast_paths)
@@ -150,21 +150,28 @@ def _reason(code: int) -> str:
     return f"0x{code:04X} {FAILURE_REASONS.get(code, 'failure')}"
 
 
-def expire(queue: JobQueue, now: float | None = None) -> int:
-    """Requests still waiting past their deadline become ``commit timed out``; how many."""
+def expire(queue: JobQueue, now: float | None = None, announce: Callable[[int], None] | None = None) -> int:
+    """Requests still waiting past their deadline become ``commit timed out``; how many. ``announce`` hears of
+    each job whose state so changed (the console's tree stops saying ``sent``)."""
     now = time.time() if now is None else now
     with queue.transaction() as conn:
+        jobs = [r[0] for r in conn.execute("SELECT job_id FROM commitments WHERE state='waiting' AND deadline < ?",
+                                           (now,))]
         cur = conn.execute("UPDATE commitments SET state='commit timed out', detail='no N-EVENT-REPORT by the "
                            "deadline (commitment_timeout_s)', updated=? WHERE state='waiting' AND deadline < ?",
                            (now, now))
-        return cur.rowcount
+        count = cur.rowcount
+    for job_id in jobs if announce is not None else ():
+        announce(job_id)
+    return count
 
 
 class CommitmentReports:
     """The receiver's extra service: accepts Storage Commitment N-EVENT-REPORTs on our listener."""
 
-    def __init__(self, queue: Callable[[], JobQueue]) -> None:
+    def __init__(self, queue: Callable[[], JobQueue], settled: Callable[[int], None] | None = None) -> None:
         self.queue = queue
+        self.settled = settled  # job id → the station announces the job's new commitment state
 
     def abstract_syntaxes(self) -> list[str]:
         return [PUSH_MODEL]
@@ -181,6 +188,13 @@ class CommitmentReports:
         if not known:
             log.warning("storage commitment report for an unknown transaction from %s",
                         event.assoc.requestor.ae_title)
+        elif self.settled is not None:
+            uid = str(event.event_information.get("TransactionUID", "") or "")
+            for row in _rows(self.queue().conn, "WHERE transaction_uid=?", (uid,)):
+                try:
+                    self.settled(row.job_id)
+                except Exception:  # the report is recorded; a console that hears of it later reads the queue
+                    log.exception("job %d: the commitment's new state could not be announced", row.job_id)
         return 0x0000, None
 
 
@@ -189,18 +203,23 @@ def after_delivery(queue: JobQueue, node: NodeConfig, config: Config, job: JobRo
     Never raises: the job was delivered; a commitment problem is the commitment's state, logged."""
     if not node.commitment:
         return
-    if _identity_changed(job.transform, config):  # the peer holds new UIDs, not kept per job: asking is wrong
-        log.warning("job %d: no storage commitment asked of %s: its copies have new UIDs", job.id, node.name)
+    items = queue.items(job.id, ["done"])
+    if unknown := unasked(job.transform, config, items):
+        log.warning("job %d: no storage commitment asked of %s: %s", job.id, node.name, unknown)
         return
     try:
-        request(queue, node, config.station.ae_title, job.id, queue.items(job.id, ["done"]), ssl_context,
-                config.network.fast_paths)
+        request(queue, node, config.station.ae_title, job.id, items, ssl_context, config.network.fast_paths)
     except Exception:
         log.exception("job %d: storage commitment request to %s failed", job.id, node.name)
 
 
-def _identity_changed(chain: str, config: Config) -> bool:
+def unasked(chain: str, config: Config, items: Sequence[ItemRow]) -> str:
+    """'' when the UIDs the node holds are known for every item; else why not: a job whose chain changes
+    identity, delivered before the queue remembered the UIDs it sent (asking about the stored ones would be wrong)."""
     try:
-        return any(t.changes_identity for t in build_chain(chain, config))
-    except TransformError:
-        return True
+        changes = any(t.changes_identity for t in build_chain(chain, config))
+    except TransformError:  # a chain the configuration no longer builds: only recorded UIDs are trusted
+        changes = True
+    missing = [i for i in items if changes and not i.sent_sop_uid and not i.derived]  # a derived row: its own UID
+    return (f"{len(missing)} of its copies were sent with new UIDs the queue did not record (delivered by an older "
+            "release)") if missing else ""

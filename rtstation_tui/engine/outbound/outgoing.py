@@ -67,6 +67,9 @@ def prepare(config: Config, queue: JobQueue, job: JobRow) -> dict[int, str]:
     out.update({seq: str(path) for (seq, _), path in zip(changed, paths)})
     stored = {r.seq: r.path for r in inputs}
     out.update({seq: stored[seq] for seq, (_, same) in standing.items() if seq in todo and same})
+    # the UIDs each stored instance goes out under (anonymize renames them): storage commitment asks about those
+    queue.record_sent(job.id, {seq: (str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")))
+                               for seq, (ds, _) in standing.items() if seq in todo})
     return out
 
 

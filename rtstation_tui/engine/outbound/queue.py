@@ -92,6 +92,13 @@ class ItemRow:
     permanent: int
     sent_at: float | None
     derived: int = 0  # 1: an object the chain made (``path`` is where each attempt writes its copy)
+    sent_sop_class: str = ""  # what a transformed copy of a stored instance carried ('' = the stored UIDs)
+    sent_sop_uid: str = ""
+
+    @property
+    def sent_uids(self) -> tuple[str, str]:
+        """(SOP Class UID, SOP Instance UID) as the peer holds this instance (what commitment asks about)."""
+        return self.sent_sop_class or self.sop_class, self.sent_sop_uid or self.sop_uid
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,16 @@ class JobQueue(Database):
             out.update(r[0] for r in self.conn.execute(q, (node, transform, *chunk)))
         return out
 
+    def active_with(self, paths: Iterable[str]) -> list[JobRow]:
+        """Active jobs (queued, sending, waiting) with any of these files still to send: a delete must wait."""
+        wanted = list(paths)
+        ids: set[int] = set()
+        for chunk in _chunks(wanted, 500):
+            q = (f"SELECT DISTINCT j.id FROM items i JOIN jobs j ON j.id = i.job_id WHERE j.state IN"
+                 f" ('queued','sending','waiting-retry') AND i.path IN ({','.join('?' * len(chunk))})")
+            ids.update(r[0] for r in self.conn.execute(q, chunk))
+        return [j for j in (self.job(i) for i in sorted(ids)) if j is not None]
+
     # -- reading ---------------------------------------------------------------------------------------------
     def jobs(self, active_only: bool = False, limit: int = 500) -> list[JobRow]:
         where = "WHERE state IN ('queued','sending','waiting-retry')" if active_only else ""
@@ -170,6 +187,14 @@ class JobQueue(Database):
     def job(self, job_id: int) -> JobRow | None:
         r = self.conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return JobRow(**dict(r)) if r else None
+
+    def latest_states(self) -> dict[str, dict[str, str]]:
+        """Plan UID → node → the state of its newest job: the console's per-patient "failed" and "never sent"."""
+        out: dict[str, dict[str, str]] = {}
+        for r in self.conn.execute("SELECT plan_uid, node, state FROM jobs WHERE id IN "
+                                   "(SELECT max(id) FROM jobs GROUP BY plan_uid, node)"):
+            out.setdefault(r[0], {})[r[1]] = r[2]
+        return out
 
     def history(self, plan_uid: str) -> list[JobRow]:
         rows = self.conn.execute("SELECT * FROM jobs WHERE plan_uid=? ORDER BY id", (plan_uid,))
@@ -236,6 +261,14 @@ class JobQueue(Database):
         cur = self.conn.execute("UPDATE jobs SET state='sending', owner_pid=?, updated=? WHERE id=? AND state IN"
                                 " ('queued','waiting-retry')", (pid, time.time(), job_id))
         return cur.rowcount == 1
+
+    def record_sent(self, job_id: int, uids: dict[int, tuple[str, str]]) -> None:
+        """The (SOP Class, SOP Instance) UIDs each row's copy carries (seq → UIDs), once the copies are made: what
+        storage commitment asks the node about. Deterministic chains: every attempt records the same."""
+        if uids:
+            self._tx(lambda conn: conn.executemany(
+                "UPDATE items SET sent_sop_class=?, sent_sop_uid=? WHERE job_id=? AND seq=?",
+                [(cls, uid, job_id, seq) for seq, (cls, uid) in uids.items()]))
 
     def mark_item(self, job_id: int, seq: int, state: str, *, status: int | None = None, error: str = "",
                   permanent: bool = False, size: int = 0) -> None:

@@ -27,6 +27,7 @@ from pynetdicom import AE, evt
 from pynetdicom.presentation import build_context
 
 from ..config.nodes import NodeConfig
+from ..dimse.connlog import connect_error, done_with, fold_connect_errors, ours
 from ..dimse.requestor import note_peer_abort, peer_abort, prepare_requestor
 from ..dicom.header import dataset_offset
 from ..dimse.settings import apply_send_settings
@@ -84,6 +85,7 @@ def _on_conn_open(fast_paths: bool, event: Any) -> None:
 
 
 def make_ae(node: NodeConfig, station_ae: str) -> AE:
+    fold_connect_errors()  # a failed connection: one line of ours with the reason, not pynetdicom's two ERRORs
     ae = AE(ae_title=(node.calling_ae_title or station_ae).strip())
     ae.maximum_pdu_size = 65536
     ae.acse_timeout = node.timeout_s
@@ -133,7 +135,8 @@ def associate(node: NodeConfig, station_ae: str, contexts: list[Any], ssl_contex
     tls_args = (ssl_context, node.host) if ssl_context is not None else None
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title.strip(), tls_args=tls_args,
                          evt_handlers=[(evt.EVT_CONN_OPEN, partial(_on_conn_open, fast_paths)),
-                                       (evt.EVT_PDU_RECV, note_peer_abort)])
+                                       (evt.EVT_REQUESTED, ours), (evt.EVT_PDU_RECV, note_peer_abort)])
+    done_with(assoc)
     if assoc.is_established:
         return assoc
     permanent = bool(assoc.is_rejected and assoc.acceptor.primitive.result == 1)
@@ -147,9 +150,12 @@ def describe_failure(assoc: Any, node: NodeConfig) -> str:
         result, source, diag = rsp.result, rsp.result_source, rsp.diagnostic
         kind = "permanently" if result == 1 else "for now"
         return f"association rejected {kind}: {_RJ_REASONS.get((source, diag), f'reason {source}/{diag}')}"
+    pynetdicom_said = connect_error(assoc)  # taken in any case: the reason is this association's alone
     tcp = probe_tcp(node)
     if tcp is not None:
         return tcp
+    if pynetdicom_said is not None:  # TCP connects, the connection still failed: TLS (certificate, protocol)
+        return f"cannot connect to {node.host}:{node.port}: {pynetdicom_said}"
     aborted = peer_abort(assoc)
     if aborted is not None:
         return f"{aborted.describe()}; it may refuse our AE title or every proposed SOP class"
@@ -179,6 +185,7 @@ def echo(node: NodeConfig, station_ae: str, ssl_context: Any = None, fast_paths:
     try:
         assoc = associate(node, station_ae, [build_context(VERIFICATION)], ssl_context, fast_paths)
     except AssociationFailed as exc:
+        log.warning("C-ECHO %s (%s): %s", node.name, node.describe(), exc)  # pynetdicom's own lines are folded
         return EchoResult(False, node.name, None, str(exc))
     try:
         status = assoc.send_c_echo()

@@ -135,7 +135,7 @@ class Sender:
         await asyncio.to_thread(self._reschedule_crashed)
         if time.monotonic() >= self._next_expiry:  # commitments past their deadline: now and then, not per poll
             self._next_expiry = time.monotonic() + 30.0
-            await asyncio.to_thread(commitment.expire, self.queue)
+            await asyncio.to_thread(commitment.expire, self.queue, None, self.announce)
         for job in await asyncio.to_thread(self.queue.due, time.time()):
             self._maybe_run(job)
 
@@ -440,7 +440,8 @@ class Sender:
                                  f"to this node (see the instance errors)")
         else:
             self.queue.set_state(job_id, DONE, error="")
-            log.info("job %d: plan %s delivered to %s (%s)", job_id, job.label, node.name, job.objects)
+            log.info("job %d: %s%s delivered to %s (%s)", job_id, "plan " if job.plan_uid else "", job.label,
+                     node.name, job.objects)
             commitment.after_delivery(self.queue, node, self.config, job, self._ssl(node))
         self._audit(job_id)
 
@@ -484,9 +485,14 @@ class Sender:
             self.watch.note(job)
             self._announce(job)
 
+    def announce(self, job_id: int) -> None:
+        """Tell the world a job changed (its storage commitment was settled by a report, from any thread)."""
+        self._post_changed(job_id)
+
     def _announce(self, job: JobRow) -> None:
+        settled = commitment.state_of(self.queue, job.id) if job.state == DONE else ""
         self.bus.post(JobChanged(job.id, job.node, job.plan_uid, job.label, job.state, job.done, job.total,
-                                 job.failed, job.error))
+                                 job.failed, job.error, settled))
 
     def _progress(self, job: JobRow, done: int, nbytes: int, rate: float) -> None:
         self.bus.post(JobProgress(job.id, job.node, job.plan_uid, job.label, done, job.total, nbytes,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
+from ..store.tags import tags_by_plan, tags_of
 from .bundle import Bundle, bundle_for, patient_view
 
 MAX_SQL_PARAMS = 900  # below SQLite's historic limit of 999 host parameters per statement
@@ -34,6 +35,11 @@ class PatientRow:
     plans: int = 0
     waiting: int = 0
     incomplete: int = 0
+    received: float = 0.0  # the newest object's arrival (epoch seconds): the tree's default order, newest first
+    sources: tuple[str, ...] = ()  # AE titles (or import sources) its plans came from, sorted
+    modalities: tuple[str, ...] = ()  # of its series, sorted
+    failed: int = 0  # plans whose newest send to some node failed (``send_attention``)
+    unsent: int = 0  # plans never queued to any node
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,11 @@ class PlanRow:
     conflicts: int = 0
     sends: tuple[tuple[str, str, int, int], ...] = ()  # latest (node, state, done, total) per node
     held_by: tuple[str, ...] = ()  # rules that hold the plan until it is complete
+    received: float = 0.0  # when the RTPLAN arrived
+    source: str = ""  # the AE title (or import source) it came from
+    modalities: tuple[str, ...] = ()  # of its bundle's objects, as the readiness tracker last counted them
+    tags: tuple[str, ...] = ()  # ``tag = "…"`` of the rules that matched it ([ACTIONS])
+    commitments: tuple[tuple[str, str], ...] = ()  # latest (node, storage commitment state) where one was asked
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class JobInfo:
     created: float = 0.0  # when it was queued (epoch seconds)
     origin: str = ""  # who asked: manual (the console's operator), cli, rule:NAME
     derived: int = 0  # of ``total``: objects the job's chain made (a SEG, classic frames)
+    commitment: str = ""  # storage commitment: '' (not asked), waiting, committed, commit failed: N instances (…)
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,8 @@ class PlanDetails:
     missing_groups: tuple[MissingGroup, ...] = ()
     history: tuple[JobInfo, ...] = ()
     held_by: tuple[str, ...] = ()
+    nbytes: int = 0  # the bundle's stored size (objects shared with other plans included)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,9 +204,44 @@ def patients(conn: sqlite3.Connection, only: Iterable[str] | None = None) -> lis
     states: dict[str, Counter[str]] = defaultdict(Counter)
     for r in conn.execute(f"SELECT patient_id, state FROM bundles{where}", args):
         states[r[0]][r[1]] += 1
-    rows = conn.execute(f"SELECT patient_id, patient_name FROM patients{where} ORDER BY patient_id", args)
-    return [PatientRow(r[0], r[1] or "", plans[r[0]], states[r[0]]["waiting"],
-                       states[r[0]]["ready-incomplete"]) for r in rows]
+    sources, modalities = _patient_facts(conn, where, args)
+    rows = conn.execute(f"SELECT patient_id, patient_name, updated FROM patients{where} ORDER BY patient_id", args)
+    return [PatientRow(r[0], r[1] or "", plans[r[0]], states[r[0]]["waiting"], states[r[0]]["ready-incomplete"],
+                       r[2] or 0.0, sources.get(r[0], ()), modalities.get(r[0], ())) for r in rows]
+
+
+def _patient_facts(conn: sqlite3.Connection, where: str, args: tuple[str, ...]
+                   ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Per patient: where its plans came from (one instance row per plan, by primary key) and the modalities of
+    its series (one row per series): the sort and filter keys, without reading the instances table."""
+    sources: dict[str, set[str]] = defaultdict(set)
+    joined = where.replace("patient_id", "p.patient_id")
+    for r in conn.execute(f"SELECT p.patient_id, coalesce(nullif(i.calling_ae, ''), i.source) FROM plans p "
+                          f"JOIN instances i ON i.id = p.instance_id{joined}", args):
+        if r[1]:
+            sources[r[0]].add(r[1])
+    modalities: dict[str, set[str]] = defaultdict(set)
+    for r in conn.execute(f"SELECT DISTINCT patient_id, modality FROM series{where}", args):
+        if r[1]:
+            modalities[r[0]].add(r[1])
+    return ({k: tuple(sorted(v)) for k, v in sources.items()}, {k: tuple(sorted(v)) for k, v in modalities.items()})
+
+
+def send_attention(conn: sqlite3.Connection, rows: list[PatientRow],
+                   latest: dict[str, dict[str, str]]) -> list[PatientRow]:
+    """``rows`` with ``failed`` and ``unsent`` counted from ``latest`` (plan UID → node → state of its newest job,
+    from the queue the station holds): the tree's "attention first" order."""
+    if not rows:
+        return rows
+    wanted = {r.patient_id for r in rows}
+    failed: Counter[str] = Counter()
+    unsent: Counter[str] = Counter()
+    for uid, pid in conn.execute("SELECT DISTINCT sop_uid, patient_id FROM plans"):
+        if pid in wanted:
+            states = latest.get(uid, {})
+            failed[pid] += "failed" in states.values()
+            unsent[pid] += not states
+    return [replace(r, failed=failed[r.patient_id], unsent=unsent[r.patient_id]) for r in rows]
 
 
 def search(conn: sqlite3.Connection, text: str) -> list[str]:
@@ -233,11 +282,14 @@ def _bundle_states(conn: sqlite3.Connection, patient_id: str) -> dict[str, sqlit
 def plans_of(conn: sqlite3.Connection, patient_id: str) -> list[PlanRow]:
     """One patient's plans for the tree (``sends`` left empty: the caller knows the send queue)."""
     facts: dict[str, Any] = {}
-    for r in conn.execute("SELECT sop_uid, label, name, approval, machines FROM plans WHERE patient_id=?"
-                          " ORDER BY instance_id", (patient_id,)):
+    for r in conn.execute("SELECT p.sop_uid, p.label, p.name, p.approval, p.machines, i.received_at, "
+                          "coalesce(nullif(i.calling_ae, ''), i.source) AS came_from FROM plans p "
+                          "JOIN instances i ON i.id = p.instance_id WHERE p.patient_id=? ORDER BY p.instance_id",
+                          (patient_id,)):
         facts[r[0]] = r  # later versions (conflicts) overwrite, as bundle.py does
     states = _bundle_states(conn, patient_id)
     held = held_plans(conn)
+    tags = tags_by_plan(conn, list(facts))
     out = []
     for uid, r in facts.items():
         b = states.get(uid)
@@ -247,7 +299,9 @@ def plans_of(conn: sqlite3.Connection, patient_id: str) -> list[PlanRow]:
                            b["state"] if b is not None else "receiving",
                            bool(b["complete"]) if b is not None else False,
                            summary.get("missing", ""), int(summary.get("conflicts", 0) or 0),
-                           (), held.get(uid, ())))
+                           (), held.get(uid, ()), r["received_at"] or 0.0, r["came_from"] or "",
+                           tuple(sorted({*summary.get("counts", {}), "RTPLAN"})),
+                           tuple(tags.get(uid, ()))))
     return sorted(out, key=lambda p: (p.label, p.plan_uid))
 
 
@@ -257,6 +311,14 @@ def latest_sends(jobs: Iterable[JobInfo]) -> tuple[tuple[str, str, int, int], ..
     for job in sorted(jobs, key=lambda j: j.id):
         latest[job.node] = job
     return tuple((j.node, j.state, j.done, j.total) for j in latest.values())
+
+
+def latest_commitments(jobs: Iterable[JobInfo]) -> tuple[tuple[str, str], ...]:
+    """The storage commitment state of the newest job per node, where that job asked for one."""
+    latest: dict[str, JobInfo] = {}
+    for job in sorted(jobs, key=lambda j: j.id):
+        latest[job.node] = job
+    return tuple((j.node, j.commitment) for j in latest.values() if j.commitment)
 
 
 def unconnected(conn: sqlite3.Connection, patient_id: str) -> list[LooseObject]:
@@ -300,7 +362,8 @@ def plan_details(conn: sqlite3.Connection, plan_uid: str) -> PlanDetails | None:
     return PlanDetails(b.plan_uid, b.patient_id, b.patient_name, b.label, b.name, b.ion, tuple(b.machines),
                        b.approval, b.fractions, row["state"] if row is not None else "receiving", b.complete,
                        b.missing_summary(), len(b.conflicts), _beams(b), _chain(b), _missing(b), (),
-                       held_plans(conn).get(plan_uid, ()))
+                       held_plans(conn).get(plan_uid, ()), sum({m.path: m.size for m in b.members}.values()),
+                       tuple(tags_of(conn, plan_uid)))
 
 
 def send_preview(conn: sqlite3.Connection, plan_uids: Sequence[str]) -> list[SendPreview]:

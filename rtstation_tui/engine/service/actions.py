@@ -17,6 +17,7 @@ from ..config.checks import ConfigError
 from ..config.reload import ReloadError
 from ..config.rules import INCLUDE_PARTS, RuleConfig
 from ..intake.receiver import ReceiverError
+from ..outbound.deletion import DeleteRefused, NothingToDelete
 from ..outbound.dryrun import plan_test
 from ..outbound.sender import send_report
 from ..plans.bundle import PlanNotFound, resolve_plan
@@ -41,6 +42,7 @@ class Actions:
         r.add_post(f"{V1}/receiver/restart", self.restart_receiver)
         r.add_post(f"{V1}/rules/dry-run", self.dry_run)
         r.add_post(f"{V1}/rules/test", self.rules_test)
+        r.add_post(f"{V1}/delete", self.delete)
         r.add_post(f"{V1}/stop", self.stop)
 
     def _can_send(self) -> None:
@@ -188,6 +190,35 @@ class Actions:
 
         return reply(await asyncio.to_thread(test))
 
+    async def delete(self, request: web.Request) -> web.Response:
+        """``{"patient": ID}`` (the whole patient) or ``{"plan": UID|LABEL, "patient"?: ID}`` / ``{"plans": [UID]}``
+        (those bundles; shared objects stay), ``"dry_run"?: bool`` (what would go, and the active jobs that refuse
+        it), ``"who"?: str`` for the audit. 404 unknown patient/plan, 409 while active jobs hold its objects."""
+        data = await body(request)
+        patient, plan, plans = field_str(data, "patient"), field_str(data, "plan"), field_list(data, "plans")
+        dry, who = field_bool(data, "dry_run"), field_str(data, "who") or "api"
+        if plan is not None and plans is not None:
+            raise ApiError(400, "say what to delete: plan or plans, not both", "plan")
+        st = self.station
+
+        def run() -> Any:
+            uids = list(plans or [])
+            pid = patient
+            if plan is not None:
+                uids = [self._plan_uid(plan, patient)]
+            if uids and pid is None:
+                pid = _patient_of(st, uids)
+            if pid is None:
+                raise ApiError(400, "say what to delete: patient, plan or plans", "patient")
+            try:
+                return st.delete_preview(pid, uids) if dry else st.delete(pid, uids, who)
+            except NothingToDelete as exc:
+                raise ApiError(404, str(exc), "plan" if uids else "patient") from None
+            except DeleteRefused as exc:
+                raise ApiError(409, str(exc)) from None
+
+        return reply(await asyncio.to_thread(run))
+
     async def stop(self, request: web.Request) -> web.Response:
         """Stop the station gracefully (as SIGTERM: no new associations, in-flight stores finish)."""
         stop = self.stopper()
@@ -195,6 +226,17 @@ class Actions:
             raise ApiError(409, "this station is run by a console: stop it there")
         stop()
         return reply({"stopping": True, "pid": os.getpid()}, 202)
+
+
+def _patient_of(station: Any, plan_uids: list[str]) -> str:
+    """The one patient these plans belong to (a delete is of one patient's plans)."""
+    q = f"SELECT DISTINCT patient_id FROM plans WHERE sop_uid IN ({','.join('?' * len(plan_uids))})"
+    found = [r[0] for r in station.index.conn.execute(q, plan_uids)]
+    if len(found) != 1:
+        raise ApiError(404 if not found else 400, "no such plan" if not found else
+                       f"these plans belong to several patients ({', '.join(found)}): delete them one patient at "
+                       "a time", "plans")
+    return str(found[0])
 
 
 def _send_field(message: str, transform: str) -> str:

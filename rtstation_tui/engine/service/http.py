@@ -21,7 +21,7 @@ from .jsonable import to_json
 
 log = logging.getLogger("rtstation.api")
 MAX_LIMIT = 1000
-READ_ONLY_POSTS = ("/patients/select", "/rules/dry-run", "/rules/test")
+READ_ONLY_POSTS = ("/patients/select", "/rules/dry-run", "/rules/test", "/selection/preview")
 
 
 class ApiError(Exception):

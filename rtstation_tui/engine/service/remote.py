@@ -27,7 +27,9 @@ from ..events import Event, EventBus, ReceiverState, Subscriber
 from ..intake.receiver import ReceiverError
 from ..metrics.query import QueryError
 from ..metrics.views import DvhCurve, PlanMetrics
+from ..outbound.deletion import DeletePreview, DeleteRefused, NothingToDelete
 from ..plans.queries import JobInfo, LooseObject, PatientRow, PlanDetails, PlanRow, PlanVerdicts, SendPreview
+from ..plans.selection import Selection, SelectionPreview
 from ..qr.pull import RemotePlan, RemoteUnavailable
 from .client import ApiCallError, ApiClient
 from .jsonable import from_json, to_json
@@ -202,6 +204,26 @@ class RemoteStation:
                 for r in self._post("/send", {"plan": uid, "to": group, "transform": transform, "force": force})]
         return [int(r["job_id"]) for r in rows if r["job_id"] is not None]
 
+    def selection_preview(self, selection: Selection) -> SelectionPreview | None:
+        try:
+            found = self._post("/selection/preview", {"selection": to_json(selection)})
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return from_json(SelectionPreview, found)  # type: ignore[no-any-return]
+
+    def send_selection(self, selection: Selection, nodes: Sequence[str],
+                       transforms: Mapping[str, str] | None = None, force: bool = False) -> list[int]:
+        try:
+            answer = self._post("/selection/send", {"selection": to_json(selection), "to": list(nodes),
+                                                    "transforms": dict(transforms or {}), "force": force})
+        except ApiCallError as exc:
+            if exc.status == 400:  # as in-process: an unknown node or transform, nothing stored under it
+                raise ValueError(exc.message) from None
+            raise
+        return [int(j) for j in answer["jobs"]]
+
     def plan_metrics(self, where: Sequence[str] = (), sort: str = "-received", limit: int = 1000) -> list[PlanMetrics]:
         query = urlencode([("where", w) for w in where] + [("sort", sort), ("limit", limit)])
         try:
@@ -231,6 +253,28 @@ class RemoteStation:
 
     def cancel_active(self, plan_uids: Sequence[str]) -> list[int]:
         return [j for uid in plan_uids for j in self._post(f"/plans/{quote(uid, safe='')}/cancel")["jobs"]]
+
+    def store_usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        found = self._get("/usage", patient=patient_id)
+        return int(found["instances"]), int(found["bytes"])
+
+    def _delete(self, patient_id: str, plan_uids: Sequence[str], dry_run: bool, who: str) -> DeletePreview:
+        try:
+            found = self._post("/delete", {"patient": patient_id, "plans": list(plan_uids) or None,
+                                           "dry_run": dry_run, "who": who})
+        except ApiCallError as exc:  # the in-process station's errors, so the console handles both alike
+            if exc.status == 404:
+                raise NothingToDelete(exc.message) from None
+            if exc.status == 409:
+                raise DeleteRefused(exc.message) from None
+            raise
+        return from_json(DeletePreview, found)  # type: ignore[no-any-return]
+
+    def delete_preview(self, patient_id: str, plan_uids: Sequence[str] = ()) -> DeletePreview:
+        return self._delete(patient_id, plan_uids, True, "")
+
+    def delete(self, patient_id: str, plan_uids: Sequence[str] = (), who: str = "operator") -> DeletePreview:
+        return self._delete(patient_id, plan_uids, False, who)
 
     def remote_plans(self, node: str, patient_id: str) -> list[RemotePlan]:
         try:

@@ -49,6 +49,7 @@ class Reads:
         r.add_post(f"{V1}/patients/select", self.select)
         r.add_get(f"{V1}/label-matches", self.label_matches)
         r.add_get(f"{V1}/received", self.received)
+        r.add_get(f"{V1}/usage", self.usage)
         r.add_get(f"{V1}/patients/{{patient_id}}/plans", self.plans_of)
         r.add_get(f"{V1}/patients/{{patient_id}}/unconnected", self.unconnected)
         r.add_get(f"{V1}/plans", self.plans)
@@ -106,6 +107,14 @@ class Reads:
         """Instances received since ``?since=`` (epoch seconds)."""
         since = query_int(request, "since", 0)
         return reply({"since": since, "instances": await _run(self.station.received_since, float(since))})
+
+    async def usage(self, request: web.Request) -> web.Response:
+        """Instances and bytes stored, in all or of ``?patient=ID`` (404 for an unknown patient)."""
+        pid = request.query.get("patient")
+        if pid is not None:
+            await self._patient(pid)
+        n, nbytes = await _run(self.station.store_usage, pid)
+        return reply({"patient": pid, "instances": n, "bytes": nbytes})
 
     async def _patient(self, patient_id: str) -> None:
         if not await _run(self.station.patients, "", [patient_id]):

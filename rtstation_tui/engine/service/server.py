@@ -28,6 +28,7 @@ from .configedit import ConfigEdits
 from .retrieves import Retrieves
 from .http import errors, token_check
 from .routes import V1, Reads
+from .selections import Selections
 from .stream import EventHub, events
 
 log = logging.getLogger("rtstation.api")
@@ -95,6 +96,7 @@ class ApiServer:
         Reads(self.station, self.logs, __version__).add_to(app)
         Actions(self.station, lambda: self.on_stop).add_to(app)
         ConfigEdits(self.station).add_to(app, V1)
+        Selections(self.station).add_to(app)
         Retrieves(self.station).add_to(app)
         app.router.add_get(f"{V1}/events", self._events)
         return app

@@ -166,6 +166,51 @@ class Index(Database):
                 n += 1
         return n
 
+    def sop_uids_at(self, relpaths: Iterable[str]) -> dict[str, str]:
+        """relpath -> SOP Instance UID of the indexed files among ``relpaths``."""
+        return {r[0]: r[1] for r in self._by_paths("SELECT path, sop_uid FROM instances", list(relpaths))}
+
+    def patients_at(self, relpaths: Iterable[str]) -> set[str]:
+        return {r[0] for r in self._by_paths("SELECT DISTINCT patient_id FROM instances", list(relpaths))}
+
+    def _by_paths(self, select: str, paths: list[str]) -> list[sqlite3.Row]:
+        rows: list[sqlite3.Row] = []
+        for i in range(0, len(paths), 500):
+            chunk = paths[i:i + 500]
+            rows += self.conn.execute(f"{select} WHERE path IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return rows
+
+    def forget_plans(self, plan_uids: Iterable[str]) -> None:
+        """What the index remembers of removed plans besides their files: bundle state, rule marks, tags, metrics
+        (a plan received again is then evaluated and computed afresh)."""
+        uids = [(u,) for u in plan_uids]
+        with self.transaction() as conn:
+            for table in ("bundles", "rule_marks", "plan_tags", "metric_plans", "metric_rois"):
+                conn.executemany(f"DELETE FROM {table} WHERE plan_uid=?", uids)
+
+    def prune_empty(self, patient_ids: Iterable[str]) -> set[str]:
+        """Patient, study and series rows of these patients left without instances go; returns the patients gone."""
+        gone: set[str] = set()
+        with self.transaction() as conn:
+            for pid in patient_ids:
+                conn.execute("DELETE FROM series WHERE patient_id=? AND series_uid NOT IN (SELECT series_uid FROM"
+                             " instances WHERE patient_id=?)", (pid, pid))
+                conn.execute("DELETE FROM studies WHERE patient_id=? AND study_uid NOT IN (SELECT study_uid FROM"
+                             " instances WHERE patient_id=?)", (pid, pid))
+                if conn.execute("SELECT 1 FROM instances WHERE patient_id=? LIMIT 1", (pid,)).fetchone() is None:
+                    conn.execute("DELETE FROM patients WHERE patient_id=?", (pid,))
+                    gone.add(pid)
+        return gone
+
+    def usage(self, patient_id: str | None = None) -> tuple[int, int]:
+        """(instances, bytes) stored, of one patient or in all: sizes are recorded when each file is placed."""
+        if patient_id is None:
+            row = self.conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM instances").fetchone()
+        else:
+            row = self.conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM instances WHERE patient_id=?",
+                                    (patient_id,)).fetchone()
+        return int(row[0]), int(row[1])
+
     def sop_uids_of(self, level: str, uid: str) -> list[str]:
         """SOP Instance UIDs stored under one series, study or patient (``level``), connected to a plan or not."""
         column = {"series": "series_uid", "study": "study_uid", "patient": "patient_id"}[level]

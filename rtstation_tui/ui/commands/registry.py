@@ -86,11 +86,14 @@ COMMANDS: tuple[Command, ...] = (
     _c("quit-now", "ctrl+q", "Quit", "Quit rtstation", "Stop receiving (in-flight stores finish) and leave, from any "
        "screen", ("app",), message=m.QuitRequested, show=False, palette=False, priority=True),
     # the main screen
-    _c("send", "s", "Send", "Send plans", "Send the marked plans (or the one under the cursor) to chosen nodes", MAIN,
+    _c("send", "s", "Send", "Send plans", "Send the marked plans, or what is under the cursor (a plan, a patient, unconnected "
+       "objects), to chosen nodes", MAIN,
        message=m.SendPlans),
     _c("echo", "e", "Echo", "C-ECHO nodes", "Check that every enabled node answers", MAIN, message=m.EchoNodes),
-    _c("filter", "slash", "Filter", "Filter patients", "Filter the tree by patient ID, name or plan label (Esc "
-       "clears)", MAIN, action="filter"),
+    _c("filter", "slash", "Filter", "Filter patients", "Words match ID, name, label; and ae:TPS1 mod:MR "
+       "state:failed|not-sent|… node:QA since:7d (Esc clears)", MAIN, action="filter"),
+    _c("sort", "o", "Sort", "Sort patients", "Next order: newest received, ID, source AE, modality, failed first",
+       MAIN, action="cycle_sort", show=False),
     _c("clear-filter", "escape", "Clear filter", "Clear filter", "Empty the filter box and show every patient",
        MAIN, action="clear_filter", show=False),
     _c("log", "l", "Log", "Focus log", "Move to the log pane and back (v level, f follow, / search)", MAIN,
@@ -109,6 +112,9 @@ COMMANDS: tuple[Command, ...] = (
     # M is not in the 80-column footer either: in the palette, the help screen and the README
     _c("metrics", "m", "Metrics", "Plan metrics", "Plan metrics of every plan (filter, sort), beams and DVHs of the "
        "selected one", MAIN, message=m.OpenMetrics, show=False),
+    # D is not in the 80-column footer: in the palette and the help screen; it always asks first
+    _c("delete-data", "D", "Delete", "Delete from store", "Delete the patient or plan under the cursor (asks first)",
+       MAIN, message=m.DeleteFromStore, show=False),
     # R is not in the 80-column footer either: in the palette, the help screen and the README
     _c("remote", "R", "Remote", "Remote plans", "Query a node for a patient's plans, pull the marked ones", MAIN,
        message=m.OpenRemote, show=False),
@@ -170,7 +176,7 @@ COMMANDS: tuple[Command, ...] = (
        "stores finish)", ("quit",), action="choose('stop')"),
     _c("quit-stay", "escape", "Stay", "Stay", "Back to the console", ("quit",), action="choose('')"),
     _c("send-cancel", "escape", "Cancel", "Cancel", "Close without sending", ("send",), action="cancel"),
-    _c("send-go", "enter", "Send", "Send now", "Queue the plans to the chosen nodes", ("send",), action="send",
+    _c("send-go", "enter", "Send", "Send now", "Queue what is shown to the chosen nodes", ("send",), action="send",
        priority=True),
     _c("send-anonymize", "a", "Anonymize", "Anonymize for this node", "Cycle the node under the cursor through the "
        "anonymize profiles (and back to none): it gets de-identified copies, the store keeps the originals",

@@ -8,7 +8,6 @@ from a thread, so no ``call_from_thread`` is needed anywhere.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from typing import Any, Iterable
 
@@ -18,10 +17,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
 from textual.worker import Worker, WorkerState
 
-from ...engine.api import StationAPI
+from ...engine.api import EchoOutcome, StationAPI, human_bytes
 from ...engine.config.model import Config
 from ...engine.events import JobChanged, JobProgress
 from ...engine.plans.queries import PatientRow, PlanRow
+from ...engine.plans.treefilter import SORT_NAMES, SORTS, FilterError, TreeFilter, parse_filter, sort_patients
 from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette
 from ..widgets.bars import StationHeader, StatusLine
@@ -29,8 +29,20 @@ from ..widgets.details import PlanDetailsView
 from ..widgets.logpane import LogPane
 from ..widgets.plantree import NodeData, PlanTree
 from ..widgets.progress import ProgressArea
+from .firstscreen import FirstScreen
 
 DETAILS_MIN_INTERVAL = 2.0  # seconds between detail reloads while objects of the shown patient arrive
+OPEN_MATCHES = 20  # patients a filter opens to show their matching plans (as label matches always did)
+
+
+def patient_facts(row: PatientRow) -> str:
+    """What the sort orders and filter terms look at, so the operator can see why a patient sits where it does."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.received)) if row.received else "?"
+    facts = [f"Received {when}", f"plans from {', '.join(row.sources) or '?'}",
+             f"modalities {' '.join(row.modalities) or '?'}"]
+    if row.failed or row.unsent:
+        facts.append(f"{row.failed} with a failed send, {row.unsent} never sent")
+    return "\n\n" + "\n".join(facts)
 
 
 class FilterInput(Input):
@@ -45,7 +57,7 @@ class FilterInput(Input):
         await super().action_submit()
 
 
-class MainScreen(CommandScope, Screen[None]):
+class MainScreen(FirstScreen, CommandScope, Screen[None]):
     AUTO_FOCUS = "#tree"
     COMMAND_SCOPE = "main"
     BINDINGS = bindings("main")
@@ -57,12 +69,14 @@ class MainScreen(CommandScope, Screen[None]):
         self.log_level = log_level
         self.palette = palette or Palette()
         self.filter_text = ""
+        self.sort_key = SORTS[0]  # newest received first
         self.ready = False  # the first patient list is in the tree
         self._dirty: set[str] = set()
         self._refreshing = False
         self.shown_plan: str | None = None
         self._details_at = 0.0
         self._widgets: dict[str, Any] = {}
+        self.echoes: dict[str, EchoOutcome] = {}  # the start-up C-ECHO of an empty store's first screen
 
     def compose(self) -> ComposeResult:
         st = self.config.station
@@ -70,7 +84,8 @@ class MainScreen(CommandScope, Screen[None]):
         yield StationHeader(st.ae_title, f"{st.bind}:{st.port}", folder.name if folder else "off", id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield FilterInput(placeholder="filter: patient ID, name or plan label (Esc clears)", id="filter")
+                yield FilterInput(placeholder="filter: ID, name, label; ae: mod: state: node: since: (? help)",
+                                  id="filter")
                 yield PlanTree(id="tree")
             with VerticalScroll(id="right"):  # Tab reaches it: ↑↓ PgUp PgDn scroll long chains
                 yield PlanDetailsView(id="details")
@@ -128,41 +143,72 @@ class MainScreen(CommandScope, Screen[None]):
 
     # -- loading --------------------------------------------------------------------------------------------------
     async def load_patients(self) -> None:
-        """The top level: one row per patient (filtered by ``filter_text``), children stay unloaded."""
+        """The top level: one row per patient (filtered by ``filter_text``, in ``sort_key`` order), children stay
+        unloaded except for patients the filter opens to show their matching plans."""
         text = self.filter_text
+        flt, problem = self._parse_filter(text)
 
         def read() -> tuple[list[PatientRow], list[str], bool]:
-            if not text:
+            if flt is None:
+                return [], [], True
+            if not flt.on:
                 rows = self.api.patients()
                 return rows, [], bool(rows) or self.api.status().receives
-            return self.api.patients(text), self.api.label_matches(text), True
+            rows, open_ = self._matching(flt, self.api.patients(flt.text))
+            return rows, [*open_, *(self.api.label_matches(flt.text) if flt.text else [])], True
 
         keep_open = self.tree.expanded_patients()  # clearing or changing the filter keeps open patients open
         rows, open_, receives = await asyncio.to_thread(read)
-        self.tree.filter_text = text
-        self.tree.show_patients(rows)
-        for pid in [*keep_open, *open_]:  # matched by a plan label: open the patient so the plan is in view
+        self.tree.tree_filter = flt or TreeFilter()
+        self.tree.sort_key = self.sort_key
+        self.tree.show_patients(sort_patients(rows, self.sort_key))
+        for pid in dict.fromkeys([*keep_open, *open_]):  # matched by a plan: open the patient so the plan is in view
             node = self.tree.patient_node(pid)
             if node is not None:
                 node.expand()
         self.ready = True
-        hint = "Select a plan to see its details." if rows else (
-            f"No patient ID, name or plan label contains {text!r} (Esc clears the filter)." if text
-            else self._how_to_send_in(receives))
+        self._empty = not rows and not text and receives
+        if rows:
+            hint = "Select a plan to see its details."
+        elif problem:
+            hint = f"{problem}\n\nEsc clears the filter; ? lists the filter terms."
+        elif flt is not None and flt.text and flt == TreeFilter(flt.text):
+            hint = f"No patient ID, name or plan label contains {text!r} (Esc clears the filter)."
+        elif text:
+            hint = f"No plan matches {text!r} (Esc clears the filter)."
+        else:
+            hint = self._how_to_send_in(receives)
         self.query_one(PlanDetailsView).show(None, hint)
         self.shown_plan = None
         self.mark_dirty(())
+        self._echo_if_first_screen()
 
-    def _how_to_send_in(self, receives: bool) -> str:
-        """An empty store's first screen says how data gets in, with this station's own AE title and address."""
-        st = self.config.station
-        host = st.bind if st.bind not in ("", "0.0.0.0", "::") else socket.gethostname()
-        if not receives:
-            return ("Nothing received yet. This console does not listen (--no-listen): import files with "
-                    "rtstation import PATH.")
-        return (f"Nothing received yet.\n\nSend DICOM to AE title {st.ae_title} at {host} port {st.port}, for example "
-                f"from a shell:\n  storescu -aec {st.ae_title} {host} {st.port} RP*.dcm\nor import files: "
-                "rtstation import PATH")
+    @staticmethod
+    def _parse_filter(text: str) -> tuple[TreeFilter | None, str]:
+        """The filter box's terms (None: they mean nothing, so nothing is listed) and what is wrong with them. A
+        term with an unknown key is also tried as a plain word (a patient ID such as ``PAT:123``)."""
+        try:
+            return parse_filter(text), ""
+        except FilterError as exc:
+            return (parse_filter(text, strict=False) if exc.unknown_key else None), str(exc)
+
+    def _matching(self, flt: TreeFilter, rows: list[PatientRow]) -> tuple[list[PatientRow], list[str]]:
+        """(Blocking.) The patients the filter lists, and those to open. Terms about plans (source AE, modality,
+        time, send state) list a patient only when one of its plans passes them."""
+        rows = [r for r in rows if flt.patient_may_match(r)]
+        if flt == TreeFilter(flt.text):
+            return rows, []
+        kept: list[PatientRow] = []
+        for row in rows:
+            if any(flt.shows(row, plan) for plan in self.api.plans_of(row.patient_id)):
+                kept.append(row)
+        return kept, [r.patient_id for r in kept[:OPEN_MATCHES]]
+
+    def action_cycle_sort(self) -> None:
+        """The next order of the tree (``treefilter.SORTS``); open patients stay open."""
+        self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        self.notify(f"Tree sorted by {SORT_NAMES[self.sort_key]} (o: next order)", title="Sort", timeout=4)
+        self.run_worker(self.load_patients(), group="filter", exclusive=True, exit_on_error=False)
 
     def mark_dirty(self, patients: Iterable[str]) -> None:
         """Patients whose rows (and plans, if loaded) must be re-read; one refresh loop at a time."""
@@ -176,9 +222,9 @@ class MainScreen(CommandScope, Screen[None]):
             while self._dirty:
                 pids, self._dirty = self._dirty, set()
                 loaded = pids & self.tree.loaded
-                text = self.filter_text
+                flt = self.tree.tree_filter
                 unconnected = {pid for pid in loaded if self.tree.unconnected_open(pid)}
-                rows, plans = await asyncio.to_thread(self._read, pids, loaded, text)
+                rows, plans = await asyncio.to_thread(self._read, pids, loaded, flt)
                 self.tree.upsert_patients(rows)
                 self._refresh_patient_hint(rows)
                 for pid, prs in plans.items():
@@ -188,8 +234,10 @@ class MainScreen(CommandScope, Screen[None]):
         finally:
             self._refreshing = False
 
-    def _read(self, pids: set[str], loaded: set[str], text: str) -> tuple[list[PatientRow], dict[str, list[PlanRow]]]:
-        return self.api.patients(text, sorted(pids)), {pid: self.api.plans_of(pid) for pid in loaded}
+    def _read(self, pids: set[str], loaded: set[str], flt: TreeFilter
+              ) -> tuple[list[PatientRow], dict[str, list[PlanRow]]]:
+        rows = self.api.patients(flt.text, sorted(pids))
+        return self._matching(flt, rows)[0], {pid: self.api.plans_of(pid) for pid in loaded}
 
     async def _load_children(self, patient_id: str) -> None:
         plans = await asyncio.to_thread(self.api.plans_of, patient_id)
@@ -215,10 +263,24 @@ class MainScreen(CommandScope, Screen[None]):
     def _show_hint(self, data: NodeData | None) -> None:
         row = self.tree.patients.get(data.patient_id) if data is not None else None
         hint = (f"Patient {row.patient_id}  {row.patient_name.replace('^', ' ')}: {row.plans} plan"
-                f"{'' if row.plans == 1 else 's'}. Enter opens it.") if row else ""
+                f"{'' if row.plans == 1 else 's'}. Enter opens it; s sends everything stored for it.{patient_facts(row)}") if row else ""
         if data is not None and data.kind == "unconnected":
-            hint = "Objects of this patient that no plan references (Enter lists them)."
+            hint = "Objects of this patient that no plan references (Enter lists them, s sends them)."
+        elif data is not None and data.kind == "member":
+            hint = f"{len(data.sop_uids)} {data.modality} objects no plan references (s sends them)."
         self.query_one(PlanDetailsView).show(None, hint)
+        if row and data is not None and data.kind == "patient":
+            self.run_worker(self._patient_usage(row.patient_id, hint), group="usage", exclusive=True,
+                            exit_on_error=False)
+
+    async def _patient_usage(self, patient_id: str, hint: str) -> None:
+        """The patient's disk usage, and the store's, under the hint (read off the loop: the index sums sizes)."""
+        n, nbytes = await asyncio.to_thread(self.api.store_usage, patient_id)
+        total_n, total = await asyncio.to_thread(self.api.store_usage)
+        data = self.tree.cursor_data
+        if data is not None and data.kind == "patient" and data.patient_id == patient_id:
+            self.query_one(PlanDetailsView).show(None, f"{hint}\nStored: {n} objects, {human_bytes(nbytes)} (the "
+                                                 f"whole store: {total_n} objects, {human_bytes(total)}).")
 
     def on_tree_node_highlighted(self, event: PlanTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
         data = event.node.data
@@ -288,8 +350,11 @@ class MainScreen(CommandScope, Screen[None]):
         if isinstance(ev, JobChanged):
             self.progress.job_changed(ev)
             jobs = dict(self.tree.sends.get(ev.plan_uid, {}))
-            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total)
+            jobs[ev.node] = JobState(ev.node, ev.state, ev.done, ev.total, ev.commitment)
             self.tree.set_sends(ev.plan_uid, jobs)
+            plan = self.tree.plans.get(ev.plan_uid)
+            if plan is not None and self.tree.tree_filter.by_plan:  # state:failed … may no longer list it
+                self.mark_dirty({plan.patient_id})
             if ev.plan_uid == self.shown_plan and ev.state in ("done", "failed", "cancelled"):
                 self.load_details()
         else:

@@ -12,6 +12,7 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
+from ...engine.api import human_bytes
 from ..labels import Palette, literal
 
 STATE_SYMBOL = {"listening": "●", "stopped": "○", "error": "✗", "starting": "…", "stopping": "…",
@@ -25,7 +26,7 @@ class StationHeader(Static):
         self.state, self.detail = "starting", ""
         self.import_state, self.import_detail = ("off" if import_folder == "off" else "…"), ""
         self.palette = Palette()
-        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
+        self.owner = ""  # "here pid N" (this console runs the station) or "attached pid N"
 
     def on_mount(self) -> None:
         self.update(self.render_text())
@@ -56,6 +57,8 @@ class StationHeader(Static):
                              (f"{STATE_SYMBOL.get(self.state, '?')} {self.state}", f"bold {colour}"))
         if self.detail:
             text.append(f"  {literal(self.detail)}", colour)  # error texts, folder names: as they are (labels.py)
+        if self.owner:  # before the import folder: at 80 columns the pid must not be the part that is cut
+            text.append(f"  {literal(self.owner)}", "dim")
         if self.import_state == "off":
             text.append("   import: off", "dim")
         else:
@@ -63,8 +66,6 @@ class StationHeader(Static):
             text.append(f"   import {literal(self.import_folder)}: {self.import_state}", style)
             if self.import_detail:
                 text.append(f" ({literal(self.import_detail)})", style)
-        if self.owner:
-            text.append(f"   {literal(self.owner)}", "dim")
         return text
 
 
@@ -93,9 +94,9 @@ class StatusLine(Static):
         self.free_mb: float | None = None
         self.min_free_mb = 0
         self.jobs: tuple[int, int] | None = None  # (waiting, failed); None: no sender
+        self.store_bytes: int | None = None  # the store's size (the index's sum), shown when the line has room
         self.arriving = 0
         self.palette = Palette()
-        self.owner = ""  # "station in this console, pid N" or "attached to pid N"
 
     def on_mount(self) -> None:
         self.refresh_text()
@@ -114,4 +115,11 @@ class StatusLine(Static):
             text.append("  ·  free disk ")
             text.append(f"{self.free_mb / 1000:.1f} GB" if self.free_mb >= 1000 else f"{self.free_mb:.0f} MB",
                         pal.error if low else "")
+        if self.store_bytes is not None:  # at 80 columns it does not fit: the patient's details pane says it
+            store = f"  ·  store {human_bytes(self.store_bytes)}"
+            if text.cell_len + len(store) <= self.size.width:
+                text.append(store)
         self.update(text)
+
+    def on_resize(self) -> None:
+        self.refresh_text()

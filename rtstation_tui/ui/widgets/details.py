@@ -21,8 +21,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ...engine.api import human_bytes
 from ...engine.plans.queries import JobInfo, PlanDetails
-from ..labels import Palette, literal, plain
+from ..labels import Palette, commitment_failed, literal, plain
 
 STATES = {"ready": "ready, complete", "ready-incomplete": "ready, incomplete", "waiting": "receiving…",
           "receiving": "receiving…"}
@@ -55,7 +56,16 @@ def _sends(history: tuple[JobInfo, ...], pal: Palette) -> Text:
             text.append(f" ({job.derived} derived)")
         if job.state == "failed" and job.error:
             text.append(f" ({literal(job.error)})")
+        if job.commitment:  # the node's word that it keeps them: sent → committed or not, with the reasons
+            text.append(f", {literal(commitment_text(job.commitment))}",
+                        pal.error if commitment_failed(job.commitment) else pal.ok if job.commitment == "committed"
+                        else pal.accent)
     return text
+
+
+def commitment_text(state: str) -> str:
+    """'committed', 'commit failed: 1 instances (0x0112 …)', 'sent, waiting for commitment'."""
+    return "sent, waiting for storage commitment" if state == "waiting" else state
 
 
 def _facts(d: PlanDetails, pal: Palette) -> Table:
@@ -76,6 +86,9 @@ def _facts(d: PlanDetails, pal: Palette) -> Table:
         t.add_row("Conflicts", Text(f"{d.conflicts} object(s) received twice with different content", pal.error))
     if d.chain:
         t.add_row("Received", when(max(g.received_at for g in d.chain)))
+        t.add_row("Stored", f"{sum(g.count for g in d.chain)} objects, {human_bytes(d.nbytes)}")
+    if d.tags:
+        t.add_row("Tags", plain(", ".join(d.tags), pal.accent))
     if d.history:
         t.add_row("Sends", _sends(d.history, pal))
     return t
@@ -129,6 +142,9 @@ def _history(rows: tuple[JobInfo, ...], pal: Palette) -> RenderableType:
                                            (f"  by {literal(who(r.origin))}", "dim") if r.origin else ""), (0, 0, 0, 1)))
         if r.error:
             parts.append(Padding(plain(r.error, "dim" if r.state != "failed" else ""), (0, 0, 0, 3)))
+        if r.commitment:
+            parts.append(Padding(plain(f"storage commitment: {commitment_text(r.commitment)}",
+                                       pal.error if commitment_failed(r.commitment) else "dim"), (0, 0, 0, 3)))
     return Group(*parts)
 
 

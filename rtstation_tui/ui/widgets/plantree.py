@@ -4,13 +4,13 @@ Why it never rebuilds: operators keep a patient open and the cursor on a plan wh
 rebuild on every event would lose both. Nodes are found by patient ID / plan UID and re-labelled, added (in sorted
 position) or removed one by one; Textual's Tree keeps the cursor on the same node when lines move.
 Children load lazily (``LoadChildren`` on first expand), so opening the tree costs one row per patient.
-With a filter on (``filter_text``), a patient matched by a plan label lists only the matching plans
-(``queries.filter_shows``): the cursor, marks by Space and a send can never land on a plan the filter hides.
+With a filter on (``tree_filter``), a patient lists only the plans the filter shows (``treefilter.TreeFilter``:
+label words, source AE, modality, send state…): the cursor, marks by Space and a send can never land on a plan the
+filter hides. New patients go where the main screen's sort (``sort_key``) puts them.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -19,7 +19,8 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.plans.queries import LooseObject, PatientRow, PlanRow, filter_shows
+from ...engine.plans.queries import LooseObject, PatientRow, PlanRow
+from ...engine.plans.treefilter import TreeFilter, sort_patients
 from ..commands.registry import CommandScope, bindings
 from ..labels import JobState, Palette, patient_label, plan_label, plain, unconnected_label, visible
 
@@ -29,6 +30,9 @@ class NodeData:
     kind: str  # "patient", "plan", "unconnected", "member"
     patient_id: str
     plan_uid: str = ""
+    series_uid: str = ""  # member: the unconnected series it lists
+    sop_uids: tuple[str, ...] = ()  # member: exactly the objects its row counts (what a send of it takes)
+    modality: str = ""
 
 
 class PlanTree(CommandScope, Tree[NodeData]):
@@ -62,7 +66,9 @@ class PlanTree(CommandScope, Tree[NodeData]):
         self.marked: set[str] = set()
         self.sends: dict[str, dict[str, JobState]] = {}
         self.loaded: set[str] = set()  # patients whose plans are in the tree
-        self.filter_text = ""  # the main screen's filter: plans it hides are not in the tree (nor in ``plans``)
+        self.tree_filter = TreeFilter()  # the main screen's filter: plans it hides are not in the tree (nor ``plans``)
+        self.sort_key = "received"  # treefilter.SORTS
+        self.receiving: dict[str, dict[int, int]] = {}  # patient ID → open association → objects received so far
         self._pnodes: dict[str, TreeNode[NodeData]] = {}
         self._plan_nodes: dict[str, TreeNode[NodeData]] = {}
         self._unconnected: dict[str, TreeNode[NodeData]] = {}
@@ -92,8 +98,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
 
     def shows(self, row: PlanRow) -> bool:
         """The filter lets this plan be listed (and so selected)."""
-        patient = self.patients.get(row.patient_id)
-        return filter_shows(self.filter_text, row.patient_id, patient.patient_name if patient else "", row.label)
+        return self.tree_filter.shows(self.patients.get(row.patient_id), row)
 
     # -- updates (all on the event loop) -----------------------------------------------------------------------
     def show_patients(self, rows: Iterable[PatientRow]) -> None:
@@ -118,10 +123,11 @@ class PlanTree(CommandScope, Tree[NodeData]):
             node = self._pnodes.get(row.patient_id)
             label = self._patient_text(row)
             if node is not None:
-                node.set_label(label)
+                node.set_label(label)  # a row stays where it is (the cursor with it) until the next sort or filter
                 continue
-            after = [pid for pid in self._pnodes if pid > row.patient_id]
-            before = self._pnodes[min(after)] if after else None
+            order = [p.patient_id for p in sort_patients(self.patients.values(), self.sort_key)]
+            after = order[order.index(row.patient_id) + 1:]
+            before = next((self._pnodes[pid] for pid in after if pid in self._pnodes), None)
             self._pnodes[row.patient_id] = self.root.add(label, NodeData("patient", row.patient_id), before=before)
         if self._pnodes and self.cursor_line < 0:
             self.cursor_line = 0
@@ -140,7 +146,9 @@ class PlanTree(CommandScope, Tree[NodeData]):
         for row in rows:  # rows arrive sorted by label
             self.plans[row.plan_uid] = row
             if row.sends and row.plan_uid not in self.sends:  # events, once any arrived, are newer
-                self.sends[row.plan_uid] = {n: JobState(n, st, d, t) for n, st, d, t in row.sends}
+                committed = dict(row.commitments)
+                self.sends[row.plan_uid] = {n: JobState(n, st, d, t, committed.get(n, ""))
+                                            for n, st, d, t in row.sends}
             node = self._plan_nodes.get(row.plan_uid)
             if node is not None:
                 node.set_label(self._plan_text(row))
@@ -160,12 +168,25 @@ class PlanTree(CommandScope, Tree[NodeData]):
             return
         node.set_label(unconnected_label(len(members), self.palette))
         node.remove_children()
-        groups = Counter((m.modality or "?", m.series_uid, m.source) for m in members)
-        for (modality, series, source), n in sorted(groups.items()):
-            node.add_leaf(f"{modality} ×{n}  series …{series[-12:]}  from {source or '?'}",
-                          NodeData("member", patient_id))
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for m in members:
+            groups.setdefault((m.modality or "?", m.series_uid, m.source), []).append(m.sop_uid)
+        for (modality, series, source), sops in sorted(groups.items()):
+            node.add_leaf(f"{modality} ×{len(sops)}  series …{series[-12:]}  from {source or '?'}",
+                          NodeData("member", patient_id, series_uid=series, sop_uids=tuple(sops), modality=modality))
         if not members:
             node.allow_expand = False
+
+    def remove_patient(self, patient_id: str) -> None:
+        """A patient deleted from the store (nothing of it left) leaves the tree, its plans with it."""
+        for uid in [u for u, n in self._plan_nodes.items() if n.data and n.data.patient_id == patient_id]:
+            self._remove_plan(uid)
+        node = self._pnodes.pop(patient_id, None)
+        self.patients.pop(patient_id, None)
+        self.loaded.discard(patient_id)
+        self._unconnected.pop(patient_id, None)
+        if node is not None:
+            node.remove()
 
     def remove_plan(self, plan_uid: str) -> None:
         self._remove_plan(plan_uid)
@@ -188,12 +209,45 @@ class PlanTree(CommandScope, Tree[NodeData]):
         return self._marked_match(plan_label(row, self.palette, marked=row.plan_uid in self.marked, sends=sends))
 
     def _patient_text(self, row: PatientRow) -> Text:
-        return self._marked_match(patient_label(row, self.palette))
+        return self._marked_match(patient_label(row, self.palette, self.receiving_count(row.patient_id)))
+
+    def receiving_count(self, patient_id: str) -> int | None:
+        """Objects of this patient that open associations brought so far (None: none is open for it)."""
+        counts = self.receiving.get(patient_id)
+        return sum(counts.values()) if counts else None
+
+    def set_receiving(self, patient_id: str, assoc_id: int, received: int | None) -> bool:
+        """An open association's count for a patient (None: that association ended). True if the patient has a
+        row (relabelled); False if it is not in the tree (yet, or hidden by the filter)."""
+        counts = self.receiving.setdefault(patient_id, {})
+        if received is None:
+            counts.pop(assoc_id, None)
+        else:
+            counts[assoc_id] = received
+        if not counts:
+            del self.receiving[patient_id]
+        node, row = self._pnodes.get(patient_id), self.patients.get(patient_id)
+        if node is None or row is None:
+            return False
+        node.set_label(self._patient_text(row))
+        return True
+
+    def clear_receiving(self) -> None:
+        """The station's events were interrupted (an attached console reconnects): no count is known to be live."""
+        for pid, counts in list(self.receiving.items()):
+            for assoc_id in list(counts):
+                self.set_receiving(pid, assoc_id, None)
+
+    def association_ended(self, assoc_id: int) -> None:
+        """Whatever its last progress said (an attached console may have missed it): no longer receiving."""
+        for pid in [pid for pid, counts in self.receiving.items() if assoc_id in counts]:
+            self.set_receiving(pid, assoc_id, None)
 
     def _marked_match(self, text: Text) -> Text:
         """What the filter matched, underlined in the label: the operator sees why a row is listed."""
-        if self.filter_text:
-            text.highlight_words([self.filter_text], f"underline bold {self.palette.accent}", case_sensitive=False)
+        words = self.tree_filter.highlights()
+        if words:
+            text.highlight_words(words, f"underline bold {self.palette.accent}", case_sensitive=False)
         return text
 
     def relabel_all(self) -> None:

@@ -60,10 +60,20 @@ ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET priority = 1 WHERE origin IS NULL OR origin NOT LIKE 'rule:%';
 """
 
+# Version 6 ([ACTIONS]): the UIDs a stored instance's copy carries. A chain that changes identity (anonymize) sends
+# new SOP Instance UIDs; storage commitment must ask the node about those, not the stored ones (a derived row's own
+# sop_uid is already what is sent). '' = not recorded: the stored UIDs, for every job without a chain and every job
+# queued before this column existed.
+V6 = """
+ALTER TABLE items ADD COLUMN sent_sop_class TEXT NOT NULL DEFAULT '';
+ALTER TABLE items ADD COLUMN sent_sop_uid TEXT NOT NULL DEFAULT '';
+"""
+
 QUEUE = Schema("queue", (
     Migration(1, "the schema of the release before versions (78db9ea)", V1),
     Migration(2, "jobs.transform: the transform applied to the sent copies ('' = the stored files)", V2),
     Migration(3, "storage commitment requests and their instances ([ACTIONS])", V3),
     Migration(4, "derived objects of a job (items.derived, jobs.derived) and the 'input' item state ([DERIVE])", V4),
     Migration(5, "jobs.priority: manual sends before a rule's backlog to the same node ([FAST] scheduling)", V5),
+    Migration(6, "items.sent_sop_class/sent_sop_uid: the UIDs a transformed copy carried ('' = the stored)", V6),
 ))
