@@ -151,3 +151,13 @@ def test_a_kill_9_between_the_response_and_the_audit_flush_is_recovered_at_start
     assert added == 1
     recovered = [r for r in audit_records(logs) if r["kind"] == "stored"]
     assert [(r["path"], r["recovered"]) for r in recovered] == [(relpath, True)]
+
+
+def test_a_study_folder_removed_behind_the_folder_cache_is_made_again(tmp_path: Path) -> None:
+    store = Store(tmp_path, "os")
+    into = Destination(store, lambda record: None)
+    first = ingest(spooled(store), ORIGIN, into, Announced())
+    folder = (store.root / first.placed.relpath).parent
+    shutil.rmtree(folder)  # a delete or retention pruned the emptied study folder
+    second = ingest(spooled(store, BREAST[1]), ORIGIN, into, Announced())
+    assert second.outcome == STORED and (store.root / second.placed.relpath).exists()

@@ -254,3 +254,11 @@ def same_dataset(a: Path, b: Path) -> bool:
                     return True
     except FileNotFoundError:
         return False
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
