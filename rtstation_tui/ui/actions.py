@@ -123,7 +123,7 @@ class StationActions(ConsoleBase):
         """A patient the filter shows with only some of its plans: a send of it takes them all; ask first."""
         tree = self.main.tree
         row = tree.patients.get(data.patient_id)
-        if data.kind != "patient" or not tree.filter_text or row is None:
+        if data.kind != "patient" or not tree.tree_filter.on or row is None:
             return True
         shown = sum(1 for p in tree.plans.values() if p.patient_id == data.patient_id)
         if shown >= row.plans:
