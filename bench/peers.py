@@ -58,6 +58,16 @@ class Running:
             pass
         return float("nan")
 
+    def cpu_s(self) -> tuple[float, float]:
+        """(user, system) CPU seconds this process has used so far (``/proc/<pid>/stat``): load-robust, unlike
+        wall time on a shared machine."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan"), float("nan")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -95,9 +105,11 @@ def _files(folder: Path, pattern: str = "*") -> Callable[[], int]:
     return lambda: sum(1 for p in folder.rglob(pattern) if p.is_file())
 
 
-def dcmtk_storescp(out: Path) -> Running:
+def dcmtk_storescp(out: Path, fork: bool = False) -> Running:
+    """DCMTK's storescp; ``fork``: a child process per association (``--fork``), else one association at a time."""
     port = free_port()
-    cmd = [tool(DCMTK / "storescp"), "--aetitle", "STORESCP", "--max-pdu", "131072", "-od", str(out), str(port)]
+    cmd = [tool(DCMTK / "storescp"), "--aetitle", "STORESCP", "--max-pdu", "131072", *(["--fork"] if fork else []),
+           "-od", str(out), str(port)]
     return _start("DCMTK storescp", cmd, out, port, "STORESCP", _files(out))
 
 
@@ -145,12 +157,17 @@ def rtstation_serve(out: Path, durability: str) -> Running:
                   env=dict(os.environ))
 
 
-def storescu(port: int, aec: str, files: list[Path], timeout: float = 1800) -> float:
-    """Seconds for DCMTK storescu to send every file over one association (start to exit)."""
-    cmd = [tool(DCMTK / "storescu"), "-aet", "BENCHSCU", "-aec", aec, "127.0.0.1", str(port), *map(str, files)]
+def storescu(port: int, aec: str, files: list[Path], timeout: float = 1800, streams: int = 1) -> float:
+    """Seconds for DCMTK storescu to send every file (start to the last exit): one association, or ``streams``
+    storescu processes at once, each sending its share of the files over its own association."""
+    shares = [files[i::streams] for i in range(streams)]
+    cmds = [[tool(DCMTK / "storescu"), "-aet", f"BENCHSCU{i}" if streams > 1 else "BENCHSCU", "-aec", aec,
+             "127.0.0.1", str(port), *map(str, share)] for i, share in enumerate(shares) if share]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=PEER_ENV, capture_output=True, text=True, timeout=timeout)
+    procs = [subprocess.Popen(cmd, env=PEER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for cmd in cmds]
+    errors = [(p.returncode, err) for p in procs for _, err in [p.communicate(timeout=timeout)] if p.returncode]
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: storescu to {aec}:{port} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    if errors:
+        raise SystemExit(f"bench: storescu to {aec}:{port} failed ({errors[0][0]}): {errors[0][1][-2000:]}")
     return seconds

@@ -22,11 +22,20 @@ DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
 MAX_DEPTH = 32
 
 
+class _BeyondHead(Exception):
+    """The walk needs bytes past the head it was given: walk the whole file instead."""
+
+
 class _Walker:
-    def __init__(self, buf: memoryview, implicit: bool, little: bool) -> None:
+    """Walks ``buf``, a dataset of ``size`` bytes (``buf`` may hold only its head: ``_BeyondHead`` when the walk
+    needs a header past it; skipped values are never read, so a head is often enough)."""
+
+    def __init__(self, buf: memoryview, implicit: bool, little: bool, size: int | None = None) -> None:
         self.buf, self.implicit = buf, implicit
         self.end_char = "<" if little else ">"
         self.pos = 0
+        self.size = len(buf) if size is None else size
+        self.avail = len(buf)
 
     def fail(self, what: str) -> BadDicom:
         return BadDicom(f"broken or truncated dataset at byte {self.pos}: {what}")
@@ -38,7 +47,9 @@ class _Walker:
         return struct.unpack_from(self.end_char + "I", self.buf, at)[0]
 
     def header(self) -> tuple[int, bytes | None, int]:
-        if self.pos + 8 > len(self.buf):
+        if self.pos + 12 > self.avail and self.avail < self.size:
+            raise _BeyondHead
+        if self.pos + 8 > self.size:
             raise self.fail("element header cut short")
         tag = (self.u16(self.pos) << 16) | self.u16(self.pos + 2)
         if tag >> 16 == 0xFFFE or self.implicit:  # item tags and implicit VR: tag + 4-byte length
@@ -47,7 +58,7 @@ class _Walker:
             return tag, None, length
         vr = bytes(self.buf[self.pos + 4:self.pos + 6])
         if vr in _LONG_VRS:
-            if self.pos + 12 > len(self.buf):
+            if self.pos + 12 > self.size:
                 raise self.fail("element header cut short")
             length = self.u32(self.pos + 8)
             self.pos += 12
@@ -57,16 +68,16 @@ class _Walker:
         return tag, vr, length
 
     def skip(self, length: int, tag: int) -> None:
-        if self.pos + length > len(self.buf):
+        if self.pos + length > self.size:
             raise self.fail(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) declares {length} bytes, "
-                            f"only {len(self.buf) - self.pos} remain")
+                            f"only {self.size - self.pos} remain")
         self.pos += length
 
     def elements(self, stop: int | None, depth: int) -> None:
         """Walk elements until ``stop`` (a byte position) or an item delimiter (undefined-length item)."""
         if depth > MAX_DEPTH:
             raise self.fail("sequences nested too deeply")
-        while self.pos < (stop if stop is not None else len(self.buf)):
+        while self.pos < (stop if stop is not None else self.size):
             tag, vr, length = self.header()
             if tag == ITEM_END and stop is None:
                 return
@@ -88,7 +99,7 @@ class _Walker:
             raise self.fail("undefined-length item never ends")
 
     def items(self, stop: int | None, depth: int, owner: int) -> None:
-        if stop is not None and stop > len(self.buf):
+        if stop is not None and stop > self.size:
             raise self.fail(f"sequence ({owner >> 16:04X},{owner & 0xFFFF:04X}) declares more bytes than remain")
         while stop is None or self.pos < stop:
             tag, _, length = self.header()
@@ -113,7 +124,7 @@ class _Walker:
 
     def skip_check(self, length: int, depth: int, tag: int) -> None:
         end = self.pos + length
-        if end > len(self.buf):
+        if end > self.size:
             self.skip(length, tag)  # raises with the precise message
         self.elements(end, depth)
 
@@ -123,17 +134,38 @@ def verify_structure(path: str | os.PathLike[str], offset: int, transfer_syntax:
     if transfer_syntax in DEFLATED:
         return  # the element stream is compressed; pydicom's own read already inflated what we need
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size <= offset:
-            raise BadDicom("empty dataset")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:  # values are skipped, never read
-            whole = memoryview(mm)
-            data = whole[offset:]
-            walker = _Walker(data, transfer_syntax == IMPLICIT_LE, transfer_syntax != EXPLICIT_BE)
+        verify_structure_fd(fh.fileno(), offset, transfer_syntax)
+
+
+def verify_structure_fd(fd: int, offset: int, transfer_syntax: str, start: int | None = None,
+                        head: bytes | bytearray | None = None) -> None:
+    """``verify_structure`` of an open file. ``start``: a top-level element boundary up to which the structure is
+    known to be sound (``quickheader.Scan.checked_to``), so the walk begins there instead of at ``offset``.
+    ``head``: the file's first bytes, already read; when the walk needs nothing past them (a plain image: the pixel
+    data's header is in the head, its value is only measured) the file is not mapped at all."""
+    if transfer_syntax in DEFLATED:
+        return
+    size = os.fstat(fd).st_size
+    if size <= offset:
+        raise BadDicom("empty dataset")
+    implicit, little = transfer_syntax == IMPLICIT_LE, transfer_syntax != EXPLICIT_BE
+    if head is not None and len(head) > offset:
+        with memoryview(head) as whole:
             try:
-                walker.elements(len(data), 0)
-            except struct.error:
-                raise walker.fail("element header cut short") from None
-            finally:
-                data.release()
-                whole.release()
+                _walk(_Walker(whole[offset:], implicit, little, size - offset), start, offset)
+                return
+            except _BeyondHead:
+                pass
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:  # values are skipped, never read
+        with memoryview(mm) as whole:
+            _walk(_Walker(whole[offset:], implicit, little), start, offset)
+
+
+def _walk(walker: _Walker, start: int | None, offset: int) -> None:
+    walker.pos = 0 if start is None else start - offset
+    try:
+        walker.elements(walker.size, 0)
+    except struct.error:
+        raise walker.fail("element header cut short") from None
+    finally:
+        walker.buf.release()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from typing import NamedTuple
 
 from pydicom.uid import UID
 
@@ -30,7 +31,8 @@ ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXELS = 0x7FE00008  # stop_before_pixels stops at the first of (7FE0,0008/0009/0010)
 IMPLICIT_LE, EXPLICIT_BE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_VR = re.compile(rb"[A-Z]{2}")
+_HH, _U16, _U32 = struct.Struct("<HH"), struct.Struct("<H"), struct.Struct("<I")
+_NESTED = (b"SQ", b"UN")  # VRs whose value lengthwalk descends into
 _INT = re.compile(rb"\s*[+-]?\d{1,10}\s*")
 # values this module reads: (group << 16 | element) -> field
 WANTED = {
@@ -56,6 +58,8 @@ class _Buffer:
         self.data = bytearray(os.read(fd, FIRST_READ))
 
     def need(self, end: int) -> None:
+        if end <= len(self.data):
+            return
         while len(self.data) < end:
             if end > MAX_HEADER:
                 raise _NotPlain
@@ -71,18 +75,21 @@ class _Walk:
 
     def header(self, pos: int) -> tuple[int, bytes | None, int, int]:
         """(tag, VR or None, length, position of the value)."""
-        self.buf.need(pos + 8)
-        g, e = struct.unpack_from("<HH", self.buf.data, pos)
+        data = self.buf.data
+        if pos + 12 > len(data):
+            self.buf.need(pos + 8)
+            data = self.buf.data
+        g, e = _HH.unpack_from(data, pos)
         tag = (g << 16) | e
         if self.implicit or g == 0xFFFE:
-            return tag, None, struct.unpack_from("<I", self.buf.data, pos + 4)[0], pos + 8
-        vr = bytes(self.buf.data[pos + 4:pos + 6])
-        if not _VR.fullmatch(vr):
+            return tag, None, _U32.unpack_from(data, pos + 4)[0], pos + 8
+        vr = bytes(data[pos + 4:pos + 6])
+        if not (vr.isalpha() and vr.isupper()):  # [A-Z]{2}
             raise _NotPlain
         if vr in _LONG_VRS:
             self.buf.need(pos + 12)
-            return tag, vr, struct.unpack_from("<I", self.buf.data, pos + 8)[0], pos + 12
-        return tag, vr, struct.unpack_from("<H", self.buf.data, pos + 6)[0], pos + 8
+            return tag, vr, _U32.unpack_from(self.buf.data, pos + 8)[0], pos + 12
+        return tag, vr, _U16.unpack_from(data, pos + 6)[0], pos + 8
 
     def skip_undefined(self, pos: int, vr: bytes | None, depth: int) -> int:
         """Past an undefined-length sequence starting at ``pos`` (its first item)."""
@@ -104,6 +111,17 @@ class _Walk:
                 pos = self.skip_undefined(pos, vr2, depth + 1) if length == UNDEFINED else pos + length
 
 
+class Scan(NamedTuple):
+    """What one read of a plain image's head gives: its ``InstanceInfo``, where the dataset starts (after the file
+    meta) and up to which byte its element structure is already checked (every top-level element before it has a
+    defined length that fits in the file and no nested items), so ``lengthwalk`` may start there."""
+
+    info: InstanceInfo
+    offset: int
+    checked_to: int
+    head: bytearray  # the bytes read (at least up to checked_to): lengthwalk goes on from them
+
+
 def quick_info(path: str | os.PathLike[str]) -> InstanceInfo | None:
     """InstanceInfo of a plain image, exactly as ``read_header`` would give it; None: use ``read_header``."""
     try:
@@ -111,44 +129,73 @@ def quick_info(path: str | os.PathLike[str]) -> InstanceInfo | None:
     except OSError:
         return None
     try:
-        return _read(_Buffer(fd))
-    except (_NotPlain, struct.error, UnicodeDecodeError, ValueError):
-        return None
+        scan = scan_fd(fd)
+        return scan.info if scan is not None else None
     finally:
         os.close(fd)
 
 
-def _read(buf: _Buffer) -> InstanceInfo | None:
+def scan_fd(fd: int) -> Scan | None:
+    """``quick_info`` of an open file (read from its current position, the start): the receive path opens each
+    file once for header, structure check, size and fsync."""
+    try:
+        return _read(_Buffer(fd))
+    except (_NotPlain, struct.error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _read(buf: _Buffer) -> Scan | None:
     if len(buf.data) < 132 or buf.data[128:132] != b"DICM":
         return None
     meta, pos = _meta(buf)
+    offset, checked_to = pos, -1
     ts = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii")
     if not ts or ts == EXPLICIT_BE or not _little_endian_plain(ts):
         return None
     walk = _Walk(buf, ts == IMPLICIT_LE)
     values: dict[str, bytes] = {}
     last = -1
+    implicit = ts == IMPLICIT_LE
+    data = buf.data
     while True:
-        try:
-            buf.need(pos + 8)
-        except _NotPlain:
-            if pos == len(buf.data):
-                break  # end of file, no pixel data
-            raise
-        tag, vr, length, vpos = walk.header(pos)
+        if implicit or pos + 12 > len(data):
+            try:
+                buf.need(pos + 8)
+            except _NotPlain:
+                if pos == len(buf.data):
+                    break  # end of file, no pixel data
+                raise
+            tag, vr, length, vpos = walk.header(pos)
+            data = buf.data
+        else:  # walk.header inlined for the common case (explicit VR, head already read): ~40 elements per image
+            g, e = _HH.unpack_from(data, pos)
+            tag = (g << 16) | e
+            vr = bytes(data[pos + 4:pos + 6])
+            if g == 0xFFFE:
+                return None
+            if vr in _LONG_VRS:
+                length, vpos = _U32.unpack_from(data, pos + 8)[0], pos + 12
+            elif vr.isalpha() and vr.isupper():
+                length, vpos = _U16.unpack_from(data, pos + 6)[0], pos + 8
+            else:
+                raise _NotPlain
         if tag >= PIXELS:
             break
         if tag <= last or tag in DEEPER or tag >> 16 == 0xFFFE:
             return None
         last = tag
+        if checked_to < 0 and (length == UNDEFINED or vr in _NESTED):
+            checked_to = pos  # its items are lengthwalk's to check
         if length == UNDEFINED:
             pos = walk.skip_undefined(vpos, vr, 0)
             continue
         if tag in WANTED:
             buf.need(vpos + length)
-            values[WANTED[tag]] = bytes(buf.data[vpos:vpos + length])
+            data = buf.data
+            values[WANTED[tag]] = bytes(data[vpos:vpos + length])
         pos = vpos + length
-    return _info(values, meta, ts)
+    info = _info(values, meta, ts)
+    return Scan(info, offset, pos if checked_to < 0 else checked_to, buf.data) if info is not None else None
 
 
 def _meta(buf: _Buffer) -> tuple[dict[int, bytes], int]:

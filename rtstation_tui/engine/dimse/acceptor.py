@@ -40,7 +40,7 @@ import ssl
 import struct
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import pynetdicom
 from pynetdicom import evt
@@ -111,6 +111,8 @@ class _Accelerator(StoreService):
         self.cmd = bytearray()
         self.pending = None
         self.stock_busy = False  # pynetdicom's own decoder holds a partial message
+        self.rx = bytearray(0)  # the P-DATA lane's receive buffer (_lane_buffer)
+        self.fed = False  # read_pdu's P-DATA lane fed DIMSE this loop (no event queued, maybe a response)
         self.reactor_running = threading.Event()  # negotiation done, EVT_ACCEPTED handlers returned
         self._stock_receive = self.dimse.receive_primitive
         self._stock_serve = assoc._serve_request
@@ -189,10 +191,13 @@ class _Accelerator(StoreService):
                     assoc.is_aborted, assoc.is_established, assoc._kill = True, False, True
                     dul._kill_thread = True
                     return
+                events = dul.event_queue
                 try:
-                    event = dul.event_queue.get(block=False)
+                    if not events.queue:  # nothing queued (the P-DATA lane's usual case): no lock round trip
+                        raise queue.Empty
+                    event = events.get(block=False)
                 except queue.Empty:
-                    idle = True
+                    idle, self.fed = not self.fed, False
                     continue
                 dul.state_machine.do_action(event)
                 idle = False
@@ -210,8 +215,17 @@ class _Accelerator(StoreService):
                 # timeout would (it closes the socket and the thread ends).
                 self.user_queue.put(None)
 
-    def _recv_exact(self, sock: socket.socket, n: int) -> bytearray:
-        """``n`` bytes, fewer only if the peer closed. A huge claimed length is not allocated up front."""
+    def _recv_exact(self, sock: socket.socket, n: int, into: bytearray | None = None) -> bytearray | memoryview:
+        """``n`` bytes, fewer only if the peer closed. A huge claimed length is not allocated up front. ``into``: a
+        buffer of at least ``n`` bytes to read into (a view of it is returned) instead of a new one."""
+        if into is not None:
+            view, got = memoryview(into)[:n], 0
+            while got < n:
+                k = sock.recv_into(view[got:], n - got)
+                if not k:
+                    break
+                got += k
+            return view if got == n else view[:got]
         if n <= PREALLOCATE_MAX:
             buf = bytearray(n)
             view, got = memoryview(buf), 0
@@ -244,7 +258,9 @@ class _Accelerator(StoreService):
                 DUL_LOG.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
                 dul.event_queue.put("Evt19")
                 return
-            body = self._recv_exact(sock, length)
+            handlers = self.assoc._handlers
+            lane = pdu_type == 4 and length <= PREALLOCATE_MAX and self._data_lane(handlers)
+            body = self._recv_exact(sock, length, self._lane_buffer(length) if lane else None)
         except PduRefused:  # our socket cut it (pduguard) and said why, naming the peer
             dul.event_queue.put("Evt17")
             return
@@ -257,13 +273,24 @@ class _Accelerator(StoreService):
             DUL_LOG.error(f"The received PDU is shorter than expected ({len(body) + 6} of {length + 6} bytes received)")
             dul.event_queue.put("Evt17")
             return
-        handlers = self.assoc._handlers
+        if lane:
+            try:
+                items = cstore_wire.pdv_items(memoryview(body))
+            except ValueError as exc:
+                DUL_LOG.error("Unable to decode the received PDU data")
+                DUL_LOG.exception(exc)
+                dul.event_queue.put("Evt19")
+                return
+            self.fed = True  # the reactor must not wait for the socket: a response may be queued to send
+            for context_id, value in items:
+                self.receive_pdv(context_id, value)
+            return
         try:
             if pdu_type == 4 and not handlers.get(evt.EVT_DATA_RECV) and not handlers.get(evt.EVT_PDU_RECV):
                 pdu: Any = cstore_wire.p_data_tf(memoryview(body))
                 event = "Evt10"
             else:
-                pdu, event = dul._decode_pdu(header + body)
+                pdu, event = dul._decode_pdu(cast(bytearray, header) + body)  # not the lane: both are bytearrays
         except Exception as exc:
             DUL_LOG.error("Unable to decode the received PDU data")
             DUL_LOG.exception(exc)
@@ -271,6 +298,22 @@ class _Accelerator(StoreService):
             return
         dul.event_queue.put(event)
         dul._recv_pdu.put(pdu)
+
+    def _lane_buffer(self, n: int) -> bytearray:
+        """The P-DATA lane's receive buffer, reused for every PDU: nothing keeps a view of it past ``read_pdu``
+        (values are written to the temp file or copied before it returns), and a fresh 64-128 KiB buffer per PDU
+        costs its zeroing and page faults."""
+        if len(self.rx) < n:
+            self.rx = bytearray(max(n, 2 * len(self.rx)))
+        return self.rx
+
+    def _data_lane(self, handlers: dict[Any, Any]) -> bool:
+        """Whether a P-DATA-TF may skip the state machine: in Sta6 (established) Evt10 is always DT-2, which hands
+        the values to ``receive_primitive`` and stays in Sta6, so nothing but the per-PDU objects and events is
+        skipped. Not when a handler wants those events, nor with earlier events still queued (order)."""
+        return (self.dul.state_machine.current_state == "Sta6" and not self.dul.event_queue.queue
+                and not handlers.get(evt.EVT_DATA_RECV) and not handlers.get(evt.EVT_PDU_RECV)
+                and not handlers.get(evt.EVT_FSM_TRANSITION))
 
     # -- association thread ------------------------------------------------------------------------------------
     def assoc_reactor(self) -> None:

@@ -15,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
 
+from pydicom.uid import UID
 from pynetdicom import _config, evt
 from pynetdicom.association import LOGGER as ASSOC_LOG
 from pynetdicom.dimse_primitives import C_STORE
@@ -46,33 +47,38 @@ class StoreService:
     def receive_primitive(self, primitive: P_DATA) -> None:
         """``DIMSEServiceProvider.receive_primitive``: C-STORE-RQs here, every other message to pynetdicom."""
         for context_id, data in primitive.presentation_data_value_list:
-            if self.stock_busy:
-                self._to_stock(context_id, data)
-                continue
-            control = data[0]
-            if control & 1:  # command fragment
-                if self.pending is not None:
-                    DUL_LOG.error("Command received before the previous C-STORE dataset ended; dataset dropped")
-                    self.pending[2].discard()
-                    self.pending = None
-                self.cmd += data[1:]
-                if control & 2:
-                    cmd = bytes(self.cmd)
-                    self.cmd.clear()
-                    if not self._start_store(context_id, cmd):
-                        self._to_stock(context_id, b"\x03" + cmd)
-            elif self.pending is None:
-                self._to_stock(context_id, data)
-            else:
-                self.pending[2].write(data[1:])
-                if control & 2:
-                    cx_id, request, tmp = self.pending
-                    self.pending = None
-                    tmp.close()
-                    if self.reactor_running.is_set() and self.dimse.msg_queue.empty():
-                        self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-offs
-                    else:  # EVT_ACCEPTED handlers may still be running: the association thread serves it after them
-                        self.dimse.msg_queue.put((cx_id, request))
+            self.receive_pdv(context_id, data)
+
+    def receive_pdv(self, context_id: int, data: Any) -> None:
+        """One presentation data value (control byte + fragment), from ``receive_primitive`` or straight from the
+        PDU reader (``acceptor.read_pdu``'s P-DATA lane)."""
+        if self.stock_busy:
+            self._to_stock(context_id, data)
+            return
+        control = data[0]
+        if control & 1:  # command fragment
+            if self.pending is not None:
+                DUL_LOG.error("Command received before the previous C-STORE dataset ended; dataset dropped")
+                self.pending[2].discard()
+                self.pending = None
+            self.cmd += data[1:]
+            if control & 2:
+                cmd = bytes(self.cmd)
+                self.cmd.clear()
+                if not self._start_store(context_id, cmd):
+                    self._to_stock(context_id, b"\x03" + cmd)
+        elif self.pending is None:
+            self._to_stock(context_id, data)
+        else:
+            self.pending[2].write(data[1:])
+            if control & 2:
+                cx_id, request, tmp = self.pending
+                self.pending = None
+                tmp.close()
+                if self.reactor_running.is_set() and self.dimse.msg_queue.empty():
+                    self.serve_request(request, cx_id)  # here, on the DUL thread: no hand-offs
+                else:  # EVT_ACCEPTED handlers may still be running: the association thread serves it after them
+                    self.dimse.msg_queue.put((cx_id, request))
 
     def _to_stock(self, context_id: int, data: Any) -> None:
         p = P_DATA()
@@ -90,7 +96,11 @@ class StoreService:
         req = _FastStore()
         try:
             req.MessageID, req.Priority = rq.message_id, rq.priority
-            req.AffectedSOPClassUID, req.AffectedSOPInstanceUID = rq.sop_class, rq.sop_instance
+            # what the setters would store, without their validation: parse_store_request accepts only plain UIDs
+            # (digits and dots, at most 64 characters), which pynetdicom's validation passes too; str.__new__
+            # makes the same UID without pydicom's own checks in UID.__new__ (~10 µs each)
+            req._affected_sop_class_uid = str.__new__(UID, rq.sop_class)
+            req._affected_sop_instance_uid = str.__new__(UID, rq.sop_instance)
             if rq.move_originator_aet is not None:
                 req.MoveOriginatorApplicationEntityTitle = rq.move_originator_aet
             if rq.move_originator_id is not None:
@@ -149,9 +159,22 @@ class StoreService:
             self._stock_response(msg, context_id, status)
             return
         rsp = cstore_wire.store_response(msg.AffectedSOPClassUID, msg.AffectedSOPInstanceUID, msg.MessageID, status)
+        if self._send_lane():
+            a.dul.socket.send(cstore_wire.p_data_tf_bytes(context_id, 0x03, rsp))
+            return
         p = P_DATA()
         p.presentation_data_value_list = [[context_id, b"\x03" + rsp]]
         a.dul.send_pdu(p)
+
+    def _send_lane(self) -> bool:
+        """Whether the response may go straight to the socket: on the DUL thread, established (Sta6: Evt9 is always
+        DT-1, which encodes the P-DATA-TF and sends it), nothing queued before it, nobody listening to the per-PDU
+        events this skips. Otherwise it takes pynetdicom's queue and state machine."""
+        dul = self.assoc.dul
+        handlers = self.assoc._handlers
+        return (threading.get_ident() == dul.ident and dul.state_machine.current_state == "Sta6"
+                and dul.to_provider_queue.empty() and dul.socket is not None
+                and not handlers.get(evt.EVT_PDU_SENT) and not handlers.get(evt.EVT_FSM_TRANSITION))
 
     def _stock_response(self, msg: Any, context_id: int, status: Any) -> None:
         """A status Dataset (or nonsense) from the handler: let pynetdicom build the response as it would."""

@@ -10,6 +10,8 @@ Endian), so they are written out here and checked byte for byte against pydicom/
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import secrets
 import struct
@@ -30,6 +32,8 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _UID_CHARS = frozenset(b"0123456789.")
 _ITEM = struct.Struct(">LB")
+_PREFIX = secrets.token_hex(4)  # temp names: unique per process (O_EXCL catches the rest), no random read per file
+_SERIAL = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -102,10 +106,10 @@ def parse_store_request(cmd: bytes) -> StoreRequest | None:
 def store_response(sop_class: str, sop_instance: str, message_id: int, status: int) -> bytes:
     """The C-STORE-RSP command set pynetdicom would encode for these values (no optional status fields)."""
     body = b"".join((
-        _element(0x0002, _uid_bytes(sop_class)),
-        _element(0x0100, _U16.pack(C_STORE_RSP)),
+        _uid_element(0x0002, sop_class),
+        _RSP_COMMAND,
         _element(0x0120, _U16.pack(message_id)),
-        _element(0x0800, _U16.pack(NO_DATASET)),
+        _RSP_NO_DATASET,
         _element(0x0900, _U16.pack(status)),
         _element(0x1000, _uid_bytes(sop_instance)),
     ))
@@ -142,15 +146,26 @@ def parse_store_response(cmd: bytes | memoryview) -> StoreResponse | None:
 
 def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
     """Preamble, ``DICM`` and the group-0002 elements pynetdicom writes before a received dataset."""
-    body = b"".join((
-        _explicit(0x0001, b"OB", b"\x00\x01"),
-        _explicit(0x0002, b"UI", _uid_bytes(sop_class)),
-        _explicit(0x0003, b"UI", _uid_bytes(sop_instance)),
+    head, tail = _meta_parts(sop_class, transfer_syntax)  # all but the instance UID: the same for a whole series
+    instance = _explicit(0x0003, b"UI", _uid_bytes(sop_instance))
+    length = len(head) + len(instance) + len(tail)
+    return _PREAMBLE + _explicit(0x0000, b"UL", _U32.pack(length)) + head + instance + tail
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_parts(sop_class: str, transfer_syntax: str) -> tuple[bytes, bytes]:
+    head = _explicit(0x0001, b"OB", b"\x00\x01") + _explicit(0x0002, b"UI", _uid_bytes(sop_class))
+    tail = b"".join((
         _explicit(0x0010, b"UI", _uid_bytes(transfer_syntax)),
         _explicit(0x0012, b"UI", _uid_bytes(str(PYNETDICOM_IMPLEMENTATION_UID))),
         _explicit(0x0013, b"SH", _text_bytes(PYNETDICOM_IMPLEMENTATION_VERSION)),
     ))
-    return b"\x00" * 128 + b"DICM" + _explicit(0x0000, b"UL", _U32.pack(len(body))) + body
+    return head, tail
+
+
+@functools.lru_cache(maxsize=256)
+def _uid_element(elem: int, uid: str) -> bytes:
+    return _element(elem, _uid_bytes(uid))
 
 
 def _u16(value: bytes) -> int | None:
@@ -167,6 +182,11 @@ def _uid(value: bytes) -> str:
 
 def _element(elem: int, value: bytes) -> bytes:
     return _ELEM.pack(0x0000, elem, len(value)) + value
+
+
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+_RSP_COMMAND = _element(0x0100, _U16.pack(C_STORE_RSP))
+_RSP_NO_DATASET = _element(0x0800, _U16.pack(NO_DATASET))
 
 
 def _explicit(elem: int, vr: bytes, value: bytes) -> bytes:
@@ -189,6 +209,24 @@ def p_data_tf(body: memoryview) -> P_DATA_TF:
     """A P-DATA-TF PDU whose values are slices of ``body`` (PS3.8 9.3.5); raises ValueError when malformed."""
     pdu = P_DATA_TF()
     items = []
+    for context_id, value in pdv_items(body):
+        item = PresentationDataValueItem()
+        item.presentation_context_id = context_id
+        item.presentation_data_value = value
+        items.append(item)
+    pdu.presentation_data_value_items = items
+    return pdu
+
+
+def p_data_tf_bytes(context_id: int, control: int, payload: bytes) -> bytes:
+    """A whole P-DATA-TF PDU with one presentation data value (PS3.8 9.3.5), as pynetdicom's DT-1 would send it."""
+    return struct.pack(">BBLLBB", 0x04, 0x00, len(payload) + 6, len(payload) + 2, context_id, control) + payload
+
+
+def pdv_items(body: memoryview) -> list[tuple[int, memoryview]]:
+    """(presentation context ID, value) of each item of a P-DATA-TF body, without pynetdicom's PDU objects (the
+    receive path's P-DATA lane); raises ValueError when malformed, as ``p_data_tf`` does."""
+    items = []
     pos, end = 0, len(body)
     while pos < end:
         if pos + 6 > end:
@@ -196,13 +234,9 @@ def p_data_tf(body: memoryview) -> P_DATA_TF:
         length, context_id = _ITEM.unpack_from(body, pos)
         if length < 2 or pos + 4 + length > end:
             raise ValueError(f"presentation data value item length {length} does not fit the PDU")
-        item = PresentationDataValueItem()
-        item.presentation_context_id = context_id
-        item.presentation_data_value = body[pos + 5:pos + 4 + length]
-        items.append(item)
+        items.append((context_id, body[pos + 5:pos + 4 + length]))
         pos += 4 + length
-    pdu.presentation_data_value_items = items
-    return pdu
+    return items
 
 
 class TempDataset:
@@ -217,7 +251,7 @@ class TempDataset:
     __slots__ = ("fd", "name", "failed")
 
     def __init__(self, directory: Path) -> None:
-        self.name = str(directory / f"rx-{secrets.token_hex(8)}.dcm")
+        self.name = f"{directory}/rx-{_PREFIX}-{next(_SERIAL)}.dcm"
         self.failed: OSError | None = None
         self.fd: int | None = None
         try:

@@ -127,6 +127,15 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_CS}._dataset_path", "attribute", "what event.dataset_path returns", (_ST,)),
     Internal(f"{_CS}._dataset_file", "attribute", "the temp file; the spool failure travels on it", (_ST, "spool.py")),
     Internal(f"{_CS}._context_id", "attribute", "presentation context of the request", (_ST,)),
+    Internal(f"{_CS}._affected_sop_class_uid", "attribute", "where the AffectedSOPClassUID setter stores its UID; set "
+             "directly for UIDs our parser already checked", (_ST,)),
+    Internal(f"{_CS}._affected_sop_instance_uid", "attribute", "the same for AffectedSOPInstanceUID", (_ST,)),
+    Internal("pynetdicom.fsm.DT_1", "copied", "Sta6 + Evt9: encode the P-DATA primitive as one P-DATA-TF and send it; "
+             "our C-STORE response goes straight to the socket when nothing is queued before it", (_ST,),
+             "82e5c5d4114534fa"),
+    Internal("pynetdicom.fsm.StateMachine.do_action", "copied", "Sta6 + Evt10 is DT-2 and stays Sta6: the P-DATA lane "
+             "of read_pdu skips it (and its EVT_FSM_TRANSITION) unless a handler wants those events", (_A,),
+             "9a883f44c7f31641"),
     Internal("pynetdicom.dul.LOGGER", "import", "log as pynetdicom does for DUL errors", (_A, _ST)),
     Internal("pynetdicom.pdu.A_ABORT_RQ", "import", "the abort sent when the DUL loop fails; recognised with its "
              "source and reason when a peer aborts our outgoing association", (_A, _RQ),

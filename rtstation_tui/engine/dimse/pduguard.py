@@ -108,6 +108,13 @@ class Guard:
 
     def consumed(self, data: memoryview, send: Callable[[bytes], Any]) -> None:
         """Follow the PDU stream through bytes just read; raise ``PduRefused`` on a rule broken."""
+        n = len(data)
+        if 0 < n <= self.left and self.pdus > 0:  # inside a body, past the request: only counting to do
+            self.received += n
+            self.left -= n
+            if not self.left:
+                self._pdu_done()
+            return
         if not data:
             self.gone()  # whenever its socket is closed here (stock loops: only after the ACSE timeout)
             return
@@ -200,6 +207,7 @@ def _quietly(send: Callable[[bytes], Any], data: bytes) -> None:
         pass
 
 
+_DONTWAIT = int(socket.MSG_DONTWAIT)  # a plain int: or-ing the enum costs more than the recv
 _LOST = (ConnectionError, ssl.SSLEOFError)  # the peer reset or cut the connection
 
 
@@ -279,10 +287,34 @@ class GuardedSocket(_Guarded, socket.socket):
             return call(flags)  # between PDUs: the loops only read once select() said so
         while True:
             try:
-                return call(flags | socket.MSG_DONTWAIT)
+                return call(flags | _DONTWAIT)
             except BlockingIOError:
                 pass
             self._wait(g)  # outside the handler: a timeout is not "during handling of" BlockingIOError
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        """``_Guarded.recv_into`` without the per-call closure: the receive path calls this twice per PDU."""
+        g = self.guard
+        if g is None or flags:
+            return super().recv_into(buffer, nbytes, flags)
+        nbytes = nbytes or memoryview(buffer).nbytes
+        try:
+            if not g.in_pdu and g.pdus > 0:
+                k = socket.socket.recv_into(self, buffer, nbytes)
+            else:
+                while True:
+                    try:
+                        k = socket.socket.recv_into(self, buffer, nbytes, _DONTWAIT)
+                        break
+                    except BlockingIOError:
+                        pass
+                    self._wait(g)
+        except _LOST:
+            g.gone()  # as _Guarded.recv_into
+            raise
+        with memoryview(buffer) as view:
+            g.consumed(view[:k], self._raw_send)
+        return k
 
     @classmethod
     def adopt(cls, sock: socket.socket, guard: Guard) -> GuardedSocket:

@@ -29,13 +29,12 @@ from typing import Any
 
 import pynetdicom
 
-from .cstore_wire import StoreResponse, parse_store_response, store_request
+from .cstore_wire import StoreResponse, p_data_tf_bytes, parse_store_response, pdv_items, store_request
 from .manifest import PYNETDICOM_VERSION
 
 P_DATA_TF = 0x04
 _PDU = struct.Struct(">BBLLBB")  # PDU type, reserved, PDU length, PDV item length, context ID, message control
 _PDU_HEAD = struct.Struct(">BBL")
-_PDV_HEAD = struct.Struct(">LBB")
 UNLIMITED_PDU = 1 << 20  # the peer said "no limit" (0): fragments of 1 MiB
 OWNED_DUL_DELAY = 0.02  # s: the DUL loop's sleep while we own the socket (it has nothing to do then)
 PARK_WAIT = 2.0  # s: at most, for the DUL loop to come round once (it does every 50 µs; not at all if it ended)
@@ -116,7 +115,7 @@ class WireSender:
         deadline = time.monotonic() + timeout_s
         self._message_id = self._message_id % 0xFFFF + 1
         command = store_request(sop_class, sop_uid, self._message_id)
-        first = _PDU.pack(P_DATA_TF, 0, len(command) + 6, len(command) + 2, context_id, 0x03) + command
+        first = p_data_tf_bytes(context_id, 0x03, command)  # the command set: one PDU, last fragment
         try:
             self._dataset(first, fd, offset, length, context_id, pad)
         except (BlockingIOError, TimeoutError) as exc:
@@ -169,18 +168,17 @@ class WireSender:
             if length < 6 or length > LONGEST_RESPONSE:
                 self._abort()
                 raise WireLost(f"the peer sent a P-DATA-TF of {length} bytes where a C-STORE response belongs")
-            body = self._recv(length, deadline)
-            pos = 0
-            while pos < length:
-                if pos + 6 > length:
+            try:
+                items = pdv_items(memoryview(self._recv(length, deadline)))
+            except ValueError as exc:
+                self._abort()
+                raise WireLost(f"the peer sent a broken P-DATA-TF: {exc}") from None
+            for _context, value in items:
+                control = value[0]
+                if not control & 0x01:  # a dataset fragment: a C-STORE-RSP has none
                     self._abort()
-                    raise WireLost("the peer sent a broken presentation data value item")
-                item, _context, control = _PDV_HEAD.unpack_from(body, pos)
-                if item < 2 or pos + 4 + item > length or not control & 0x01:
-                    self._abort()
-                    raise WireLost("the peer sent a broken or unexpected presentation data value item")
-                command += body[pos + 6:pos + 4 + item]
-                pos += 4 + item
+                    raise WireLost("the peer sent a data set where its C-STORE response belongs")
+                command += value[1:]
                 if control & 0x02:
                     return bytes(command)
             if len(command) > LONGEST_RESPONSE:

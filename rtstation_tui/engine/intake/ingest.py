@@ -42,6 +42,7 @@ indexer's thread, off the response path.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,8 @@ from typing import Any, Callable, ClassVar, Literal, NamedTuple, cast
 
 from ..audit import audit, audit_object
 from ..dicom.header import BadDicom, InstanceInfo, dataset_offset, read_header, value_problems
-from ..dicom.lengthwalk import verify_structure
+from ..dicom.lengthwalk import verify_structure, verify_structure_fd
+from ..dicom.quickheader import scan_fd
 from ..store.files import Placed, Store
 from ..store.index import IndexRecord
 
@@ -255,6 +257,26 @@ class Destination:
 def check_file(path: Path) -> InstanceInfo:
     """Header and structure of a file; BadDicom says why it cannot be stored. A file without preamble is read as
     a raw dataset (old exports); the station's spool files always have one, so the network never pays for this."""
+    return inspect_file(path)[0]
+
+
+def inspect_file(path: Path) -> tuple[InstanceInfo, int]:
+    """``check_file`` and the file's size, from one open of the file: a plain image's header, dataset offset and
+    structure come from one read of its head (``quickheader.scan_fd``), the structure walk goes on from where that
+    read stopped. Anything else takes pydicom's full read."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        scan = scan_fd(fd)
+        if scan is not None:
+            verify_structure_fd(fd, scan.offset, scan.info.transfer_syntax, scan.checked_to, scan.head)
+            return scan.info, os.fstat(fd).st_size
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    return _check_full(path), size
+
+
+def _check_full(path: Path) -> InstanceInfo:
     try:
         info = read_header(path)
     except BadDicom:
@@ -278,7 +300,8 @@ def ingest(source: Path, origin: Origin, into: Destination, announced: Announced
     """Check, store, audit and index one file from ``origin``. Never raises for bad input or I/O errors: the
     outcome says what happened, and the caller answers its peer or user."""
     try:
-        info = check_file(source)
+        synced = into.store.begin_sync(source) if origin.owned else None  # runs while the file is checked
+        info, size = inspect_file(source)
     except BadDicom as exc:
         return quarantine(source, str(exc), origin, into.store, announced)
     except OSError as exc:
@@ -286,7 +309,8 @@ def ingest(source: Path, origin: Origin, into: Destination, announced: Announced
     if origin.skips_media_index and info.sop_class == MEDIA_DIRECTORY:
         return Ingested(SKIPPED, info, reason="DICOMDIR: a media index, not an object")
     try:
-        placed = into.store.place(source, info) if origin.owned else into.store.import_file(source, info)
+        placed = into.store.place(source, info, size, synced) if origin.owned else \
+            into.store.import_file(source, info)
     except OSError as exc:
         return Ingested(FAILED, info, stage="place", reason=str(exc.strerror or exc), error=exc)
     _log_placed(info, placed, origin, announced)

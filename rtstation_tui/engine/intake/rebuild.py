@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
+from ..audit import audit_object
 from ..dicom.header import BadDicom, dataset_offset, read_header
 from ..dicom.lengthwalk import verify_structure
 from ..store.index import Index, IndexRecord
@@ -64,16 +65,21 @@ def record_for(store: Store, rel: str, prov: dict[str, dict[str, object]], sessi
 
 
 def _index_files(store: Store, index: Index, rels: list[str], prov: dict[str, dict[str, object]],
-                 session_id: int | None) -> tuple[int, list[str]]:
+                 session_id: int | None, recovered: bool = False) -> tuple[int, list[str]]:
+    """Index ``rels``; ``recovered``: files an interrupted run stored but never indexed, whose ``stored`` audit
+    record the crash may have lost (``audit.py``): written now, marked as recovered."""
     batch: list[IndexRecord] = []
     bad: list[str] = []
     n = 0
     for rel in rels:
         try:
-            batch.append(record_for(store, rel, prov, session_id))
+            rec = record_for(store, rel, prov, session_id)
         except (BadDicom, OSError) as exc:
             bad.append(f"{rel}: {exc}")
             continue
+        batch.append(rec)
+        if recovered:
+            audit_object(rec.info, rec.placed, source=rec.source, calling_ae=rec.calling_ae, recovered=True)
         if len(batch) >= BATCH:
             n += index.add(batch)
             batch = []
@@ -123,7 +129,8 @@ def reconcile(store: Store, index: Index) -> tuple[int, int]:
     added = 0
     if new:
         session = index.open_session("recovery", "recovered", "", "", os.getpid())
-        added, bad = _index_files(store, index, new, read_provenance(store.data_dir / "provenance.jsonl"), session)
+        added, bad = _index_files(store, index, new, read_provenance(store.data_dir / "provenance.jsonl"), session,
+                                  recovered=True)
         store.load_known(index.session_pairs([session]))
         index.end_session(session, added, 0, len(bad))
         for line in bad:

@@ -34,12 +34,32 @@ KEEPALIVE_S = 15.0  # a comment line when nothing happens, so a vanished client 
 STREAM_SNDBUF = 32 * 1024  # kernel buffer per stream client (Linux doubles it): what a stalled client can pin
 
 
+class _Held:
+    """One numbered event of the ring, turned into JSON text the first time a client reads it. Why lazily: the
+    receiver posts an event per stored instance and most stations have no stream client at all; encoding each one
+    on the loop took GIL time from the receive path for text nobody read. Events are frozen, so the text made later
+    is the text that would have been made at once."""
+
+    __slots__ = ("seq", "kind", "_source", "_text")
+
+    def __init__(self, seq: int, kind: str, source: Event | dict[str, Any]) -> None:
+        self.seq, self.kind, self._source, self._text = seq, kind, source, ""
+
+    @property
+    def text(self) -> str:
+        if not self._text:
+            data = self._source if isinstance(self._source, dict) else event_json(self._source)
+            self._text = json.dumps({"seq": self.seq, **data}, ensure_ascii=False, separators=(",", ":"))
+            self._source = {}
+        return self._text
+
+
 class EventHub:
-    """Numbers every event (1, 2, …) and keeps the newest ``capacity`` of them as ready-made JSON text."""
+    """Numbers every event (1, 2, …) and keeps the newest ``capacity`` of them (as JSON text once read)."""
 
     def __init__(self, capacity: int = 10000) -> None:
         self.seq = 0
-        self._ring: collections.deque[tuple[int, str, str]] = collections.deque(maxlen=capacity)
+        self._ring: collections.deque[_Held] = collections.deque(maxlen=capacity)
         self._changed = asyncio.Event()  # set and replaced at each publish: every waiter wakes once
         self.closing = False
         # this run of the station: a client that followed an earlier run (before a restart) starts from 0
@@ -48,23 +68,20 @@ class EventHub:
     @property
     def oldest(self) -> int:
         """The sequence number of the oldest event still held (``seq + 1`` when none is)."""
-        return self._ring[0][0] if self._ring else self.seq + 1
+        return self._ring[0].seq if self._ring else self.seq + 1
 
     def publish(self, batch: list[Event]) -> None:
         """The bus subscriber (on the loop): number and keep the batch, wake the clients. Never waits."""
         for event in batch:
-            self._append(event_json(event))
+            self.seq += 1
+            self._ring.append(_Held(self.seq, type(event).__name__, event))
         self._wake()
 
     def add(self, data: dict[str, Any]) -> None:
         """One record that is not a bus event (a log line), on the loop."""
-        self._append(data)
-        self._wake()
-
-    def _append(self, data: dict[str, Any]) -> None:
         self.seq += 1
-        text = json.dumps({"seq": self.seq, **data}, ensure_ascii=False, separators=(",", ":"))
-        self._ring.append((self.seq, str(data.get("type", "event")), text))
+        self._ring.append(_Held(self.seq, str(data.get("type", "event")), data))
+        self._wake()
 
     def _wake(self) -> None:
         self._changed.set()
@@ -80,7 +97,7 @@ class EventHub:
             return [], cursor > self.seq  # a number this run never gave out: re-read
         lost = cursor + 1 < self.oldest
         start = max(0, cursor + 1 - self.oldest)
-        return list(itertools.islice(self._ring, start, start + MAX_BATCH)), lost
+        return [(h.seq, h.kind, h.text) for h in itertools.islice(self._ring, start, start + MAX_BATCH)], lost
 
     async def wait(self, cursor: int, timeout: float) -> None:
         """Until an event past ``cursor`` exists, the hub closes, or ``timeout`` passes."""

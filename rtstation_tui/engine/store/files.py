@@ -8,6 +8,7 @@ Instance UID again with identical dataset bytes is a *duplicate* (nothing writte
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -25,6 +26,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import generate_uid
 
 from ..dicom.header import InstanceInfo, dataset_offset
+from .durable import Pending, Syncer
 from .paths import safe_component
 
 log = logging.getLogger("rtstation.store")
@@ -51,8 +53,10 @@ class Store:
         self.tmp_dir = self.data_dir / "tmp"
         self.quarantine_dir = self.data_dir / "quarantine"
         self.fsync = durability == "fsync"
+        self.syncer = Syncer()
         self._lock = threading.Lock()
         self._known: dict[str, list[str]] = {}
+        self._made: set[str] = set()  # study folders known to exist: no mkdir per instance
         for d in (self.root, self.tmp_dir, self.quarantine_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o750)
 
@@ -96,43 +100,75 @@ class Store:
 
     # -- placing -----------------------------------------------------------------------------------------------
     def relpath_for(self, info: InstanceInfo, version: int = 1) -> str:
-        folder = f"{safe_component(info.patient_id, '_no_patient_id')}/{safe_component(info.study_uid, '_no_study')}"
+        folder = _folder(info.patient_id, info.study_uid)
         name = f"{safe_component(info.modality, 'OT')}.{safe_component(info.sop_uid, '_no_sop_uid')}"
         return f"{folder}/{name}{'' if version == 1 else f'~{version}'}.dcm"
 
-    def place(self, temp: Path, info: InstanceInfo) -> Placed:
-        """Move a complete temp file (same filesystem) into the store; the temp file is gone or untouched after."""
-        size = temp.stat().st_size
+    def begin_sync(self, temp: Path) -> Pending | None:
+        """Start the fsync of a complete temp file now (``durability = "fsync"``), so it runs while the caller
+        checks the file; ``place`` waits for it before the rename. None with ``"os"``."""
+        return self.syncer.begin(temp) if self.fsync else None
+
+    def place(self, temp: Path, info: InstanceInfo, size: int | None = None, synced: Pending | None = None) -> Placed:
+        """Move a complete temp file (same filesystem) into the store; the temp file is gone or untouched after.
+
+        With fsync durability the file's data are on disk before it gets its name (``synced``, or an fsync here)
+        and the name is on disk before this returns (the directory's fsync, shared with concurrent renames)."""
+        if size is None:
+            size = os.stat(temp).st_size
         if self.fsync:
-            _fsync_path(temp)
+            if synced is not None:
+                synced.wait()
+            else:
+                self.syncer.sync_file(temp)
         with self._lock:
             # versions removed meanwhile (retention cleanup, by hand) are forgotten, not compared against
-            versions = [v for v in self._known.get(info.sop_uid, ()) if (self.root / v).exists()]
+            known = self._known.get(info.sop_uid)
+            versions = [v for v in known if (self.root / v).exists()] if known else []
             self._known[info.sop_uid] = list(versions)
             for rel in versions:
                 if same_dataset(self.root / rel, temp):
                     return Placed("duplicate", rel, size, versions.index(rel) + 1, tuple(v for v in versions if v != rel))
-            version, target = self._free_slot(info, len(versions) + 1, temp)
-            if target is None:  # identical file already on disk though not yet indexed
+            version, rel = self._free_slot(info, len(versions) + 1, temp)
+            if rel is None:  # identical file already on disk though not yet indexed
                 rel = self.relpath_for(info, version)
                 self._known.setdefault(info.sop_uid, []).append(rel)
                 return Placed("duplicate", rel, size, version, tuple(versions))
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            os.replace(temp, target)
-            rel = target.relative_to(self.root).as_posix()
+            folder = self._rename_into(temp, rel)
             self._known.setdefault(info.sop_uid, []).append(rel)
         if self.fsync:
-            _fsync_path(target.parent, directory=True)
+            self.syncer.sync_dir(folder)
         status = "conflict" if versions else "stored"
         return Placed(status, rel, size, version, tuple(versions))
 
-    def _free_slot(self, info: InstanceInfo, version: int, temp: Path) -> tuple[int, Path | None]:
-        """First version number whose file does not exist yet (None: an identical file is already there)."""
+    def _rename_into(self, temp: Path, rel: str) -> str:
+        """``os.replace`` into the store, creating the folder the first time (or again, if it was removed since:
+        retention and hand clean-ups remove empty folders). Returns the folder."""
+        target = f"{self.root}/{rel}"
+        folder = os.path.dirname(target)
+        if folder not in self._made:
+            os.makedirs(folder, mode=0o750, exist_ok=True)
+            self._made.add(folder)
+        try:
+            os.replace(temp, target)
+        except FileNotFoundError:
+            if not os.path.exists(temp):
+                raise
+            self._made.discard(folder)
+            os.makedirs(folder, mode=0o750, exist_ok=True)
+            self._made.add(folder)
+            os.replace(temp, target)
+        return folder
+
+    def _free_slot(self, info: InstanceInfo, version: int, temp: Path) -> tuple[int, str | None]:
+        """First version number whose file does not exist yet, with its relpath (None: an identical file is
+        already there)."""
         while True:
-            target = self.root / self.relpath_for(info, version)
-            if not target.exists():
-                return version, target
-            if same_dataset(target, temp):
+            rel = self.relpath_for(info, version)
+            target = f"{self.root}/{rel}"
+            if not os.path.exists(target):
+                return version, rel
+            if same_dataset(Path(target), temp):
                 return version, None
             version += 1
 
@@ -169,6 +205,12 @@ class Store:
         Path(f"{dest}.reason.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         log.warning("quarantined %s as %s: %s", src.name, dest.name, reason)
         return dest
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder(patient_id: str, study_uid: str) -> str:
+    """The store folder of a study (cached: every instance of a series asks for the same one)."""
+    return f"{safe_component(patient_id, '_no_patient_id')}/{safe_component(study_uid, '_no_study')}"
 
 
 def _copy_no_wider(src: Path, dest: Path) -> None:

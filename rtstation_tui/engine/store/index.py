@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..audit import flush_deferred
 from .db import Database
 from .schema import INDEX
 from ..dicom.header import InstanceInfo
@@ -30,6 +31,30 @@ class IndexRecord:
     calling_ae: str = ""
     received_at: float = 0.0
     session_id: int | None = None
+
+
+class _Parents:
+    """The patient, study and series rows of one batch's new instances, written once each per batch (a 300-slice
+    series is one series row, not 300 statements): the rows per-instance statements in order would leave (a
+    patient's name and time from its last instance, a study's and series' values from their first)."""
+
+    def __init__(self) -> None:
+        self.patients: dict[str, tuple[str, str, float]] = {}
+        self.studies: dict[str, tuple[str, str]] = {}
+        self.series: dict[str, tuple[str, str, str, str, str]] = {}
+
+    def note(self, rec: IndexRecord) -> None:
+        i = rec.info
+        self.patients[i.patient_id] = (i.patient_id, i.patient_name, rec.received_at)
+        self.studies.setdefault(i.study_uid, (i.study_uid, i.patient_id))
+        self.series.setdefault(i.series_uid, (i.series_uid, i.study_uid, i.patient_id, i.modality,
+                                              i.series_description))
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO patients VALUES (?,?,?) ON CONFLICT(patient_id) DO UPDATE SET "
+                         "patient_name=excluded.patient_name, updated=excluded.updated", list(self.patients.values()))
+        conn.executemany("INSERT OR IGNORE INTO studies VALUES (?,?)", list(self.studies.values()))
+        conn.executemany("INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)", list(self.series.values()))
 
 
 class Index(Database):
@@ -92,13 +117,18 @@ class Index(Database):
         but not after a crash between placing files and committing their batch (kill -9 during an import). Then
         the next import of the same files finds them as duplicates, and this is what indexes them."""
         added = 0
+        flush_deferred()  # every indexed object has its audit record (audit.py: what a crash can lose)
+        parents = _Parents()
         with self.transaction() as conn:
             for rec in records:
                 if self._insert(conn, rec):
+                    parents.note(rec)
                     added += 1
+            parents.write(conn)
         return added
 
     def _insert(self, conn: sqlite3.Connection, rec: IndexRecord) -> bool:
+        """The instance row, its references and plan; its patient, study and series rows are ``_Parents``'."""
         i, p = rec.info, rec.placed
         cur = conn.execute(
             "INSERT OR IGNORE INTO instances (sop_uid, version, sop_class, modality, transfer_syntax, patient_id,"
@@ -112,13 +142,8 @@ class Index(Database):
         iid = cur.lastrowid
         if p.others:
             conn.execute("UPDATE instances SET conflict=1 WHERE sop_uid=?", (i.sop_uid,))
-        conn.executemany("INSERT INTO refs VALUES (?,?,?,?)", [(iid, r.kind, r.uid, r.sop_class) for r in i.refs])
-        conn.execute("INSERT INTO patients VALUES (?,?,?) ON CONFLICT(patient_id) DO UPDATE SET "
-                     "patient_name=excluded.patient_name, updated=excluded.updated",
-                     (i.patient_id, i.patient_name, rec.received_at))
-        conn.execute("INSERT OR IGNORE INTO studies VALUES (?,?)", (i.study_uid, i.patient_id))
-        conn.execute("INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
-                     (i.series_uid, i.study_uid, i.patient_id, i.modality, i.series_description))
+        if i.refs:
+            conn.executemany("INSERT INTO refs VALUES (?,?,?,?)", [(iid, r.kind, r.uid, r.sop_class) for r in i.refs])
         if i.plan is not None:
             pl = i.plan
             conn.execute("INSERT INTO plans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",

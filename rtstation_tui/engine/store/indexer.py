@@ -83,18 +83,23 @@ class Indexer:
             item = self._queue.get()
             if item is None:
                 return
+            # Sleep through the window, then take what came: one wake-up of this thread per batch, not one per
+            # record (each wake-up takes the GIL from the receive path, and costs futex calls on both sides).
+            time.sleep(BATCH_WINDOW)
             batch: list[IndexRecord | _Marker] = [item]
-            deadline = time.monotonic() + BATCH_WINDOW
+            stop = False
             while len(batch) < BATCH:
                 try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._queue.put(None)
+                    stop = True
                     break
                 batch.append(nxt)
             self._process(batch)
+            if stop:
+                return
 
     def _process(self, batch: list[IndexRecord | _Marker]) -> None:
         records: list[IndexRecord] = []
