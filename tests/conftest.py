@@ -21,6 +21,21 @@ def no_user_themes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A test that runs the CLI or a console in-process calls ``setup_logging``, which stops the station's loggers
+    propagating to the root (where caplog listens) and installs handlers: later tests' caplog then sees nothing.
+    Every test leaves the loggers as it found them."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("rtstation", "pynetdicom")]
+    saved = [(lg, lg.propagate, lg.level, list(lg.handlers), list(lg.filters)) for lg in loggers]
+    yield
+    for lg, propagate, level, handlers, filters in saved:
+        lg.propagate, lg.level = propagate, level
+        lg.handlers[:], lg.filters[:] = handlers, filters
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()
