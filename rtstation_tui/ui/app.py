@@ -316,8 +316,11 @@ class StationApp(StationActions, ConfigEditing, CommandScope):
             elif isinstance(ev, ObjectsDeleted):
                 if ev.patient_gone:
                     main.tree.remove_patient(ev.patient_id)
+                    main.rows_removed()
                 else:
                     patients.add(ev.patient_id)
+                    if main.shown_plan in ev.plan_uids:
+                        main.rows_removed()
                 plans.update(ev.plan_uids)
                 settled = store_changed = True
             elif isinstance(ev, MetricsComputed):

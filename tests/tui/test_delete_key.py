@@ -35,6 +35,8 @@ async def test_d_asks_naming_what_goes_then_deletes_and_refuses_while_a_job_is_q
         await until(pilot, lambda: any("Deleted plan LIVE of patient PAT01" in n.message for n in app._notifications),
                     what="the notice")
         assert app.api.plan_details(uids["LIVE"]) is None
+        # the details follow the cursor to the row it now stands on, never describe what is gone
+        await until(pilot, lambda: "Plan      LIVE" not in screen_text(app), what="the details of LIVE gone")
 
         tree.move_cursor(tree.patient_node("PAT02"))
         await pilot.press("D")
@@ -54,4 +56,6 @@ async def test_d_asks_naming_what_goes_then_deletes_and_refuses_while_a_job_is_q
         await pilot.press("y")
         await until(pilot, lambda: "PAT01" not in tree.patients and tree.patient_node("PAT01") is None,
                     what="PAT01 gone from the tree")
+        await until(pilot, lambda: "Patient PAT01" not in screen_text(app) and "Patient PAT02" in screen_text(app),
+                    what="the details on the patient the cursor now stands on")
         assert app.api.patients() and [p.patient_id for p in app.api.patients()] == ["PAT02"]

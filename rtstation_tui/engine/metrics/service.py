@@ -144,9 +144,10 @@ class MetricsService:
             plan, rois = error_row(job, f"{type(exc).__name__}: {exc}"), []
         tables.save(self.index.conn, plan, rois)
         seconds = time.monotonic() - started
-        log.info("metrics of plan %s (%s) of patient %s: %s in %.1f s%s", plan.get("label"), bundle.plan_uid,
+        log.info("metrics of plan %s (%s) of patient %s: %s in %.1f s%s", bundle.label, bundle.plan_uid,
                  job.patient_id, plan["status"], seconds, f" ({plan['detail']})" if plan.get("detail") else "")
-        return MetricsComputed(bundle.plan_uid, job.patient_id, plan.get("label") or "", plan["status"], seconds,
+        return MetricsComputed(bundle.plan_uid, job.patient_id, plan.get("label") or bundle.label, plan["status"],
+                               seconds,
                                plan.get("detail") or "")
 
     def run_job(self, job: MetricsJob) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -283,7 +283,15 @@ class MainScreen(FirstScreen, CommandScope, Screen[None]):
                                                  f"whole store: {total_n} objects, {human_bytes(total)}).")
 
     def on_tree_node_highlighted(self, event: PlanTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
-        data = event.node.data
+        self._show_node(event.node.data)
+
+    def rows_removed(self) -> None:
+        """Rows left the tree (a delete): the cursor now stands on another row without a highlight event, so the
+        details would keep describing what is gone. Show what the cursor is on once the tree has redrawn."""
+        self.shown_plan = None
+        self.call_after_refresh(lambda: self._show_node(self.tree.cursor_data))
+
+    def _show_node(self, data: Any) -> None:
         if data is None or data.kind != "plan":
             self.shown_plan = None
             self._show_hint(data)
