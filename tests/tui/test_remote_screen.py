@@ -20,6 +20,7 @@ async def test_query_mark_pull_and_progress(tmp_path):
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, RemoteScreen), what="the Remote screen")
         screen = app.screen
+        assert app.focused is screen.query_one("#remote-patient")  # the first node is chosen: type the ID at once
         screen.query_one("#remote-node").value = "ARCHIVE"
         await pilot.press(*"NOPE", "enter")
         await until(pilot, lambda: "no patient 'NOPE'" in screen_text(app), what="the node's refusal")

@@ -82,8 +82,9 @@ class RemoteScreen(CommandScope, Screen[None]):
     def on_mount(self) -> None:
         if not self.queryable():
             self.hint("no enabled node to query: add one with the nodes editor (n)", error=True)
-        else:
+        else:  # the first node is chosen already: the cursor waits where the operator types
             self.hint("choose a node, type a patient ID, Enter; then space marks plans, p pulls them")
+            self.query_one("#remote-patient", Input).focus()
 
     def hint(self, text: str, error: bool = False) -> None:
         self.query_one("#remote-hint", Static).update(plain(text, "bold red" if error else "dim", lines=True))
