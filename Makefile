@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run stop test venv peers bench clean lint
 RUN_ARGS := --config var/rtstation.toml --data-dir ./var
+# the slowest tests are named at the end of every run: the suite must stay under 15 minutes on 2 cores
+PYTEST_ARGS ?= --durations=25
 
 # The tracked sample stays untouched: the first run copies it to ./var/rtstation.toml, which the editors change.
 # A console that loses its terminal leaves its station running headless; `make run` again attaches to it.
