@@ -229,7 +229,8 @@ async def test_the_footer_at_80_columns_holds_setup_and_help(tmp_path):
     app = make_app(make_config(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.main.ready, what="tree")
-        footer = screen_text(app).splitlines()[-1]
+        # the footer draws after the tree is ready: wait for it to be drawn, then every key must be in it
+        footer = await until(pilot, lambda: screen_text(app).splitlines()[-1].strip(), what="the footer drawn")
         for key in ("s Send", "/ Filter", "S Setup", "q Quit", "? Help"):
             assert key in footer, footer
 
