@@ -65,10 +65,6 @@ def common_options(suppress: bool = False) -> argparse.ArgumentParser:
     return common
 
 
-# station options that take a value: the token after one is never a subcommand
-VALUE_OPTIONS = {"--config", "--port", "--data-dir", "--ae-title", "--theme", "--log-level"}
-
-
 def command_of(module: str) -> str:
     """``queuecmd`` registers ``queue``: a module is named after its command, with ``cmd`` where the bare name
     would shadow a standard module."""
@@ -84,10 +80,12 @@ def modules_for(argv: Sequence[str] | None) -> list[str]:
     if argv is None:
         return COMMANDS
     by_command = {command_of(m): m for m in COMMANDS}
+    # station options that take a value (from the parser that defines them): the token after one is no command
+    takes_value = {o for a in common_options()._actions if a.nargs != 0 for o in a.option_strings}
     chosen = [by_command[t] for t in argv if t in by_command]
     if chosen:
         return list(dict.fromkeys(chosen))
-    stray = [t for i, t in enumerate(argv) if not t.startswith("-") and (i == 0 or argv[i - 1] not in VALUE_OPTIONS)]
+    stray = [t for i, t in enumerate(argv) if not t.startswith("-") and (i == 0 or argv[i - 1] not in takes_value)]
     if stray or any(t in ("-h", "--help") for t in argv):
         return COMMANDS
     return ["tui"]
