@@ -147,7 +147,7 @@ async def test_the_details_of_a_patient_say_what_its_tree_row_says_as_plans_arri
     app = make_app(config)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.station._started and app.main.tree.patients, what="started")
-        assert "PAT01  DOE JANE: 1 plan." in screen_text(app)
+        await until(pilot, lambda: "PAT01  DOE JANE: 1 plan." in screen_text(app), what="details: 1 plan")
         make_patient(tmp_path / "more", "PAT01", name="DOE^JANE", slices=2, rows=8, cols=8, label="NEW2",
                      seed="console-more")
         report = await asyncio.to_thread(app.station.importer().run, [tmp_path / "more"], "import", "PACS")
