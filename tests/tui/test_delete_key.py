@@ -61,3 +61,26 @@ async def test_d_asks_naming_what_goes_then_deletes_and_refuses_while_a_job_is_q
         await until(pilot, lambda: "Patient PAT01" not in details() and "Patient PAT02" in details(),
                     what="the details on the patient the cursor now stands on")
         assert app.api.patients() and [p.patient_id for p in app.api.patients()] == ["PAT02"]
+
+
+async def test_a_removed_patient_hands_the_cursor_to_the_next_row_at_once(tmp_path):
+    """The cursor never stays on a removed row until some redraw: the next patient is under it (and highlighted, so
+    the details follow) the moment the row goes, from the patient row or from a plan row inside it."""
+    config = make_config(tmp_path)
+    uids = fill_plans(config, tmp_path, PLANS)
+    app = make_app(config, sender=FakeSender())
+    async with app.run_test(size=(100, 30)) as pilot:
+        tree = app.main.tree
+        await until(pilot, lambda: {"PAT01", "PAT02"} <= set(tree.patients), what="patients")
+        first, second = list(tree.patients)[:2]
+        tree.patient_node(first).expand()
+        await until(pilot, lambda: tree.plans, what="plans of the first patient")
+        plan = next(u for u, p in tree.plans.items() if p.patient_id == first)
+        tree.move_cursor(tree.plan_node(plan))
+        await pilot.pause()
+        tree.remove_patient(first)
+        assert tree.cursor_data is not None and tree.cursor_data.patient_id == second
+        await until(pilot, lambda: f"Patient {second}" in " ".join(str(app.main.query_one("#details").content).split()),
+                    what="the details on the patient now under the cursor")
+        tree.remove_patient(second)
+        assert tree.cursor_data is None

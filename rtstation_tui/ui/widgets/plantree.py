@@ -186,7 +186,24 @@ class PlanTree(CommandScope, Tree[NodeData]):
         self.loaded.discard(patient_id)
         self._unconnected.pop(patient_id, None)
         if node is not None:
+            self._cursor_off(node)
             node.remove()
+            self.get_node_at_line(0)  # rebuilt now: the last row gone leaves no cursor rather than a stale one
+
+    def _cursor_off(self, node: TreeNode[NodeData]) -> None:
+        """The cursor stands on ``node`` (or inside it), which is about to go: put it on the next row at that level
+        (else the one before) now. Left to the tree, the cursor would keep the removed node until the next redraw
+        and then move without a highlight event, so the details would describe what is gone."""
+        at = self.cursor_node
+        while at is not None and at is not node:
+            at = at.parent
+        if at is None or node.parent is None:
+            return
+        self.get_node_at_line(0)  # the lines are current, so move_cursor finds each row where it is drawn
+        siblings = list(node.parent.children)
+        i = siblings.index(node)
+        rest = siblings[i + 1:] + siblings[:i][::-1]
+        self.move_cursor(rest[0] if rest else None)
 
     def remove_plan(self, plan_uid: str) -> None:
         self._remove_plan(plan_uid)
