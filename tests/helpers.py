@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,8 +22,34 @@ BREAST = [str(p) for p in sorted((DATA / "breast_boost").glob("*.dcm"))]
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}  # DCMTK/Orthanc stall 40 ms per C-STORE without it
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS = random.Random(os.getpid())
+_GIVEN: set[int] = set()  # never the same port twice in one run: two free_port() calls before either binds
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, below the kernel's ephemeral range: a port the kernel handed out (bind to 0) can be
+    given again as the local port of any outgoing connection before the peer we start binds it ("Address already
+    in use", the peer never comes up); ports below the range are only ever taken by an explicit bind."""
+    low = min(_ephemeral_low(), 65536) - 1
+    for _ in range(200):
+        port = _PORTS.randint(20000, max(20001, low))
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as s:  # a crowded range: the kernel's choice, as before
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

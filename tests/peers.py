@@ -20,17 +20,30 @@ class StoreSCP:
 
     def __init__(self, out: Path, port: int | None = None, aet: str = "STORESCP", extra: tuple[str, ...] = ()) -> None:
         self.out, self.aet = out, aet
+        self._port_given = port is not None
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra = extra
 
     def start(self) -> StoreSCP:
+        """Started and answering C-ECHO. A free port can be taken before storescp binds it (an outgoing connection
+        of any process may get it as its local port): storescp then exits at once, and a port we chose is chosen
+        again; any other early exit fails with what storescp said."""
         self.out.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([dcmtk("storescp"), "-aet", self.aet, "-od", str(self.out), "+B", "+uf",
-                                      *self.extra, str(self.port)], env=PEER_ENV, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_for(lambda: self._echo_ok(), 20, what=f"storescp on {self.port}")
-        return self
+        for _attempt in range(3):
+            log = self.out.parent / f"{self.out.name}.storescp.log"
+            with open(log, "wb") as err:
+                self.proc = subprocess.Popen([dcmtk("storescp"), "-aet", self.aet, "-od", str(self.out), "+B", "+uf",
+                                              *self.extra, str(self.port)], env=PEER_ENV, stdout=err, stderr=err)
+            proc = self.proc
+            wait_for(lambda: proc.poll() is not None or self._echo_ok(), 20, what=f"storescp on {self.port}")
+            if proc.poll() is None:
+                return self
+            said = log.read_text(errors="replace")
+            if self._port_given or "already in use" not in said:
+                raise AssertionError(f"storescp on port {self.port} exited ({proc.returncode}): {said[-1500:]}")
+            self.port = free_port()
+        raise AssertionError(f"storescp found no free port in 3 tries: {said[-1500:]}")
 
     def _echo_ok(self) -> bool:
         from helpers import echoscu

@@ -330,4 +330,5 @@ async def test_an_empty_stores_first_screen_flags_nodes_that_do_not_answer_c_ech
         assert f"✗ DOWN (DOWN@127.0.0.1:{dead}): FAILED: connection refused" in text, text
         assert f"✓ UP (RTSTATION@127.0.0.1:{port}): OK" in text
         assert "storescu -aec RTSTATION" in text  # still the how-to-send-in hint
+        await until(pilot, lambda: {"DOWN", "UP"} <= set(app.last_echo), what="the answers recorded for the dialog")
         assert not app.last_echo["DOWN"].ok and app.last_echo["UP"].ok
