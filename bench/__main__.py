@@ -153,6 +153,8 @@ def report(results: dict[str, Any]) -> str:
             target = "  (DCMTK's own 3-node ratio: the machine's ceiling)"
         elif "3 x" in row["label"]:
             target = f"  target ≤ 1.3: {'met' if row['ratio'] <= TARGETS['three_targets'] else 'NOT met'}"
+            if row.get("median_to_dcmtk3"):
+                target += f"; {row['median_to_dcmtk3']:.2f}x the time of DCMTK's three storescu"
         elif row["label"].startswith("rtstation"):
             target = f"  target ≥ 0.8: {'met' if row['ratio'] >= TARGETS['send_ratio'] else 'NOT met'}"
         lines.append(f"send {row['instances']} obj: {row['label']:31s} transfer {row['median_transfer_s']:5.2f} s "
