@@ -58,9 +58,11 @@ async def test_t_echoes_a_real_storescp_and_names_the_failure_of_a_closed_port(t
             await pilot.press("n", "t")
             table = app.screen.table
             await until(pilot, lambda: "OK" in str(table.get_row("QA")), what="QA answers", timeout=20)
+            await until(pilot, lambda: "QA" in app.last_echo, what="QA's answer recorded for the send dialog")
             assert app.last_echo["QA"].ok and app.last_echo["QA"].rtt_ms is not None
             await pilot.press("j", "t")
             await until(pilot, lambda: "FAILED" in str(table.get_row("GONE")), what="GONE fails", timeout=20)
+            await until(pilot, lambda: "GONE" in app.last_echo, what="GONE's answer recorded for the send dialog")
             message = app.last_echo["GONE"].message
             assert message == f"connection refused: nothing listening on 127.0.0.1:{closed}"
             assert message in str(app.screen.query_one("#nodes-detail").content)

@@ -81,7 +81,8 @@ def test_in_tmux_a_label_filter_sends_only_the_matching_plan(tmp_path: Path, tmu
                      {"TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none", "PYTHONPATH": os.getcwd()})
     wait_for(lambda: "PAT02" in tmux.screen() and "listening" in tmux.screen(), 30,
              what=f"patients in the tree; screen:\n{tmux.screen()}")
-    tmux.keys("/")
+    tmux.keys("/")  # as an operator: the box shows, then the label is typed into it
+    wait_for(lambda: "filter: ID, name" in tmux.screen(), 20, what=f"the filter box; screen:\n{tmux.screen()}")
     tmux.keys("-l", "LIVE")
     wait_for(lambda: "PAT02" not in tmux.screen() and "LIVE" in tmux.screen(), 20,
              what=f"the filter applied; screen:\n{tmux.screen()}")

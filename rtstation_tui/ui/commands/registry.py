@@ -91,7 +91,7 @@ COMMANDS: tuple[Command, ...] = (
        message=m.SendPlans),
     _c("echo", "e", "Echo", "C-ECHO nodes", "Check that every enabled node answers", MAIN, message=m.EchoNodes),
     _c("filter", "slash", "Filter", "Filter patients", "Words match ID, name, label; and ae:TPS1 mod:MR "
-       "state:failed|not-sent|… node:QA since:7d (Esc clears)", MAIN, action="filter"),
+       "state:failed|not-sent|… node:QA since:7d (Esc clears)", MAIN, action="filter", priority=True),
     _c("sort", "o", "Sort", "Sort patients", "Next order: newest received, ID, source AE, modality, failed first",
        MAIN, action="cycle_sort", show=False),
     _c("clear-filter", "escape", "Clear filter", "Clear filter", "Empty the filter box and show every patient",

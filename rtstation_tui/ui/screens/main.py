@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any, Iterable
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -312,9 +313,19 @@ class MainScreen(FirstScreen, CommandScope, Screen[None]):
 
     # -- filter ---------------------------------------------------------------------------------------------------
     def action_filter(self) -> None:
+        """``/`` (a priority binding: the app runs it as the key arrives, before it forwards the keys behind it).
+
+        The focus moves now, so what is typed or pasted right behind ``/`` goes into the box: as an ordinary
+        binding it ran only when the tree handled ``/``, after the app had already handed it the next keys, which
+        the tree then took as commands (``/DOE`` pasted: ``D`` asked to delete). A ``/`` typed into a text box,
+        or in the log pane (its own search), is left to them."""
+        focused = self.focused
+        if focused is not None and (isinstance(focused, Input) or
+                                    any(isinstance(a, LogPane) for a in focused.ancestors_with_self)):
+            raise SkipAction()
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        self.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
