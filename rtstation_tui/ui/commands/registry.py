@@ -27,7 +27,8 @@ SCOPE_NAMES = {"app": "Everywhere", "main": "Main screen", "tree": "Plan tree", 
                "entries": "Editor table", "nodes": "Nodes editor", "rules": "Rules editor",
                "settings": "Settings", "form": "Form fields", "entry-form": "Node / rule form",
                "confirm": "Question", "quit": "Quit question", "send": "Send dialog", "help": "Help",
-               "metrics": "Metrics screen", "log-reader": "Log lines", "remote": "Remote screen"}
+               "metrics": "Metrics screen", "log-reader": "Log lines", "remote": "Remote screen",
+               "filter-box": "Filter box"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Command:
     palette: bool = True  # in the command palette (cursor moves are not)
     priority: bool = False
     key_display: str | None = None
-    overrides: str = ""  # id of a screen command this widget command deliberately shadows while focused
+    overrides: str = ""  # id of a screen command this widget command deliberately shadows while focused (or of
+    # another widget's command on the same key: the two are never focused at once)
 
     @property
     def run(self) -> str:
@@ -94,8 +96,11 @@ COMMANDS: tuple[Command, ...] = (
        "state:failed|not-sent|… node:QA since:7d (Esc clears)", MAIN, action="filter", priority=True),
     _c("sort", "o", "Sort", "Sort patients", "Next order: newest received, ID, source AE, modality, failed first",
        MAIN, action="cycle_sort", show=False),
+    _c("filter-apply", "enter", "Apply", "Apply filter", "Keep the filter and go back to the tree (the keys typed "
+       "behind Enter reach the tree)", ("filter-box",), action="submit", show=False, palette=False, priority=True,
+       overrides="log-read"),
     _c("clear-filter", "escape", "Clear filter", "Clear filter", "Empty the filter box and show every patient",
-       MAIN, action="clear_filter", show=False),
+       MAIN, action="clear_filter", show=False, priority=True),
     _c("log", "l", "Log", "Focus log", "Move to the log pane and back (v level, f follow, / search)", MAIN,
        action="toggle_log"),
     _c("retry", "", "", "Retry failed sends", "Queue the failed send jobs of the selected plan(s) again", MAIN,

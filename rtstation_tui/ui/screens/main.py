@@ -46,10 +46,14 @@ def patient_facts(row: PatientRow) -> str:
     return "\n\n" + "\n".join(facts)
 
 
-class FilterInput(Input):
-    """The tree's filter box. Enter hands the focus to the tree at once, inside the key's own handling: as a
-    message (``Submitted``) it came after the next keys, so a fast ``Enter j`` typed the ``j`` into the filter
-    (which then matched nothing) instead of moving the cursor."""
+class FilterInput(CommandScope, Input):
+    """The tree's filter box. Enter hands the focus to the tree at once, as the key arrives: a priority binding, run
+    by the app before it forwards the keys behind it. As the Input's own binding it ran only when the box handled
+    Enter, after the app had already handed it the next keys, so a fast ``Enter j j`` (or a busy station) typed
+    ``jj`` into the filter, which then matched nothing, instead of moving the cursor."""
+
+    COMMAND_SCOPE = "filter-box"
+    BINDINGS = bindings("filter-box")
 
     async def action_submit(self) -> None:
         if not self.value.strip():
@@ -349,13 +353,16 @@ class MainScreen(FirstScreen, CommandScope, Screen[None]):
             self.tree.focus()
 
     def action_clear_filter(self) -> None:
+        """Esc (a priority binding, like ``/``: the focus is on the tree before the next key is forwarded); with the
+        focus elsewhere (the log pane's own Esc) or no filter shown, the key is left to the others."""
         box = self.query_one("#filter", Input)
-        if box.display and (box.has_focus or self.tree.has_focus):
-            box.value = ""
-            box.display = False
-            self.filter_text = ""
-            self.run_worker(self.load_patients(), group="filter", exclusive=True, exit_on_error=False)
-            self.tree.focus()
+        if not (box.display and (box.has_focus or self.tree.has_focus)):
+            raise SkipAction()
+        box.value = ""
+        box.display = False
+        self.filter_text = ""
+        self.run_worker(self.load_patients(), group="filter", exclusive=True, exit_on_error=False)
+        self.set_focus(self.tree)
 
     def action_toggle_log(self) -> None:
         log = self.query_one("#log", Log)
