@@ -346,11 +346,8 @@ class MainScreen(FirstScreen, CommandScope, Screen[None]):
         await self.load_patients()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
+        if event.input.id == "filter":  # FilterInput.action_submit has hidden an empty box and focused the tree
             event.stop()
-            if not event.value.strip():
-                event.input.display = False
-            self.tree.focus()
 
     def action_clear_filter(self) -> None:
         """Esc (a priority binding, like ``/``: the focus is on the tree before the next key is forwarded); with the

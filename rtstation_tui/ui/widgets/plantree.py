@@ -188,7 +188,7 @@ class PlanTree(CommandScope, Tree[NodeData]):
         if node is not None:
             self._cursor_off(node)
             node.remove()
-            self.get_node_at_line(0)  # rebuilt now: the last row gone leaves no cursor rather than a stale one
+            self._lines_now()  # the last row gone leaves no cursor rather than a stale one
 
     def _cursor_off(self, node: TreeNode[NodeData]) -> None:
         """The cursor stands on ``node`` (or inside it), which is about to go: put it on the next row at that level
@@ -199,11 +199,16 @@ class PlanTree(CommandScope, Tree[NodeData]):
             at = at.parent
         if at is None or node.parent is None:
             return
-        self.get_node_at_line(0)  # the lines are current, so move_cursor finds each row where it is drawn
+        self._lines_now()  # move_cursor finds each row where it is drawn
         siblings = list(node.parent.children)
         i = siblings.index(node)
         rest = siblings[i + 1:] + siblings[:i][::-1]
         self.move_cursor(rest[0] if rest else None)
+
+    def _lines_now(self) -> None:
+        """The tree's rows (and so the cursor's node) rebuilt now, not at the next redraw: Textual rebuilds them
+        lazily, when a line is asked for."""
+        self.get_node_at_line(0)
 
     def remove_plan(self, plan_uid: str) -> None:
         self._remove_plan(plan_uid)
