@@ -29,6 +29,7 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_BELOW_EPHEMERAL = max(20001, min(_ephemeral_low(), 65536) - 1)  # the highest port free_port() picks
 _PORTS = random.Random(os.getpid())
 _GIVEN: set[int] = set()  # never the same port twice in one run: two free_port() calls before either binds
 
@@ -37,9 +38,8 @@ def free_port() -> int:
     """A port nothing listens on, below the kernel's ephemeral range: a port the kernel handed out (bind to 0) can be
     given again as the local port of any outgoing connection before the peer we start binds it ("Address already
     in use", the peer never comes up); ports below the range are only ever taken by an explicit bind."""
-    low = min(_ephemeral_low(), 65536) - 1
     for _ in range(200):
-        port = _PORTS.randint(20000, max(20001, low))
+        port = _PORTS.randint(20000, _BELOW_EPHEMERAL)
         if port in _GIVEN:
             continue
         with socket.socket() as s:

@@ -6,8 +6,7 @@ show (the screen's active bindings) with what the palette offers there, and the 
 
 from __future__ import annotations
 
-import os
-
+import io
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -128,7 +127,7 @@ def help_text(app) -> str:
 
     from rtstation_tui.ui.dialogs.help import keys_table
 
-    console = Console(width=app.size.width, record=True, file=open(os.devnull, "w"))
+    console = Console(width=app.size.width, record=True, file=io.StringIO())
     console.print(keys_table(app.screen.rows))  # what the screen's Static holds
     return console.export_text()
 

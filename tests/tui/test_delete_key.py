@@ -8,6 +8,11 @@ from tui_support import FIXED_TIME, FakeSender, QueueRow, fill_plans, make_app, 
 
 from rtstation_tui.ui.dialogs.delete import DeleteDialog
 
+def details(app) -> str:
+    """The details pane's own text (a toast over it must not hide or fake what it says), whitespace folded."""
+    return " ".join(str(app.main.query_one("#details").content).split())
+
+
 PLANS = [("PAT01", "DOE^JANE", "LIVE"), ("PAT01", "DOE^JANE", "BIG1"), ("PAT02", "ROE^RICH", "QUEUED1")]
 
 
@@ -56,9 +61,7 @@ async def test_d_asks_naming_what_goes_then_deletes_and_refuses_while_a_job_is_q
         await pilot.press("y")
         await until(pilot, lambda: "PAT01" not in tree.patients and tree.patient_node("PAT01") is None,
                     what="PAT01 gone from the tree")
-        def details() -> str:  # the pane itself: a toast over it must not hide or fake what it says
-            return " ".join(str(app.main.query_one("#details").content).split())
-        await until(pilot, lambda: "Patient PAT01" not in details() and "Patient PAT02" in details(),
+        await until(pilot, lambda: "Patient PAT01" not in details(app) and "Patient PAT02" in details(app),
                     what="the details on the patient the cursor now stands on")
         assert app.api.patients() and [p.patient_id for p in app.api.patients()] == ["PAT02"]
 
@@ -80,7 +83,7 @@ async def test_a_removed_patient_hands_the_cursor_to_the_next_row_at_once(tmp_pa
         await pilot.pause()
         tree.remove_patient(first)
         assert tree.cursor_data is not None and tree.cursor_data.patient_id == second
-        await until(pilot, lambda: f"Patient {second}" in " ".join(str(app.main.query_one("#details").content).split()),
+        await until(pilot, lambda: f"Patient {second}" in details(app),
                     what="the details on the patient now under the cursor")
         tree.remove_patient(second)
         assert tree.cursor_data is None
